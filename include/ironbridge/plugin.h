@@ -1,0 +1,164 @@
+/* ironbridge plugin SDK, ABI v1: the descriptor a plugin exports and the host table it is given.
+ * A plugin is a shared object exporting exactly one symbol, IB_PLUGIN_SYMBOL (see IB_PLUGIN_DEFINE).
+ *
+ * Threads: create() and destroy() run on the daemon's main thread. open(), close(), read_group()
+ * and write_tag() of one instance run on that connection's poller thread only, one call at a
+ * time, so an instance needs no locking. Different instances run on different threads
+ * concurrently: keep no unprotected global state in a plugin.
+ */
+#ifndef IRONBRIDGE_PLUGIN_H
+#define IRONBRIDGE_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "schema.h"
+#include "value.h"
+
+#define IB_ABI_MAJOR 1
+#define IB_ABI_MINOR 0
+
+#define IB_PLUGIN_SYMBOL "ironbridge_plugin"
+
+/* ---- Configuration handed to create() --------------------------------------------------------
+ * All of it is owned by the daemon and stays valid and unchanged until destroy() returns.
+ * `params` points to the struct described by the matching schema, filled and validated.
+ * `where` identifies the YAML node for ib_host.config_error(); plugins treat it as opaque. */
+
+struct ib_tag_config {
+    const char *name;
+    const void *params; /* plugin's tag_schema struct */
+    const void *where;
+    uint8_t writable; /* the tag accepts writes */
+    uint8_t reserved8[7];
+    const void *reserved[4];
+};
+
+struct ib_group_config {
+    const char *name;
+    uint32_t interval_ms;
+    uint32_t n_tags;
+    const struct ib_tag_config *tags;
+    const void *where;
+    const void *reserved[4];
+};
+
+struct ib_device_config {
+    const char *name;
+    const void *params; /* plugin's device_schema struct */
+    uint32_t n_groups;
+    uint32_t reserved32;
+    const struct ib_group_config *groups;
+    const void *where;
+    const void *reserved[4];
+};
+
+struct ib_connection_config {
+    const char *name;
+    const void *params; /* plugin's connection_schema struct */
+    uint32_t n_devices;
+    uint32_t reserved32;
+    const struct ib_device_config *devices;
+    const void *where;
+    const void *reserved[4];
+};
+
+/* ---- The host table ------------------------------------------------------------------------ */
+
+enum ib_log_level {
+    IB_LOG_ERR = 3,
+    IB_LOG_WARNING = 4,
+    IB_LOG_NOTICE = 5,
+    IB_LOG_INFO = 6,
+    IB_LOG_DEBUG = 7,
+};
+
+/* Opaque per-instance handle the daemon passes to create(); pass it back to host calls. */
+struct ib_host_ctx;
+
+struct ib_host {
+    uint16_t abi_major; /* the daemon's IB_ABI_MAJOR */
+    uint16_t abi_minor; /* the daemon's IB_ABI_MINOR */
+    uint32_t size;      /* sizeof(struct ib_host) in the daemon; check before using later fields */
+
+    /* Log a message for this instance. device and tag may be NULL; they become journald fields
+     * IB_DEVICE= and IB_TAG= (IB_CONNECTION= is added by the daemon). Never log secrets. */
+    void (*log)(struct ib_host_ctx *ctx, int level, const char *device, const char *tag,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+    /* From create() only: report a semantic configuration error at `where` (the `where` of a
+     * config struct), naming `key` (may be NULL). The daemon prints file:line:column and the key
+     * path. create() must then return IB_ERR_INVALID. Several errors may be reported. */
+    void (*config_error)(struct ib_host_ctx *ctx, const void *where, const char *key,
+                         const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+    int64_t (*now_ms)(void);       /* wall clock, ms since the Unix epoch, UTC */
+    int64_t (*monotonic_ms)(void); /* monotonic clock, ms */
+
+    const void *reserved[12];
+};
+
+/* ---- The descriptor ------------------------------------------------------------------------- */
+
+struct ib_plugin {
+    uint16_t abi_major; /* IB_ABI_MAJOR the plugin was built against */
+    uint16_t abi_minor; /* IB_ABI_MINOR the plugin was built against */
+    uint32_t size;      /* sizeof(struct ib_plugin) the plugin was built with */
+
+    const char *name;        /* what `plugin:` in the config names, [a-z0-9_]+ */
+    const char *version;     /* the plugin's own version */
+    const char *description; /* one line */
+
+    const struct ib_schema *connection_schema; /* required */
+    const struct ib_schema *device_schema;     /* required */
+    const struct ib_schema *tag_schema;        /* required */
+
+    /* Build an instance from a validated configuration; do no I/O here (--check calls it).
+     * Semantic errors go to host->config_error() and make it return IB_ERR_INVALID.
+     * On success *instance is set and owned by the daemon until destroy(); on failure nothing
+     * is allocated. `host` and `ctx` stay valid until destroy() returns. Required. */
+    int (*create)(const struct ib_host *host, struct ib_host_ctx *ctx,
+                  const struct ib_connection_config *cfg, void **instance);
+
+    /* Free everything of the instance; accepts NULL. close() has been called. Required. */
+    void (*destroy)(void *instance);
+
+    /* Open the transport (connect). 0 or an ib_err; on failure the daemon retries with capped,
+     * jittered back-off and reports the connection's tags bad (connection lost). Required. */
+    int (*open)(void *instance);
+
+    /* Close the transport; safe to call when already closed. Required. */
+    void (*close)(void *instance);
+
+    /* Read one group of one device and fill `samples[0 .. n_tags-1]`, one per tag in config
+     * order, every one of them, on success and on failure (bad samples carry their reason).
+     * Returns 0, or IB_ERR_CONNECTION when the transport must be closed and reopened, or another
+     * ib_err describing the worst failure (samples still filled). Required. */
+    int (*read_group)(void *instance, uint32_t device, uint32_t group, struct ib_sample *samples);
+
+    /* Write one tag of a device (indices as in the config). The value has the tag's value
+     * type; the plugin encodes it. Only called for tags with writable set. Optional (NULL). */
+    int (*write_tag)(void *instance, uint32_t device, uint32_t group, uint32_t tag,
+                     const struct ib_value *value);
+
+    const void *reserved[8];
+};
+
+#if defined(__GNUC__)
+#define IB_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define IB_PLUGIN_EXPORT
+#endif
+
+/* Define the exported descriptor:
+ *   IB_PLUGIN_DEFINE(.name = "modbus", .version = "1.0", ..., .create = mb_create, ...);
+ * Build plugins with -fvisibility=hidden so that this is their only exported symbol. */
+#define IB_PLUGIN_DEFINE(...)                                                                      \
+    IB_PLUGIN_EXPORT const struct ib_plugin ironbridge_plugin = {                                  \
+        .abi_major = IB_ABI_MAJOR,                                                                 \
+        .abi_minor = IB_ABI_MINOR,                                                                 \
+        .size = sizeof(struct ib_plugin),                                                          \
+        __VA_ARGS__}
+
+#endif
