@@ -1,5 +1,6 @@
 /* ironbridge plugin SDK, ABI v1: the descriptor a plugin exports and the host table it is given.
- * A plugin is a shared object exporting exactly one symbol, IB_PLUGIN_SYMBOL (see IB_PLUGIN_DEFINE).
+ * A plugin is a shared object exporting exactly one symbol, IB_PLUGIN_SYMBOL (see
+ * IB_PLUGIN_DEFINE).
  *
  * Threads: create() and destroy() run on the daemon's main thread. open(), close(), read_group()
  * and write_tag() of one instance run on that connection's poller thread only, one call at a
@@ -155,10 +156,9 @@ struct ib_plugin {
  *   IB_PLUGIN_DEFINE(.name = "modbus", .version = "1.0", ..., .create = mb_create, ...);
  * Build plugins with -fvisibility=hidden so that this is their only exported symbol. */
 #define IB_PLUGIN_DEFINE(...)                                                                      \
-    IB_PLUGIN_EXPORT const struct ib_plugin ironbridge_plugin = {                                  \
-        .abi_major = IB_ABI_MAJOR,                                                                 \
-        .abi_minor = IB_ABI_MINOR,                                                                 \
-        .size = sizeof(struct ib_plugin),                                                          \
-        __VA_ARGS__}
+    IB_PLUGIN_EXPORT const struct ib_plugin ironbridge_plugin = {.abi_major = IB_ABI_MAJOR,        \
+                                                                 .abi_minor = IB_ABI_MINOR,        \
+                                                                 .size = sizeof(struct ib_plugin), \
+                                                                 __VA_ARGS__}
 
 #endif

@@ -21,21 +21,21 @@ enum ib_schema_flags {
 };
 
 struct ib_schema_entry {
-    const char *key;         /* YAML key, lower_snake_case */
-    uint32_t type;           /* enum ib_schema_type */
-    uint32_t flags;          /* enum ib_schema_flags */
-    size_t offset;           /* offsetof() the field in the params struct */
-    const char *def;         /* default, written as in YAML ("502", "ABCD"); NULL: none */
-    int64_t min, max;        /* IB_S_INT with IB_SF_RANGE */
-    double dmin, dmax;       /* IB_S_DOUBLE with IB_SF_RANGE */
+    const char *key;            /* YAML key, lower_snake_case */
+    uint32_t type;              /* enum ib_schema_type */
+    uint32_t flags;             /* enum ib_schema_flags */
+    size_t offset;              /* offsetof() the field in the params struct */
+    const char *def;            /* default, written as in YAML ("502", "ABCD"); NULL: none */
+    int64_t min, max;           /* IB_S_INT with IB_SF_RANGE */
+    double dmin, dmax;          /* IB_S_DOUBLE with IB_SF_RANGE */
     const char *const *choices; /* IB_S_ENUM: NULL-terminated list, matched case-sensitively */
-    const char *description; /* one line for --list-plugins and the docs */
+    const char *description;    /* one line for --list-plugins and the docs */
     const void *reserved[2];
 };
 
 /* Absent keys without a default are stored as: false, 0, 0.0, NULL, -1 (enum). */
 struct ib_schema {
-    size_t struct_size;     /* bytes of the params struct the daemon allocates (zeroed) */
+    size_t struct_size; /* bytes of the params struct the daemon allocates (zeroed) */
     size_t n_entries;
     const struct ib_schema_entry *entries;
     const void *reserved[2];

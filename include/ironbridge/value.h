@@ -38,7 +38,8 @@ enum ib_quality {
     IB_Q_STALE = 2, /* set by the daemon only */
 };
 
-/* Why a sample is bad. Plugins set the reason; IB_R_EXCEPTION carries the code in ib_sample.code. */
+/* Why a sample is bad. Plugins set the reason; IB_R_EXCEPTION carries the code in ib_sample.code.
+ */
 enum ib_reason {
     IB_R_NONE = 0,
     IB_R_TIMEOUT = 1,
@@ -52,10 +53,10 @@ enum ib_reason {
 
 struct ib_sample {
     struct ib_value value; /* IB_V_NONE when quality is not good */
-    int64_t ts_ms;         /* source time: ms since the Unix epoch, UTC, when the response arrived */
-    uint8_t quality;       /* enum ib_quality */
-    uint8_t reason;        /* enum ib_reason; IB_R_NONE when good */
-    uint16_t code;         /* protocol-specific detail (Modbus exception number) */
+    int64_t ts_ms;   /* source time: ms since the Unix epoch, UTC, when the response arrived */
+    uint8_t quality; /* enum ib_quality */
+    uint8_t reason;  /* enum ib_reason; IB_R_NONE when good */
+    uint16_t code;   /* protocol-specific detail (Modbus exception number) */
     uint32_t reserved;
 };
 

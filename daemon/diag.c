@@ -1,0 +1,67 @@
+/* Diagnostics: formatted configuration errors, collected in order.
+ * A message names where (file:line:col and key path) and what is wrong. */
+#include "diag.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt,
+                  va_list ap)
+{
+    char msg[768];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int line = w ? w->line : 0, col = w ? w->col : 0;
+    if (w && key) {
+        for (unsigned i = 0; i < w->n_keys; i++)
+            if (strcmp(w->keys[i].key, key) == 0) {
+                line = w->keys[i].line;
+                col = w->keys[i].col;
+                break;
+            }
+    }
+    char *out = NULL;
+    int rc;
+    const char *path = w && w->path ? w->path : "";
+    const char *dot = (*path && key) ? "." : "";
+    if (w && w->file && line > 0)
+        rc = asprintf(&out, "%s:%d:%d: %s%s%s: %s", w->file, line, col, path, dot, key ? key : "",
+                      msg);
+    else if (w && w->file)
+        rc = asprintf(&out, "%s: %s%s%s%s%s", w->file, path, dot, key ? key : "",
+                      (*path || key) ? ": " : "", msg);
+    else
+        rc = asprintf(&out, "%s", msg);
+    if (rc < 0)
+        return;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16;
+        char **m = realloc(d->msgs, cap * sizeof *m);
+        if (!m) {
+            free(out);
+            return;
+        }
+        d->msgs = m;
+        d->cap = cap;
+    }
+    d->msgs[d->n++] = out;
+}
+
+void ib_diag_add(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    ib_diag_addv(d, w, key, fmt, ap);
+    va_end(ap);
+}
+
+void ib_diag_free(struct ib_diag *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->msgs[i]);
+    free(d->msgs);
+    d->msgs = NULL;
+    d->n = d->cap = 0;
+}

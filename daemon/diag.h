@@ -1,0 +1,36 @@
+/* Diagnostics: configuration errors collected with their position (file:line:column and the key
+ * path), so that --check and a refused start print every error, not only the first. */
+#ifndef IB_DIAG_H
+#define IB_DIAG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/* Where a YAML node is. For a mapping, the position of each of its keys is kept too, so that a
+ * plugin's complaint about one key points at that key. Owned by the configuration's arena. */
+struct ib_keypos {
+    const char *key;
+    int line, col;
+};
+
+struct ib_where {
+    const char *file;
+    const char *path; /* key path of the node: connections[0].devices[1] */
+    int line, col;    /* 1-based */
+    unsigned n_keys;
+    const struct ib_keypos *keys;
+};
+
+struct ib_diag {
+    char **msgs;
+    size_t n, cap;
+};
+
+/* Record "file:line:col: path[.key]: message". `w` may be NULL (no position). */
+void ib_diag_add(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt,
+                  va_list ap);
+void ib_diag_free(struct ib_diag *d);
+
+#endif

@@ -1,0 +1,29 @@
+/* A small JSON writer into an ib_buf: exact numbers (shortest round-trip doubles, 64-bit
+ * integers beyond 2^53 as strings), correct string escaping, no allocation beyond the buffer. */
+#ifndef IB_JSON_H
+#define IB_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ironbridge/value.h>
+
+#include "util.h"
+
+/* Each returns 0, or -1 when the buffer cannot grow. */
+int ib_json_str(struct ib_buf *b, const char *s, size_t len);
+int ib_json_cstr(struct ib_buf *b, const char *s);
+int ib_json_int(struct ib_buf *b, int64_t v);
+int ib_json_uint(struct ib_buf *b, uint64_t v);
+int ib_json_double(struct ib_buf *b, double v); /* v must be finite */
+int ib_json_value(struct ib_buf *b, const struct ib_value *v);
+
+/* Format a double as the shortest decimal that reads back to the same bits; returns length.
+ * `out` needs 32 bytes. */
+int ib_fmt_double(char *out, double v);
+
+/* Integers with magnitude above 2^53 do not survive a JSON reader that uses doubles; they are
+ * written as strings ("18446744073709551615"), as docs/payload.md states. */
+#define IB_JSON_MAX_SAFE_INT 9007199254740992LL
+
+#endif

@@ -1,0 +1,478 @@
+/* MQTT north through paho MQTTAsync. A fresh paho client is made for every connection attempt
+ * and destroyed when the attempt fails or the connection drops: what was in flight then is sent
+ * again from our queue (at least once), and no paho state or callback context outlives it. */
+#include "north.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <MQTTAsync.h>
+
+#include "log.h"
+#include "topic.h"
+#include "util.h"
+
+enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
+
+/* One per message handed to paho: the callback finds its record by seq. `gen` tells a callback
+ * of an earlier client from one of the current. Listed so that what paho never calls back is
+ * freed when the client is destroyed. */
+struct sendctx {
+    struct ib_north *n;
+    uint64_t seq; /* 0: a status message, not a record */
+    unsigned gen;
+    struct sendctx *prev, *next;
+};
+
+struct ib_north {
+    const struct ib_mqtt_cfg *cfg;
+    struct ib_outq *q;
+    char status_topic[512];
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu; /* guards the fields below, touched by paho's threads and ours */
+    enum nstate state;
+    unsigned gen;
+    bool conn_failed, conn_lost, stopping;
+    char fail_msg[256];
+    struct sendctx *ctxs;
+    atomic_bool connected;
+
+    /* north thread only: */
+    MQTTAsync client;
+    unsigned attempt;
+    int64_t next_attempt_ms;
+    uint64_t rng;
+    struct ib_ratelimit rl_fail, rl_tls;
+    char password[256];
+};
+
+static void wake(struct ib_north *n)
+{
+    ib_outq_wake(n->q);
+}
+
+/* ---- paho callbacks (paho's threads) --------------------------------------------------------- */
+
+static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    struct ib_north *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    if (n->state == N_CONNECTING)
+        n->state = N_CONNECTED;
+    pthread_mutex_unlock(&n->mu);
+    wake(n);
+}
+
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    struct ib_north *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    n->conn_failed = true;
+    if (r && r->message)
+        snprintf(n->fail_msg, sizeof n->fail_msg, "%s", r->message);
+    else if (r)
+        snprintf(n->fail_msg, sizeof n->fail_msg, "%s (code %d)", MQTTAsync_strerror(r->code),
+                 r->code);
+    else
+        snprintf(n->fail_msg, sizeof n->fail_msg, "connect failed");
+    pthread_mutex_unlock(&n->mu);
+    wake(n);
+}
+
+static void on_conn_lost(void *ctx, char *cause)
+{
+    struct ib_north *n = ctx;
+    pthread_mutex_lock(&n->mu);
+    n->conn_lost = true;
+    snprintf(n->fail_msg, sizeof n->fail_msg, "%s", cause ? cause : "connection lost");
+    pthread_mutex_unlock(&n->mu);
+    wake(n);
+}
+
+static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+{
+    (void)ctx;
+    (void)topic_len;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void ctx_done(struct sendctx *c, bool ok)
+{
+    struct ib_north *n = c->n;
+    pthread_mutex_lock(&n->mu);
+    if (c->gen == n->gen && c->seq) {
+        if (ok)
+            ib_outq_ack(n->q, c->seq);
+        else
+            ib_outq_nack(n->q, c->seq);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->ctxs = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&n->mu);
+    free(c);
+}
+
+static void on_sent(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    ctx_done(ctx, true);
+}
+
+static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    ctx_done(ctx, false);
+}
+
+static int on_tls_error(const char *str, size_t len, void *u)
+{
+    struct ib_north *n = u;
+    /* Called on paho's thread during the handshake; the rate limit is ours alone there. */
+    pthread_mutex_lock(&n->mu);
+    int ok = ib_ratelimit_ok(&n->rl_tls, ib_monotonic_ms());
+    pthread_mutex_unlock(&n->mu);
+    if (ok >= 0)
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: TLS with %s failed: %.*s", n->cfg->url,
+               (int)(len > 0 && str[len - 1] == '\n' ? len - 1 : len), str);
+    return 0;
+}
+
+/* ---- the north thread ------------------------------------------------------------------------ */
+
+static int read_secret(const char *path, char *out, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(out, 1, len - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        out[--n] = '\0';
+    return 0;
+}
+
+static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq)
+{
+    struct sendctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->n = n;
+    c->seq = seq;
+    pthread_mutex_lock(&n->mu);
+    c->gen = n->gen;
+    c->next = n->ctxs;
+    if (n->ctxs)
+        n->ctxs->prev = c;
+    n->ctxs = c;
+    pthread_mutex_unlock(&n->mu);
+    return c;
+}
+
+static int publish(struct ib_north *n, const char *topic, const void *payload, size_t len, int qos,
+                   int retained, uint64_t seq)
+{
+    struct sendctx *c = ctx_new(n, seq);
+    if (!c)
+        return -1;
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = (void *)payload;
+    m.payloadlen = (int)len;
+    m.qos = qos;
+    m.retained = retained;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_sent;
+    ro.onFailure = on_send_fail;
+    ro.context = c;
+    int rc = MQTTAsync_sendMessage(n->client, topic, &m, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        /* paho did not take it, so it will not call back. */
+        pthread_mutex_lock(&n->mu);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            n->ctxs = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        pthread_mutex_unlock(&n->mu);
+        free(c);
+        return rc;
+    }
+    return 0;
+}
+
+/* Destroy the paho client: no callback of it can run afterwards, so its contexts go too. */
+static void drop_client(struct ib_north *n)
+{
+    if (n->client)
+        MQTTAsync_destroy(&n->client);
+    n->client = NULL;
+    pthread_mutex_lock(&n->mu);
+    n->gen++;
+    struct sendctx *c = n->ctxs;
+    n->ctxs = NULL;
+    n->state = N_DISCONNECTED;
+    n->conn_failed = n->conn_lost = false;
+    pthread_mutex_unlock(&n->mu);
+    atomic_store(&n->connected, false);
+    while (c) {
+        struct sendctx *next = c->next;
+        free(c);
+        c = next;
+    }
+    ib_outq_rewind(n->q);
+}
+
+static void start_connect(struct ib_north *n)
+{
+    const struct ib_mqtt_cfg *cfg = n->cfg;
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.sendWhileDisconnected = 0; /* our queue holds data while offline, not paho's buffer */
+    int rc = MQTTAsync_createWithOptions(&n->client, cfg->server_uri, cfg->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot create an MQTT client for %s: %s",
+               cfg->url, MQTTAsync_strerror(rc));
+        n->client = NULL;
+        n->next_attempt_ms = ib_monotonic_ms() + cfg->reconnect_max_ms;
+        return;
+    }
+    MQTTAsync_setCallbacks(n->client, n, on_conn_lost, on_message, NULL);
+
+    MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+    o.keepAliveInterval = (int)cfg->keepalive_s;
+    o.cleansession = 1;
+    o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
+    o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
+    o.maxInflight = (int)cfg->max_inflight + 4;
+    o.onSuccess = on_connect_ok;
+    o.onFailure = on_connect_fail;
+    o.context = n;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    will.topicName = n->status_topic;
+    will.message = "offline";
+    will.retained = 1;
+    will.qos = 1;
+    o.will = &will;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    if (cfg->tls) {
+        ssl.trustStore = cfg->ca;
+        ssl.CApath = cfg->ca_path;
+        ssl.keyStore = cfg->cert;
+        ssl.privateKey = cfg->key;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;                            /* paho's default 0 skips the host name check */
+        ssl.disableDefaultTrustStore = 1;          /* trust only the configured CA */
+        ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT; /* OpenSSL 3 refuses below TLS 1.2 */
+        ssl.ssl_error_cb = on_tls_error;
+        ssl.ssl_error_context = n;
+        o.ssl = &ssl;
+    } else {
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "north: connecting to %s in PLAINTEXT (allow_insecure: true): data and "
+               "credentials travel unencrypted",
+               cfg->url);
+    }
+    if (cfg->username)
+        o.username = cfg->username;
+    if (cfg->password_file) {
+        if (read_secret(cfg->password_file, n->password, sizeof n->password) < 0)
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot read password_file %s: %s",
+                   cfg->password_file, strerror(errno));
+        else
+            o.password = n->password;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->state = N_CONNECTING;
+    n->conn_failed = n->conn_lost = false;
+    pthread_mutex_unlock(&n->mu);
+    ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: connecting to %s", cfg->url);
+    rc = MQTTAsync_connect(n->client, &o);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&n->mu);
+        n->conn_failed = true;
+        snprintf(n->fail_msg, sizeof n->fail_msg, "%s", MQTTAsync_strerror(rc));
+        pthread_mutex_unlock(&n->mu);
+    }
+}
+
+static void schedule_retry(struct ib_north *n, const char *why)
+{
+    int64_t delay =
+        ib_backoff_ms(n->cfg->reconnect_min_ms, n->cfg->reconnect_max_ms, n->attempt, &n->rng);
+    n->attempt++;
+    n->next_attempt_ms = ib_monotonic_ms() + delay;
+    int s = ib_ratelimit_ok(&n->rl_fail, ib_monotonic_ms());
+    if (s >= 0)
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+               "north: cannot reach the broker %s: %s; retrying in %.1f s (check the broker, the "
+               "network and the tls settings)%s",
+               n->cfg->url, why, (double)delay / 1000.0,
+               s > 0 ? " (similar messages suppressed)" : "");
+}
+
+static void on_connected(struct ib_north *n)
+{
+    atomic_store(&n->connected, true);
+    if (n->attempt > 0)
+        ib_log(IB_LOG_NOTICE, NULL, NULL, NULL, "north: connected to %s after %u failed attempts",
+               n->cfg->url, n->attempt);
+    else
+        ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
+    n->attempt = 0;
+    publish(n, n->status_topic, "online", 6, 1, 1, 0);
+}
+
+static void *north_main(void *arg)
+{
+    struct ib_north *n = arg;
+    int64_t flush_deadline = 0;
+    for (;;) {
+        pthread_mutex_lock(&n->mu);
+        enum nstate st = n->state;
+        bool failed = n->conn_failed, lost = n->conn_lost, stopping = n->stopping;
+        char why[256];
+        memcpy(why, n->fail_msg, sizeof why);
+        pthread_mutex_unlock(&n->mu);
+        int64_t now = ib_monotonic_ms();
+
+        if (stopping && !flush_deadline)
+            flush_deadline = now + n->cfg->flush_timeout_ms;
+        if (failed || lost) {
+            drop_client(n);
+            if (lost)
+                ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+                       "north: connection to %s lost: %s; unacknowledged messages will be sent "
+                       "again",
+                       n->cfg->url, why);
+            schedule_retry(n, why);
+            continue;
+        }
+        if (st == N_CONNECTED && !atomic_load(&n->connected))
+            on_connected(n);
+        if (stopping) {
+            struct ib_outq_stats s;
+            ib_outq_stats(n->q, &s);
+            if (s.queued == 0 || now >= flush_deadline || st != N_CONNECTED)
+                break;
+        }
+        if (st == N_DISCONNECTED) {
+            if (stopping)
+                break;
+            if (now >= n->next_attempt_ms)
+                start_connect(n);
+            else
+                ib_outq_next(
+                    n->q, (int)(n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now),
+                    0, &(struct ib_outq_rec){0});
+            continue;
+        }
+        if (st == N_CONNECTING) {
+            /* Wait for paho's answer; the callbacks wake us. */
+            if (stopping && now >= flush_deadline)
+                break;
+            ib_outq_next(n->q, 200, 0, &(struct ib_outq_rec){0});
+            continue;
+        }
+        struct ib_outq_rec r;
+        if (!ib_outq_next(n->q, 200, (unsigned)n->cfg->max_inflight, &r))
+            continue;
+        int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
+        if (rc != 0) {
+            ib_outq_nack(n->q, r.seq);
+            if (rc == MQTTASYNC_DISCONNECTED) {
+                pthread_mutex_lock(&n->mu);
+                n->conn_lost = true;
+                snprintf(n->fail_msg, sizeof n->fail_msg, "disconnected while sending");
+                pthread_mutex_unlock(&n->mu);
+            } else {
+                ib_outq_next(n->q, 50, 0, &(struct ib_outq_rec){0});
+            }
+        }
+    }
+    /* Leaving: say so while we can, then disconnect cleanly (no last will). */
+    if (n->client && atomic_load(&n->connected)) {
+        publish(n, n->status_topic, "offline", 7, 1, 1, 0);
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        d.timeout = 1000;
+        MQTTAsync_disconnect(n->client, &d);
+        for (int i = 0; i < 20 && MQTTAsync_isConnected(n->client); i++) {
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    struct ib_outq_stats s;
+    ib_outq_stats(n->q, &s);
+    if (s.queued)
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "north: stopping with %llu records not delivered to the broker",
+               (unsigned long long)s.queued);
+    drop_client(n);
+    return NULL;
+}
+
+struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
+                              struct ib_outq *q)
+{
+    struct ib_north *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->cfg = cfg;
+    n->q = q;
+    pthread_mutex_init(&n->mu, NULL);
+    n->rng = (uint64_t)ib_now_ms() ^ ((uint64_t)(uintptr_t)n << 16);
+    n->rl_fail = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 3);
+    n->rl_tls = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 6);
+    struct ib_topic_vars v = {.gateway = gateway_id};
+    if (ib_topic_expand(cfg->status_topic, &v, n->status_topic, sizeof n->status_topic) < 0)
+        snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);
+    return n;
+}
+
+int ib_north_start(struct ib_north *n)
+{
+    if (pthread_create(&n->thread, NULL, north_main, n) != 0)
+        return -1;
+    n->started = true;
+    return 0;
+}
+
+void ib_north_stop(struct ib_north *n)
+{
+    if (!n || !n->started)
+        return;
+    pthread_mutex_lock(&n->mu);
+    n->stopping = true;
+    pthread_mutex_unlock(&n->mu);
+    wake(n);
+    pthread_join(n->thread, NULL);
+    n->started = false;
+}
+
+void ib_north_free(struct ib_north *n)
+{
+    if (!n)
+        return;
+    ib_north_stop(n);
+    pthread_mutex_destroy(&n->mu);
+    explicit_bzero(n->password, sizeof n->password);
+    free(n);
+}
+
+bool ib_north_connected(struct ib_north *n)
+{
+    return n && atomic_load(&n->connected);
+}

@@ -1,0 +1,27 @@
+/* The north: publishes the outbound queue's records to an MQTT broker through paho MQTTAsync,
+ * over TLS with verification unless plaintext was allowed explicitly. One thread of its own
+ * drives connect, reconnect with capped jittered back-off, and sending; pollers never wait on it.
+ */
+#ifndef IB_NORTH_H
+#define IB_NORTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "outq.h"
+
+struct ib_north;
+
+/* `cfg` and `gateway_id` must outlive the north. Returns NULL on out-of-memory. */
+struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
+                              struct ib_outq *q);
+int ib_north_start(struct ib_north *n);
+/* Deliver what is queued for up to cfg->flush_timeout_ms (if connected), publish the retained
+ * "offline", disconnect and join the thread. */
+void ib_north_stop(struct ib_north *n);
+void ib_north_free(struct ib_north *n);
+
+bool ib_north_connected(struct ib_north *n);
+
+#endif

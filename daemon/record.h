@@ -1,0 +1,42 @@
+/* Normalization (scale, offset, quality) and the JSON encoding of one group's poll: the record
+ * the north publishes. Encoding state is prepared once per group; a poll only appends. */
+#ifndef IB_RECORD_H
+#define IB_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ironbridge/value.h>
+
+#include "config.h"
+#include "util.h"
+
+/* value = raw * scale + offset for numeric tags with scaling, else the raw value unchanged.
+ * A result that is not finite (or a non-finite raw double) becomes bad with IB_R_DECODE.
+ * `in` and `out` may be the same sample. */
+void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struct ib_sample *out);
+
+/* Text of a bad sample's reason, as in payloads: "timeout", "exception", "connection_lost"... */
+const char *ib_reason_name(uint8_t reason);
+const char *ib_quality_name(uint8_t quality);
+
+/* Precomputed JSON fragments of one group (names escaped once). Owned by the caller; free with
+ * ib_group_enc_free (accepts NULL members). */
+struct ib_group_enc {
+    char *head;      /* ,"gateway":"..","connection":"..","device":"..","group":".." */
+    char **tag_open; /* per tag: "name":{ */
+    char **tag_unit; /* per tag: ,"unit":"V" or "" */
+    uint32_t n_tags;
+};
+
+int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
+                      const char *device, const struct ib_group_config *g,
+                      const struct ib_cfg_group *cg);
+void ib_group_enc_free(struct ib_group_enc *e);
+
+/* Encode the body of a record: everything after {"seq":N — the head, the poll time and the
+ * values. The sequence number is put in front when the record is queued (ib_outq_push). */
+int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t poll_ts_ms,
+                     const struct ib_sample *samples);
+
+#endif

@@ -1,0 +1,169 @@
+/* Small shared helpers of the daemon: arena, growable buffer, clocks, back-off.
+ * Nothing here keeps global state. */
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct ib_arena_chunk {
+    struct ib_arena_chunk *next;
+    size_t used, size;
+    max_align_t data[];
+};
+
+void *ib_arena_alloc(struct ib_arena *a, size_t size)
+{
+    const size_t align = sizeof(max_align_t);
+    size = (size + align - 1) / align * align;
+    if (size == 0)
+        size = align;
+    struct ib_arena_chunk *c = a->chunks;
+    if (!c || c->size - c->used < size) {
+        size_t csize = size > 16384 ? size : 16384;
+        c = malloc(sizeof(*c) + csize);
+        if (!c) {
+            fputs("ironbridge: out of memory\n", stderr);
+            abort();
+        }
+        c->used = 0;
+        c->size = csize;
+        c->next = a->chunks;
+        a->chunks = c;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += size;
+    memset(p, 0, size);
+    return p;
+}
+
+char *ib_arena_strdup(struct ib_arena *a, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *p = ib_arena_alloc(a, n);
+    memcpy(p, s, n);
+    return p;
+}
+
+char *ib_arena_printf(struct ib_arena *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = ib_arena_alloc(a, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+void ib_arena_free(struct ib_arena *a)
+{
+    if (!a)
+        return;
+    struct ib_arena_chunk *c = a->chunks;
+    while (c) {
+        struct ib_arena_chunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    a->chunks = NULL;
+}
+
+int ib_buf_reserve(struct ib_buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+int ib_buf_append(struct ib_buf *b, const void *data, size_t n)
+{
+    if (ib_buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int ib_buf_puts(struct ib_buf *b, const char *s)
+{
+    return ib_buf_append(b, s, strlen(s));
+}
+
+int ib_buf_printf(struct ib_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || ib_buf_reserve(b, (size_t)n) < 0)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void ib_buf_free(struct ib_buf *b)
+{
+    if (!b)
+        return;
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = 0;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t ib_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+int64_t ib_monotonic_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+uint64_t ib_rand64(uint64_t *s)
+{
+    /* xorshift64*: jitter only needs to decorrelate gateways, not to be secure. */
+    uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545f4914f6cdd1dull;
+}
+
+int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t *rng)
+{
+    int64_t cap = min_ms;
+    for (unsigned i = 0; i < attempt && cap < max_ms; i++)
+        cap *= 2;
+    if (cap > max_ms)
+        cap = max_ms;
+    if (cap <= min_ms)
+        return min_ms;
+    return min_ms + (int64_t)(ib_rand64(rng) % (uint64_t)(cap - min_ms + 1));
+}

@@ -1,0 +1,49 @@
+/* Small shared helpers of the daemon: a bump arena for configuration memory, a growable byte
+ * buffer for encoding, and clock helpers. */
+#ifndef IB_UTIL_H
+#define IB_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An arena frees everything it handed out at once (a configuration and all its strings). */
+struct ib_arena {
+    struct ib_arena_chunk *chunks;
+};
+
+/* Zeroed memory owned by the arena; aborts on out-of-memory (configuration time only). */
+void *ib_arena_alloc(struct ib_arena *a, size_t size);
+char *ib_arena_strdup(struct ib_arena *a, const char *s);
+char *ib_arena_printf(struct ib_arena *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void ib_arena_free(struct ib_arena *a);
+
+/* A growable buffer; `p` is always NUL-terminated when cap > 0. Reused across polls so that
+ * the hot path allocates only when a message grows past every earlier one. */
+struct ib_buf {
+    char *p;
+    size_t len, cap;
+};
+
+int ib_buf_reserve(struct ib_buf *b, size_t extra);
+int ib_buf_append(struct ib_buf *b, const void *data, size_t n);
+int ib_buf_puts(struct ib_buf *b, const char *s);
+int ib_buf_printf(struct ib_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void ib_buf_free(struct ib_buf *b);
+static inline void ib_buf_reset(struct ib_buf *b)
+{
+    b->len = 0;
+    if (b->cap)
+        b->p[0] = '\0';
+}
+
+int64_t ib_now_ms(void);       /* CLOCK_REALTIME, ms since the epoch */
+int64_t ib_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
+
+/* Capped exponential back-off with full jitter: a delay in [min, min(max, min * 2^attempt)]. */
+int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t *rng);
+uint64_t ib_rand64(uint64_t *state);
+
+#endif
