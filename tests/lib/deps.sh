@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# Installs the Debian 12 packages ironbridge needs to build and to run its tests and demo.
+# Source this file, then call: ib_install_deps [--runtime-only]
+
+IB_BUILD_PKGS=(meson ninja-build gcc pkgconf libmodbus-dev libpaho-mqtt-dev libssl-dev
+               libsystemd-dev libyaml-dev libcmocka-dev)
+IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus socat mbpoll
+                 procps)
+
+# ib_missing_pkgs PKG...: prints the packages that dpkg does not report as installed.
+ib_missing_pkgs() {
+    local p status
+    for p in "$@"; do
+        status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+        [[ $status == ii* ]] || printf '%s\n' "$p"
+    done
+}
+
+ib_install_deps() {
+    local runtime_only=0
+    case "${1-}" in
+        --runtime-only) runtime_only=1 ;;
+        "") ;;
+        *) echo "ib_install_deps: unknown option '$1' (use --runtime-only)" >&2; return 2 ;;
+    esac
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        echo "ib_install_deps: dpkg-query not found; this helper expects Debian 12." >&2
+        return 1
+    fi
+
+    local wanted=("${IB_RUNTIME_PKGS[@]}")
+    ((runtime_only)) || wanted=("${IB_BUILD_PKGS[@]}" "${wanted[@]}")
+
+    local missing
+    mapfile -t missing < <(ib_missing_pkgs "${wanted[@]}")
+    if ((${#missing[@]} == 0)); then
+        echo "ib_install_deps: all ${#wanted[@]} required packages are installed."
+        return 0
+    fi
+    echo "ib_install_deps: installing missing packages: ${missing[*]}"
+
+    local -a sudo=()
+    if ((EUID != 0)); then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo=(sudo)
+        else
+            echo "ib_install_deps: not root and sudo is not available." >&2
+            echo "  Install these packages as root, then run again:" >&2
+            echo "  apt-get install --no-install-recommends ${missing[*]}" >&2
+            return 1
+        fi
+    fi
+
+    if ! "${sudo[@]}" apt-get update; then
+        echo "ib_install_deps: apt-get update failed; missing: ${missing[*]}" >&2
+        return 1
+    fi
+    if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "${missing[@]}"; then
+        echo "ib_install_deps: apt-get install failed; missing: ${missing[*]}" >&2
+        return 1
+    fi
+
+    mapfile -t missing < <(ib_missing_pkgs "${wanted[@]}")
+    if ((${#missing[@]} != 0)); then
+        echo "ib_install_deps: still missing after install: ${missing[*]}" >&2
+        return 1
+    fi
+    return 0
+}
