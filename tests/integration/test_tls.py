@@ -1,0 +1,235 @@
+#!/usr/bin/python3
+"""North-side security against a real mosquitto: TLS with a CA, mutual TLS, host name and CA
+verification, plaintext only when allowed, private key permissions, TLS 1.1 refused, and the
+retained online/offline status with its last will. The Modbus source is the pymodbus server."""
+
+import os
+import shutil
+import time
+
+from ibtest import (Gateway, Mosquitto, Pki, PymodbusServer, Subscriber, check, data_topic,
+                    device, gateway_config, group, log_has, modbus_connection,
+                    mqtt_section, note, retained, run, run_check, session_dir, status_topic,
+                    tag, wait_sample, wait_until)
+
+U16 = 1234
+_pki = None
+
+
+def pki():
+    global _pki
+    if _pki is None:
+        _pki = Pki(session_dir())
+    return _pki
+
+
+def source(d):
+    return PymodbusServer(d, holding={0: U16})
+
+
+def config(src, mqtt, gateway_id="test-gw"):
+    dev = device("meter1", [group("fast", [tag("u16", "holding", 0, "uint16")], 200)])
+    return gateway_config(mqtt, [modbus_connection("src", src.port, [dev])], gateway_id)
+
+
+def wait_value(sub, gw, timeout=20):
+    """Waits for u16 == 1234 with good quality from gw; on failure says whether gw died."""
+    try:
+        return wait_sample(sub, "meter1", "u16", lambda s: s.get("v") == U16 and
+                           s.get("q") == "good", timeout, "good u16 sample")
+    except Exception:
+        if not gw.running():
+            note(f"the gateway exited with status {gw.returncode}")
+        raise
+
+
+# A connect failure the gateway must log; where we know it, something about certificates.
+CONNECT_FAIL = (r"connect|tls|ssl|handshake", r"fail|error|refused|unable|cannot|could not")
+CERT_FAIL = r"certificate|verif|host ?name|x509|ssl|tls"
+
+
+def assert_nothing_through(sub, broker, gw, what, cert_words=False, wait=4):
+    """The gateway must not get a single message through, must keep running and must log a
+    connect failure (naming a certificate/host problem if cert_words)."""
+    line = wait_until(lambda: log_has(gw.log(), *CONNECT_FAIL), 15)
+    check(line, f"{what}: the gateway log shows no connect failure within 15 s")
+    note(f"{what}: gateway logged: {line.strip()}")
+    if cert_words:
+        cline = log_has(gw.log(), CERT_FAIL, r"fail|error|invalid|mismatch|unknown|refused|"
+                        r"untrusted|not trusted|unable|verify")
+        check(cline, f"{what}: the gateway log does not name a certificate or host name "
+              "verification failure")
+    time.sleep(wait)
+    got = [m for m in sub.messages() if m.topic.startswith("ironbridge/")]
+    check(not got, f"{what}: {len(got)} message(s) got through, e.g. {got[:2]}")
+    check(not broker.foreign_clients(), f"{what}: the broker accepted MQTT CONNECT from "
+          f"{broker.foreign_clients()}")
+    check(gw.running(), f"{what}: the gateway exited ({gw.returncode}) instead of retrying")
+
+
+def test_a_tls_with_ca(d):
+    p = pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, source(d) as src:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        gw = Gateway(config(src, mqtt_section(b, p)), d)
+        m = wait_value(sub, gw)
+        pl = m.payload
+        check(m.topic == "ironbridge/test-gw/meter1/fast", f"topic {m.topic}")
+        for k, v in (("gateway", "test-gw"), ("connection", "src"), ("device", "meter1"),
+                     ("group", "fast")):
+            check(pl.get(k) == v, f"{k} is {pl.get(k)!r}, expected {v!r}")
+        check(isinstance(pl.get("seq"), int) and isinstance(pl.get("ts"), int),
+              f"seq/ts missing or not integers: {pl}")
+        check(abs(pl["ts"] - time.time() * 1000) < 60_000, f"ts {pl['ts']} is not now")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
+def test_b_mutual_tls(d):
+    p = pki()
+    with Mosquitto(d, tls=p.server_tls(), require_cert=True) as b, source(d) as src:
+        sub = Subscriber(b, ["ironbridge/gw-cert/#", "ironbridge/gw-nocert/#"], cafile=p.ca,
+                         cert=p.client, key=p.client_key)
+        with_cert = Gateway(config(src, mqtt_section(b, p, cert=p.client, key=p.client_key),
+                                   "gw-cert"), d, name="gw-cert")
+        no_cert = Gateway(config(src, mqtt_section(b, p), "gw-nocert"), d, name="gw-nocert")
+        wait_value(sub, with_cert)
+        line = wait_until(lambda: log_has(no_cert.log(), *CONNECT_FAIL), 15)
+        check(line, "gateway without a client certificate: no connect failure in its log")
+        note(f"without client cert, gateway logged: {line.strip()}")
+        time.sleep(3)
+        leaked = sub.messages("ironbridge/gw-nocert/#")
+        check(not leaked, f"the gateway without client certificate got {len(leaked)} "
+              f"message(s) through: {leaked[:2]}")
+        check(no_cert.running(), f"gateway without cert exited ({no_cert.returncode})")
+
+
+def test_c_wrong_host_cert(d):
+    p = pki()
+    with Mosquitto(d, tls=p.wrong_host_tls()) as b, source(d) as src:
+        # The watcher skips the host check so it can see what (nothing) arrives.
+        sub = Subscriber(b, "ironbridge/#", cafile=p.ca, insecure=True)
+        gw = Gateway(config(src, mqtt_section(b, p)), d)
+        assert_nothing_through(sub, b, gw, "broker certificate for wrong.example",
+                               cert_words=True)
+
+
+def test_d_unknown_ca(d):
+    p = pki()
+    with Mosquitto(d, tls=p.unknown_ca_tls()) as b, source(d) as src:
+        sub = Subscriber(b, "ironbridge/#", cafile=p.other_ca)
+        gw = Gateway(config(src, mqtt_section(b, p)), d)
+        assert_nothing_through(sub, b, gw, "broker certificate from an unknown CA",
+                               cert_words=True)
+
+
+def test_e_plaintext(d):
+    with Mosquitto(d, plain=True) as b, source(d) as src:
+        url = f"mqtt://localhost:{b.port}"
+        text = config(src, mqtt_section(url=url))
+        rc, out = run_check(text, d)
+        check(rc == 1, f"--check of mqtt:// without allow_insecure exited {rc}:\n{out}")
+        check("north.mqtt.url" in out, f"--check does not name north.mqtt.url:\n{out}")
+        check(log_has(out, r"check\.yaml:\d+:\d+:", r"north\.mqtt\.url"),
+              f"--check output has no FILE:LINE:COL: north.mqtt.url line:\n{out}")
+        gw = Gateway(text, d, name="gw-refused")
+        rc = gw.wait_exit(15)
+        check(rc == 1, f"the daemon with mqtt:// and no allow_insecure: exit status {rc}, "
+              f"expected 1\n{gw.log()}")
+
+        sub = Subscriber(b, data_topic(), plain=True)
+        text = config(src, mqtt_section(url=url, allow_insecure=True))
+        rc, out = run_check(text, d, name="check-insecure")
+        check(rc == 0, f"--check with allow_insecure: true exited {rc}:\n{out}")
+        gw = Gateway(text, d, name="gw-insecure")
+        wait_value(sub, gw)
+        line = log_has(gw.log(), r"warn", r"insecure|plain ?text|unencrypted|without tls")
+        check(line, "no warning about the insecure/plaintext connection in the log:\n" +
+              gw.log()[-2000:])
+        note(f"warning: {line.strip()}")
+
+
+def test_f_key_mode_0644(d):
+    p = pki()
+    with source(d) as src:
+        key = d / "client-0644.key"
+        shutil.copyfile(p.client_key, key)
+        os.chmod(key, 0o644)
+        mqtt = mqtt_section(url="mqtts://localhost:8883", ca=p.ca, cert=p.client, key=key)
+        text = config(src, mqtt)
+        rc, out = run_check(text, d)
+        check(rc == 1, f"--check with a 0644 key exited {rc}:\n{out}")
+        check(str(key) in out, f"--check does not name the key file {key}:\n{out}")
+        gw = Gateway(text, d)
+        rc = gw.wait_exit(15)
+        check(rc == 1, f"the daemon with a 0644 key: exit status {rc}, expected 1\n{gw.log()}")
+        os.chmod(key, 0o600)
+        rc, out = run_check(text, d, name="check-0600")
+        check(rc == 0, f"the same key with mode 0600 is refused ({rc}):\n{out}")
+
+
+def test_g_tls11_broker_refused(d):
+    from ibtest import tls_handshake
+    p = pki()
+    with Mosquitto(d, tls=p.server_tls(), tls_version="tlsv1.1") as b, source(d) as src:
+        # Show first that this broker really is a working TLS 1.1-only broker, so that the
+        # refusal below is the gateway's doing.
+        ok11, proto, err = tls_handshake(b.port, p.ca, ("-tls1_1", "-cipher",
+                                                         "DEFAULT@SECLEVEL=0"))
+        okdef, proto_def, err_def = tls_handshake(b.port, p.ca)
+        if ok11 and proto == "TLSv1.1" and not okdef:
+            note("the broker accepts an explicit TLS 1.1 client and refuses a default "
+                 f"OpenSSL client ({err_def.split(':')[-2] if ':' in err_def else err_def})")
+            sub = Subscriber(b, "ironbridge/#", cafile=p.ca,
+                             tls_args=("--tls-version", "tlsv1.1", "--ciphers",
+                                       "DEFAULT@SECLEVEL=0"))
+        else:
+            note(f"NOTE: could not make mosquitto a working TLS 1.1-only broker here (TLS 1.1 "
+                 f"handshake ok={ok11} proto={proto!r} {err}; default handshake ok={okdef} "
+                 f"{proto_def!r}); the refusal below may be the broker's, not the gateway's")
+            check(not okdef, f"the 'TLS 1.1' broker negotiates {proto_def} with a default "
+                  "client: this test cannot show anything")
+            sub = None
+        gw = Gateway(config(src, mqtt_section(b, p)), d)
+        line = wait_until(lambda: log_has(gw.log(), *CONNECT_FAIL), 15)
+        check(line, "TLS 1.1 broker: the gateway log shows no connect failure within 15 s")
+        note(f"TLS 1.1 broker: gateway logged: {line.strip()}")
+        time.sleep(3)
+        if sub is not None:
+            got = [m for m in sub.messages() if m.topic.startswith("ironbridge/")]
+            check(not got, f"TLS 1.1 broker: {len(got)} message(s) got through")
+        check(not b.foreign_clients(), f"TLS 1.1 broker accepted CONNECT from "
+              f"{b.foreign_clients()}")
+        check(gw.running(), f"the gateway exited ({gw.returncode}) instead of retrying")
+
+
+def test_h_status_online_offline(d):
+    p = pki()
+    st = status_topic()
+    with Mosquitto(d, tls=p.server_tls()) as b, source(d) as src:
+        sub = Subscriber(b, [data_topic(), st], cafile=p.ca)
+        gw = Gateway(config(src, mqtt_section(b, p)), d)
+        wait_value(sub, gw)
+        online = wait_until(lambda: retained(b, st, cafile=p.ca, timeout=2) == "online", 10)
+        check(online, f"retained {st} is {retained(b, st, cafile=p.ca)!r}, expected 'online'")
+        rc = gw.stop()
+        check(rc == 0, f"SIGTERM: exit status {rc}, expected 0")
+        r = retained(b, st, cafile=p.ca)
+        check(r == "offline", f"after SIGTERM the retained {st} is {r!r}, expected 'offline'")
+
+        # Killed without a goodbye: the broker publishes the last will, "offline" (retained).
+        gw = Gateway(config(src, mqtt_section(b, p)), d, name="gw-killed")
+        check(wait_until(lambda: retained(b, st, cafile=p.ca, timeout=2) == "online", 15),
+              "second gateway never set the status to online")
+        gw.proc.kill()
+        gw.proc.wait()
+        r = wait_until(lambda: retained(b, st, cafile=p.ca, timeout=2) == "offline", 10)
+        check(r, f"after SIGKILL the last will did not set {st} to 'offline' "
+              f"(now {retained(b, st, cafile=p.ca)!r})")
+        offline_msgs = [m for m in sub.messages(st) if m.payload == "offline"]
+        check(offline_msgs, "the subscriber saw no 'offline' status message")
+
+
+if __name__ == "__main__":
+    run([test_a_tls_with_ca, test_b_mutual_tls, test_c_wrong_host_cert, test_d_unknown_ca,
+         test_e_plaintext, test_f_key_mode_0644, test_g_tls11_broker_refused,
+         test_h_status_online_offline])
