@@ -1,0 +1,116 @@
+/* Normalization (scale, offset, non-finite values) and the JSON record of a group's poll. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "record.h"
+
+static struct ib_sample good(struct ib_value v)
+{
+    struct ib_sample s = {.value = v, .ts_ms = 1000};
+    return s;
+}
+
+static void scaling(void **state)
+{
+    (void)state;
+    struct ib_tag_core t = {.scale = 0.1, .offset = -40, .scaled = true};
+    struct ib_sample in = good((struct ib_value){.type = IB_V_UINT, .v.u = 655}), out;
+    ib_normalize(&t, &in, &out);
+    assert_int_equal(out.value.type, IB_V_DOUBLE);
+    assert_true(fabs(out.value.v.d - 25.5) < 1e-12);
+    assert_int_equal(in.value.type, IB_V_UINT); /* raw kept */
+
+    struct ib_tag_core plain = {.scale = 1, .offset = 0, .scaled = false};
+    in = good((struct ib_value){.type = IB_V_INT, .v.i = -5});
+    ib_normalize(&plain, &in, &out);
+    assert_int_equal(out.value.type, IB_V_INT); /* unscaled integers stay integers */
+    assert_int_equal(out.value.v.i, -5);
+
+    in = good((struct ib_value){.type = IB_V_BOOL, .v.b = true});
+    ib_normalize(&t, &in, &out);
+    assert_int_equal(out.value.type, IB_V_BOOL); /* booleans are never scaled */
+}
+
+static void non_finite_is_bad(void **state)
+{
+    (void)state;
+    struct ib_tag_core plain = {.scale = 1};
+    struct ib_sample in = good((struct ib_value){.type = IB_V_DOUBLE, .v.d = NAN}), out;
+    ib_normalize(&plain, &in, &out);
+    assert_int_equal(out.quality, IB_Q_BAD);
+    assert_int_equal(out.reason, IB_R_DECODE);
+    struct ib_tag_core big = {.scale = 1e308, .scaled = true};
+    in = good((struct ib_value){.type = IB_V_DOUBLE, .v.d = 1e10});
+    ib_normalize(&big, &in, &out);
+    assert_int_equal(out.reason, IB_R_DECODE);
+}
+
+static void bad_passes_through(void **state)
+{
+    (void)state;
+    struct ib_tag_core t = {.scale = 2, .scaled = true};
+    struct ib_sample in = {.quality = IB_Q_BAD, .reason = IB_R_TIMEOUT, .ts_ms = 5}, out;
+    ib_normalize(&t, &in, &out);
+    assert_int_equal(out.quality, IB_Q_BAD);
+    assert_int_equal(out.reason, IB_R_TIMEOUT);
+}
+
+static void record_json(void **state)
+{
+    (void)state;
+    struct ib_tag_config tags[3] = {{.name = "volt"}, {.name = "run\"ning"}, {.name = "x"}};
+    struct ib_tag_core core[3] = {{.unit = "V"}, {0}, {0}};
+    struct ib_group_config g = {.name = "fast", .n_tags = 3, .tags = tags};
+    struct ib_cfg_group cg = {.tags = core};
+    struct ib_group_enc e;
+    assert_int_equal(ib_group_enc_init(&e, "gw", "plc", "m1", &g, &cg), 0);
+    struct ib_sample s[3] = {
+        good((struct ib_value){.type = IB_V_DOUBLE, .v.d = 230.5}),
+        good((struct ib_value){.type = IB_V_BOOL, .v.b = false}),
+        {.quality = IB_Q_BAD, .reason = IB_R_EXCEPTION, .code = 2, .ts_ms = 1000},
+    };
+    struct ib_buf b = {0};
+    assert_int_equal(ib_record_encode(&b, &e, 999, s), 0);
+    assert_string_equal(b.p, ",\"gateway\":\"gw\",\"connection\":\"plc\",\"device\":\"m1\","
+                             "\"group\":\"fast\",\"ts\":999,\"values\":{"
+                             "\"volt\":{\"v\":230.5,\"q\":\"good\",\"ts\":1000,\"unit\":\"V\"},"
+                             "\"run\\\"ning\":{\"v\":false,\"q\":\"good\",\"ts\":1000},"
+                             "\"x\":{\"q\":\"bad\",\"reason\":\"exception\",\"code\":2,"
+                             "\"ts\":1000}}}");
+    /* the buffer is reused: a second poll does not grow or append */
+    size_t cap = b.cap;
+    assert_int_equal(ib_record_encode(&b, &e, 999, s), 0);
+    assert_int_equal(b.cap, cap);
+    ib_buf_free(&b);
+    ib_group_enc_free(&e);
+}
+
+static void reason_names(void **state)
+{
+    (void)state;
+    assert_string_equal(ib_reason_name(IB_R_TIMEOUT), "timeout");
+    assert_string_equal(ib_reason_name(IB_R_CONN_LOST), "connection_lost");
+    assert_string_equal(ib_reason_name(IB_R_DECODE), "decode_error");
+    assert_string_equal(ib_reason_name(IB_R_CRC), "crc_error");
+    assert_string_equal(ib_reason_name(IB_R_PROTOCOL), "protocol_error");
+    assert_string_equal(ib_reason_name(200), "internal");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(scaling),
+        cmocka_unit_test(non_finite_is_bad),
+        cmocka_unit_test(bad_passes_through),
+        cmocka_unit_test(record_json),
+        cmocka_unit_test(reason_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
