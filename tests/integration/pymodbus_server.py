@@ -83,6 +83,9 @@ def main():
     ap.add_argument("--debug", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING)
+    if not args.debug:
+        # Every probe connection that closes is logged as an ERROR "handler canceled".
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     with open(args.spec) as f:
         spec = json.load(f)
     asyncio.run(serve(spec, args.port, args.port_file))

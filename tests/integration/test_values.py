@@ -259,24 +259,29 @@ def test_once_table(d):
         check(header and all(re.search(rf"\b{c}\b", header, re.I)
                              for c in ("tag", "raw", "value", "unit", "quality")),
               f"no header with the columns tag, raw, value, unit, quality:\n{out}")
+        def row_of(name):
+            """(line, the cells after the tag's cell) of the row naming the tag."""
+            for line in lines:
+                cells = line.split()
+                if name in cells:
+                    return line, cells[cells.index(name) + 1:]
+            return None, []
+
         errors = []
         for t in TAGS:
             name, extra = t[0], t[6]
-            row = next((line for line in lines if line.split() and line.split()[0] == name),
-                       None)
+            row, cells = row_of(name)
             if row is None:
                 errors.append(f"{name}: no row")
                 continue
             want = expected(t)
-            cells = row.split()[1:]
             if not any(cell_equals(c, want, t[3]) for c in cells):
                 errors.append(f"{name}: expected value {want!r} not in row: {row.strip()}")
             if "good" not in row:
                 errors.append(f"{name}: quality good not in row: {row.strip()}")
             if "unit" in extra and extra["unit"] not in cells:
                 errors.append(f"{name}: unit {extra['unit']} not in row: {row.strip()}")
-        row = next((line for line in lines if line.split() and line.split()[0] == BAD_TAG[0]),
-                   None)
+        row, _ = row_of(BAD_TAG[0])
         if row is None or "bad" not in row:
             errors.append(f"{BAD_TAG[0]}: no row showing quality bad: {row!r}")
         check(not errors, "--once table:\n  " + "\n  ".join(errors))
