@@ -135,11 +135,16 @@ struct ib_plugin {
     /* Read one group of one device and fill `samples[0 .. n_tags-1]`, one per tag in config
      * order, every one of them, on success and on failure (bad samples carry their reason).
      * Returns 0, or IB_ERR_CONNECTION when the transport must be closed and reopened, or another
-     * ib_err describing the worst failure (samples still filled). Required. */
+     * ib_err describing the worst failure (samples still filled), worst first: IB_ERR_CONNECTION,
+     * IB_ERR_PROTOCOL, IB_ERR_TIMEOUT, IB_ERR_EXCEPTION. A value that merely cannot be decoded
+     * (its sample bad with IB_R_DECODE) is not a failure of the device: return 0. Required. */
     int (*read_group)(void *instance, uint32_t device, uint32_t group, struct ib_sample *samples);
 
-    /* Write one tag of a device (indices as in the config). The value has the tag's value
-     * type; the plugin encodes it. Only called for tags with writable set. Optional (NULL). */
+    /* Write one tag of a device (indices as in the config). The daemon has already undone the
+     * tag's scaling; the value may come as IB_V_BOOL, IB_V_INT, IB_V_UINT or IB_V_DOUBLE and the
+     * plugin converts it to the tag's wire type, refusing what does not fit with IB_ERR_INVALID
+     * (out of range, a fraction for an integer type). IB_ERR_DENIED for a tag that is not
+     * writable. Only called on the poller thread, between polls. Optional (NULL). */
     int (*write_tag)(void *instance, uint32_t device, uint32_t group, uint32_t tag,
                      const struct ib_value *value);
 

@@ -33,7 +33,9 @@ struct ib_schema_entry {
     const void *reserved[2];
 };
 
-/* Absent keys without a default are stored as: false, 0, 0.0, NULL, -1 (enum). */
+/* Absent keys without a default are stored as: false, 0, 0.0, NULL, -1 (enum). An IB_S_INT key
+ * whose absence must be told apart from 0 should declare a default outside its range of
+ * meaningful values, or use 0 to mean "inherit" and say so in its description. */
 struct ib_schema {
     size_t struct_size; /* bytes of the params struct the daemon allocates (zeroed) */
     size_t n_entries;
