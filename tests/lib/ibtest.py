@@ -763,6 +763,20 @@ def modbus_client(port):
 
 # ---------------------------------------------------------------- the daemon
 
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                     "ERROR: UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(text):
+    """The first lines of an ASan/LSan/UBSan report in text, or None."""
+    for marker in SANITIZER_MARKERS:
+        i = text.find(marker)
+        if i >= 0:
+            start = text.rfind("\n", 0, i) + 1
+            return "\n".join(text[start:].splitlines()[:25])
+    return None
+
+
 def _daemon_cmd(cfg, extra):
     exe = require_program(daemon_path(), "the ironbridge daemon (set IB_DAEMON)")
     return [exe, "-c", str(cfg), "--plugin-dir", str(plugin_dir()), *extra]
@@ -825,6 +839,8 @@ def _run_daemon(config_text, dir, args, name, timeout):
                            timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as e:
         raise Failure(f"{' '.join(cmd)} did not finish within {timeout}s") from e
+    report = sanitizer_report(r.stdout + r.stderr)
+    check(report is None, f"sanitizer report from {' '.join(cmd)}:\n{report}")
     return r, cfg
 
 
@@ -972,6 +988,16 @@ def run(tests, keep=None):
                 started = list(_history[hist_base:])
             logs = "\n".join(filter(None, (o.describe() for o in started)))
         stop_all(base)
+        # A daemon that tripped ASan/UBSan/LSan fails the test even if its outputs were right
+        # (leaks are reported only at exit, after the test's own checks).
+        with _live_lock:
+            gateways = [o for o in _history[hist_base:] if isinstance(o, Gateway)]
+        for gw in gateways:
+            report = sanitizer_report(gw.log())
+            if report and ok:
+                ok, reason, logs = False, f"sanitizer report in {gw.logfile}:\n{report}", ""
+            elif report:
+                reason += f"\nand a sanitizer report in {gw.logfile}:\n{report}"
         dt = time.monotonic() - t0
         if ok:
             passed += 1
