@@ -13,6 +13,7 @@
 #include <MQTTAsync.h>
 
 #include "log.h"
+#include "tlscheck.h"
 #include "topic.h"
 #include "util.h"
 
@@ -314,14 +315,18 @@ static void schedule_retry(struct ib_north *n, const char *why)
     int64_t delay =
         ib_backoff_ms(n->cfg->reconnect_min_ms, n->cfg->reconnect_max_ms, n->attempt, &n->rng);
     n->attempt++;
-    n->next_attempt_ms = ib_monotonic_ms() + delay;
     int s = ib_ratelimit_ok(&n->rl_fail, ib_monotonic_ms());
-    if (s >= 0)
+    if (s >= 0) {
+        /* paho says only "TCP/TLS connect failure" for a refused certificate: find out why with
+         * a handshake of our own, so that the log tells a person what to fix. */
+        char diag[512] = "";
+        if (n->cfg->tls && ib_tls_diagnose(n->cfg, 3000, diag, sizeof diag) < 0)
+            why = diag;
         ib_log(IB_LOG_ERR, NULL, NULL, NULL,
-               "north: cannot reach the broker %s: %s; retrying in %.1f s (check the broker, the "
-               "network and the tls settings)%s",
-               n->cfg->url, why, (double)delay / 1000.0,
-               s > 0 ? " (similar messages suppressed)" : "");
+               "north: cannot connect to the broker %s: %s; retrying in %.1f s%s", n->cfg->url, why,
+               (double)delay / 1000.0, s > 0 ? " (similar messages were suppressed)" : "");
+    }
+    n->next_attempt_ms = ib_monotonic_ms() + delay;
 }
 
 static void on_connected(struct ib_north *n)
