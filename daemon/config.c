@@ -579,6 +579,15 @@ static void check_file(struct loader *L, yaml_node_t *map, const char *path, con
                  file, (unsigned)(st.st_mode & 07777), file);
 }
 
+double ib_scale_divisor(double scale)
+{
+    if (scale == 0.0 || fabs(scale) >= 1.0)
+        return 0.0;
+    double n = round(1.0 / scale);
+    /* Exact reciprocals only: 1/n must be the very double the user wrote. */
+    return (fabs(n) <= 1e15 && 1.0 / n == scale) ? n : 0.0;
+}
+
 /* ---- Sections -------------------------------------------------------------------------------- */
 
 static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
@@ -719,6 +728,7 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
         tags[i].writable = ts.writable;
         cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
                                            .offset = ts.offset,
+                                           .divisor = ib_scale_divisor(ts.scale),
                                            .scaled = ts.scale != 1.0 || ts.offset != 0.0,
                                            .unit = ts.unit,
                                            .description = ts.description};

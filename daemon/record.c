@@ -37,7 +37,8 @@ void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struc
     }
     if (!t->scaled || v->type == IB_V_BOOL || v->type == IB_V_STRING)
         return;
-    double x = as_double(v) * t->scale + t->offset;
+    double x =
+        (t->divisor != 0.0 ? as_double(v) / t->divisor : as_double(v) * t->scale) + t->offset;
     if (!isfinite(x)) {
         ib_sample_bad(out, in->ts_ms, IB_R_DECODE, 0);
         return;

@@ -31,6 +31,7 @@ TAGS = [
      {"scale": 2, "offset": 1, "unit": "V"}),
     ("u16_scaled", "holding", 16, "uint16", None, 1000, {"scale": 0.5, "offset": -10,
                                                          "unit": "A"}),
+    ("temp_tenths", "holding", 18, "int16", None, 614, {"scale": 0.1, "unit": "degC"}),
     ("setpoint", "holding", 20, "uint16", None, 7, {}),
     ("coil_on", "coil", 0, "bool", None, True, {}),
     ("coil_off", "coil", 1, "bool", None, False, {}),
@@ -58,7 +59,10 @@ def expected(t):
     name, table, addr, typ, order, const, extra = t
     v = raw_value(t)
     if "scale" in extra or "offset" in extra:
-        v = v * extra.get("scale", 1) + extra.get("offset", 0)
+        scale = extra.get("scale", 1)
+        # A scale of exactly 1/N divides by N (docs/configuration.md): 614 * 0.1 reads 61.4.
+        n = round(1 / scale) if abs(scale) < 1 else 0
+        v = (v / n if n and 1 / n == scale else v * scale) + extra.get("offset", 0)
     return v
 
 

@@ -20,7 +20,7 @@ static struct ib_sample good(struct ib_value v)
 static void scaling(void **state)
 {
     (void)state;
-    struct ib_tag_core t = {.scale = 0.1, .offset = -40, .scaled = true};
+    struct ib_tag_core t = {.scale = 0.1, .offset = -40, .divisor = 10, .scaled = true};
     struct ib_sample in = good((struct ib_value){.type = IB_V_UINT, .v.u = 655}), out;
     ib_normalize(&t, &in, &out);
     assert_int_equal(out.value.type, IB_V_DOUBLE);
@@ -36,6 +36,24 @@ static void scaling(void **state)
     in = good((struct ib_value){.type = IB_V_BOOL, .v.b = true});
     ib_normalize(&t, &in, &out);
     assert_int_equal(out.value.type, IB_V_BOOL); /* booleans are never scaled */
+}
+
+static void decimal_scales_exact(void **state)
+{
+    (void)state;
+    /* A scale of 0.1 means "divide by ten": 614 reads 61.4, not 61.400000000000006. */
+    struct ib_tag_core t = {.scale = 0.1, .divisor = ib_scale_divisor(0.1), .scaled = true};
+    assert_true(t.divisor == 10.0);
+    struct ib_sample in = good((struct ib_value){.type = IB_V_INT, .v.i = 614}), out;
+    ib_normalize(&t, &in, &out);
+    assert_true(out.value.v.d == 61.4);
+    t = (struct ib_tag_core){.scale = 0.01, .divisor = ib_scale_divisor(0.01), .scaled = true};
+    in = good((struct ib_value){.type = IB_V_UINT, .v.u = 4526});
+    ib_normalize(&t, &in, &out);
+    assert_true(out.value.v.d == 45.26);
+    assert_true(ib_scale_divisor(0.3) == 0.0); /* not 1/N: multiplied */
+    assert_true(ib_scale_divisor(2.0) == 0.0);
+    assert_true(ib_scale_divisor(-0.001) == -1000.0);
 }
 
 static void non_finite_is_bad(void **state)
@@ -106,11 +124,9 @@ static void reason_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(scaling),
-        cmocka_unit_test(non_finite_is_bad),
-        cmocka_unit_test(bad_passes_through),
-        cmocka_unit_test(record_json),
-        cmocka_unit_test(reason_names),
+        cmocka_unit_test(scaling),           cmocka_unit_test(decimal_scales_exact),
+        cmocka_unit_test(non_finite_is_bad), cmocka_unit_test(bad_passes_through),
+        cmocka_unit_test(record_json),       cmocka_unit_test(reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
