@@ -4,7 +4,6 @@ pymodbus (an independent implementation) must arrive over TLS MQTT exactly as de
 struct, scaled where configured, with Modbus exceptions reported per request; a value written
 over Modbus must show up within two polls; --once must print the same values."""
 
-import math
 import re
 import struct
 import time
@@ -50,6 +49,16 @@ def f32(x):
     return struct.unpack(">f", struct.pack(">f", x))[0]
 
 
+def shortest_f32(x):
+    """The shortest decimal that reads back to the float32 x, as a Python float: how payloads
+    show an unscaled float32 (docs/payload.md), e.g. 247.9 rather than 247.89999389648438."""
+    for p in range(1, 10):
+        s = f"{x:.{p}g}"
+        if f32(float(s)) == f32(x):
+            return float(s)
+    raise AssertionError(f"no decimal of at most 9 digits reads back to {x!r}")
+
+
 def raw_value(t):
     name, table, addr, typ, order, const, extra = t
     return f32(const) if typ == "float32" else const
@@ -58,6 +67,8 @@ def raw_value(t):
 def expected(t):
     name, table, addr, typ, order, const, extra = t
     v = raw_value(t)
+    if typ == "float32" and not ("scale" in extra or "offset" in extra):
+        return shortest_f32(v)
     if "scale" in extra or "offset" in extra:
         scale = extra.get("scale", 1)
         # A scale of exactly 1/N divides by N (docs/configuration.md): 614 * 0.1 reads 61.4.
@@ -130,13 +141,30 @@ def pki():
     return _pki
 
 
-def same(got, want):
-    """Exact equality with the right JSON type: bool for bool, int for unscaled integers."""
+def f32_bits(x):
+    return struct.pack(">f", x)
+
+
+def is_scaled(t):
+    return "scale" in t[6] or "offset" in t[6]
+
+
+def same(t, got):
+    """got is exactly tag t's expected value, with the right JSON type: bool for bool, int for
+    unscaled integers. An unscaled float32 may be written as any decimal that reads back to the
+    very same binary32 (the shortest one, 247.9, or the double expansion 247.89999389648438);
+    a rounded one that names a different binary32 is wrong. Scaled values are doubles and
+    must be equal as doubles."""
+    want = expected(t)
     if isinstance(want, bool):
         return got is want
+    if isinstance(got, bool) or not isinstance(got, (int, float)):
+        return False
     if isinstance(want, int):
-        return isinstance(got, int) and not isinstance(got, bool) and got == want
-    return isinstance(got, (int, float)) and not isinstance(got, bool) and got == want
+        return isinstance(got, int) and got == want
+    if t[3] == "float32" and not is_scaled(t):
+        return abs(got) < 3.5e38 and f32_bits(got) == f32_bits(want)
+    return got == want
 
 
 def check_values(m, label):
@@ -153,11 +181,10 @@ def check_values(m, label):
             errors.append(f"{name}: q={s.get('q')!r} reason={s.get('reason')!r}")
             continue
         want = expected(t)
-        if not same(s.get("v"), want):
+        if not same(t, s.get("v")):
             hint = ""
-            if isinstance(s.get("v"), float) and isinstance(want, float) and \
-                    f32(s["v"]) == f32(want):
-                hint = " (equal only after rounding to float32: the value was not exact)"
+            if t[3] == "float32" and not is_scaled(t):
+                hint = " or any decimal that reads back as that binary32"
             errors.append(f"{name}: v={s.get('v')!r} ({type(s.get('v')).__name__}), "
                           f"expected {want!r} ({type(want).__name__}){hint}")
         if "unit" in extra and s.get("unit") != extra["unit"]:
@@ -279,7 +306,7 @@ def test_once_table(d):
                 errors.append(f"{name}: no row")
                 continue
             want = expected(t)
-            if not any(cell_equals(c, want, t[3]) for c in cells):
+            if not any(cell_equals(c, t) for c in cells):
                 errors.append(f"{name}: expected value {want!r} not in row: {row.strip()}")
             if "good" not in row:
                 errors.append(f"{name}: quality good not in row: {row.strip()}")
@@ -291,19 +318,20 @@ def test_once_table(d):
         check(not errors, "--once table:\n  " + "\n  ".join(errors))
 
 
-def cell_equals(cell, want, typ):
-    """A table cell shows want: booleans as true/false (or 1/0), integers exactly, floats
-    exactly or, for a human table, to at least 7 significant digits."""
+def cell_equals(cell, t):
+    """A table cell shows tag t's expected value: booleans as true/false (or 1/0), numbers
+    exactly as in the JSON payload (see same())."""
     cell = cell.strip(",;|")
+    want = expected(t)
     if isinstance(want, bool):
         return cell.lower() in (("true", "1") if want else ("false", "0"))
     try:
-        got = float(cell)
+        got = int(cell) if re.fullmatch(r"[-+]?\d+", cell) else float(cell)
     except ValueError:
         return False
-    if isinstance(want, int):
-        return got == want and re.fullmatch(r"[-+]?\d+", cell) is not None
-    return got == want or math.isclose(got, want, rel_tol=1e-7)
+    if isinstance(want, float) and isinstance(got, int):
+        got = float(got)   # a table may print 490.0 as 490
+    return same(t, got)
 
 
 if __name__ == "__main__":
