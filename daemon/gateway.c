@@ -459,7 +459,8 @@ static void value_text(const struct ib_sample *s, char *buf, size_t len)
         break;
     case IB_V_DOUBLE: {
         char d[32];
-        ib_fmt_double(d, v->v.d);
+        if (ib_fmt_scalar(d, v) < 0)
+            snprintf(d, sizeof d, "-");
         snprintf(buf, len, "%s", d);
         break;
     }

@@ -18,9 +18,15 @@ int ib_json_uint(struct ib_buf *b, uint64_t v);
 int ib_json_double(struct ib_buf *b, double v); /* v must be finite */
 int ib_json_value(struct ib_buf *b, const struct ib_value *v);
 
-/* Format a double as the shortest decimal that reads back to the same bits; returns length.
+/* Format a finite double as a decimal that reads back to the same bits (the shortest such
+ * for values written with up to 17 significant digits in fixed notation); returns the length.
  * `out` needs 32 bytes. */
 int ib_fmt_double(char *out, double v);
+/* The same for a binary32 value: the shortest decimal that reads back to the same float. */
+int ib_fmt_float32(char *out, float f);
+/* A value's number or literal as in payloads (honours IB_VF_FLOAT32); `out` needs 32 bytes
+ * (strings are not handled here). Returns the length, or -1 for a string or no value. */
+int ib_fmt_scalar(char *out, const struct ib_value *v);
 
 /* Integers with magnitude above 2^53 do not survive a JSON reader that uses doubles; they are
  * written as strings ("18446744073709551615"), as docs/payload.md states. */

@@ -44,6 +44,7 @@ void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struc
         return;
     }
     out->value.type = IB_V_DOUBLE;
+    out->value.flags = 0; /* a computed value is a double, printed at double precision */
     out->value.v.d = x;
 }
 

@@ -15,9 +15,17 @@ enum ib_vtype {
     IB_V_STRING = 5, /* bytes, not NUL-terminated; see ib_value.v.s */
 };
 
+/* ib_value.flags */
+enum ib_value_flags {
+    /* An IB_V_DOUBLE widened from an IEEE-754 binary32 reading: payloads show it as the
+     * shortest decimal that reads back to the same binary32 (123.456, not 123.45600128173828). */
+    IB_VF_FLOAT32 = 1u << 0,
+};
+
 struct ib_value {
-    uint8_t type; /* enum ib_vtype */
-    uint8_t reserved[7];
+    uint8_t type;  /* enum ib_vtype */
+    uint8_t flags; /* enum ib_value_flags; 0 unless a flag applies */
+    uint8_t reserved[6];
     union {
         bool b;
         int64_t i;

@@ -155,6 +155,7 @@ int mb_decode_registers(const uint16_t *regs, enum mb_type type, enum mb_order o
         return IB_ERR_INVALID;
     }
     out->type = IB_V_DOUBLE;
+    out->flags = type == MB_TYPE_FLOAT32 ? IB_VF_FLOAT32 : 0;
     out->v.d = d;
     return 0;
 }

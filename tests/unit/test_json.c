@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,11 +32,113 @@ static void doubles_round_trip(void **state)
     assert_string_equal(dbl(-1234567.25), "-1234567.25");
     /* float32 values widened to double keep every digit they have */
     assert_string_equal(dbl((double)123.456f), "123.45600128173828");
+    assert_string_equal(dbl(0.005), "0.005");
+    assert_string_equal(dbl(61.4), "61.4");
+    assert_string_equal(dbl(1e-7), "1e-07");
     const double samples[] = {
         M_PI,   1.0 / 3.0, DBL_MIN, DBL_MAX, 5e-324, 0.30000000000000004, 123456789012345678.0,
         -2.5e-8};
     for (size_t i = 0; i < sizeof samples / sizeof samples[0]; i++)
         assert_true(strtod(dbl(samples[i]), NULL) == samples[i]);
+}
+
+/* Significant digits of a decimal string: what "shortest" is measured in. */
+static int sig_digits(const char *s)
+{
+    int n = 0, seen = 0, trailing0 = 0;
+    for (; *s && *s != 'e' && *s != 'E'; s++) {
+        if (*s < '0' || *s > '9')
+            continue;
+        if (*s == '0' && !seen)
+            continue;
+        seen = 1;
+        n++;
+        trailing0 = *s == '0' ? trailing0 + 1 : 0;
+    }
+    return n - trailing0;
+}
+
+static uint64_t rng = 0x12345678abcdefull;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+static void doubles_random_round_trip_and_shortest(void **state)
+{
+    (void)state;
+    char ours[32], ref[32];
+    for (int i = 0; i < 300000; i++) {
+        double v;
+        uint64_t r = next();
+        switch (i % 4) {
+        case 0: /* any finite bit pattern */
+            memcpy(&v, &r, sizeof v);
+            if (!isfinite(v))
+                continue;
+            break;
+        case 1: /* decimal-ish: scaled integers as gateways produce them */
+            v = (double)(int64_t)(r % 2000001 - 1000000) / pow(10, (double)((r >> 40) % 7));
+            break;
+        case 2: /* raw * 0.1 + offset */
+            v = (double)(r % 65536) * 0.1 - 40;
+            break;
+        default: /* widened float32 */
+            v = (double)(float)((double)(int32_t)r / 1000.0);
+        }
+        ib_fmt_double(ours, v);
+        if (strtod(ours, NULL) != v)
+            fail_msg("%.17g formatted as %s does not read back", v, ours);
+        for (int p = 1; p <= 17; p++) { /* the truly shortest %g */
+            snprintf(ref, sizeof ref, "%.*g", p, v);
+            if (strtod(ref, NULL) == v)
+                break;
+        }
+        if (sig_digits(ours) > sig_digits(ref))
+            fail_msg("%.17g: %s has more digits than %s", v, ours, ref);
+    }
+}
+
+static void float32_random_round_trip_and_shortest(void **state)
+{
+    (void)state;
+    char ours[32], ref[32];
+    for (int i = 0; i < 300000; i++) {
+        float f;
+        uint32_t r = (uint32_t)next();
+        if (i % 2) {
+            memcpy(&f, &r, sizeof f);
+            if (!isfinite(f))
+                continue;
+        } else {
+            f = (float)((double)(int32_t)r / pow(10, (double)(r % 8)));
+        }
+        ib_fmt_float32(ours, f);
+        if (strtof(ours, NULL) != f)
+            fail_msg("%.9g formatted as %s does not read back", (double)f, ours);
+        for (int p = 1; p <= 9; p++) {
+            snprintf(ref, sizeof ref, "%.*g", p, (double)f);
+            if (strtof(ref, NULL) == f)
+                break;
+        }
+        if (sig_digits(ours) > sig_digits(ref))
+            fail_msg("%.9g: %s has more digits than %s", (double)f, ours, ref);
+    }
+    ib_fmt_float32(ours, 123.456f);
+    assert_string_equal(ours, "123.456");
+    ib_fmt_float32(ours, -0.0123f);
+    assert_string_equal(ours, "-0.0123");
+    ib_fmt_float32(ours, 16777216.0f);
+    assert_string_equal(ours, "16777216");
+    struct ib_value v = {.type = IB_V_DOUBLE, .flags = IB_VF_FLOAT32, .v.d = (double)247.9f};
+    assert_int_equal(ib_fmt_scalar(ours, &v), 5);
+    assert_string_equal(ours, "247.9");
+    v.flags = 0; /* without the flag the widened double is printed exactly */
+    ib_fmt_scalar(ours, &v);
+    assert_string_equal(ours, "247.89999389648438");
 }
 
 static void integers_exact(void **state)
@@ -115,6 +218,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(doubles_round_trip),
+        cmocka_unit_test(doubles_random_round_trip_and_shortest),
+        cmocka_unit_test(float32_random_round_trip_and_shortest),
         cmocka_unit_test(integers_exact),
         cmocka_unit_test(strings_escaped),
         cmocka_unit_test(values),
