@@ -235,14 +235,7 @@ static void *poller_main(void *arg)
         /* Sleep at most 1 s so that the heartbeat stays fresh for the watchdog. */
         if (wait > 1000)
             wait = 1000;
-        struct timespec dl;
-        clock_gettime(CLOCK_MONOTONIC, &dl);
-        dl.tv_sec += wait / 1000;
-        dl.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        struct timespec dl = ib_deadline_ms(wait);
         pthread_mutex_lock(&p->mu);
         if (!p->stop)
             pthread_cond_timedwait(&p->cv, &p->mu, &dl);
@@ -285,11 +278,7 @@ static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_
     p->hctx.rl = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 20);
     p->rng = (uint64_t)ib_now_ms() ^ (uint64_t)(uintptr_t)p;
     pthread_mutex_init(&p->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ib_cond_init_monotonic(&p->cv);
 
     size_t ng = 0;
     for (uint32_t d = 0; d < cc->pub.n_devices; d++)

@@ -71,30 +71,34 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
     wake(n);
 }
 
-static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+/* Record a failure for the north thread to act on (any thread). */
+static void set_failure(struct ib_north *n, bool lost, const char *why)
 {
-    struct ib_north *n = ctx;
     pthread_mutex_lock(&n->mu);
-    n->conn_failed = true;
-    if (r && r->message)
-        snprintf(n->fail_msg, sizeof n->fail_msg, "%s", r->message);
-    else if (r)
-        snprintf(n->fail_msg, sizeof n->fail_msg, "%s (code %d)", MQTTAsync_strerror(r->code),
-                 r->code);
+    if (lost)
+        n->conn_lost = true;
     else
-        snprintf(n->fail_msg, sizeof n->fail_msg, "connect failed");
+        n->conn_failed = true;
+    snprintf(n->fail_msg, sizeof n->fail_msg, "%s", why);
     pthread_mutex_unlock(&n->mu);
     wake(n);
 }
 
+static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    char why[256];
+    if (r && r->message)
+        snprintf(why, sizeof why, "%s", r->message);
+    else if (r)
+        snprintf(why, sizeof why, "%s (code %d)", MQTTAsync_strerror(r->code), r->code);
+    else
+        snprintf(why, sizeof why, "connect failed");
+    set_failure(ctx, false, why);
+}
+
 static void on_conn_lost(void *ctx, char *cause)
 {
-    struct ib_north *n = ctx;
-    pthread_mutex_lock(&n->mu);
-    n->conn_lost = true;
-    snprintf(n->fail_msg, sizeof n->fail_msg, "%s", cause ? cause : "connection lost");
-    pthread_mutex_unlock(&n->mu);
-    wake(n);
+    set_failure(ctx, true, cause ? cause : "connection lost");
 }
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
@@ -104,6 +108,17 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
+}
+
+/* Take `c` off the list of contexts paho holds; n->mu is held. */
+static void ctx_unlink(struct ib_north *n, struct sendctx *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        n->ctxs = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
 }
 
 static void ctx_done(struct sendctx *c, bool ok)
@@ -116,12 +131,7 @@ static void ctx_done(struct sendctx *c, bool ok)
         else
             ib_outq_nack(n->q, c->seq);
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        n->ctxs = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
     free(c);
 }
@@ -202,12 +212,7 @@ static int publish(struct ib_north *n, const char *topic, const void *payload, s
     if (rc != MQTTASYNC_SUCCESS) {
         /* paho did not take it, so it will not call back. */
         pthread_mutex_lock(&n->mu);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            n->ctxs = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+        ctx_unlink(n, c);
         pthread_mutex_unlock(&n->mu);
         free(c);
         return rc;
@@ -302,12 +307,8 @@ static void start_connect(struct ib_north *n)
     pthread_mutex_unlock(&n->mu);
     ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: connecting to %s", cfg->url);
     rc = MQTTAsync_connect(n->client, &o);
-    if (rc != MQTTASYNC_SUCCESS) {
-        pthread_mutex_lock(&n->mu);
-        n->conn_failed = true;
-        snprintf(n->fail_msg, sizeof n->fail_msg, "%s", MQTTAsync_strerror(rc));
-        pthread_mutex_unlock(&n->mu);
-    }
+    if (rc != MQTTASYNC_SUCCESS)
+        set_failure(n, false, MQTTAsync_strerror(rc));
 }
 
 static void schedule_retry(struct ib_north *n, const char *why)
@@ -399,10 +400,7 @@ static void *north_main(void *arg)
         if (rc != 0) {
             ib_outq_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
-                pthread_mutex_lock(&n->mu);
-                n->conn_lost = true;
-                snprintf(n->fail_msg, sizeof n->fail_msg, "disconnected while sending");
-                pthread_mutex_unlock(&n->mu);
+                set_failure(n, true, "disconnected while sending");
             } else {
                 ib_outq_next(n->q, 50, 0, &(struct ib_outq_rec){0});
             }

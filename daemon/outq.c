@@ -2,6 +2,8 @@
  * record not yet sent. Records are one allocation each (header, topic and payload together). */
 #include "outq.h"
 
+#include "util.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,11 +34,7 @@ struct ib_outq *ib_outq_new(size_t max_bytes)
     if (!q)
         return NULL;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    ib_cond_init_monotonic(&q->cv);
     q->next_seq = 1;
     q->max_bytes = max_bytes;
     return q;
@@ -133,14 +131,7 @@ static struct rec *first_unsent(struct ib_outq *q)
 
 bool ib_outq_next(struct ib_outq *q, int timeout_ms, unsigned max_inflight, struct ib_outq_rec *out)
 {
-    struct timespec dl;
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    struct timespec dl = ib_deadline_ms(timeout_ms);
     pthread_mutex_lock(&q->mu);
     unsigned w = q->wakeups;
     struct rec *r;

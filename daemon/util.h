@@ -3,10 +3,12 @@
 #ifndef IB_UTIL_H
 #define IB_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* An arena frees everything it handed out at once (a configuration and all its strings). */
 struct ib_arena {
@@ -38,6 +40,11 @@ static inline void ib_buf_reset(struct ib_buf *b)
     if (b->cap)
         b->p[0] = '\0';
 }
+
+/* The absolute CLOCK_MONOTONIC time `ms` from now, for pthread_cond_timedwait on a condition
+ * made by ib_cond_init_monotonic (immune to wall-clock jumps). */
+struct timespec ib_deadline_ms(int64_t ms);
+int ib_cond_init_monotonic(pthread_cond_t *cv);
 
 int64_t ib_now_ms(void);       /* CLOCK_REALTIME, ms since the epoch */
 int64_t ib_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
