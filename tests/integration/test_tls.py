@@ -60,7 +60,8 @@ def assert_nothing_through(sub, broker, gw, what, cert_words=False, wait=4):
         cline = wait_until(lambda: log_has(gw.log(), *CERT_FAIL), 10)
         check(cline, f"{what}: the gateway log does not name a certificate or host name "
               "verification failure (only e.g. " + line.strip() + ")")
-        note(f"{what}: gateway logged: {cline.strip()}")
+        if cline != line:
+            note(f"{what}: gateway logged: {cline.strip()}")
     time.sleep(wait)
     got = [m for m in sub.messages() if m.topic.startswith("ironbridge/")]
     check(not got, f"{what}: {len(got)} message(s) got through, e.g. {got[:2]}")
