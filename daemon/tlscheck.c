@@ -133,6 +133,21 @@ int ib_tls_diagnose(const struct ib_mqtt_cfg *cfg, int timeout_ms, char *out, si
     SSL_set1_host(ssl, cfg->host);
     ERR_clear_error();
     if (SSL_connect(ssl) == 1) {
+        /* With TLS 1.3 a broker that wants a client certificate says so only after the
+         * handshake, with an alert: wait briefly for it. */
+        struct timeval tv = {1, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char byte;
+        ERR_clear_error();
+        if (SSL_read(ssl, &byte, 1) <= 0 && ERR_peek_last_error()) {
+            const char *reason = ERR_reason_error_string(ERR_peek_last_error());
+            snprintf(out, len, "the broker ended the TLS session: %s%s",
+                     reason ? reason : "unknown reason",
+                     cfg->cert ? ""
+                               : " (the broker probably requires a client certificate: set "
+                                 "tls.cert and tls.key)");
+            goto done;
+        }
         snprintf(out, len, "a TLS %s handshake with %s:%d and the certificate check succeed",
                  SSL_get_version(ssl), cfg->host, cfg->port);
         result = 0;

@@ -5,7 +5,7 @@ connection, no broker at start, SIGTERM, and a configuration error with its posi
 import re
 import time
 
-from ibtest import (Gateway, Mosquitto, Pki, SilentServer, Simulator, Subscriber, check,
+from ibtest import (session_pki, Gateway, Mosquitto, Pki, SilentServer, Simulator, Subscriber, check,
                     data_topic, device, gateway_config, group, is_data, log_has,
                     modbus_connection, mqtt_section, note, free_port, retained, run, run_check,
                     session_dir, status_topic, tag, wait_sample, wait_until)
@@ -20,14 +20,8 @@ coil 0 bool - const true
 TAGS = [tag("u16", "holding", 0, "uint16"), tag("i16", "holding", 1, "int16"),
         tag("c0", "coil", 0)]
 
-_pki = None
-
-
 def pki():
-    global _pki
-    if _pki is None:
-        _pki = Pki(session_dir())
-    return _pki
+    return session_pki()
 
 
 def conn(name, port, dev_name, timeout_ms=500):

@@ -7,17 +7,11 @@ fixtures still work."""
 import subprocess
 import struct
 
-from ibtest import (Failure, Mosquitto, Pki, PymodbusServer, Simulator, Subscriber, check,
+from ibtest import (session_pki, Failure, Mosquitto, Pki, PymodbusServer, Simulator, Subscriber, check,
                     file_mode, modbus_client, retained, run, session_dir, tls_handshake)
 
-_pki = None
-
-
 def pki():
-    global _pki
-    if _pki is None:
-        _pki = Pki(session_dir())
-    return _pki
+    return session_pki()
 
 
 def expect_refused(what, **kw):

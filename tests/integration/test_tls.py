@@ -7,20 +7,14 @@ import os
 import shutil
 import time
 
-from ibtest import (Gateway, Mosquitto, Pki, PymodbusServer, Subscriber, check, data_topic,
+from ibtest import (session_pki, Gateway, Mosquitto, Pki, PymodbusServer, Subscriber, check, data_topic,
                     device, gateway_config, group, log_has, modbus_connection,
                     mqtt_section, note, retained, run, run_check, session_dir, status_topic,
                     tag, wait_sample, wait_until)
 
 U16 = 1234
-_pki = None
-
-
 def pki():
-    global _pki
-    if _pki is None:
-        _pki = Pki(session_dir())
-    return _pki
+    return session_pki()
 
 
 def source(d):
@@ -99,6 +93,9 @@ def test_b_mutual_tls(d):
         line = wait_until(lambda: log_has(no_cert.log(), *CONNECT_FAIL), 15)
         check(line, "gateway without a client certificate: no connect failure in its log")
         note(f"without client cert, gateway logged: {line.strip()}")
+        check(log_has(no_cert.log(), r"client certificate", r"tls\.cert"),
+              "the log of the gateway without a client certificate does not say that the "
+              "broker wants one (tls.cert):\n" + no_cert.log())
         time.sleep(3)
         leaked = sub.messages("ironbridge/gw-nocert/#")
         check(not leaked, f"the gateway without client certificate got {len(leaked)} "

@@ -8,7 +8,7 @@ import re
 import struct
 import time
 
-from ibtest import (Gateway, Mosquitto, Pki, PymodbusServer, Simulator, Subscriber, check,
+from ibtest import (session_pki, Gateway, Mosquitto, Pki, PymodbusServer, Simulator, Subscriber, check,
                     data_topic, device, gateway_config, group, is_data, modbus_client,
                     modbus_connection, mqtt_section, note, run, run_once, session_dir, tag)
 
@@ -131,14 +131,8 @@ def config(port, broker=None, pki=None, with_bad=True):
     return gateway_config(mqtt, [modbus_connection("src", port, [dev])])
 
 
-_pki = None
-
-
 def pki():
-    global _pki
-    if _pki is None:
-        _pki = Pki(session_dir())
-    return _pki
+    return session_pki()
 
 
 def f32_bits(x):

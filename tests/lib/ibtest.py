@@ -1072,6 +1072,17 @@ def wait_sample(sub, device, name, pred, timeout, what=None):
     return sub.wait_for(ok, timeout, what or f"message from {device} with {name} as expected")
 
 
+_session_pki = None
+
+
+def session_pki():
+    """One throw-away PKI per test process (making keys costs time), in the session dir."""
+    global _session_pki
+    if _session_pki is None:
+        _session_pki = Pki(session_dir())
+    return _session_pki
+
+
 def log_has(text, *patterns):
     """The first log line matching all regular expressions (case-insensitive), or None."""
     import re
