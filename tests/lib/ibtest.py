@@ -216,6 +216,32 @@ class _Proc:
         pid = self.proc.pid if self.proc else None
         return f"<{self.name} pid={pid}>"
 
+    def _spawn_with_port_file(self, argv, timeout, what):
+        """Start argv (a server that writes the port it listens on to self.port_file) with its
+        output in self.logfile, wait until that port accepts connections, set self.port."""
+        if self.port_file.exists():
+            self.port_file.unlink()
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        _register(self)
+
+        def port_ready():
+            if not self.running():
+                return True
+            try:
+                text = self.port_file.read_text().strip()
+                return bool(text) and port_open(int(text))
+            except (OSError, ValueError):
+                return False
+
+        wait_until(port_ready, timeout)
+        if not self.running() or not port_ready():
+            rc = self.proc.poll()
+            self.stop()
+            raise Failure(f"{what} did not start (exit status {rc})\n{self.describe()}")
+        self.port = int(self.port_file.read_text().strip())
+
 
 # ---------------------------------------------------------------- PKI
 
@@ -673,31 +699,9 @@ class Simulator(_Proc):
         self.map.write_text(map_text)
         self.port_file = self.dir / f"{name}.port"
         self.logfile = self.dir / f"{name}.log"
-        if self.port_file.exists():
-            self.port_file.unlink()
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [self.exe, "--map", str(self.map), "--port", "0",
-                 "--port-file", str(self.port_file), *extra],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _register(self)
-
-        def port_ready():
-            if not self.running():
-                return True
-            try:
-                text = self.port_file.read_text().strip()
-                return bool(text) and port_open(int(text))
-            except (OSError, ValueError):
-                return False
-
-        wait_until(port_ready, 10)
-        if not self.running() or not port_ready():
-            rc = self.proc.poll()
-            self.stop()
-            raise Failure(f"ironbridge-sim did not start (exit status {rc}) with map "
-                          f"{self.map}\n{self.describe()}")
-        self.port = int(self.port_file.read_text().strip())
+        self._spawn_with_port_file(
+            [self.exe, "--map", str(self.map), "--port", "0", "--port-file",
+             str(self.port_file), *extra], 10, f"ironbridge-sim with map {self.map}")
 
 
 _PYMODBUS_SERVER = ROOT / "tests" / "integration" / "pymodbus_server.py"
@@ -726,30 +730,9 @@ class PymodbusServer(_Proc):
         self.spec_file.write_text(json.dumps(spec))
         self.port_file = self.dir / f"{name}.port"
         self.logfile = self.dir / f"{name}.log"
-        if self.port_file.exists():
-            self.port_file.unlink()
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(_PYMODBUS_SERVER), "--spec", str(self.spec_file),
-                 "--port", "0", "--port-file", str(self.port_file)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _register(self)
-
-        def port_ready():
-            if not self.running():
-                return True
-            try:
-                text = self.port_file.read_text().strip()
-                return bool(text) and port_open(int(text))
-            except (OSError, ValueError):
-                return False
-
-        wait_until(port_ready, 15)
-        if not self.running() or not port_ready():
-            rc = self.proc.poll()
-            self.stop()
-            raise Failure(f"pymodbus server did not start (exit status {rc})\n{self.describe()}")
-        self.port = int(self.port_file.read_text().strip())
+        self._spawn_with_port_file(
+            [sys.executable, str(_PYMODBUS_SERVER), "--spec", str(self.spec_file), "--port", "0",
+             "--port-file", str(self.port_file)], 15, "pymodbus server")
 
 
 def modbus_client(port):
