@@ -15,6 +15,7 @@
 
 #include <yaml.h>
 
+#include "json.h"
 #include "plugin_loader.h"
 #include "topic.h"
 
@@ -158,6 +159,30 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
+/* "500ms", "60s", "5min", "2h", "7d" (also "1.5s") -> ms. A bare number has no unit: refused. */
+int ib_parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return -1;
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1},    {"s", 1000},    {"sec", 1000},  {"min", 60000},
+                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0) {
+            double ms = v * units[i].ms;
+            if (ms > 9.2e18 || ms != floor(ms))
+                return -1;
+            *out = (int64_t)ms;
+            return 0;
+        }
+    return -1;
+}
+
 static const char *type_word(uint32_t t)
 {
     switch (t) {
@@ -171,6 +196,8 @@ static const char *type_word(uint32_t t)
         return "a string";
     case IB_S_ENUM:
         return "one of the listed words";
+    case IB_S_DURATION:
+        return "a duration with a unit (500ms, 60s, 5min, 2h, 7d)";
     default:
         return "a value";
     }
@@ -234,6 +261,21 @@ static const char *store_value(struct loader *L, const struct ib_schema_entry *e
         }
         const char *p = ib_arena_strdup(&L->cfg->arena, s);
         memcpy(field, &p, sizeof p);
+        return NULL;
+    }
+    case IB_S_DURATION: {
+        int64_t v;
+        if (ib_parse_duration_ms(s, &v) < 0) {
+            snprintf(msg, msglen,
+                     "expected a duration with a unit (500ms, 60s, 5min, 2h, 7d), found '%s'", s);
+            return msg;
+        }
+        if ((e->flags & IB_SF_RANGE) && (v < e->min || v > e->max)) {
+            snprintf(msg, msglen, "%s is out of range [%lldms, %lldms]", s, (long long)e->min,
+                     (long long)e->max);
+            return msg;
+        }
+        memcpy(field, &v, sizeof v);
         return NULL;
     }
     case IB_S_ENUM: {
@@ -443,6 +485,7 @@ static const struct ib_schema_entry log_entries[] = {
 };
 static const struct ib_schema log_schema = {sizeof(struct log_section), 1, log_entries, {0}};
 
+static const char *const layout_choices[] = {"batch", "tag", NULL};
 static const struct ib_schema_entry mqtt_entries[] = {
     {.key = "url",
      .type = IB_S_STRING,
@@ -456,8 +499,15 @@ static const struct ib_schema_entry mqtt_entries[] = {
      .def = "false",
      .description = "permit plaintext mqtt://"},
     E_INT("qos", struct ib_mqtt_cfg, qos, "1", 0, 1, "QoS of data messages"),
-    E_STR("topic", struct ib_mqtt_cfg, topic, "ironbridge/{gateway}/{device}/{group}",
-          "topic template of data messages"),
+    {.key = "layout",
+     .type = IB_S_ENUM,
+     .offset = offsetof(struct ib_mqtt_cfg, layout),
+     .def = "batch",
+     .choices = layout_choices,
+     .description = "batch: a message per device group per poll; tag: a message per tag"},
+    E_STR("topic", struct ib_mqtt_cfg, topic, NULL,
+          "topic template of data messages (default ironbridge/{gateway}/{device}/{group}, "
+          "with /{tag} for layout tag)"),
     E_STR("status_topic", struct ib_mqtt_cfg, status_topic, "ironbridge/{gateway}/status",
           "retained online/offline topic"),
     E_INT("keepalive_s", struct ib_mqtt_cfg, keepalive_s, "30", 5, 3600, "MQTT keep-alive"),
@@ -515,11 +565,52 @@ static const struct ib_schema_entry group_entries[] = {
 };
 static const struct ib_schema group_schema = {sizeof(struct group_section), 2, group_entries, {0}};
 
+/* report: at group and tag level. */
+struct report_section {
+    int32_t mode;
+    const char *deadband;
+    int64_t heartbeat_ms;
+    int64_t stale_after_ms;
+};
+static const char *const mode_choices[] = {"always", "on_change", "deadband", NULL};
+#define REPORT_ENTRIES                                                                             \
+    {.key = "mode",                                                                                \
+     .type = IB_S_ENUM,                                                                            \
+     .offset = offsetof(struct report_section, mode),                                              \
+     .choices = mode_choices,                                                                      \
+     .description = "always (every poll), on_change or deadband"},                                 \
+        {.key = "deadband",                                                                        \
+         .type = IB_S_STRING,                                                                      \
+         .offset = offsetof(struct report_section, deadband),                                      \
+         .description = "smallest change reported: a number (0.5) or a percent of range (2%)"},    \
+    {                                                                                              \
+        .key = "heartbeat", .type = IB_S_DURATION, .flags = IB_SF_RANGE,                           \
+        .offset = offsetof(struct report_section, heartbeat_ms), .min = 1, .max = 31536000000LL,   \
+        .description = "re-send an unchanged value after this long"                                \
+    }
+static const struct ib_schema_entry group_report_entries[] = {
+    REPORT_ENTRIES,
+    {.key = "stale_after",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct report_section, stale_after_ms),
+     .min = 1,
+     .max = 31536000000LL,
+     .description = "report a tag stale when not read successfully this long (default: 3 "
+                    "intervals)"},
+};
+static const struct ib_schema group_report_schema = {
+    sizeof(struct report_section), 4, group_report_entries, {0}};
+static const struct ib_schema_entry tag_report_entries[] = {REPORT_ENTRIES};
+static const struct ib_schema tag_report_schema = {
+    sizeof(struct report_section), 3, tag_report_entries, {0}};
+
 struct tag_section {
     const char *name;
     double scale, offset;
     const char *unit, *description;
     bool writable;
+    const char *deadband;
 };
 static const struct ib_schema_entry tag_entries[] = {
     {.key = "name",
@@ -544,8 +635,12 @@ static const struct ib_schema_entry tag_entries[] = {
      .offset = offsetof(struct tag_section, writable),
      .def = "false",
      .description = "the tag accepts writes"},
+    {.key = "deadband",
+     .type = IB_S_STRING,
+     .offset = offsetof(struct tag_section, deadband),
+     .description = "report this tag by deadband: a number (0.5) or a percent of range (2%)"},
 };
-static const struct ib_schema tag_schema = {sizeof(struct tag_section), 6, tag_entries, {0}};
+static const struct ib_schema tag_schema = {sizeof(struct tag_section), 7, tag_entries, {0}};
 
 /* ---- Files ----------------------------------------------------------------------------------- */
 
@@ -692,19 +787,128 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
                     (long long)m->reconnect_max_ms);
     char what[64];
     const char *e;
-    if ((e = ib_topic_check(
-             m->topic, IB_TOPIC_GATEWAY | IB_TOPIC_CONNECTION | IB_TOPIC_DEVICE | IB_TOPIC_GROUP,
-             what, sizeof what)))
-        ib_diag_add(L->diag, w, "topic", "'%s': %s%s%s", m->topic, e, *what ? ": " : "", what);
+    bool per_tag = m->layout == IB_LAYOUT_TAG;
+    bool own_topic = m->topic != NULL;
+    if (!m->topic)
+        m->topic = per_tag ? "ironbridge/{gateway}/{device}/{group}/{tag}"
+                           : "ironbridge/{gateway}/{device}/{group}";
+    unsigned allowed = IB_TOPIC_GATEWAY | IB_TOPIC_CONNECTION | IB_TOPIC_DEVICE | IB_TOPIC_GROUP |
+                       (per_tag ? IB_TOPIC_TAG : 0);
+    if ((e = ib_topic_check(m->topic, allowed, what, sizeof what)))
+        ib_diag_add(L->diag, w, "topic", "'%s': %s%s%s%s", m->topic, e, *what ? ": " : "", what,
+                    !per_tag && strcmp(what, "{tag}") == 0 ? " ({tag} needs layout: tag)" : "");
+    else if (per_tag && own_topic && !strstr(m->topic, "{tag}"))
+        ib_diag_add(L->diag, w, "topic",
+                    "'%s': with layout: tag every tag needs its own topic: add {tag}", m->topic);
     if ((e = ib_topic_check(m->status_topic, IB_TOPIC_GATEWAY, what, sizeof what)))
         ib_diag_add(L->diag, w, "status_topic", "'%s': %s%s%s", m->status_topic, e,
                     *what ? ": " : "", what);
     L->cfg->has_north = true;
 }
 
+/* "0.5" -> 0.5 absolute; "2%" -> 2 percent. Returns -1 if neither. */
+static int parse_deadband(const char *s, double *v, bool *pct)
+{
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    if (end == s || errno || !isfinite(*v) || *v < 0)
+        return -1;
+    *pct = *end == '%';
+    return (*end == '\0' || (*pct && end[1] == '\0')) ? 0 : -1;
+}
+
+/* The report section of a group or tag at key "report" of `n`, or all absent (mode -1). */
+static void load_report(struct loader *L, yaml_node_t *n, const char *path,
+                        const struct ib_schema *schema, struct report_section *r)
+{
+    memset(r, 0, sizeof *r);
+    r->mode = -1;
+    yaml_node_t *rn = map_get(L, n, "report");
+    if (!rn)
+        return;
+    struct spec sp = {schema, r};
+    apply_mapping(L, rn, join_path(L, path, "report"), &sp, 1, NULL);
+}
+
+/* A tag's range: [min, max], for percent deadbands. */
+static bool load_range(struct loader *L, yaml_node_t *tn, const char *tpath, double *lo, double *hi)
+{
+    yaml_node_t *rn = map_get(L, tn, "range");
+    if (!rn)
+        return false;
+    double v[2];
+    if (rn->type != YAML_SEQUENCE_NODE || list_len(rn) != 2) {
+        err_node(L, rn, tpath, "range", "expected [min, max], found %s", node_kind(rn));
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *x = node_at(L, rn->data.sequence.items.start[i]);
+        if (!scalar(x) || parse_double(scalar(x), &v[i]) < 0) {
+            err_node(L, x, tpath, "range", "expected a number, found %s",
+                     scalar(x) ? scalar(x) : node_kind(x));
+            return false;
+        }
+    }
+    if (!(v[0] < v[1])) {
+        err_node(L, rn, tpath, "range", "min (%g) must be below max (%g)", v[0], v[1]);
+        return false;
+    }
+    *lo = v[0];
+    *hi = v[1];
+    return true;
+}
+
+/* Resolve a tag's reporting from its own keys over its group's: mode, deadband, heartbeat. */
+static void resolve_report(struct loader *L, yaml_node_t *tn, const char *tpath,
+                           const struct report_section *gr, const struct tag_section *ts,
+                           struct ib_report_cfg *out)
+{
+    struct report_section tr;
+    load_report(L, tn, tpath, &tag_report_schema, &tr);
+    const char *db = ts->deadband ? ts->deadband : tr.deadband;
+    if (ts->deadband && tr.deadband)
+        err_node(L, map_get(L, tn, "deadband"), tpath, "deadband",
+                 "the deadband is given twice (deadband and report.deadband): keep one");
+    /* A tag's own deadband means "report this tag by deadband" unless it says otherwise. */
+    int32_t mode = tr.mode >= 0 ? tr.mode : db ? IB_REPORT_DEADBAND : gr->mode >= 0 ? gr->mode : 0;
+    if (db && mode != IB_REPORT_DEADBAND)
+        err_node(L, tn, tpath, NULL,
+                 "a deadband is given but the tag's report mode is %s: remove one of them",
+                 mode_choices[mode]);
+    if (!db && mode == IB_REPORT_DEADBAND)
+        db = gr->deadband;
+    out->mode = (uint8_t)mode;
+    out->heartbeat_ms = tr.heartbeat_ms ? tr.heartbeat_ms : gr->heartbeat_ms;
+    if (mode != IB_REPORT_DEADBAND)
+        return;
+    double v = 0, lo = 0, hi = 0;
+    bool pct = false;
+    if (!db) {
+        err_node(L, tn, tpath, NULL,
+                 "report mode deadband needs a deadband: a number (deadband: 0.5) or a percent "
+                 "of the tag's range (deadband: 2%%, with range: [min, max])");
+        return;
+    }
+    if (parse_deadband(db, &v, &pct) < 0) {
+        if (db == gr->deadband)
+            return; /* the group's, reported once at the group */
+        err_node(L, tn, tpath, "deadband",
+                 "'%s' is not a deadband: write a number >= 0 (0.5) or a percent (2%%)", db);
+        return;
+    }
+    bool has_range = load_range(L, tn, tpath, &lo, &hi);
+    if (pct && !has_range) {
+        err_node(L, tn, tpath, "deadband",
+                 "deadband %s is a percent of the tag's range: add range: [min, max]", db);
+        return;
+    }
+    out->deadband = pct ? v / 100.0 * (hi - lo) : v;
+}
+
 static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
                       struct ib_group_config *g, struct ib_cfg_group *cg,
-                      const struct ib_plugin *plugin)
+                      const struct ib_plugin *plugin, const struct report_section *gr)
 {
     yaml_node_t *list = get_list(L, gn, gpath, "tags", true);
     size_t n = list_len(list);
@@ -720,7 +924,8 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
         struct tag_section ts = {0};
         void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
         struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
-        if (!apply_mapping(L, tn, tpath, sp, 2, NULL))
+        static const char *const textra[] = {"report", "range", NULL};
+        if (!apply_mapping(L, tn, tpath, sp, 2, textra))
             continue;
         tags[i].name = ts.name;
         tags[i].params = params;
@@ -738,8 +943,49 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
                      ts.name);
         if (ts.scale == 0.0)
             err_node(L, map_get(L, tn, "scale"), tpath, "scale", "must not be 0");
+        resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
     }
     L->cfg->n_tags += n;
+}
+
+/* A device's metadata: free key/value pairs (site, line, asset ids) sent with each of its
+ * messages as a JSON object of strings. */
+static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *dpath)
+{
+    if (!mn)
+        return NULL;
+    const char *path = join_path(L, dpath, "metadata");
+    if (mn->type != YAML_MAPPING_NODE) {
+        err_node(L, mn, dpath, "metadata", "expected a mapping of names to values, found %s",
+                 node_kind(mn));
+        return NULL;
+    }
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, "{");
+    int n = 0;
+    for (yaml_node_pair_t *p = mn->data.mapping.pairs.start; p < mn->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = node_at(L, p->key), *vn = node_at(L, p->value);
+        if (!scalar(kn) || !*scalar(kn)) {
+            err_node(L, kn, path, NULL, "a metadata name must be a non-empty word");
+            continue;
+        }
+        if (!scalar(vn)) {
+            err_node(L, vn, path, scalar(kn), "expected a single value, found %s", node_kind(vn));
+            continue;
+        }
+        for (yaml_node_pair_t *q = mn->data.mapping.pairs.start; q < p; q++)
+            if (scalar(node_at(L, q->key)) && !strcmp(scalar(node_at(L, q->key)), scalar(kn)))
+                err_node(L, kn, path, scalar(kn), "duplicate key");
+        if (n++)
+            ib_buf_puts(&b, ",");
+        ib_json_cstr(&b, scalar(kn));
+        ib_buf_puts(&b, ":");
+        ib_json_cstr(&b, scalar(vn));
+    }
+    ib_buf_puts(&b, "}");
+    const char *out = n ? ib_arena_strdup(&L->cfg->arena, b.p) : NULL;
+    ib_buf_free(&b);
+    return out;
 }
 
 static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
@@ -760,9 +1006,10 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
         struct named nm = {0};
         void *params = ib_arena_alloc(&L->cfg->arena, plugin->device_schema->struct_size);
         struct spec sp[2] = {{&name_schema, &nm}, {plugin->device_schema, params}};
-        static const char *const extra[] = {"groups", NULL};
+        static const char *const extra[] = {"groups", "metadata", NULL};
         if (!apply_mapping(L, dn, dpath, sp, 2, extra))
             continue;
+        c->devices[d].meta_json = load_metadata(L, map_get(L, dn, "metadata"), dpath);
         devs[d].name = nm.name;
         devs[d].params = params;
         devs[d].where = make_where(L, dn, dpath);
@@ -795,9 +1042,20 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
             char *gpath = ib_arena_printf(&L->cfg->arena, "%s.groups[%zu]", dpath, g);
             struct group_section gs = {0};
             struct spec gsp = {&group_schema, &gs};
-            static const char *const gextra[] = {"tags", NULL};
+            static const char *const gextra[] = {"tags", "report", NULL};
             if (!apply_mapping(L, gn, gpath, &gsp, 1, gextra))
                 continue;
+            struct report_section gr;
+            load_report(L, gn, gpath, &group_report_schema, &gr);
+            double dbv;
+            bool dbpct;
+            if (gr.deadband && parse_deadband(gr.deadband, &dbv, &dbpct) < 0)
+                err_node(L, map_get(L, map_get(L, gn, "report"), "deadband"),
+                         join_path(L, gpath, "report"), "deadband",
+                         "'%s' is not a deadband: write a number >= 0 (0.5) or a percent (2%%)",
+                         gr.deadband);
+            c->devices[d].groups[g].stale_after_ms =
+                gr.stale_after_ms ? gr.stale_after_ms : 3 * gs.interval_ms;
             groups[g].name = gs.name;
             groups[g].interval_ms = (uint32_t)gs.interval_ms;
             groups[g].where = make_where(L, gn, gpath);
@@ -808,7 +1066,7 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
                     err_node(L, map_get(L, gn, "name"), gpath, "name",
                              "duplicate group name '%s' in device '%s'", gs.name,
                              nm.name ? nm.name : "?");
-            load_tags(L, gn, gpath, &groups[g], &c->devices[d].groups[g], plugin);
+            load_tags(L, gn, gpath, &groups[g], &c->devices[d].groups[g], plugin, &gr);
             L->cfg->n_groups++;
         }
         /* Tag names are unique within a device: they key the values of its messages. */

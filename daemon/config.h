@@ -14,6 +14,19 @@
 
 struct ib_plugin_registry;
 
+enum ib_report_mode {
+    IB_REPORT_ALWAYS = 0,    /* every poll */
+    IB_REPORT_ON_CHANGE = 1, /* when the value differs at all */
+    IB_REPORT_DEADBAND = 2,  /* when a number moved by more than the deadband since last sent */
+};
+
+/* How a tag is reported, resolved from its group's report section and its own keys. */
+struct ib_report_cfg {
+    uint8_t mode;         /* enum ib_report_mode */
+    double deadband;      /* absolute, in the tag's (scaled) unit; a percent is resolved */
+    int64_t heartbeat_ms; /* re-send an unchanged value after this long; 0: never */
+};
+
 /* What the core does with a tag's value, beside what the plugin reads. */
 struct ib_tag_core {
     double scale, offset;
@@ -23,16 +36,24 @@ struct ib_tag_core {
     bool scaled; /* scale != 1 or offset != 0: the value becomes a double */
     const char *unit;
     const char *description;
+    struct ib_report_cfg report;
 };
 
 struct ib_cfg_group {
     struct ib_tag_core *tags; /* parallel to the plugin view's tags[] */
     const struct ib_where *where;
+    int64_t stale_after_ms; /* a tag not read successfully this long is reported stale */
 };
 
 struct ib_cfg_device {
     struct ib_cfg_group *groups; /* parallel to the plugin view's groups[] */
     const struct ib_where *where;
+    const char *meta_json; /* the device's metadata as a JSON object, or NULL */
+};
+
+enum ib_layout {
+    IB_LAYOUT_BATCH = 0, /* one message per device group per poll */
+    IB_LAYOUT_TAG = 1,   /* one message per tag */
 };
 
 struct ib_cfg_connection {
@@ -57,6 +78,7 @@ struct ib_mqtt_cfg {
     int64_t queue_max_bytes;
     int64_t max_inflight;
     int64_t flush_timeout_ms;
+    int32_t layout; /* enum ib_layout */
     const char *username;
     const char *password_file;
     /* tls: */
@@ -87,6 +109,9 @@ struct ib_config {
 struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
                                  struct ib_diag *diag);
 void ib_config_free(struct ib_config *cfg);
+
+/* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */
+int ib_parse_duration_ms(const char *s, int64_t *out);
 
 /* N when scale is exactly 1/N for an integer N (see ib_tag_core.divisor), else 0. */
 double ib_scale_divisor(double scale);

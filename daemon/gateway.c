@@ -16,6 +16,7 @@
 #include "north.h"
 #include "outq.h"
 #include "record.h"
+#include "report.h"
 #include "topic.h"
 #include "util.h"
 
@@ -35,6 +36,9 @@ struct group_rt {
     struct ib_sample *norm; /* after scaling */
     struct ib_group_enc enc;
     struct ib_buf body;
+    struct ib_report_state *rs; /* per tag: what was last sent */
+    uint32_t *send_idx;         /* per poll: the tags to send */
+    char **tag_topics;          /* layout tag: per tag */
     char topic[512];
     int64_t next_due;
     int last_rc;
@@ -193,15 +197,35 @@ static int poll_group(struct poller *p, struct group_rt *g)
     return rc;
 }
 
+/* Decide which tags to report (docs/reporting.md) and queue the record(s): one message with
+ * those tags (layout batch; none if nothing is to be reported) or one per tag (layout tag). */
 static void publish_group(struct poller *p, struct group_rt *g, int64_t poll_ts)
 {
-    if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm) < 0) {
-        ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
-               "out of memory encoding group %s; this poll is lost", g->g->name);
+    atomic_fetch_add(&p->values, g->g->n_tags);
+    int64_t now = ib_monotonic_ms();
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < g->g->n_tags; i++)
+        if (ib_report_decide(&g->cg->tags[i].report, &g->rs[i], &g->norm[i], now,
+                             g->cg->stale_after_ms))
+            g->send_idx[n++] = i;
+    if (n == 0)
+        return;
+    if (!g->tag_topics) {
+        if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm, g->send_idx, n) < 0)
+            goto oom;
+        ib_outq_push(p->gw->q, g->topic, g->body.p, g->body.len);
         return;
     }
-    ib_outq_push(p->gw->q, g->topic, g->body.p, g->body.len);
-    atomic_fetch_add(&p->values, g->g->n_tags);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = g->send_idx[k];
+        if (ib_record_encode_tag(&g->body, &g->enc, i, &g->norm[i]) < 0)
+            goto oom;
+        ib_outq_push(p->gw->q, g->tag_topics[i], g->body.p, g->body.len);
+    }
+    return;
+oom:
+    ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
+           "out of memory encoding group %s; this poll is lost", g->g->name);
 }
 
 static void *poller_main(void *arg)
@@ -257,6 +281,16 @@ static void poller_free(struct poller *p)
         p->p->destroy(p->inst);
     p->inst = NULL;
     for (size_t i = 0; i < p->n_groups; i++) {
+        struct group_rt *g = &p->groups[i];
+        for (uint32_t t = 0; g->g && t < g->g->n_tags; t++) {
+            if (g->rs)
+                ib_report_state_free(&g->rs[t]);
+            if (g->tag_topics)
+                free(g->tag_topics[t]);
+        }
+        free(g->rs);
+        free(g->send_idx);
+        free(g->tag_topics);
         free(p->groups[i].raw);
         free(p->groups[i].norm);
         ib_group_enc_free(&p->groups[i].enc);
@@ -299,15 +333,36 @@ static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_
             g->cg = &cc->devices[d].groups[gi];
             g->raw = calloc(g->g->n_tags, sizeof *g->raw);
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
-            if (!g->raw || !g->norm ||
-                ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name, g->g, g->cg))
+            g->rs = calloc(g->g->n_tags, sizeof *g->rs);
+            g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
+                ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
+                                  cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
+            int64_t now = ib_monotonic_ms();
+            for (uint32_t t = 0; t < g->g->n_tags; t++)
+                ib_report_state_init(&g->rs[t], now);
             if (cfg->has_north) {
                 struct ib_topic_vars v = {.gateway = cfg->gateway_id,
                                           .connection = cc->pub.name,
                                           .device = dc->name,
                                           .group = g->g->name};
-                if (ib_topic_expand(cfg->mqtt.topic, &v, g->topic, sizeof g->topic) < 0) {
+                if (cfg->mqtt.layout == IB_LAYOUT_TAG) {
+                    g->tag_topics = calloc(g->g->n_tags, sizeof *g->tag_topics);
+                    if (!g->tag_topics)
+                        return -1;
+                    for (uint32_t t = 0; t < g->g->n_tags; t++) {
+                        char buf[1024];
+                        v.tag = g->g->tags[t].name;
+                        if (ib_topic_expand(cfg->mqtt.topic, &v, buf, sizeof buf) < 0 ||
+                            !(g->tag_topics[t] = strdup(buf))) {
+                            ib_diag_add(diag, g->g->tags[t].where, NULL,
+                                        "the topic of tag '%s' is longer than %zu bytes",
+                                        g->g->tags[t].name, sizeof buf - 1);
+                            return -1;
+                        }
+                    }
+                } else if (ib_topic_expand(cfg->mqtt.topic, &v, g->topic, sizeof g->topic) < 0) {
                     ib_diag_add(diag, dc->where, NULL,
                                 "the topic of group '%s' is longer than %zu bytes", g->g->name,
                                 sizeof g->topic - 1);

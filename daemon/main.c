@@ -151,6 +151,8 @@ static const char *schema_type_name(uint32_t t)
         return "string";
     case IB_S_ENUM:
         return "enum";
+    case IB_S_DURATION:
+        return "duration";
     default:
         return "?";
     }

@@ -295,6 +295,111 @@ static void no_north_with_connections(void **state)
                  "there is no north.mqtt section");
 }
 
+/* Load a valid file and return the first tag's resolved core settings via a callback. */
+static void with_config(const char *yaml, void (*fn)(const struct ib_config *))
+{
+    struct ib_diag d = {0};
+    write_file(file, yaml, 0600);
+    struct ib_plugin_registry *r = ib_plugins_new(getenv("IB_TEST_PLUGIN_DIR"), true);
+    struct ib_config *cfg = ib_config_load(file, r, &d);
+    for (size_t i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.msgs[i]);
+    assert_non_null(cfg);
+    fn(cfg);
+    ib_config_free(cfg);
+    ib_plugins_free(r);
+    ib_diag_free(&d);
+}
+
+#define GROUP_HEAD                                                                                 \
+    NORTH "connections:\n  - name: plc\n    plugin: modbus\n    host: h\n    devices:\n"           \
+          "      - name: m1\n        metadata: { site: Plant-1, line: 3 }\n        groups:\n"      \
+          "          - name: g\n            interval_ms: 500\n"
+
+static void check_report(const struct ib_config *cfg)
+{
+    const struct ib_cfg_group *g = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(g->stale_after_ms, 10000);
+    assert_int_equal(g->tags[0].report.mode, IB_REPORT_DEADBAND); /* group's */
+    assert_true(g->tags[0].report.deadband == 0.5);
+    assert_int_equal(g->tags[0].report.heartbeat_ms, 60000);
+    assert_int_equal(g->tags[1].report.mode, IB_REPORT_DEADBAND);
+    assert_true(g->tags[1].report.deadband == 10.0);               /* 2% of [0, 500] */
+    assert_int_equal(g->tags[2].report.mode, IB_REPORT_ON_CHANGE); /* tag override */
+    assert_int_equal(g->tags[2].report.heartbeat_ms, 500);
+    assert_string_equal(cfg->connections[0].devices[0].meta_json,
+                        "{\"site\":\"Plant-1\",\"line\":\"3\"}");
+}
+
+static void check_defaults(const struct ib_config *cfg)
+{
+    const struct ib_cfg_group *g = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(g->tags[0].report.mode, IB_REPORT_ALWAYS);
+    assert_int_equal(g->tags[0].report.heartbeat_ms, 0);
+    assert_int_equal(g->stale_after_ms, 3000);
+    assert_null(cfg->connections[0].devices[0].meta_json);
+    assert_int_equal(cfg->mqtt.layout, IB_LAYOUT_BATCH);
+}
+
+static void report_settings(void **state)
+{
+    (void)state;
+    with_config(
+        GROUP_HEAD
+        "            report: { mode: deadband, deadband: 0.5, heartbeat: 1min, "
+        "stale_after: 10s }\n"
+        "            tags:\n"
+        "              - { name: a, table: holding, address: 0 }\n"
+        "              - { name: b, table: holding, address: 1, deadband: 2%, range: [0, 500] }\n"
+        "              - { name: c, table: holding, address: 2, report: { mode: on_change, "
+        "heartbeat: 500ms } }\n",
+        check_report);
+    /* defaults: always, no heartbeat, stale after 3 intervals */
+    with_config(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n",
+                check_defaults);
+}
+
+static void report_errors(void **state)
+{
+    (void)state;
+    expect_error(GROUP_HEAD "            report: { mode: deadband }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "report mode deadband needs a deadband");
+    expect_error(GROUP_HEAD
+                 "            tags:\n"
+                 "              - { name: a, table: holding, address: 0, deadband: 2% }\n",
+                 "tags[0].deadband: deadband 2% is a percent of the tag's range: add range");
+    expect_error(GROUP_HEAD
+                 "            tags:\n"
+                 "              - { name: a, table: holding, address: 0, deadband: lots }\n",
+                 "'lots' is not a deadband");
+    expect_error(GROUP_HEAD "            report: { heartbeat: 60 }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "report.heartbeat: expected a duration with a unit");
+    expect_error(GROUP_HEAD "            tags:\n"
+                            "              - { name: a, table: holding, address: 0, deadband: 1, "
+                            "report: { mode: always } }\n",
+                 "a deadband is given but the tag's report mode is always");
+    expect_error(GROUP_HEAD "            report: { mode: sometimes }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "unknown value 'sometimes'; expected one of: always, on_change, deadband");
+    expect_error(GROUP_HEAD "            tags:\n"
+                            "              - { name: a, table: holding, address: 0, deadband: 1%, "
+                            "range: [5, 1] }\n",
+                 "min (5) must be below max (1)");
+}
+
+static void layout_tag_topics(void **state)
+{
+    (void)state;
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    topic: a/{device}/{tag}\n",
+                 "({tag} needs layout: tag)");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    layout: tag\n    topic: a/{device}\n",
+                 "with layout: tag every tag needs its own topic: add {tag}");
+}
+
 static void empty_config_is_idle(void **state)
 {
     (void)state;
@@ -332,6 +437,9 @@ int main(void)
         cmocka_unit_test(names_checked),
         cmocka_unit_test(plugin_semantic_errors),
         cmocka_unit_test(no_north_with_connections),
+        cmocka_unit_test(report_settings),
+        cmocka_unit_test(report_errors),
+        cmocka_unit_test(layout_tag_topics),
         cmocka_unit_test(empty_config_is_idle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
