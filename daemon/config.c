@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -19,14 +20,36 @@
 #include "plugin_loader.h"
 #include "topic.h"
 
+/* One source document: a YAML file of the tree, or a CSV tag list turned into YAML nodes. */
+struct srcdoc {
+    const char *file;
+    const char *dir; /* for relative paths in it */
+    yaml_document_t doc;
+};
+
 struct loader {
     struct ib_config *cfg;
     struct ib_diag *diag;
-    yaml_document_t *doc;
+    yaml_document_t *doc; /* the document being walked (node indices are per document) */
     const char *file;
-    const char *dir; /* of the file, for relative paths */
+    const char *dir;
     struct ib_plugin_registry *plugins;
+    struct srcdoc **docs;  /* every document read, in merge order; CSV documents after */
+    size_t n_docs, n_tree; /* n_tree: the YAML files of the tree, docs[0 .. n_tree-1] */
 };
+
+/* A list of nodes (devices, tags) that comes from one document. */
+struct listsrc {
+    size_t doc;
+    yaml_node_t *list;
+};
+
+static void use_doc(struct loader *L, size_t i)
+{
+    L->doc = &L->docs[i]->doc;
+    L->file = L->docs[i]->file;
+    L->dir = L->docs[i]->dir;
+}
 
 /* A schema paired with the struct it fills; a mapping may be validated by several. */
 struct spec {
@@ -906,45 +929,288 @@ static void resolve_report(struct loader *L, yaml_node_t *tn, const char *tpath,
     out->deadband = pct ? v / 100.0 * (hi - lo) : v;
 }
 
+/* One CSV field with the position where it starts (1-based). */
+struct csv_field {
+    char *text;
+    int line, col;
+};
+
+/* Parse RFC 4180 CSV (quotes with "" escapes, LF or CRLF); calls row() for every record that is
+ * not empty and not a '#' comment. Returns -1 with `err` for an unterminated quote. */
+static int csv_parse(char *buf, void (*row)(void *ud, struct csv_field *f, int n, int line),
+                     void *ud, int *err_line)
+{
+    struct csv_field f[64];
+    int nf = 0, line = 1, col = 1;
+    char *p = buf;
+    while (*p) {
+        int rec_line = line;
+        nf = 0;
+        bool comment = *p == '#';
+        for (;;) {
+            struct csv_field *cur = nf < 64 ? &f[nf] : NULL;
+            char *out = p, *start = p;
+            int fl = line, fc = col;
+            if (*p == '"') {
+                p++;
+                col++;
+                for (;;) {
+                    if (!*p) {
+                        *err_line = fl;
+                        return -1;
+                    }
+                    if (*p == '"' && p[1] == '"') {
+                        *out++ = '"';
+                        p += 2;
+                        col += 2;
+                    } else if (*p == '"') {
+                        p++;
+                        col++;
+                        break;
+                    } else {
+                        if (*p == '\n') {
+                            line++;
+                            col = 0;
+                        }
+                        *out++ = *p++;
+                        col++;
+                    }
+                }
+                while (*p && *p != ',' && *p != '\n' && *p != '\r') {
+                    p++; /* text after a closing quote is ignored, as spreadsheets do */
+                    col++;
+                }
+            } else {
+                while (*p && *p != ',' && *p != '\n' && *p != '\r') {
+                    *out++ = *p++;
+                    col++;
+                }
+            }
+            char sep = *p;
+            *out = '\0';
+            if (cur) {
+                /* Trim the spaces PLC tools put around cells. */
+                char *t = start;
+                while (*t == ' ' || *t == '\t') {
+                    t++;
+                    fc++;
+                }
+                size_t len = strlen(t);
+                while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+                    t[--len] = '\0';
+                *cur = (struct csv_field){t, fl, fc};
+                nf++;
+            }
+            if (sep == ',') {
+                p++;
+                col++;
+                continue;
+            }
+            /* The field's terminator was overwritten: step over the separator we saved. */
+            if (sep == '\r') {
+                p++;
+                if (*p == '\n')
+                    p++;
+            } else if (sep == '\n') {
+                p++;
+            }
+            line++;
+            col = 1;
+            break;
+        }
+        bool empty = nf == 1 && !*f[0].text;
+        if (!comment && !empty)
+            row(ud, f, nf, rec_line);
+    }
+    return 0;
+}
+
+struct csv_ctx {
+    struct loader *L;
+    yaml_document_t *doc;
+    int seq;
+    struct csv_field header[64];
+    int n_header;
+    bool have_header;
+    const char *path;
+};
+
+static int csv_scalar(yaml_document_t *doc, const char *text, int line, int col)
+{
+    int id = yaml_document_add_scalar(doc, NULL, (yaml_char_t *)text, (int)strlen(text),
+                                      YAML_PLAIN_SCALAR_STYLE);
+    yaml_node_t *n = yaml_document_get_node(doc, id);
+    n->start_mark.line = (size_t)(line - 1);
+    n->start_mark.column = (size_t)(col - 1);
+    return id;
+}
+
+static void csv_row(void *ud, struct csv_field *f, int n, int line)
+{
+    struct csv_ctx *c = ud;
+    if (!c->have_header) {
+        for (int i = 0; i < n; i++) {
+            c->header[i] = f[i];
+            c->header[i].text = ib_arena_strdup(&c->L->cfg->arena, f[i].text);
+            for (char *t = c->header[i].text; *t; t++)
+                *t = (char)(*t >= 'A' && *t <= 'Z' ? *t - 'A' + 'a' : *t);
+        }
+        c->n_header = n;
+        c->have_header = true;
+        return;
+    }
+    int map = yaml_document_add_mapping(c->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+    yaml_node_t *mn = yaml_document_get_node(c->doc, map);
+    mn->start_mark.line = (size_t)(line - 1);
+    mn->start_mark.column = 0;
+    for (int i = 0; i < n; i++) {
+        if (!*f[i].text)
+            continue; /* an empty cell: the key is absent */
+        if (i >= c->n_header) {
+            struct ib_where w = {.file = c->path, .line = f[i].line, .col = f[i].col};
+            ib_diag_add(c->L->diag, &w, NULL,
+                        "this row has more cells than the header has columns");
+            continue;
+        }
+        int k = csv_scalar(c->doc, c->header[i].text, c->header[0].line, c->header[i].col);
+        int v;
+        char *dots = strcmp(c->header[i].text, "range") == 0 ? strstr(f[i].text, "..") : NULL;
+        if (dots) {
+            /* range as "min..max" */
+            *dots = '\0';
+            v = yaml_document_add_sequence(c->doc, NULL, YAML_FLOW_SEQUENCE_STYLE);
+            yaml_document_append_sequence_item(c->doc, v,
+                                               csv_scalar(c->doc, f[i].text, f[i].line, f[i].col));
+            yaml_document_append_sequence_item(c->doc, v,
+                                               csv_scalar(c->doc, dots + 2, f[i].line, f[i].col));
+            yaml_node_t *vn = yaml_document_get_node(c->doc, v);
+            vn->start_mark.line = (size_t)(f[i].line - 1);
+            vn->start_mark.column = (size_t)(f[i].col - 1);
+        } else {
+            v = csv_scalar(c->doc, f[i].text, f[i].line, f[i].col);
+        }
+        yaml_document_append_mapping_pair(c->doc, map, k, v);
+    }
+    yaml_document_append_sequence_item(c->doc, c->seq, map);
+}
+
+/* Read a CSV tag list (docs/configuration.md): a header row naming the columns (the tag keys:
+ * name, table, address, type, order, scale, offset, unit, deadband, range, writable,
+ * description...), then one tag per row. The rows become YAML nodes positioned at their cells,
+ * so every error names file:line:column. Returns the new document's index, or -1. */
+static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const char *gpath)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_node(L, at, gpath, "tags_csv", "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct ib_buf b = {0};
+    char chunk[8192];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ib_buf_append(&b, chunk, got);
+    fclose(f);
+    if (!b.p)
+        ib_buf_puts(&b, "");
+    struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
+    sd->file = ib_arena_strdup(&L->cfg->arena, path);
+    sd->dir = L->dir;
+    yaml_document_initialize(&sd->doc, NULL, NULL, NULL, 1, 1);
+    struct csv_ctx c = {.L = L, .doc = &sd->doc, .path = sd->file};
+    c.seq = yaml_document_add_sequence(&sd->doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
+    yaml_document_get_node(&sd->doc, c.seq)->start_mark.line = 0;
+    int bad_line = 0;
+    /* Skip a UTF-8 byte order mark, which spreadsheet exports like to add. */
+    char *text = b.p;
+    if ((unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb &&
+        (unsigned char)text[2] == 0xbf)
+        text += 3;
+    int rc = csv_parse(text, csv_row, &c, &bad_line);
+    ib_buf_free(&b);
+    if (rc < 0 || !c.have_header) {
+        struct ib_where w = {.file = sd->file, .line = rc < 0 ? bad_line : 1, .col = 1};
+        ib_diag_add(L->diag, &w, NULL,
+                    rc < 0 ? "a quoted cell is never closed"
+                           : "the CSV file is empty: it needs a header row "
+                             "naming its columns (name,table,address,...)");
+        yaml_document_delete(&sd->doc);
+        return -1;
+    }
+    struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
+    if (!nd)
+        abort();
+    L->docs = nd;
+    L->docs[L->n_docs] = sd;
+    return (int)L->n_docs++;
+}
+
+/* The tags of a group: its `tags` list and/or the rows of its `tags_csv` file, in that order. */
 static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
                       struct ib_group_config *g, struct ib_cfg_group *cg,
                       const struct ib_plugin *plugin, const struct report_section *gr)
 {
-    yaml_node_t *list = get_list(L, gn, gpath, "tags", true);
-    size_t n = list_len(list);
-    if (list && n == 0)
-        err_node(L, list, gpath, "tags", "a group needs at least one tag");
+    struct listsrc src[2];
+    size_t nsrc = 0, n = 0, home = (size_t)(L->doc - &L->docs[0]->doc);
+    for (size_t i = 0; i < L->n_docs; i++)
+        if (&L->docs[i]->doc == L->doc)
+            home = i;
+    yaml_node_t *csv = map_get(L, gn, "tags_csv");
+    yaml_node_t *list =
+        map_get(L, gn, "tags") || !csv ? get_list(L, gn, gpath, "tags", true) : NULL;
+    if (list)
+        src[nsrc++] = (struct listsrc){home, list};
+    if (csv) {
+        if (!scalar(csv) || !*scalar(csv)) {
+            err_node(L, csv, gpath, "tags_csv", "expected the path of a CSV file");
+        } else {
+            int d = read_csv(L, resolve(L, scalar(csv)), csv, gpath);
+            if (d >= 0)
+                src[nsrc++] =
+                    (struct listsrc){(size_t)d, yaml_document_get_root_node(&L->docs[d]->doc)};
+        }
+        use_doc(L, home);
+    }
+    for (size_t k = 0; k < nsrc; k++)
+        n += list_len(src[k].list);
+    if (nsrc && n == 0)
+        err_node(L, gn, gpath, NULL, "a group needs at least one tag");
     struct ib_tag_config *tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *tags);
     cg->tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *cg->tags);
     g->tags = tags;
     g->n_tags = (uint32_t)n;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *tn = node_at(L, list->data.sequence.items.start[i]);
-        char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
-        struct tag_section ts = {0};
-        void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
-        struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
-        static const char *const textra[] = {"report", "range", NULL};
-        if (!apply_mapping(L, tn, tpath, sp, 2, textra))
-            continue;
-        tags[i].name = ts.name;
-        tags[i].params = params;
-        tags[i].where = make_where(L, tn, tpath);
-        tags[i].writable = ts.writable;
-        cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
-                                           .offset = ts.offset,
-                                           .divisor = ib_scale_divisor(ts.scale),
-                                           .scaled = ts.scale != 1.0 || ts.offset != 0.0,
-                                           .unit = ts.unit,
-                                           .description = ts.description};
-        if (ts.name && !valid_tag_name(ts.name))
-            err_node(L, map_get(L, tn, "name"), tpath, "name",
-                     "'%s' is not a valid tag name: no control characters, '/', '+' or '#'",
-                     ts.name);
-        if (ts.scale == 0.0)
-            err_node(L, map_get(L, tn, "scale"), tpath, "scale", "must not be 0");
-        resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
+    size_t i = 0;
+    for (size_t k = 0; k < nsrc; k++) {
+        use_doc(L, src[k].doc);
+        for (size_t j = 0; j < list_len(src[k].list); j++, i++) {
+            yaml_node_t *tn = node_at(L, src[k].list->data.sequence.items.start[j]);
+            char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
+            struct tag_section ts = {0};
+            void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
+            struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
+            static const char *const textra[] = {"report", "range", NULL};
+            if (!apply_mapping(L, tn, tpath, sp, 2, textra))
+                continue;
+            tags[i].name = ts.name;
+            tags[i].params = params;
+            tags[i].where = make_where(L, tn, tpath);
+            tags[i].writable = ts.writable;
+            cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
+                                               .offset = ts.offset,
+                                               .divisor = ib_scale_divisor(ts.scale),
+                                               .scaled = ts.scale != 1.0 || ts.offset != 0.0,
+                                               .unit = ts.unit,
+                                               .description = ts.description};
+            if (ts.name && !valid_tag_name(ts.name))
+                err_node(L, map_get(L, tn, "name"), tpath, "name",
+                         "'%s' is not a valid tag name: no control characters, '/', '+' or '#'",
+                         ts.name);
+            if (ts.scale == 0.0)
+                err_node(L, map_get(L, tn, "scale"), tpath, "scale", "must not be 0");
+            resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
+        }
     }
+    use_doc(L, home);
     L->cfg->n_tags += n;
 }
 
@@ -988,20 +1254,30 @@ static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *
     return out;
 }
 
-static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
-                         struct ib_cfg_connection *c)
+/* The devices of a connection: from its own item and from later files' `extend: true` items. */
+static void load_devices(struct loader *L, const struct listsrc *src, size_t nsrc,
+                         const char *cpath, struct ib_cfg_connection *c)
 {
-    yaml_node_t *list = get_list(L, cn, cpath, "devices", true);
-    size_t n = list_len(list);
-    if (list && n == 0)
-        err_node(L, list, cpath, "devices", "a connection needs at least one device");
+    size_t n = 0;
+    for (size_t k = 0; k < nsrc; k++)
+        n += list_len(src[k].list);
+    if (nsrc && n == 0) {
+        use_doc(L, src[0].doc);
+        err_node(L, src[0].list, cpath, "devices", "a connection needs at least one device");
+    }
     struct ib_device_config *devs = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *devs);
     c->devices = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *c->devices);
     c->pub.devices = devs;
     c->pub.n_devices = (uint32_t)n;
     const struct ib_plugin *plugin = c->plugin;
-    for (size_t d = 0; d < n; d++) {
-        yaml_node_t *dn = node_at(L, list->data.sequence.items.start[d]);
+    size_t k = 0, j = 0;
+    for (size_t d = 0; d < n; d++, j++) {
+        while (j >= list_len(src[k].list)) {
+            k++;
+            j = 0;
+        }
+        use_doc(L, src[k].doc);
+        yaml_node_t *dn = node_at(L, src[k].list->data.sequence.items.start[j]);
         char *dpath = ib_arena_printf(&L->cfg->arena, "%s.devices[%zu]", cpath, d);
         struct named nm = {0};
         void *params = ib_arena_alloc(&L->cfg->arena, plugin->device_schema->struct_size);
@@ -1042,7 +1318,7 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
             char *gpath = ib_arena_printf(&L->cfg->arena, "%s.groups[%zu]", dpath, g);
             struct group_section gs = {0};
             struct spec gsp = {&group_schema, &gs};
-            static const char *const gextra[] = {"tags", "report", NULL};
+            static const char *const gextra[] = {"tags", "tags_csv", "report", NULL};
             if (!apply_mapping(L, gn, gpath, &gsp, 1, gextra))
                 continue;
             struct report_section gr;
@@ -1092,76 +1368,196 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
     }
 }
 
-static void load_connections(struct loader *L, yaml_node_t *root)
+static bool flag_set(struct loader *L, yaml_node_t *map, const char *key)
 {
-    yaml_node_t *list = get_list(L, root, "", "connections", false);
-    size_t n = list_len(list);
+    const char *v = scalar(map_get(L, map, key));
+    bool b = false;
+    return v && parse_bool(v, &b) == 0 && b;
+}
+
+static const char *where_text(struct loader *L, yaml_node_t *n)
+{
+    return ib_arena_printf(&L->cfg->arena, "%s:%zu:%zu", L->file, n->start_mark.line + 1,
+                           n->start_mark.column + 1);
+}
+
+/* A connection as merged from the files: its item, and the device lists extending it. */
+struct csrc {
+    size_t doc;
+    yaml_node_t *node;
+    const char *name;
+    struct listsrc dev[16];
+    size_t n_dev;
+};
+
+static void load_connection(struct loader *L, struct csrc *cs, size_t i)
+{
+    use_doc(L, cs->doc);
+    yaml_node_t *cn = cs->node;
+    char *cpath = ib_arena_printf(&L->cfg->arena, "connections[%zu]", i);
+    struct ib_cfg_connection *c = &L->cfg->connections[i];
+    if (cn->type != YAML_MAPPING_NODE) {
+        err_node(L, cn, cpath, NULL, "expected a mapping, found %s", node_kind(cn));
+        return;
+    }
+    c->where = make_where(L, cn, cpath);
+    c->pub.where = c->where;
+    const char *pname = scalar(map_get(L, cn, "plugin"));
+    if (!map_get(L, cn, "plugin"))
+        err_node(L, cn, cpath, NULL, "missing required key 'plugin' (which driver, e.g. modbus)");
+    else if (!pname)
+        err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "expected a plugin name");
+    else {
+        char err[1024];
+        c->plugin_name = ib_arena_strdup(&L->cfg->arena, pname);
+        c->plugin = ib_plugins_get(L->plugins, pname, err, sizeof err);
+        if (!c->plugin)
+            err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
+    }
+    struct named nm = {0};
+    void *params = c->plugin
+                       ? ib_arena_alloc(&L->cfg->arena, c->plugin->connection_schema->struct_size)
+                       : NULL;
+    struct spec sp[2] = {{&name_schema, &nm},
+                         {c->plugin ? c->plugin->connection_schema : NULL, params}};
+    static const char *const extra[] = {"plugin", "devices", "override", NULL};
+    if (c->plugin) {
+        apply_mapping(L, cn, cpath, sp, 2, extra);
+    } else {
+        nm.name = scalar(map_get(L, cn, "name"));
+        if (nm.name)
+            nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
+    }
+    c->pub.name = nm.name;
+    c->pub.params = params;
+    check_ident(L, cn, cpath, nm.name);
+    if (!c->plugin)
+        return; /* its blocks cannot be judged without the plugin's schemas */
+    struct listsrc src[17];
+    size_t nsrc = 0;
+    yaml_node_t *own = get_list(L, cn, cpath, "devices", cs->n_dev == 0);
+    if (own)
+        src[nsrc++] = (struct listsrc){cs->doc, own};
+    for (size_t k = 0; k < cs->n_dev; k++)
+        src[nsrc++] = cs->dev[k];
+    load_devices(L, src, nsrc, cpath, c);
+}
+
+/* Merge the connections of every file by name: a later file adds new ones; one of the same
+ * name is an error naming both places, unless it says `override: true` (it replaces the
+ * earlier one) or `extend: true` (its devices are added to the earlier one's). */
+static void load_connections(struct loader *L)
+{
+    struct csrc *cs = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *root = yaml_document_get_root_node(L->doc);
+        yaml_node_t *list = get_list(L, root, "", "connections", false);
+        for (size_t j = 0; j < list_len(list); j++) {
+            yaml_node_t *cn = node_at(L, list->data.sequence.items.start[j]);
+            const char *name = scalar(map_get(L, cn, "name"));
+            size_t k = 0;
+            while (name && k < n && !(cs[k].name && strcmp(cs[k].name, name) == 0))
+                k++;
+            bool known = name && k < n;
+            if (known && flag_set(L, cn, "override")) {
+                cs[k] = (struct csrc){.doc = di, .node = cn, .name = cs[k].name};
+                continue;
+            }
+            if (flag_set(L, cn, "extend")) {
+                char *path = ib_arena_printf(&L->cfg->arena, "connections[%s]", name ? name : "?");
+                struct named nm = {0};
+                struct spec sp = {&name_schema, &nm};
+                static const char *const ext[] = {"extend", "devices", NULL};
+                apply_mapping(L, cn, path, &sp, 1, ext);
+                yaml_node_t *devs = get_list(L, cn, path, "devices", true);
+                if (!known)
+                    err_node(L, cn, path, "extend",
+                             "extends connection '%s', which no earlier file defines",
+                             name ? name : "?");
+                else if (cs[k].n_dev == sizeof cs[k].dev / sizeof cs[k].dev[0])
+                    err_node(L, cn, path, "extend", "too many files extend connection '%s'", name);
+                else if (devs)
+                    cs[k].dev[cs[k].n_dev++] = (struct listsrc){di, devs};
+                continue;
+            }
+            if (known) {
+                size_t cur = di;
+                use_doc(L, cs[k].doc);
+                const char *first = where_text(L, cs[k].node);
+                use_doc(L, cur);
+                err_node(L, map_get(L, cn, "name"),
+                         ib_arena_printf(&L->cfg->arena, "connections[%zu]", j), "name",
+                         "connection '%s' is already defined at %s; to replace it write "
+                         "override: true here, to add devices to it write extend: true",
+                         name, first);
+                continue;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct csrc *ncs = realloc(cs, cap * sizeof *cs);
+                if (!ncs)
+                    abort();
+                cs = ncs;
+            }
+            cs[n++] = (struct csrc){
+                .doc = di, .node = cn, .name = name ? ib_arena_strdup(&L->cfg->arena, name) : NULL};
+        }
+    }
     L->cfg->connections =
         ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof(struct ib_cfg_connection));
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *cn = node_at(L, list->data.sequence.items.start[i]);
-        char *cpath = ib_arena_printf(&L->cfg->arena, "connections[%zu]", i);
-        struct ib_cfg_connection *c = &L->cfg->connections[i];
         L->cfg->n_connections = i + 1;
-        if (cn->type != YAML_MAPPING_NODE) {
-            err_node(L, cn, cpath, NULL, "expected a mapping, found %s", node_kind(cn));
-            continue;
-        }
-        c->where = make_where(L, cn, cpath);
-        c->pub.where = c->where;
-        const char *pname = scalar(map_get(L, cn, "plugin"));
-        if (!map_get(L, cn, "plugin"))
-            err_node(L, cn, cpath, NULL,
-                     "missing required key 'plugin' (which driver, e.g. modbus)");
-        else if (!pname)
-            err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "expected a plugin name");
-        else {
-            char err[1024];
-            c->plugin_name = ib_arena_strdup(&L->cfg->arena, pname);
-            c->plugin = ib_plugins_get(L->plugins, pname, err, sizeof err);
-            if (!c->plugin)
-                err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
-        }
-        struct named nm = {0};
-        void *params =
-            c->plugin ? ib_arena_alloc(&L->cfg->arena, c->plugin->connection_schema->struct_size)
-                      : NULL;
-        struct spec sp[2] = {{&name_schema, &nm},
-                             {c->plugin ? c->plugin->connection_schema : NULL, params}};
-        static const char *const extra[] = {"plugin", "devices", NULL};
-        if (c->plugin) {
-            apply_mapping(L, cn, cpath, sp, 2, extra);
-        } else {
-            nm.name = scalar(map_get(L, cn, "name"));
-            if (nm.name)
-                nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
-        }
-        c->pub.name = nm.name;
-        c->pub.params = params;
-        check_ident(L, cn, cpath, nm.name);
-        if (!c->plugin)
-            continue; /* its blocks cannot be judged without the plugin's schemas */
-        for (size_t o = 0; o < i && nm.name; o++)
-            if (L->cfg->connections[o].pub.name &&
-                strcmp(L->cfg->connections[o].pub.name, nm.name) == 0)
-                err_node(L, map_get(L, cn, "name"), cpath, "name",
-                         "duplicate connection name '%s' (first defined at line %d)", nm.name,
-                         L->cfg->connections[o].where ? L->cfg->connections[o].where->line : 0);
-        load_devices(L, cn, cpath, c);
+        load_connection(L, &cs[i], i);
     }
+    free(cs);
 }
 
-static void load_root(struct loader *L, yaml_node_t *root)
+/* The one definition of a top-level section: a later file may define it again only with
+ * `override: true` in it (it then replaces the earlier one). Leaves that document in use. */
+static yaml_node_t *pick_section(struct loader *L, const char *key)
+{
+    yaml_node_t *found = NULL;
+    size_t fdoc = 0;
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *n = map_get(L, yaml_document_get_root_node(L->doc), key);
+        if (!n)
+            continue;
+        if (found && !flag_set(L, n, "override")) {
+            use_doc(L, fdoc);
+            const char *first = where_text(L, found);
+            use_doc(L, di);
+            err_node(L, n, key, NULL,
+                     "'%s' is already defined at %s; a later file replaces a section only with "
+                     "override: true in it",
+                     key, first);
+            continue;
+        }
+        found = n;
+        fdoc = di;
+    }
+    use_doc(L, fdoc);
+    return found;
+}
+
+static void load_root(struct loader *L)
 {
     static const char *const extra[] = {"gateway", "log", "north", "connections", NULL};
-    if (!apply_mapping(L, root, "", NULL, 0, extra))
-        return;
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *root = yaml_document_get_root_node(L->doc);
+        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root)))
+            continue; /* an empty drop-in is harmless */
+        apply_mapping(L, root, "", NULL, 0, extra);
+    }
+    static const char *const ov[] = {"override", NULL};
     struct gw_section gw = {0};
     yaml_node_t *n;
-    if ((n = map_get(L, root, "gateway"))) {
+    if ((n = pick_section(L, "gateway")) && n->type != YAML_SCALAR_NODE) {
         struct spec sp = {&gw_schema, &gw};
-        apply_mapping(L, n, "gateway", &sp, 1, NULL);
-        check_ident(L, n, "gateway", NULL);
+        apply_mapping(L, n, "gateway", &sp, 1, ov);
         if (gw.id && !valid_ident(gw.id))
             err_node(L, map_get(L, n, "id"), "gateway", "id",
                      "'%s' is not a valid id: use letters, digits, '_', '-' and '.'", gw.id);
@@ -1178,16 +1574,14 @@ static void load_root(struct loader *L, yaml_node_t *root)
     if (L->cfg->plugin_dir && L->plugins)
         ib_plugins_prefer_dir(L->plugins, L->cfg->plugin_dir);
 
-    struct log_section lg = {0};
+    struct log_section lg = {.level = 3}; /* info */
     struct spec lsp = {&log_schema, &lg};
-    if ((n = map_get(L, root, "log")))
-        apply_mapping(L, n, "log", &lsp, 1, NULL);
-    else
-        lg.level = 3; /* info */
+    if ((n = pick_section(L, "log")) && n->type != YAML_SCALAR_NODE)
+        apply_mapping(L, n, "log", &lsp, 1, ov);
     L->cfg->log_level = IB_LOG_ERR + lg.level;
 
-    if ((n = map_get(L, root, "north"))) {
-        static const char *const nextra[] = {"mqtt", NULL};
+    if ((n = pick_section(L, "north"))) {
+        static const char *const nextra[] = {"mqtt", "override", NULL};
         if (apply_mapping(L, n, "north", NULL, 0, nextra)) {
             yaml_node_t *m = map_get(L, n, "mqtt");
             if (m)
@@ -1196,90 +1590,153 @@ static void load_root(struct loader *L, yaml_node_t *root)
                 err_node(L, n, "north", NULL, "missing required key 'mqtt'");
         }
     }
-    if (!L->cfg->has_north && map_get(L, root, "connections") &&
-        list_len(map_get(L, root, "connections")) > 0)
-        err_node(L, root, "", NULL,
-                 "connections are configured but there is no north.mqtt section: the values "
-                 "would go nowhere");
     if (L->cfg->has_north && !L->cfg->mqtt.client_id)
         L->cfg->mqtt.client_id = ib_arena_printf(&L->cfg->arena, "ironbridge-%s", gw.id);
 }
 
-/* The plugin needs the plugin registry only when connections name plugins, so a config without
- * connections loads with no plugin directory at all. */
-struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
-                                 struct ib_diag *diag)
+/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error. */
+static int read_yaml(struct loader *L, const char *path, const char *text)
 {
-    size_t errs_before = diag->n;
-    FILE *f = fopen(path, "rb");
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(path, "rb");
     if (!f) {
-        ib_diag_add(diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
+        ib_diag_add(L->diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
                     strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct ib_config *cfg = calloc(1, sizeof *cfg);
-    if (!cfg) {
-        fclose(f);
-        ib_diag_add(diag, NULL, NULL, "out of memory");
-        return NULL;
-    }
-    cfg->file = ib_arena_strdup(&cfg->arena, path);
+    struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
+    sd->file = ib_arena_strdup(&L->cfg->arena, path);
+    char *dir = ib_arena_strdup(&L->cfg->arena, path);
+    char *slash = strrchr(dir, '/');
+    sd->dir = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
     yaml_parser_t parser;
-    yaml_document_t doc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
-    int ok = yaml_parser_load(&parser, &doc);
-    if (!ok) {
-        ib_diag_add(diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &sd->doc)) {
+        ib_diag_add(L->diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                     parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
                     parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        fclose(f);
-        ib_config_free(cfg);
-        return NULL;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
+    } else {
         /* A second document in the same file would be silently ignored: refuse it. */
         yaml_document_t doc2;
-        if (yaml_parser_load(&parser, &doc2)) {
+        if (yaml_document_get_root_node(&sd->doc) && yaml_parser_load(&parser, &doc2)) {
             if (yaml_document_get_root_node(&doc2))
-                ib_diag_add(diag, NULL, NULL,
+                ib_diag_add(L->diag, NULL, NULL,
                             "%s: holds more than one YAML document ('---'); keep one", path);
             yaml_document_delete(&doc2);
         }
+        struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
+        if (!nd)
+            abort();
+        L->docs = nd;
+        L->docs[L->n_docs] = sd;
+        rc = (int)L->n_docs++;
     }
     yaml_parser_delete(&parser);
     fclose(f);
+    return rc;
+}
 
-    char *dirbuf = strdup(path);
-    char *slash = dirbuf ? strrchr(dirbuf, '/') : NULL;
-    const char *dir = ".";
-    if (slash) {
-        *slash = '\0';
-        dir = *dirbuf ? dirbuf : "/";
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* conf.d/NAME.yaml beside the main file, in lexical order; `extra` stands for one of them (or is
+ * added in its place). */
+static void read_dropins(struct loader *L, const char *main_path,
+                         const struct ib_config_extra *extra)
+{
+    char *dir = ib_arena_strdup(&L->cfg->arena, main_path);
+    char *slash = strrchr(dir, '/');
+    const char *cdir =
+        ib_arena_printf(&L->cfg->arena, "%s/conf.d", slash ? (*slash = '\0', dir) : ".");
+    L->cfg->dropin_dir = cdir;
+    char **names = NULL;
+    size_t n = 0;
+    DIR *d = opendir(cdir);
+    if (!d && errno != ENOENT)
+        ib_diag_add(L->diag, NULL, NULL, "%s: cannot read the drop-in directory: %s", cdir,
+                    strerror(errno));
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char **nn = realloc(names, (n + 1) * sizeof *nn);
+        if (!nn)
+            abort();
+        names = nn;
+        names[n++] = ib_arena_strdup(&L->cfg->arena, e->d_name);
     }
-    struct loader L = {.cfg = cfg,
-                       .diag = diag,
-                       .doc = &doc,
-                       .file = cfg->file,
-                       .dir = ib_arena_strdup(&cfg->arena, dir),
-                       .plugins = plugins};
-    free(dirbuf);
-    if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root))) {
-        ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
-    } else {
-        load_root(&L, root);
-        if (root->type == YAML_MAPPING_NODE)
-            load_connections(&L, root);
+    if (d)
+        closedir(d);
+    bool extra_seen = false;
+    if (extra) {
+        for (size_t i = 0; i < n; i++)
+            extra_seen |= strcmp(names[i], extra->name) == 0;
+        if (!extra_seen) {
+            char **nn = realloc(names, (n + 1) * sizeof *nn);
+            if (!nn)
+                abort();
+            names = nn;
+            names[n++] = (char *)extra->name;
+        }
     }
-    yaml_document_delete(&doc);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
+        bool is_extra = extra && strcmp(names[i], extra->name) == 0;
+        read_yaml(L, path, is_extra ? extra->text : NULL);
+    }
+    free(names);
+}
+
+struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
+                                    struct ib_diag *diag, const struct ib_config_extra *extra)
+{
+    size_t errs_before = diag->n;
+    struct ib_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        ib_diag_add(diag, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    cfg->refs = 1;
+    cfg->file = ib_arena_strdup(&cfg->arena, path);
+    struct loader L = {.cfg = cfg, .diag = diag, .plugins = plugins};
+    if (read_yaml(&L, path, NULL) == 0) {
+        read_dropins(&L, path, extra);
+        L.n_tree = L.n_docs;
+        use_doc(&L, 0);
+        yaml_node_t *root = yaml_document_get_root_node(L.doc);
+        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root) && L.n_tree == 1)) {
+            ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
+        } else {
+            load_root(&L);
+            load_connections(&L);
+            if (!cfg->has_north && cfg->n_connections > 0)
+                ib_diag_add(diag, NULL, NULL,
+                            "%s: connections are configured but there is no north.mqtt section: "
+                            "the values would go nowhere",
+                            path);
+        }
+    }
+    cfg->n_files = L.n_tree;
+    for (size_t i = 0; i < L.n_docs; i++)
+        yaml_document_delete(&L.docs[i]->doc);
+    free(L.docs);
     if (diag->n > errs_before) {
         ib_config_free(cfg);
         return NULL;
     }
     return cfg;
+}
+
+struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
+                                 struct ib_diag *diag)
+{
+    return ib_config_load_ex(path, plugins, diag, NULL);
 }
 
 void ib_config_free(struct ib_config *cfg)

@@ -92,7 +92,10 @@ struct ib_mqtt_cfg {
 
 struct ib_config {
     struct ib_arena arena;
-    const char *file;
+    int refs;               /* the running gateway's pollers may keep a generation alive */
+    const char *file;       /* the main file */
+    const char *dropin_dir; /* conf.d beside it */
+    size_t n_files;         /* files of the tree read */
     const char *gateway_id;
     const char *plugin_dir;
     int log_level; /* enum ib_log_level */
@@ -103,11 +106,22 @@ struct ib_config {
     size_t n_devices, n_groups, n_tags;
 };
 
+/* A file's text standing for conf.d/`name` (read instead of, or added as, that file): how a
+ * configuration received over MQTT is validated before it is written. */
+struct ib_config_extra {
+    const char *name;
+    const char *text;
+};
+
 /* Load and validate `path`. Plugins named by connections are loaded from `plugins` and their
  * blocks validated against their schemas. Every error found is added to `diag`; returns NULL
  * if there was any (nothing to free then), else the configuration (free with ib_config_free). */
 struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
                                  struct ib_diag *diag);
+/* Both read the main file and then every conf.d/NAME.yaml beside it (docs/configuration.md);
+ * `extra` (may be NULL) stands for one of those files. */
+struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
+                                    struct ib_diag *diag, const struct ib_config_extra *extra);
 void ib_config_free(struct ib_config *cfg);
 
 /* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */
