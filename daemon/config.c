@@ -494,6 +494,28 @@ static const struct ib_schema_entry gw_entries[] = {
 };
 static const struct ib_schema gw_schema = {sizeof(struct gw_section), 2, gw_entries, {0}};
 
+struct config_section {
+    bool watch;
+    int64_t delay_ms;
+};
+static const struct ib_schema_entry config_entries[] = {
+    {.key = "watch",
+     .type = IB_S_BOOL,
+     .offset = offsetof(struct config_section, watch),
+     .def = "false",
+     .description = "apply changes of the configuration files by themselves (inotify)"},
+    {.key = "watch_delay",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct config_section, delay_ms),
+     .def = "1s",
+     .min = 50,
+     .max = 600000,
+     .description = "quiet time after the last change before it is applied"},
+};
+static const struct ib_schema config_schema = {sizeof(struct config_section), 2, config_entries,
+                                               {0}};
+
 struct log_section {
     int32_t level;
 };
@@ -533,6 +555,9 @@ static const struct ib_schema_entry mqtt_entries[] = {
           "with /{tag} for layout tag)"),
     E_STR("status_topic", struct ib_mqtt_cfg, status_topic, "ironbridge/{gateway}/status",
           "retained online/offline topic"),
+    E_STR("config_status_topic", struct ib_mqtt_cfg, config_status_topic,
+          "ironbridge/{gateway}/config",
+          "retained message: which configuration runs, and the last reload's result"),
     E_INT("keepalive_s", struct ib_mqtt_cfg, keepalive_s, "30", 5, 3600, "MQTT keep-alive"),
     E_INT("connect_timeout_ms", struct ib_mqtt_cfg, connect_timeout_ms, "10000", 100, 300000,
           "connect timeout"),
@@ -825,6 +850,9 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
                     "'%s': with layout: tag every tag needs its own topic: add {tag}", m->topic);
     if ((e = ib_topic_check(m->status_topic, IB_TOPIC_GATEWAY, what, sizeof what)))
         ib_diag_add(L->diag, w, "status_topic", "'%s': %s%s%s", m->status_topic, e,
+                    *what ? ": " : "", what);
+    if ((e = ib_topic_check(m->config_status_topic, IB_TOPIC_GATEWAY, what, sizeof what)))
+        ib_diag_add(L->diag, w, "config_status_topic", "'%s': %s%s%s", m->config_status_topic, e,
                     *what ? ": " : "", what);
     L->cfg->has_north = true;
 }
@@ -1544,7 +1572,7 @@ static yaml_node_t *pick_section(struct loader *L, const char *key)
 
 static void load_root(struct loader *L)
 {
-    static const char *const extra[] = {"gateway", "log", "north", "connections", NULL};
+    static const char *const extra[] = {"gateway", "log", "north", "connections", "config", NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
         yaml_node_t *root = yaml_document_get_root_node(L->doc);
@@ -1579,6 +1607,15 @@ static void load_root(struct loader *L)
     if ((n = pick_section(L, "log")) && n->type != YAML_SCALAR_NODE)
         apply_mapping(L, n, "log", &lsp, 1, ov);
     L->cfg->log_level = IB_LOG_ERR + lg.level;
+
+    struct config_section cs = {0};
+    struct spec csp = {&config_schema, &cs};
+    if ((n = pick_section(L, "config")) && n->type != YAML_SCALAR_NODE)
+        apply_mapping(L, n, "config", &csp, 1, ov);
+    else
+        cs.delay_ms = 1000;
+    L->cfg->watch = cs.watch;
+    L->cfg->watch_delay_ms = cs.delay_ms;
 
     if ((n = pick_section(L, "north"))) {
         static const char *const nextra[] = {"mqtt", "override", NULL};
@@ -1739,9 +1776,15 @@ struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *pl
     return ib_config_load_ex(path, plugins, diag, NULL);
 }
 
+struct ib_config *ib_config_ref(struct ib_config *cfg)
+{
+    cfg->refs++;
+    return cfg;
+}
+
 void ib_config_free(struct ib_config *cfg)
 {
-    if (!cfg)
+    if (!cfg || --cfg->refs > 0)
         return;
     ib_arena_free(&cfg->arena);
     free(cfg);

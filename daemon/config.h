@@ -71,6 +71,7 @@ struct ib_mqtt_cfg {
     int64_t qos;
     const char *topic;
     const char *status_topic;
+    const char *config_status_topic;
     int64_t keepalive_s;
     int64_t connect_timeout_ms;
     int64_t reconnect_min_ms;
@@ -99,6 +100,8 @@ struct ib_config {
     const char *gateway_id;
     const char *plugin_dir;
     int log_level; /* enum ib_log_level */
+    bool watch;             /* apply changes of the files by themselves */
+    int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
     size_t n_connections;
@@ -122,6 +125,9 @@ struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *pl
  * `extra` (may be NULL) stands for one of those files. */
 struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
                                     struct ib_diag *diag, const struct ib_config_extra *extra);
+/* Configurations are reference-counted: a running poller keeps the generation it was built from
+ * alive across reloads. ib_config_free drops one reference (accepts NULL). Main thread only. */
+struct ib_config *ib_config_ref(struct ib_config *cfg);
 void ib_config_free(struct ib_config *cfg);
 
 /* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */

@@ -213,3 +213,10 @@ void ib_outq_stats(struct ib_outq *q, struct ib_outq_stats *st)
     st->last_seq = q->next_seq - 1;
     pthread_mutex_unlock(&q->mu);
 }
+
+void ib_outq_set_limit(struct ib_outq *q, size_t max_bytes)
+{
+    pthread_mutex_lock(&q->mu);
+    q->max_bytes = max_bytes;
+    pthread_mutex_unlock(&q->mu);
+}

@@ -48,5 +48,7 @@ void ib_outq_rewind(struct ib_outq *q);
 void ib_outq_wake(struct ib_outq *q);
 
 void ib_outq_stats(struct ib_outq *q, struct ib_outq_stats *st);
+/* Change the byte bound (a reload); applies from the next push. */
+void ib_outq_set_limit(struct ib_outq *q, size_t max_bytes);
 
 #endif
