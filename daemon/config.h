@@ -91,6 +91,14 @@ struct ib_mqtt_cfg {
     int port;
 };
 
+/* Signed configuration over MQTT (docs/remote-config.md). */
+struct ib_remote_cfg {
+    bool enabled;
+    const char *public_key; /* PEM Ed25519 public key of the operators */
+    const char *topic;      /* template; {gateway} */
+    const char *file;       /* name of the file in conf.d an accepted document is written to */
+};
+
 struct ib_config {
     struct ib_arena arena;
     int refs;               /* the running gateway's pollers may keep a generation alive */
@@ -104,6 +112,7 @@ struct ib_config {
     int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
+    struct ib_remote_cfg remote;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;
