@@ -32,6 +32,7 @@ struct daemon {
     struct ib_gateway *gw;
     const struct ib_config *cfg;
     uint64_t watchdog_usec;
+    char idle_status[512]; /* set when nothing is configured: the STATUS= shown instead */
 };
 
 static void usage(FILE *f)
@@ -57,8 +58,8 @@ static void usage(FILE *f)
             "\n"
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first.\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error.\n"
-            "Documentation: README.md and docs/ (configuration.md, payload.md, modbus.md).\n",
-            IB_CONFIG_FILE, IB_PLUGIN_DIR);
+            "Documentation: ironbridge(8), ironbridge.yaml(5); examples in %s.\n",
+            IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -219,7 +220,9 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 {
     struct daemon *d = ud;
     char status[256];
-    if (d->gw) {
+    if (d->idle_status[0]) {
+        sd_notifyf(0, "STATUS=%s", d->idle_status);
+    } else if (d->gw) {
         ib_gateway_status(d->gw, status, sizeof status);
         sd_notifyf(0, "STATUS=%s", status);
     }
@@ -257,13 +260,16 @@ static int run_daemon(struct ib_config *cfg, struct ib_gateway *gw)
         return 1;
     }
     if (cfg->n_connections == 0) {
-        ib_notice("no connections configured in %s: idle. See the examples in "
-                  "/usr/share/doc/ironbridge/examples and docs/configuration.md",
-                  cfg->file);
-        sd_notifyf(0,
-                   "READY=1\nSTATUS=idle: nothing configured yet in %s (see "
-                   "/usr/share/doc/ironbridge/examples)",
-                   cfg->file);
+        /* The shipped default: running idle is not an error, and the status line says where
+         * to start. It stays until a configuration with connections is loaded. */
+        snprintf(d.idle_status, sizeof d.idle_status,
+                 "idle: nothing configured yet in %s; examples in %s, reference: man "
+                 "ironbridge.yaml",
+                 cfg->file, IB_EXAMPLES_DIR);
+        ib_notice("no connections configured in %s: idle. See the examples in %s and "
+                  "ironbridge.yaml(5)",
+                  cfg->file, IB_EXAMPLES_DIR);
+        sd_notifyf(0, "READY=1\nSTATUS=%s", d.idle_status);
     } else {
         ib_info("ironbridge %s started: gateway %s, %zu connections, %zu devices, %zu tags",
                 IB_VERSION, cfg->gateway_id, cfg->n_connections, cfg->n_devices, cfg->n_tags);
