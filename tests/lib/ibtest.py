@@ -184,7 +184,18 @@ def _terminate(proc, timeout=10):
     return proc.returncode
 
 
-class _Proc:
+class _Fixture:
+    """Something started for a test, stopped by stop(); also a context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class _Proc(_Fixture):
     """A started process with log files; subclasses set self.proc."""
 
     name = "process"
@@ -204,13 +215,6 @@ class _Proc:
         if self.logfile is None:
             return ""
         return f"--- {self.name} log ({self.logfile}), last {n} lines:\n{tail(self.logfile, n)}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
     def __repr__(self):
         pid = self.proc.pid if self.proc else None
@@ -1076,24 +1080,41 @@ def log_has(text, *patterns):
     return None
 
 
-class NotifySocket:
+class _SocketThread(_Fixture):
+    """A socket served by a daemon thread; a fixture used as a context manager or stopped with
+    stop(), which closes the socket (ending the thread)."""
+
+    def _serve(self, sock, target):
+        self.sock = sock
+        self._stop = False
+        self._t = threading.Thread(target=target, daemon=True)
+        self._t.start()
+        _register(self)
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        _unregister(self)
+
+
+class NotifySocket(_SocketThread):
     """A systemd notify socket: NOTIFY_SOCKET for a daemon (see env()), recording every
-    datagram as (monotonic time, {KEY: value}) in .msgs. Used as a context manager or stopped
-    with stop()."""
+    datagram as (monotonic time, {KEY: value}) in .msgs."""
 
     name = "notify-socket"
 
     def __init__(self, dir):
         self.path = Path(dir) / "notify.sock"
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(self.path))
-        self.sock.settimeout(0.2)
         self.msgs = []
         self._lock = threading.Lock()
-        self._stop = False
-        self._t = threading.Thread(target=self._recv, daemon=True)
-        self._t.start()
-        _register(self)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        sock.settimeout(0.2)
+        self._serve(sock, self._recv)
 
     def _recv(self):
         while not self._stop:
@@ -1128,42 +1149,27 @@ class NotifySocket:
         check(got is not None, f"no {key}= that is {what} within {timeout}s; last: {seen}")
         return got
 
-    def stop(self):
-        self._stop = True
-        self.sock.close()
-        _unregister(self)
-
     def describe(self, n=0):
         with self._lock:
             last = self.msgs[-8:]
         return f"--- notify socket {self.path}: {len(self.msgs)} datagrams, last: {last}"
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.stop()
-        return False
-
-
-class SilentServer:
+class SilentServer(_SocketThread):
     """A TCP listener on 127.0.0.1 that accepts connections and never answers (a device that
-    hangs). Used as a context manager or stopped with stop()."""
+    hangs)."""
 
     name = "silent-server"
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
         self.conns = []
         self.accepted = 0
-        self._stop = False
-        self._t = threading.Thread(target=self._accept, daemon=True)
-        self._t.start()
-        _register(self)
+        self._serve(sock, self._accept)
 
     def _accept(self):
         while not self._stop:
@@ -1175,22 +1181,9 @@ class SilentServer:
             self.conns.append(c)
 
     def stop(self):
-        self._stop = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        super().stop()
         for c in self.conns:
             c.close()
-        _unregister(self)
 
     def describe(self, n=0):
         return f"--- silent server on port {self.port}: {self.accepted} connection(s) accepted"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
