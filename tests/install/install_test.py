@@ -11,7 +11,7 @@ order (each prints PASS, FAIL or BLOCKED with its duration):
              and active (running), idle, with the idle STATUS; user, state dir, sandbox
   sdk        pkg-config ironbridge-plugin; a plugin built from the -dev package's headers
              alone is accepted by the packaged daemon
-  security   systemd-analyze security --offline=true on the installed unit: <= 2.0
+  security   systemd-analyze verify, and security --offline=true on the installed unit: <= 2.0
   run        a configuration with the simulator and mosquitto: active (running), STATUS in
              systemctl status, data at the broker
   journal    journalctl -u ironbridge IB_DEVICE=... / IB_CONNECTION=... / IB_TAG=...
@@ -219,18 +219,20 @@ class Root:
         self.path = Path(path)
         self.mirror = mirror
         self.logdir = Path(logdir)
-        self.cg = Cgroups(f"ib-install-{os.getpid()}")
+        self.cg = Cgroups(self.path.parent.name)   # the work dir's unique name
         self.proc = None     # the unshare process
         self.pid = None      # systemd, PID 1 of the root, as the host sees it
 
     # -- building and booting
 
     def debootstrap(self, include):
-        # In a mount namespace of its own: whatever debootstrap mounts dies with it, also when
-        # it is interrupted.
+        # In a mount and PID namespace of its own, killed with us: whatever debootstrap mounts
+        # or starts dies with it, also when it is interrupted.
         with open(self.logdir / "debootstrap.log", "w") as logf:
             r = subprocess.run(
-                ["unshare", "--mount", "--propagation", "private", "debootstrap",
+                ["setpriv", "--pdeathsig", "KILL", "--",
+                 "unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
+                 "--propagation", "private", "debootstrap",
                  "--variant=minbase", "--include=" + ",".join(include), SUITE,
                  str(self.path), self.mirror],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -355,7 +357,8 @@ class InstallTest:
     def __init__(self, args):
         self.args = args
         self.debs = sorted(Path(args.debs).glob("*.deb"))
-        self.work = Path(tempfile.mkdtemp(prefix="ib-install-"))
+        self.work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="ib-install-"))
+        check(not any(self.work.iterdir()), f"{self.work} is not empty")
         self.root = Root(self.work / "root", args.mirror, self.work)
         self.results = []
         self.config_text = None
@@ -523,7 +526,7 @@ class InstallTest:
         out = r.sh("systemctl status --no-pager -l ironbridge", check_rc=False)
         check("Status: \"idle: nothing configured yet" in out,
               f"systemctl status does not show the idle status line:\n{out}")
-        ibtest.note(f"idle: {status}")
+        ibtest.note(f"STATUS: {status}")
         # The user, the state directory and the sandbox as the kernel sees them.
         uid = r.sh("id -u ironbridge").strip()
         dialout = r.sh("getent group dialout | cut -d: -f3").strip()
@@ -574,6 +577,11 @@ class InstallTest:
                     "a plugin built from the -dev headers loads")
 
     def step_security(self):
+        # The unit as systemd 252 parses it: no unknown or misspelt setting, binaries present.
+        # (man pages are not looked up: the minimal root has no man-db.)
+        out = self.root.sh("systemd-analyze verify --man=no ironbridge.service 2>&1",
+                           check_rc=False).strip()
+        check(out == "", f"systemd-analyze verify ironbridge.service:\n{out}")
         out = self.root.sh("systemd-analyze security --offline=true --no-pager "
                            "/lib/systemd/system/ironbridge.service", check_rc=False)
         m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", out)
@@ -839,6 +847,8 @@ def main():
     ap.add_argument("--sdk-plugin-source", required=True,
                     help="C source of a minimal plugin (tests/unit/abi/abi_plugin.c)")
     ap.add_argument("--mirror", default=default_mirror(), help="Debian mirror for debootstrap")
+    ap.add_argument("--work", help="an empty folder for the root and the logs (default: a new "
+                    "/tmp/ib-install-*); its name also names the cgroups made for the root")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("install test: must run as root (debootstrap, namespaces, mounts)",

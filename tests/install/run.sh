@@ -49,8 +49,36 @@ echo "==================== install test: building the simulator (build/) =======
 ninja -C build tests/sim/ironbridge-sim
 
 echo "==================== install test: Debian 12 root with systemd ===================="
+# install_test.py cleans up after itself, also on failures and signals. Should it be killed
+# outright, systemd in the root dies with it (parent-death signal) and this removes the rest:
+# the root (never while anything is mounted below it) and the cgroups named after it.
+work=$(mktemp -d /tmp/ib-install-XXXXXXXX)
+leftovers() {
+    set +e      # a cleanup goes on past what fails
+    [[ -d $work ]] || return 0
+    local name i
+    name=$(basename "$work")
+    for i in 1 2 3 4 5 6 7 8 9 10; do
+        local dirs
+        mapfile -t dirs < <(find /sys/fs/cgroup -type d -name "$name" -prune 2>/dev/null)
+        ((${#dirs[@]})) || break
+        find "${dirs[@]}" -depth -type d -exec rmdir {} + 2>/dev/null
+        sleep 0.5
+    done
+    if grep -q " $work[/ ]" /proc/self/mountinfo; then
+        echo "run.sh: not removing $work: something is still mounted below it" >&2
+    elif [[ ${IB_KEEP:-0} != 1 ]]; then
+        # Processes killed with the test may still be finishing a write: try a few times.
+        for i in 1 2 3 4 5; do
+            rm -rf --one-file-system "$work" 2>/dev/null && break
+            sleep 1
+        done
+        [[ ! -e $work ]] || echo "run.sh: could not remove $work" >&2
+    fi
+}
+trap leftovers EXIT
 status=0
-PYTHONPATH=$PWD/tests/lib /usr/bin/python3 tests/install/install_test.py \
+PYTHONPATH=$PWD/tests/lib /usr/bin/python3 tests/install/install_test.py --work "$work" \
     --debs "$debs" --sim build/tests/sim/ironbridge-sim \
     --sdk-plugin-source tests/unit/abi/abi_plugin.c || status=$?
 echo "install test: exit status $status after $((SECONDS - t0)) s in all"
