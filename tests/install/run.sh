@@ -11,7 +11,7 @@
 # Environment: IB_TEST_RELOAD=1 makes the `systemctl reload` step required (it is reported
 # BLOCKED until issue 7, config reload, lands); IB_KEEP=1 keeps the root for inspection;
 # IB_DEBIAN_MIRROR=URL overrides the mirror (default: the host's apt source for bookworm).
-# Runs as root. Takes about 3 minutes; needs the Debian mirror, nothing else from the network.
+# Runs as root. Takes 2.5 to 4 minutes; needs the Debian mirror, nothing else from the network.
 set -euo pipefail
 
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
