@@ -86,8 +86,8 @@ static void usage(FILE *f)
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error.\n"
-            "Documentation: README.md and docs/ (configuration.md, payload.md, modbus.md).\n",
-            IB_CONFIG_FILE, IB_PLUGIN_DIR);
+            "Documentation: ironbridge(8), ironbridge.yaml(5); examples in %s.\n",
+            IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
@@ -297,8 +297,8 @@ static void set_idle_or_clear(struct daemon *d)
 {
     if (d->cfg->n_connections == 0)
         set_status(d, 0,
-                   "idle: nothing configured yet in %s (see the examples in %s and "
-                   "ironbridge.yaml(5))",
+                   "idle: nothing configured yet in %s; examples in %s, reference: man "
+                   "ironbridge.yaml",
                    d->cfg->file, IB_EXAMPLES_DIR);
     else
         d->status[0] = '\0';

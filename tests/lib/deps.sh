@@ -1,11 +1,13 @@
 # shellcheck shell=bash
 # Installs the Debian 12 packages ironbridge needs to build and to run its tests and demo.
-# Source this file, then call: ib_install_deps [--runtime-only]
+# Source this file, then call: ib_install_deps [--runtime-only | --packaging]
+# (--packaging: also what packaging/build-debs.sh and tests/install/run.sh need)
 
 IB_BUILD_PKGS=(meson ninja-build gcc pkgconf libmodbus-dev libpaho-mqtt-dev libssl-dev
                libsystemd-dev libyaml-dev libcmocka-dev)
 IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus socat mbpoll
                  procps)
+IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
 
 # ib_missing_pkgs PKG...: prints the packages that dpkg does not report as installed.
 ib_missing_pkgs() {
@@ -17,11 +19,13 @@ ib_missing_pkgs() {
 }
 
 ib_install_deps() {
-    local runtime_only=0
+    local runtime_only=0 packaging=0
     case "${1-}" in
         --runtime-only) runtime_only=1 ;;
+        --packaging) packaging=1 ;;
         "") ;;
-        *) echo "ib_install_deps: unknown option '$1' (use --runtime-only)" >&2; return 2 ;;
+        *) echo "ib_install_deps: unknown option '$1' (use --runtime-only or --packaging)" >&2
+           return 2 ;;
     esac
     if ! command -v dpkg-query >/dev/null 2>&1; then
         echo "ib_install_deps: dpkg-query not found; this helper expects Debian 12." >&2
@@ -30,6 +34,7 @@ ib_install_deps() {
 
     local wanted=("${IB_RUNTIME_PKGS[@]}")
     ((runtime_only)) || wanted=("${IB_BUILD_PKGS[@]}" "${wanted[@]}")
+    ((packaging == 0)) || wanted+=("${IB_PACKAGING_PKGS[@]}")
 
     local missing
     mapfile -t missing < <(ib_missing_pkgs "${wanted[@]}")

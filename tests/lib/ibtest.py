@@ -185,7 +185,18 @@ def _terminate(proc, timeout=10):
     return proc.returncode
 
 
-class _Proc:
+class _Fixture:
+    """Something started for a test, stopped by stop(); also a context manager."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+class _Proc(_Fixture):
     """A started process with log files; subclasses set self.proc."""
 
     name = "process"
@@ -205,13 +216,6 @@ class _Proc:
         if self.logfile is None:
             return ""
         return f"--- {self.name} log ({self.logfile}), last {n} lines:\n{tail(self.logfile, n)}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
 
     def __repr__(self):
         pid = self.proc.pid if self.proc else None
@@ -772,7 +776,7 @@ class Gateway(_Proc):
 
     name = "ironbridge"
 
-    def __init__(self, config_text, dir, name="gw", extra=()):
+    def __init__(self, config_text, dir, name="gw", extra=(), env=None):
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / f"{name}.yaml"
@@ -781,7 +785,8 @@ class Gateway(_Proc):
         self.stdout = self.dir / f"{name}.stdout"
         cmd = _daemon_cmd(self.config, extra)
         with open(self.logfile, "wb") as err, open(self.stdout, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **(env or {})})
         _register(self)
 
     @property
@@ -1152,24 +1157,96 @@ def log_has(text, *patterns):
     return None
 
 
-class SilentServer:
+class _SocketThread(_Fixture):
+    """A socket served by a daemon thread; a fixture used as a context manager or stopped with
+    stop(), which closes the socket (ending the thread)."""
+
+    def _serve(self, sock, target):
+        self.sock = sock
+        self._stop = False
+        self._t = threading.Thread(target=target, daemon=True)
+        self._t.start()
+        _register(self)
+
+    def stop(self):
+        self._stop = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        _unregister(self)
+
+
+class NotifySocket(_SocketThread):
+    """A systemd notify socket: NOTIFY_SOCKET for a daemon (see env()), recording every
+    datagram as (monotonic time, {KEY: value}) in .msgs."""
+
+    name = "notify-socket"
+
+    def __init__(self, dir):
+        self.path = Path(dir) / "notify.sock"
+        self.msgs = []
+        self._lock = threading.Lock()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(self.path))
+        sock.settimeout(0.2)
+        self._serve(sock, self._recv)
+
+    def _recv(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode(errors="replace").split("\n")
+                          if "=" in line)
+            with self._lock:
+                self.msgs.append((time.monotonic(), fields))
+
+    def env(self, watchdog_usec=None):
+        """The environment systemd gives a Type=notify service (with WatchdogSec=)."""
+        e = {"NOTIFY_SOCKET": str(self.path)}
+        if watchdog_usec:
+            e["WATCHDOG_USEC"] = str(watchdog_usec)
+        return e
+
+    def values(self, key):
+        """[(time, value)] of every datagram that set KEY."""
+        with self._lock:
+            return [(t, f[key]) for t, f in self.msgs if key in f]
+
+    def wait(self, key, pred, timeout, what):
+        """The first value of KEY satisfying pred(value), waiting up to timeout seconds."""
+        got = wait_until(lambda: next((v for _, v in self.values(key) if pred(v)), None),
+                         timeout)
+        seen = [v for _, v in self.values(key)][-5:]
+        check(got is not None, f"no {key}= that is {what} within {timeout}s; last: {seen}")
+        return got
+
+    def describe(self, n=0):
+        with self._lock:
+            last = self.msgs[-8:]
+        return f"--- notify socket {self.path}: {len(self.msgs)} datagrams, last: {last}"
+
+
+class SilentServer(_SocketThread):
     """A TCP listener on 127.0.0.1 that accepts connections and never answers (a device that
-    hangs). Used as a context manager or stopped with stop()."""
+    hangs)."""
 
     name = "silent-server"
 
     def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
         self.conns = []
         self.accepted = 0
-        self._stop = False
-        self._t = threading.Thread(target=self._accept, daemon=True)
-        self._t.start()
-        _register(self)
+        self._serve(sock, self._accept)
 
     def _accept(self):
         while not self._stop:
@@ -1181,22 +1258,9 @@ class SilentServer:
             self.conns.append(c)
 
     def stop(self):
-        self._stop = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
+        super().stop()
         for c in self.conns:
             c.close()
-        _unregister(self)
 
     def describe(self, n=0):
         return f"--- silent server on port {self.port}: {self.accepted} connection(s) accepted"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-        return False
