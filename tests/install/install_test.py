@@ -593,7 +593,8 @@ class InstallTest:
         r.sh("systemctl start ib-sim")
         self.config_text = self.write_config()
         out = r.sh("ironbridge --check")
-        check(": valid: gateway ib-install, 1 connections, 2 devices" in out, out)
+        check(re.search(r": valid: 1 file, gateway ib-install, 1 connections, 2 devices, .*"
+                        r"config sha256 [0-9a-f]{64}", out), out)
         r.sh("systemctl restart ironbridge")
         self.wait_active()
         self.wait_status(r"^connections 1/1 up, \d+ values/s, broker connected, queue \d+ "
@@ -722,7 +723,8 @@ class InstallTest:
         check(got == newv, f"installed version {got}, expected {newv}")
         check(r.sh(f"sha256sum {conf}").split()[0] == before, f"the upgrade changed {conf}")
         leftovers = r.sh("ls /etc/ironbridge").split()
-        check(leftovers == ["ironbridge.yaml"], f"/etc/ironbridge after the upgrade: {leftovers}")
+        check(leftovers == ["conf.d", "ironbridge.yaml"],
+              f"/etc/ironbridge after the upgrade: {leftovers}")
         check(r.sh("cat /var/lib/ironbridge/keep-me").strip() == "state",
               "the state directory lost its file in the upgrade")
         self.wait_active(what="the upgraded service")
