@@ -231,7 +231,10 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
     uint64_t period = d->watchdog_usec ? d->watchdog_usec / 3 : 1000000;
     if (period > 1000000)
         period = 1000000;
+    /* A time source fires once (SD_EVENT_ONESHOT): re-arm it, or the status and the watchdog
+     * would be sent only once. */
     sd_event_source_set_time(s, usec + period);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
 }
 

@@ -771,7 +771,7 @@ class Gateway(_Proc):
 
     name = "ironbridge"
 
-    def __init__(self, config_text, dir, name="gw", extra=()):
+    def __init__(self, config_text, dir, name="gw", extra=(), env=None):
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / f"{name}.yaml"
@@ -780,7 +780,8 @@ class Gateway(_Proc):
         self.stdout = self.dir / f"{name}.stdout"
         cmd = _daemon_cmd(self.config, extra)
         with open(self.logfile, "wb") as err, open(self.stdout, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **(env or {})})
         _register(self)
 
     @property
@@ -1073,6 +1074,76 @@ def log_has(text, *patterns):
         if all(re.search(p, line, re.IGNORECASE) for p in patterns):
             return line
     return None
+
+
+class NotifySocket:
+    """A systemd notify socket: NOTIFY_SOCKET for a daemon (see env()), recording every
+    datagram as (monotonic time, {KEY: value}) in .msgs. Used as a context manager or stopped
+    with stop()."""
+
+    name = "notify-socket"
+
+    def __init__(self, dir):
+        self.path = Path(dir) / "notify.sock"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(self.path))
+        self.sock.settimeout(0.2)
+        self.msgs = []
+        self._lock = threading.Lock()
+        self._stop = False
+        self._t = threading.Thread(target=self._recv, daemon=True)
+        self._t.start()
+        _register(self)
+
+    def _recv(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode(errors="replace").split("\n")
+                          if "=" in line)
+            with self._lock:
+                self.msgs.append((time.monotonic(), fields))
+
+    def env(self, watchdog_usec=None):
+        """The environment systemd gives a Type=notify service (with WatchdogSec=)."""
+        e = {"NOTIFY_SOCKET": str(self.path)}
+        if watchdog_usec:
+            e["WATCHDOG_USEC"] = str(watchdog_usec)
+        return e
+
+    def values(self, key):
+        """[(time, value)] of every datagram that set KEY."""
+        with self._lock:
+            return [(t, f[key]) for t, f in self.msgs if key in f]
+
+    def wait(self, key, pred, timeout, what):
+        """The first value of KEY satisfying pred(value), waiting up to timeout seconds."""
+        got = wait_until(lambda: next((v for _, v in self.values(key) if pred(v)), None),
+                         timeout)
+        seen = [v for _, v in self.values(key)][-5:]
+        check(got is not None, f"no {key}= that is {what} within {timeout}s; last: {seen}")
+        return got
+
+    def stop(self):
+        self._stop = True
+        self.sock.close()
+        _unregister(self)
+
+    def describe(self, n=0):
+        with self._lock:
+            last = self.msgs[-8:]
+        return f"--- notify socket {self.path}: {len(self.msgs)} datagrams, last: {last}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
 
 
 class SilentServer:
