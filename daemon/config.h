@@ -54,7 +54,6 @@ struct ib_mqtt_cfg {
     int64_t connect_timeout_ms;
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
-    int64_t queue_max_bytes;
     int64_t max_inflight;
     int64_t flush_timeout_ms;
     const char *username;
@@ -68,6 +67,21 @@ struct ib_mqtt_cfg {
     int port;
 };
 
+enum ib_fsync_policy { IB_FSYNC_BATCH = 0, IB_FSYNC_ALWAYS = 1 };
+
+/* The durable queue between the core and the north (docs/store.md). */
+struct ib_store_cfg {
+    const char *path;  /* absolute */
+    bool path_default; /* no store.path in the file: $STATE_DIRECTORY/queue or /var/lib/... */
+    int64_t max_bytes;
+    int64_t max_age_ms;
+    int32_t fsync; /* enum ib_fsync_policy */
+    int64_t fsync_interval_ms;
+    int64_t fsync_bytes;
+    int64_t replay_rate; /* backlog records per second; 0: unlimited */
+    int64_t memory_max_bytes;
+};
+
 struct ib_config {
     struct ib_arena arena;
     const char *file;
@@ -76,6 +90,7 @@ struct ib_config {
     int log_level; /* enum ib_log_level */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
+    struct ib_store_cfg store;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;

@@ -14,8 +14,8 @@
 #include "json.h"
 #include "log.h"
 #include "north.h"
-#include "outq.h"
 #include "record.h"
+#include "store.h"
 #include "topic.h"
 #include "util.h"
 
@@ -72,7 +72,7 @@ struct ib_gateway {
     struct ib_host host;
     struct poller *pollers;
     size_t n_pollers;
-    struct ib_outq *q;
+    struct ib_store *store; /* opened by ib_gateway_start when there is a north */
     struct ib_north *north;
     bool running;
     int64_t rate_t0;
@@ -200,7 +200,7 @@ static void publish_group(struct poller *p, struct group_rt *g, int64_t poll_ts)
                "out of memory encoding group %s; this poll is lost", g->g->name);
         return;
     }
-    ib_outq_push(p->gw->q, g->topic, g->body.p, g->body.len);
+    ib_store_push(p->gw->store, g->topic, g->body.p, g->body.len);
     atomic_fetch_add(&p->values, g->g->n_tags);
 }
 
@@ -344,8 +344,7 @@ struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag
                                 .now_ms = ib_now_ms,
                                 .monotonic_ms = ib_monotonic_ms};
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
-    gw->q = ib_outq_new(cfg->has_north ? (size_t)cfg->mqtt.queue_max_bytes : 1 << 20);
-    if (!gw->pollers || !gw->q) {
+    if (!gw->pollers) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
         ib_gateway_free(gw);
         return NULL;
@@ -366,7 +365,10 @@ struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag
 int ib_gateway_start(struct ib_gateway *gw)
 {
     if (gw->cfg->has_north) {
-        gw->north = ib_north_new(&gw->cfg->mqtt, gw->cfg->gateway_id, gw->q);
+        gw->store = ib_store_open(&gw->cfg->store);
+        if (!gw->store)
+            return -1; /* logged */
+        gw->north = ib_north_new(&gw->cfg->mqtt, gw->cfg->gateway_id, gw->store);
         if (!gw->north || ib_north_start(gw->north) < 0) {
             ib_err("cannot start the MQTT north");
             return -1;
@@ -423,7 +425,7 @@ void ib_gateway_free(struct ib_gateway *gw)
     for (size_t i = 0; i < gw->n_pollers; i++)
         poller_free(&gw->pollers[i]);
     free(gw->pollers);
-    ib_outq_free(gw->q);
+    ib_store_close(gw->store);
     free(gw);
 }
 
@@ -520,16 +522,15 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
         gw->rate_t0 = now;
         gw->rate_v0 = values;
     }
-    struct ib_outq_stats s;
-    ib_outq_stats(gw->q, &s);
-    snprintf(buf, len,
-             "connections %zu/%zu up, %.0f values/s, broker %s, queue %" PRIu64 " records, %" PRIu64
-             " dropped",
-             up, gw->n_pollers, gw->rate,
+    char store[200] = "no store";
+    if (gw->store)
+        ib_store_describe(gw->store, store, sizeof store);
+    snprintf(buf, len, "connections %zu/%zu up, %.0f values/s, broker %s, %s", up, gw->n_pollers,
+             gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
-             s.queued, s.dropped);
+             store);
 }
 
 bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)

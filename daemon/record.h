@@ -35,7 +35,7 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
 void ib_group_enc_free(struct ib_group_enc *e);
 
 /* Encode the body of a record: everything after {"seq":N — the head, the poll time and the
- * values. The sequence number is put in front when the record is queued (ib_outq_push). */
+ * values. The sequence number is put in front when the record is queued (ib_store_push). */
 int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t poll_ts_ms,
                      const struct ib_sample *samples);
 
