@@ -3,90 +3,11 @@
 network cut between the gateway and the broker loses nothing — every sequence number produced
 during the outage arrives after the link is back (at least once: duplicates allowed, no gap)."""
 
-import select
-import socket
-import threading
 import time
 
-from ibtest import (session_pki, Gateway, Mosquitto, PymodbusServer, Subscriber, check,
-                    data_topic, device, gateway_config, group, is_data, modbus_connection,
-                    mqtt_section, note, run, tag, wait_until, LOOPBACK)
-
-
-class CuttableProxy:
-    """A TCP proxy on 127.0.0.1 between the gateway and the broker; cut() drops every
-    connection and refuses new ones until restore(), as a network outage would."""
-
-    def __init__(self, upstream_port):
-        self.upstream = upstream_port
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind((LOOPBACK, 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.lock = threading.Lock()
-        self.conns = []
-        self.up = True
-        self.stopping = False
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self):
-        while not self.stopping:
-            r, _, _ = select.select([self.listener], [], [], 0.2)
-            if not r:
-                continue
-            try:
-                c, _ = self.listener.accept()
-            except OSError:
-                continue
-            with self.lock:
-                if not self.up:
-                    c.close()
-                    continue
-                try:
-                    u = socket.create_connection((LOOPBACK, self.upstream), timeout=3)
-                except OSError:
-                    c.close()
-                    continue
-                self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, a, b):
-        try:
-            while True:
-                data = a.recv(65536)
-                if not data:
-                    break
-                b.sendall(data)
-        except OSError:
-            pass
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            self.up = False
-            for s in self.conns:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
-            self.conns = []
-
-    def restore(self):
-        with self.lock:
-            self.up = True
-
-    def close(self):
-        self.stopping = True
-        self.cut()
-        self.listener.close()
+from ibtest import (session_pki, CuttableProxy, Gateway, Mosquitto, PymodbusServer, Subscriber,
+                    check, data_topic, device, gateway_config, group, is_data, modbus_connection,
+                    mqtt_section, note, run, tag, wait_until)
 
 
 def seqs_of(sub):
