@@ -55,7 +55,7 @@ int main(int argc, char **argv)
     struct ib_group_config g = {.name = "bench", .n_tags = N_TAGS, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
     struct ib_group_enc enc;
-    if (ib_group_enc_init(&enc, "gw", "conn", "dev", &g, &cg) < 0)
+    if (ib_group_enc_init(&enc, "gw", "conn", "dev", NULL, &g, &cg) < 0)
         return 1;
     struct ib_buf buf = {0};
     char *naive = malloc(1 << 20);
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
             }
             ib_normalize(&core[i], &raw[i], &norm[i]);
         }
-        ib_record_encode(&buf, &enc, 1764163200000 + r, norm);
+        ib_record_encode(&buf, &enc, 1764163200000 + r, norm, NULL, 0);
         bytes_ours += buf.len;
     }
     double ours = cpu_s() - c0;

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,18 +16,41 @@
 
 #include <yaml.h>
 
+#include "json.h"
 #include "plugin_loader.h"
 #include "topic.h"
 #include "units.h"
 
+/* One source document: a YAML file of the tree, or a CSV tag list turned into YAML nodes. */
+struct srcdoc {
+    const char *file;
+    const char *dir; /* for relative paths in it */
+    yaml_document_t doc;
+};
+
 struct loader {
     struct ib_config *cfg;
     struct ib_diag *diag;
-    yaml_document_t *doc;
+    yaml_document_t *doc; /* the document being walked (node indices are per document) */
     const char *file;
-    const char *dir; /* of the file, for relative paths */
+    const char *dir;
     struct ib_plugin_registry *plugins;
+    struct srcdoc **docs;  /* every document read, in merge order; CSV documents after */
+    size_t n_docs, n_tree; /* n_tree: the YAML files of the tree, docs[0 .. n_tree-1] */
 };
+
+/* A list of nodes (devices, tags) that comes from one document. */
+struct listsrc {
+    size_t doc;
+    yaml_node_t *list;
+};
+
+static void use_doc(struct loader *L, size_t i)
+{
+    L->doc = &L->docs[i]->doc;
+    L->file = L->docs[i]->file;
+    L->dir = L->docs[i]->dir;
+}
 
 /* A schema paired with the struct it fills; a mapping may be validated by several. */
 struct spec {
@@ -159,6 +183,30 @@ static int parse_bool(const char *s, bool *out)
     return -1;
 }
 
+/* "500ms", "60s", "5min", "2h", "7d" (also "1.5s") -> ms. A bare number has no unit: refused. */
+int ib_parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return -1;
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1},    {"s", 1000},    {"sec", 1000},  {"min", 60000},
+                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0) {
+            double ms = v * units[i].ms;
+            if (ms > 9.2e18 || ms != floor(ms))
+                return -1;
+            *out = (int64_t)ms;
+            return 0;
+        }
+    return -1;
+}
+
 static const char *type_word(uint32_t t)
 {
     switch (t) {
@@ -172,6 +220,8 @@ static const char *type_word(uint32_t t)
         return "a string";
     case IB_S_ENUM:
         return "one of the listed words";
+    case IB_S_DURATION:
+        return "a duration with a unit (500ms, 60s, 5min, 2h, 7d)";
     default:
         return "a value";
     }
@@ -235,6 +285,21 @@ static const char *store_value(struct loader *L, const struct ib_schema_entry *e
         }
         const char *p = ib_arena_strdup(&L->cfg->arena, s);
         memcpy(field, &p, sizeof p);
+        return NULL;
+    }
+    case IB_S_DURATION: {
+        int64_t v;
+        if (ib_parse_duration_ms(s, &v) < 0) {
+            snprintf(msg, msglen,
+                     "expected a duration with a unit (500ms, 60s, 5min, 2h, 7d), found '%s'", s);
+            return msg;
+        }
+        if ((e->flags & IB_SF_RANGE) && (v < e->min || v > e->max)) {
+            snprintf(msg, msglen, "%s is out of range [%lldms, %lldms]", s, (long long)e->min,
+                     (long long)e->max);
+            return msg;
+        }
+        memcpy(field, &v, sizeof v);
         return NULL;
     }
     case IB_S_ENUM: {
@@ -430,6 +495,28 @@ static const struct ib_schema_entry gw_entries[] = {
 };
 static const struct ib_schema gw_schema = {sizeof(struct gw_section), 2, gw_entries, {0}};
 
+struct config_section {
+    bool watch;
+    int64_t delay_ms;
+};
+static const struct ib_schema_entry config_entries[] = {
+    {.key = "watch",
+     .type = IB_S_BOOL,
+     .offset = offsetof(struct config_section, watch),
+     .def = "false",
+     .description = "apply changes of the configuration files by themselves (inotify)"},
+    {.key = "watch_delay",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct config_section, delay_ms),
+     .def = "1s",
+     .min = 50,
+     .max = 600000,
+     .description = "quiet time after the last change before it is applied"},
+};
+static const struct ib_schema config_schema = {sizeof(struct config_section), 2, config_entries,
+                                               {0}};
+
 struct log_section {
     int32_t level;
 };
@@ -444,6 +531,7 @@ static const struct ib_schema_entry log_entries[] = {
 };
 static const struct ib_schema log_schema = {sizeof(struct log_section), 1, log_entries, {0}};
 
+static const char *const layout_choices[] = {"batch", "tag", NULL};
 static const struct ib_schema_entry mqtt_entries[] = {
     {.key = "url",
      .type = IB_S_STRING,
@@ -457,10 +545,20 @@ static const struct ib_schema_entry mqtt_entries[] = {
      .def = "false",
      .description = "permit plaintext mqtt://"},
     E_INT("qos", struct ib_mqtt_cfg, qos, "1", 0, 1, "QoS of data messages"),
-    E_STR("topic", struct ib_mqtt_cfg, topic, "ironbridge/{gateway}/{device}/{group}",
-          "topic template of data messages"),
+    {.key = "layout",
+     .type = IB_S_ENUM,
+     .offset = offsetof(struct ib_mqtt_cfg, layout),
+     .def = "batch",
+     .choices = layout_choices,
+     .description = "batch: a message per device group per poll; tag: a message per tag"},
+    E_STR("topic", struct ib_mqtt_cfg, topic, NULL,
+          "topic template of data messages (default ironbridge/{gateway}/{device}/{group}, "
+          "with /{tag} for layout tag)"),
     E_STR("status_topic", struct ib_mqtt_cfg, status_topic, "ironbridge/{gateway}/status",
           "retained online/offline topic"),
+    E_STR("config_status_topic", struct ib_mqtt_cfg, config_status_topic,
+          "ironbridge/{gateway}/config",
+          "retained message: which configuration runs, and the last reload's result"),
     E_INT("keepalive_s", struct ib_mqtt_cfg, keepalive_s, "30", 5, 3600, "MQTT keep-alive"),
     E_INT("connect_timeout_ms", struct ib_mqtt_cfg, connect_timeout_ms, "10000", 100, 300000,
           "connect timeout"),
@@ -487,11 +585,11 @@ static const struct ib_schema_entry tls_entries[] = {
 };
 static const struct ib_schema tls_schema = {sizeof(struct ib_mqtt_cfg), 4, tls_entries, {0}};
 
-/* Sizes and durations are read as text and converted with their units below. */
+/* Sizes are read as text and converted with their units by store_size(). */
 struct store_section {
-    const char *path, *max_bytes, *max_age, *fsync_bytes, *memory_max_bytes;
+    const char *path, *max_bytes, *fsync_bytes, *memory_max_bytes;
     int32_t fsync;
-    int64_t fsync_interval_ms, replay_rate;
+    int64_t max_age_ms, fsync_interval_ms, replay_rate;
 };
 static const char *const fsync_choices[] = {"batch", "always", NULL};
 static const struct ib_schema_entry store_entries[] = {
@@ -499,8 +597,14 @@ static const struct ib_schema_entry store_entries[] = {
           "queue directory (default $STATE_DIRECTORY/queue, else /var/lib/ironbridge/queue)"),
     E_STR("max_bytes", struct store_section, max_bytes, "1GiB",
           "disk space of the queue, e.g. 1GiB; the oldest records go first when full"),
-    E_STR("max_age", struct store_section, max_age, "7d",
-          "records older than this are dropped, e.g. 7d, 12h"),
+    {.key = "max_age",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct store_section, max_age_ms),
+     .def = "7d",
+     .min = 1000,
+     .max = 3650LL * 86400000,
+     .description = "records older than this are dropped, e.g. 7d, 12h"},
     {.key = "fsync",
      .type = IB_S_ENUM,
      .offset = offsetof(struct store_section, fsync),
@@ -548,11 +652,52 @@ static const struct ib_schema_entry group_entries[] = {
 };
 static const struct ib_schema group_schema = {sizeof(struct group_section), 2, group_entries, {0}};
 
+/* report: at group and tag level. */
+struct report_section {
+    int32_t mode;
+    const char *deadband;
+    int64_t heartbeat_ms;
+    int64_t stale_after_ms;
+};
+static const char *const mode_choices[] = {"always", "on_change", "deadband", NULL};
+#define REPORT_ENTRIES                                                                             \
+    {.key = "mode",                                                                                \
+     .type = IB_S_ENUM,                                                                            \
+     .offset = offsetof(struct report_section, mode),                                              \
+     .choices = mode_choices,                                                                      \
+     .description = "always (every poll), on_change or deadband"},                                 \
+        {.key = "deadband",                                                                        \
+         .type = IB_S_STRING,                                                                      \
+         .offset = offsetof(struct report_section, deadband),                                      \
+         .description = "smallest change reported: a number (0.5) or a percent of range (2%)"},    \
+    {                                                                                              \
+        .key = "heartbeat", .type = IB_S_DURATION, .flags = IB_SF_RANGE,                           \
+        .offset = offsetof(struct report_section, heartbeat_ms), .min = 1, .max = 31536000000LL,   \
+        .description = "re-send an unchanged value after this long"                                \
+    }
+static const struct ib_schema_entry group_report_entries[] = {
+    REPORT_ENTRIES,
+    {.key = "stale_after",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct report_section, stale_after_ms),
+     .min = 1,
+     .max = 31536000000LL,
+     .description = "report a tag stale when not read successfully this long (default: 3 "
+                    "intervals)"},
+};
+static const struct ib_schema group_report_schema = {
+    sizeof(struct report_section), 4, group_report_entries, {0}};
+static const struct ib_schema_entry tag_report_entries[] = {REPORT_ENTRIES};
+static const struct ib_schema tag_report_schema = {
+    sizeof(struct report_section), 3, tag_report_entries, {0}};
+
 struct tag_section {
     const char *name;
     double scale, offset;
     const char *unit, *description;
     bool writable;
+    const char *deadband;
 };
 static const struct ib_schema_entry tag_entries[] = {
     {.key = "name",
@@ -577,8 +722,12 @@ static const struct ib_schema_entry tag_entries[] = {
      .offset = offsetof(struct tag_section, writable),
      .def = "false",
      .description = "the tag accepts writes"},
+    {.key = "deadband",
+     .type = IB_S_STRING,
+     .offset = offsetof(struct tag_section, deadband),
+     .description = "report this tag by deadband: a number (0.5) or a percent of range (2%)"},
 };
-static const struct ib_schema tag_schema = {sizeof(struct tag_section), 6, tag_entries, {0}};
+static const struct ib_schema tag_schema = {sizeof(struct tag_section), 7, tag_entries, {0}};
 
 /* ---- Files ----------------------------------------------------------------------------------- */
 
@@ -725,41 +874,46 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
                     (long long)m->reconnect_max_ms);
     char what[64];
     const char *e;
-    if ((e = ib_topic_check(
-             m->topic, IB_TOPIC_GATEWAY | IB_TOPIC_CONNECTION | IB_TOPIC_DEVICE | IB_TOPIC_GROUP,
-             what, sizeof what)))
-        ib_diag_add(L->diag, w, "topic", "'%s': %s%s%s", m->topic, e, *what ? ": " : "", what);
+    bool per_tag = m->layout == IB_LAYOUT_TAG;
+    bool own_topic = m->topic != NULL;
+    if (!m->topic)
+        m->topic = per_tag ? "ironbridge/{gateway}/{device}/{group}/{tag}"
+                           : "ironbridge/{gateway}/{device}/{group}";
+    unsigned allowed = IB_TOPIC_GATEWAY | IB_TOPIC_CONNECTION | IB_TOPIC_DEVICE | IB_TOPIC_GROUP |
+                       (per_tag ? IB_TOPIC_TAG : 0);
+    if ((e = ib_topic_check(m->topic, allowed, what, sizeof what)))
+        ib_diag_add(L->diag, w, "topic", "'%s': %s%s%s%s", m->topic, e, *what ? ": " : "", what,
+                    !per_tag && strcmp(what, "{tag}") == 0 ? " ({tag} needs layout: tag)" : "");
+    else if (per_tag && own_topic && !strstr(m->topic, "{tag}"))
+        ib_diag_add(L->diag, w, "topic",
+                    "'%s': with layout: tag every tag needs its own topic: add {tag}", m->topic);
     if ((e = ib_topic_check(m->status_topic, IB_TOPIC_GATEWAY, what, sizeof what)))
         ib_diag_add(L->diag, w, "status_topic", "'%s': %s%s%s", m->status_topic, e,
+                    *what ? ": " : "", what);
+    if ((e = ib_topic_check(m->config_status_topic, IB_TOPIC_GATEWAY, what, sizeof what)))
+        ib_diag_add(L->diag, w, "config_status_topic", "'%s': %s%s%s", m->config_status_topic, e,
                     *what ? ": " : "", what);
     L->cfg->has_north = true;
 }
 
-/* A size or duration key of the store: text with a unit, converted and range-checked. */
-static int64_t store_amount(struct loader *L, yaml_node_t *n, const char *text, const char *key,
-                            bool duration, int64_t lo, int64_t hi)
+/* A size key of the store: text such as "1GiB" or a number of bytes, range-checked. */
+static int64_t store_size(struct loader *L, yaml_node_t *n, const char *text, const char *key,
+                          int64_t lo, int64_t hi)
 {
     int64_t v = 0;
     yaml_node_t *vn = map_get(L, n, key);
     yaml_node_t *at = vn ? vn : n;
-    if ((duration ? ib_parse_duration_ms(text, &v) : ib_parse_size(text, &v)) < 0) {
+    if (ib_parse_size(text, &v) < 0) {
         err_node(L, at, "store", key,
-                 duration ? "expected a duration such as 7d, 12h, 30min, 45s, 500ms or a number "
-                            "of seconds, found '%s'"
-                          : "expected a size such as 1GiB, 512MiB, 64KiB, 10MB or a number of "
-                            "bytes, found '%s'",
+                 "expected a size such as 1GiB, 512MiB, 64KiB, 10MB or a number of bytes, found "
+                 "'%s'",
                  text);
         return lo;
     }
     if (v < lo || v > hi) {
         char a[32], b[32];
-        if (duration) {
-            snprintf(a, sizeof a, "%llds", (long long)(lo / 1000));
-            snprintf(b, sizeof b, "%lldd", (long long)(hi / 86400000));
-        } else {
-            ib_format_size(a, sizeof a, (uint64_t)lo);
-            ib_format_size(b, sizeof b, (uint64_t)hi);
-        }
+        ib_format_size(a, sizeof a, (uint64_t)lo);
+        ib_format_size(b, sizeof b, (uint64_t)hi);
         err_node(L, at, "store", key, "'%s' is out of range [%s, %s]", text, a, b);
         return lo;
     }
@@ -772,14 +926,15 @@ static void load_store(struct loader *L, yaml_node_t *n)
     struct store_section ss = {0};
     struct spec sp = {&store_schema, &ss};
     static yaml_node_t empty = {.type = YAML_MAPPING_NODE};
-    if (!apply_mapping(L, n ? n : &empty, "store", &sp, 1, NULL))
+    static const char *const ov[] = {"override", NULL};
+    if (!apply_mapping(L, n ? n : &empty, "store", &sp, 1, ov))
         return;
     struct ib_store_cfg *st = &L->cfg->store;
-    st->max_bytes = store_amount(L, n, ss.max_bytes, "max_bytes", false, 1LL << 20, 1LL << 50);
-    st->max_age_ms = store_amount(L, n, ss.max_age, "max_age", true, 1000, 3650LL * 86400000);
-    st->fsync_bytes = store_amount(L, n, ss.fsync_bytes, "fsync_bytes", false, 4096, 1LL << 30);
+    st->max_bytes = store_size(L, n, ss.max_bytes, "max_bytes", 1LL << 20, 1LL << 50);
+    st->fsync_bytes = store_size(L, n, ss.fsync_bytes, "fsync_bytes", 4096, 1LL << 30);
     st->memory_max_bytes =
-        store_amount(L, n, ss.memory_max_bytes, "memory_max_bytes", false, 65536, 1LL << 40);
+        store_size(L, n, ss.memory_max_bytes, "memory_max_bytes", 65536, 1LL << 40);
+    st->max_age_ms = ss.max_age_ms;
     st->fsync = ss.fsync;
     st->fsync_interval_ms = ss.fsync_interval_ms;
     st->replay_rate = ss.replay_rate;
@@ -795,67 +950,463 @@ static void load_store(struct loader *L, yaml_node_t *n)
     }
 }
 
+/* "0.5" -> 0.5 absolute; "2%" -> 2 percent. Returns -1 if neither. */
+static int parse_deadband(const char *s, double *v, bool *pct)
+{
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    if (end == s || errno || !isfinite(*v) || *v < 0)
+        return -1;
+    *pct = *end == '%';
+    return (*end == '\0' || (*pct && end[1] == '\0')) ? 0 : -1;
+}
+
+/* The report section of a group or tag at key "report" of `n`, or all absent (mode -1). */
+static void load_report(struct loader *L, yaml_node_t *n, const char *path,
+                        const struct ib_schema *schema, struct report_section *r)
+{
+    memset(r, 0, sizeof *r);
+    r->mode = -1;
+    yaml_node_t *rn = map_get(L, n, "report");
+    if (!rn)
+        return;
+    struct spec sp = {schema, r};
+    apply_mapping(L, rn, join_path(L, path, "report"), &sp, 1, NULL);
+}
+
+/* A tag's range: [min, max], for percent deadbands. */
+static bool load_range(struct loader *L, yaml_node_t *tn, const char *tpath, double *lo, double *hi)
+{
+    yaml_node_t *rn = map_get(L, tn, "range");
+    if (!rn)
+        return false;
+    double v[2];
+    if (rn->type != YAML_SEQUENCE_NODE || list_len(rn) != 2) {
+        err_node(L, rn, tpath, "range", "expected [min, max], found %s", node_kind(rn));
+        return false;
+    }
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *x = node_at(L, rn->data.sequence.items.start[i]);
+        if (!scalar(x) || parse_double(scalar(x), &v[i]) < 0) {
+            err_node(L, x, tpath, "range", "expected a number, found %s",
+                     scalar(x) ? scalar(x) : node_kind(x));
+            return false;
+        }
+    }
+    if (!(v[0] < v[1])) {
+        err_node(L, rn, tpath, "range", "min (%g) must be below max (%g)", v[0], v[1]);
+        return false;
+    }
+    *lo = v[0];
+    *hi = v[1];
+    return true;
+}
+
+/* Resolve a tag's reporting from its own keys over its group's: mode, deadband, heartbeat. */
+static void resolve_report(struct loader *L, yaml_node_t *tn, const char *tpath,
+                           const struct report_section *gr, const struct tag_section *ts,
+                           struct ib_report_cfg *out)
+{
+    struct report_section tr;
+    load_report(L, tn, tpath, &tag_report_schema, &tr);
+    const char *db = ts->deadband ? ts->deadband : tr.deadband;
+    if (ts->deadband && tr.deadband)
+        err_node(L, map_get(L, tn, "deadband"), tpath, "deadband",
+                 "the deadband is given twice (deadband and report.deadband): keep one");
+    /* A tag's own deadband means "report this tag by deadband" unless it says otherwise. */
+    int32_t mode = tr.mode >= 0 ? tr.mode : db ? IB_REPORT_DEADBAND : gr->mode >= 0 ? gr->mode : 0;
+    if (db && mode != IB_REPORT_DEADBAND)
+        err_node(L, tn, tpath, NULL,
+                 "a deadband is given but the tag's report mode is %s: remove one of them",
+                 mode_choices[mode]);
+    if (!db && mode == IB_REPORT_DEADBAND)
+        db = gr->deadband;
+    out->mode = (uint8_t)mode;
+    out->heartbeat_ms = tr.heartbeat_ms ? tr.heartbeat_ms : gr->heartbeat_ms;
+    if (mode != IB_REPORT_DEADBAND)
+        return;
+    double v = 0, lo = 0, hi = 0;
+    bool pct = false;
+    if (!db) {
+        err_node(L, tn, tpath, NULL,
+                 "report mode deadband needs a deadband: a number (deadband: 0.5) or a percent "
+                 "of the tag's range (deadband: 2%%, with range: [min, max])");
+        return;
+    }
+    if (parse_deadband(db, &v, &pct) < 0) {
+        if (db == gr->deadband)
+            return; /* the group's, reported once at the group */
+        err_node(L, tn, tpath, "deadband",
+                 "'%s' is not a deadband: write a number >= 0 (0.5) or a percent (2%%)", db);
+        return;
+    }
+    bool has_range = load_range(L, tn, tpath, &lo, &hi);
+    if (pct && !has_range) {
+        err_node(L, tn, tpath, "deadband",
+                 "deadband %s is a percent of the tag's range: add range: [min, max]", db);
+        return;
+    }
+    out->deadband = pct ? v / 100.0 * (hi - lo) : v;
+}
+
+/* One CSV field with the position where it starts (1-based). */
+struct csv_field {
+    char *text;
+    int line, col;
+};
+
+/* Parse RFC 4180 CSV (quotes with "" escapes, LF or CRLF); calls row() for every record that is
+ * not empty and not a '#' comment. Returns -1 with `err` for an unterminated quote. */
+static int csv_parse(char *buf, void (*row)(void *ud, struct csv_field *f, int n, int line),
+                     void *ud, int *err_line)
+{
+    struct csv_field f[64];
+    int nf = 0, line = 1, col = 1;
+    char *p = buf;
+    while (*p) {
+        int rec_line = line;
+        nf = 0;
+        bool comment = *p == '#';
+        for (;;) {
+            struct csv_field *cur = nf < 64 ? &f[nf] : NULL;
+            char *out = p, *start = p;
+            int fl = line, fc = col;
+            if (*p == '"') {
+                p++;
+                col++;
+                for (;;) {
+                    if (!*p) {
+                        *err_line = fl;
+                        return -1;
+                    }
+                    if (*p == '"' && p[1] == '"') {
+                        *out++ = '"';
+                        p += 2;
+                        col += 2;
+                    } else if (*p == '"') {
+                        p++;
+                        col++;
+                        break;
+                    } else {
+                        if (*p == '\n') {
+                            line++;
+                            col = 0;
+                        }
+                        *out++ = *p++;
+                        col++;
+                    }
+                }
+                while (*p && *p != ',' && *p != '\n' && *p != '\r') {
+                    p++; /* text after a closing quote is ignored, as spreadsheets do */
+                    col++;
+                }
+            } else {
+                while (*p && *p != ',' && *p != '\n' && *p != '\r') {
+                    *out++ = *p++;
+                    col++;
+                }
+            }
+            char sep = *p;
+            *out = '\0';
+            if (cur) {
+                /* Trim the spaces PLC tools put around cells. */
+                char *t = start;
+                while (*t == ' ' || *t == '\t') {
+                    t++;
+                    fc++;
+                }
+                size_t len = strlen(t);
+                while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+                    t[--len] = '\0';
+                *cur = (struct csv_field){t, fl, fc};
+                nf++;
+            }
+            if (sep == ',') {
+                p++;
+                col++;
+                continue;
+            }
+            /* The field's terminator was overwritten: step over the separator we saved. */
+            if (sep == '\r') {
+                p++;
+                if (*p == '\n')
+                    p++;
+            } else if (sep == '\n') {
+                p++;
+            }
+            line++;
+            col = 1;
+            break;
+        }
+        bool empty = nf == 1 && !*f[0].text;
+        if (!comment && !empty)
+            row(ud, f, nf, rec_line);
+    }
+    return 0;
+}
+
+struct csv_ctx {
+    struct loader *L;
+    yaml_document_t *doc;
+    int seq;
+    struct csv_field header[64];
+    int n_header;
+    bool have_header;
+    const char *path;
+};
+
+static int csv_scalar(yaml_document_t *doc, const char *text, int line, int col)
+{
+    int id = yaml_document_add_scalar(doc, NULL, (yaml_char_t *)text, (int)strlen(text),
+                                      YAML_PLAIN_SCALAR_STYLE);
+    yaml_node_t *n = yaml_document_get_node(doc, id);
+    n->start_mark.line = (size_t)(line - 1);
+    n->start_mark.column = (size_t)(col - 1);
+    return id;
+}
+
+static void csv_row(void *ud, struct csv_field *f, int n, int line)
+{
+    struct csv_ctx *c = ud;
+    if (!c->have_header) {
+        for (int i = 0; i < n; i++) {
+            c->header[i] = f[i];
+            c->header[i].text = ib_arena_strdup(&c->L->cfg->arena, f[i].text);
+            for (char *t = c->header[i].text; *t; t++)
+                *t = (char)(*t >= 'A' && *t <= 'Z' ? *t - 'A' + 'a' : *t);
+        }
+        c->n_header = n;
+        c->have_header = true;
+        return;
+    }
+    int map = yaml_document_add_mapping(c->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
+    yaml_node_t *mn = yaml_document_get_node(c->doc, map);
+    mn->start_mark.line = (size_t)(line - 1);
+    mn->start_mark.column = 0;
+    for (int i = 0; i < n; i++) {
+        if (!*f[i].text)
+            continue; /* an empty cell: the key is absent */
+        if (i >= c->n_header) {
+            struct ib_where w = {.file = c->path, .line = f[i].line, .col = f[i].col};
+            ib_diag_add(c->L->diag, &w, NULL,
+                        "this row has more cells than the header has columns");
+            continue;
+        }
+        int k = csv_scalar(c->doc, c->header[i].text, c->header[0].line, c->header[i].col);
+        int v;
+        char *dots = strcmp(c->header[i].text, "range") == 0 ? strstr(f[i].text, "..") : NULL;
+        if (dots) {
+            /* range as "min..max" */
+            *dots = '\0';
+            v = yaml_document_add_sequence(c->doc, NULL, YAML_FLOW_SEQUENCE_STYLE);
+            yaml_document_append_sequence_item(c->doc, v,
+                                               csv_scalar(c->doc, f[i].text, f[i].line, f[i].col));
+            yaml_document_append_sequence_item(c->doc, v,
+                                               csv_scalar(c->doc, dots + 2, f[i].line, f[i].col));
+            yaml_node_t *vn = yaml_document_get_node(c->doc, v);
+            vn->start_mark.line = (size_t)(f[i].line - 1);
+            vn->start_mark.column = (size_t)(f[i].col - 1);
+        } else {
+            v = csv_scalar(c->doc, f[i].text, f[i].line, f[i].col);
+        }
+        yaml_document_append_mapping_pair(c->doc, map, k, v);
+    }
+    yaml_document_append_sequence_item(c->doc, c->seq, map);
+}
+
+/* Read a CSV tag list (docs/configuration.md): a header row naming the columns (the tag keys:
+ * name, table, address, type, order, scale, offset, unit, deadband, range, writable,
+ * description...), then one tag per row. The rows become YAML nodes positioned at their cells,
+ * so every error names file:line:column. Returns the new document's index, or -1. */
+static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const char *gpath)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_node(L, at, gpath, "tags_csv", "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct ib_buf b = {0};
+    char chunk[8192];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ib_buf_append(&b, chunk, got);
+    fclose(f);
+    if (!b.p)
+        ib_buf_puts(&b, "");
+    struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
+    sd->file = ib_arena_strdup(&L->cfg->arena, path);
+    sd->dir = L->dir;
+    yaml_document_initialize(&sd->doc, NULL, NULL, NULL, 1, 1);
+    struct csv_ctx c = {.L = L, .doc = &sd->doc, .path = sd->file};
+    c.seq = yaml_document_add_sequence(&sd->doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
+    yaml_document_get_node(&sd->doc, c.seq)->start_mark.line = 0;
+    int bad_line = 0;
+    /* Skip a UTF-8 byte order mark, which spreadsheet exports like to add. */
+    char *text = b.p;
+    if ((unsigned char)text[0] == 0xef && (unsigned char)text[1] == 0xbb &&
+        (unsigned char)text[2] == 0xbf)
+        text += 3;
+    int rc = csv_parse(text, csv_row, &c, &bad_line);
+    ib_buf_free(&b);
+    if (rc < 0 || !c.have_header) {
+        struct ib_where w = {.file = sd->file, .line = rc < 0 ? bad_line : 1, .col = 1};
+        ib_diag_add(L->diag, &w, NULL,
+                    rc < 0 ? "a quoted cell is never closed"
+                           : "the CSV file is empty: it needs a header row "
+                             "naming its columns (name,table,address,...)");
+        yaml_document_delete(&sd->doc);
+        return -1;
+    }
+    struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
+    if (!nd)
+        abort();
+    L->docs = nd;
+    L->docs[L->n_docs] = sd;
+    return (int)L->n_docs++;
+}
+
+/* The tags of a group: its `tags` list and/or the rows of its `tags_csv` file, in that order. */
 static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
                       struct ib_group_config *g, struct ib_cfg_group *cg,
-                      const struct ib_plugin *plugin)
+                      const struct ib_plugin *plugin, const struct report_section *gr)
 {
-    yaml_node_t *list = get_list(L, gn, gpath, "tags", true);
-    size_t n = list_len(list);
-    if (list && n == 0)
-        err_node(L, list, gpath, "tags", "a group needs at least one tag");
+    struct listsrc src[2];
+    size_t nsrc = 0, n = 0, home = (size_t)(L->doc - &L->docs[0]->doc);
+    for (size_t i = 0; i < L->n_docs; i++)
+        if (&L->docs[i]->doc == L->doc)
+            home = i;
+    yaml_node_t *csv = map_get(L, gn, "tags_csv");
+    yaml_node_t *list =
+        map_get(L, gn, "tags") || !csv ? get_list(L, gn, gpath, "tags", true) : NULL;
+    if (list)
+        src[nsrc++] = (struct listsrc){home, list};
+    if (csv) {
+        if (!scalar(csv) || !*scalar(csv)) {
+            err_node(L, csv, gpath, "tags_csv", "expected the path of a CSV file");
+        } else {
+            int d = read_csv(L, resolve(L, scalar(csv)), csv, gpath);
+            if (d >= 0)
+                src[nsrc++] =
+                    (struct listsrc){(size_t)d, yaml_document_get_root_node(&L->docs[d]->doc)};
+        }
+        use_doc(L, home);
+    }
+    for (size_t k = 0; k < nsrc; k++)
+        n += list_len(src[k].list);
+    if (nsrc && n == 0)
+        err_node(L, gn, gpath, NULL, "a group needs at least one tag");
     struct ib_tag_config *tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *tags);
     cg->tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *cg->tags);
     g->tags = tags;
     g->n_tags = (uint32_t)n;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *tn = node_at(L, list->data.sequence.items.start[i]);
-        char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
-        struct tag_section ts = {0};
-        void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
-        struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
-        if (!apply_mapping(L, tn, tpath, sp, 2, NULL))
-            continue;
-        tags[i].name = ts.name;
-        tags[i].params = params;
-        tags[i].where = make_where(L, tn, tpath);
-        tags[i].writable = ts.writable;
-        cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
-                                           .offset = ts.offset,
-                                           .divisor = ib_scale_divisor(ts.scale),
-                                           .scaled = ts.scale != 1.0 || ts.offset != 0.0,
-                                           .unit = ts.unit,
-                                           .description = ts.description};
-        if (ts.name && !valid_tag_name(ts.name))
-            err_node(L, map_get(L, tn, "name"), tpath, "name",
-                     "'%s' is not a valid tag name: no control characters, '/', '+' or '#'",
-                     ts.name);
-        if (ts.scale == 0.0)
-            err_node(L, map_get(L, tn, "scale"), tpath, "scale", "must not be 0");
+    size_t i = 0;
+    for (size_t k = 0; k < nsrc; k++) {
+        use_doc(L, src[k].doc);
+        for (size_t j = 0; j < list_len(src[k].list); j++, i++) {
+            yaml_node_t *tn = node_at(L, src[k].list->data.sequence.items.start[j]);
+            char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
+            struct tag_section ts = {0};
+            void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
+            struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
+            static const char *const textra[] = {"report", "range", NULL};
+            if (!apply_mapping(L, tn, tpath, sp, 2, textra))
+                continue;
+            tags[i].name = ts.name;
+            tags[i].params = params;
+            tags[i].where = make_where(L, tn, tpath);
+            tags[i].writable = ts.writable;
+            cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
+                                               .offset = ts.offset,
+                                               .divisor = ib_scale_divisor(ts.scale),
+                                               .scaled = ts.scale != 1.0 || ts.offset != 0.0,
+                                               .unit = ts.unit,
+                                               .description = ts.description};
+            if (ts.name && !valid_tag_name(ts.name))
+                err_node(L, map_get(L, tn, "name"), tpath, "name",
+                         "'%s' is not a valid tag name: no control characters, '/', '+' or '#'",
+                         ts.name);
+            if (ts.scale == 0.0)
+                err_node(L, map_get(L, tn, "scale"), tpath, "scale", "must not be 0");
+            resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
+        }
     }
+    use_doc(L, home);
     L->cfg->n_tags += n;
 }
 
-static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
-                         struct ib_cfg_connection *c)
+/* A device's metadata: free key/value pairs (site, line, asset ids) sent with each of its
+ * messages as a JSON object of strings. */
+static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *dpath)
 {
-    yaml_node_t *list = get_list(L, cn, cpath, "devices", true);
-    size_t n = list_len(list);
-    if (list && n == 0)
-        err_node(L, list, cpath, "devices", "a connection needs at least one device");
+    if (!mn)
+        return NULL;
+    const char *path = join_path(L, dpath, "metadata");
+    if (mn->type != YAML_MAPPING_NODE) {
+        err_node(L, mn, dpath, "metadata", "expected a mapping of names to values, found %s",
+                 node_kind(mn));
+        return NULL;
+    }
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, "{");
+    int n = 0;
+    for (yaml_node_pair_t *p = mn->data.mapping.pairs.start; p < mn->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = node_at(L, p->key), *vn = node_at(L, p->value);
+        if (!scalar(kn) || !*scalar(kn)) {
+            err_node(L, kn, path, NULL, "a metadata name must be a non-empty word");
+            continue;
+        }
+        if (!scalar(vn)) {
+            err_node(L, vn, path, scalar(kn), "expected a single value, found %s", node_kind(vn));
+            continue;
+        }
+        for (yaml_node_pair_t *q = mn->data.mapping.pairs.start; q < p; q++)
+            if (scalar(node_at(L, q->key)) && !strcmp(scalar(node_at(L, q->key)), scalar(kn)))
+                err_node(L, kn, path, scalar(kn), "duplicate key");
+        if (n++)
+            ib_buf_puts(&b, ",");
+        ib_json_cstr(&b, scalar(kn));
+        ib_buf_puts(&b, ":");
+        ib_json_cstr(&b, scalar(vn));
+    }
+    ib_buf_puts(&b, "}");
+    const char *out = n ? ib_arena_strdup(&L->cfg->arena, b.p) : NULL;
+    ib_buf_free(&b);
+    return out;
+}
+
+/* The devices of a connection: from its own item and from later files' `extend: true` items. */
+static void load_devices(struct loader *L, const struct listsrc *src, size_t nsrc,
+                         const char *cpath, struct ib_cfg_connection *c)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < nsrc; k++)
+        n += list_len(src[k].list);
+    if (nsrc && n == 0) {
+        use_doc(L, src[0].doc);
+        err_node(L, src[0].list, cpath, "devices", "a connection needs at least one device");
+    }
     struct ib_device_config *devs = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *devs);
     c->devices = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *c->devices);
     c->pub.devices = devs;
     c->pub.n_devices = (uint32_t)n;
     const struct ib_plugin *plugin = c->plugin;
-    for (size_t d = 0; d < n; d++) {
-        yaml_node_t *dn = node_at(L, list->data.sequence.items.start[d]);
+    size_t k = 0, j = 0;
+    for (size_t d = 0; d < n; d++, j++) {
+        while (j >= list_len(src[k].list)) {
+            k++;
+            j = 0;
+        }
+        use_doc(L, src[k].doc);
+        yaml_node_t *dn = node_at(L, src[k].list->data.sequence.items.start[j]);
         char *dpath = ib_arena_printf(&L->cfg->arena, "%s.devices[%zu]", cpath, d);
         struct named nm = {0};
         void *params = ib_arena_alloc(&L->cfg->arena, plugin->device_schema->struct_size);
         struct spec sp[2] = {{&name_schema, &nm}, {plugin->device_schema, params}};
-        static const char *const extra[] = {"groups", NULL};
+        static const char *const extra[] = {"groups", "metadata", NULL};
         if (!apply_mapping(L, dn, dpath, sp, 2, extra))
             continue;
+        c->devices[d].meta_json = load_metadata(L, map_get(L, dn, "metadata"), dpath);
         devs[d].name = nm.name;
         devs[d].params = params;
         devs[d].where = make_where(L, dn, dpath);
@@ -888,9 +1439,20 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
             char *gpath = ib_arena_printf(&L->cfg->arena, "%s.groups[%zu]", dpath, g);
             struct group_section gs = {0};
             struct spec gsp = {&group_schema, &gs};
-            static const char *const gextra[] = {"tags", NULL};
+            static const char *const gextra[] = {"tags", "tags_csv", "report", NULL};
             if (!apply_mapping(L, gn, gpath, &gsp, 1, gextra))
                 continue;
+            struct report_section gr;
+            load_report(L, gn, gpath, &group_report_schema, &gr);
+            double dbv;
+            bool dbpct;
+            if (gr.deadband && parse_deadband(gr.deadband, &dbv, &dbpct) < 0)
+                err_node(L, map_get(L, map_get(L, gn, "report"), "deadband"),
+                         join_path(L, gpath, "report"), "deadband",
+                         "'%s' is not a deadband: write a number >= 0 (0.5) or a percent (2%%)",
+                         gr.deadband);
+            c->devices[d].groups[g].stale_after_ms =
+                gr.stale_after_ms ? gr.stale_after_ms : 3 * gs.interval_ms;
             groups[g].name = gs.name;
             groups[g].interval_ms = (uint32_t)gs.interval_ms;
             groups[g].where = make_where(L, gn, gpath);
@@ -901,7 +1463,7 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
                     err_node(L, map_get(L, gn, "name"), gpath, "name",
                              "duplicate group name '%s' in device '%s'", gs.name,
                              nm.name ? nm.name : "?");
-            load_tags(L, gn, gpath, &groups[g], &c->devices[d].groups[g], plugin);
+            load_tags(L, gn, gpath, &groups[g], &c->devices[d].groups[g], plugin, &gr);
             L->cfg->n_groups++;
         }
         /* Tag names are unique within a device: they key the values of its messages. */
@@ -927,76 +1489,197 @@ static void load_devices(struct loader *L, yaml_node_t *cn, const char *cpath,
     }
 }
 
-static void load_connections(struct loader *L, yaml_node_t *root)
+static bool flag_set(struct loader *L, yaml_node_t *map, const char *key)
 {
-    yaml_node_t *list = get_list(L, root, "", "connections", false);
-    size_t n = list_len(list);
+    const char *v = scalar(map_get(L, map, key));
+    bool b = false;
+    return v && parse_bool(v, &b) == 0 && b;
+}
+
+static const char *where_text(struct loader *L, yaml_node_t *n)
+{
+    return ib_arena_printf(&L->cfg->arena, "%s:%zu:%zu", L->file, n->start_mark.line + 1,
+                           n->start_mark.column + 1);
+}
+
+/* A connection as merged from the files: its item, and the device lists extending it. */
+struct csrc {
+    size_t doc;
+    yaml_node_t *node;
+    const char *name;
+    struct listsrc dev[16];
+    size_t n_dev;
+};
+
+static void load_connection(struct loader *L, struct csrc *cs, size_t i)
+{
+    use_doc(L, cs->doc);
+    yaml_node_t *cn = cs->node;
+    char *cpath = ib_arena_printf(&L->cfg->arena, "connections[%zu]", i);
+    struct ib_cfg_connection *c = &L->cfg->connections[i];
+    if (cn->type != YAML_MAPPING_NODE) {
+        err_node(L, cn, cpath, NULL, "expected a mapping, found %s", node_kind(cn));
+        return;
+    }
+    c->where = make_where(L, cn, cpath);
+    c->pub.where = c->where;
+    const char *pname = scalar(map_get(L, cn, "plugin"));
+    if (!map_get(L, cn, "plugin"))
+        err_node(L, cn, cpath, NULL, "missing required key 'plugin' (which driver, e.g. modbus)");
+    else if (!pname)
+        err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "expected a plugin name");
+    else {
+        char err[1024];
+        c->plugin_name = ib_arena_strdup(&L->cfg->arena, pname);
+        c->plugin = ib_plugins_get(L->plugins, pname, err, sizeof err);
+        if (!c->plugin)
+            err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
+    }
+    struct named nm = {0};
+    void *params = c->plugin
+                       ? ib_arena_alloc(&L->cfg->arena, c->plugin->connection_schema->struct_size)
+                       : NULL;
+    struct spec sp[2] = {{&name_schema, &nm},
+                         {c->plugin ? c->plugin->connection_schema : NULL, params}};
+    static const char *const extra[] = {"plugin", "devices", "override", NULL};
+    if (c->plugin) {
+        apply_mapping(L, cn, cpath, sp, 2, extra);
+    } else {
+        nm.name = scalar(map_get(L, cn, "name"));
+        if (nm.name)
+            nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
+    }
+    c->pub.name = nm.name;
+    c->pub.params = params;
+    check_ident(L, cn, cpath, nm.name);
+    if (!c->plugin)
+        return; /* its blocks cannot be judged without the plugin's schemas */
+    struct listsrc src[17];
+    size_t nsrc = 0;
+    yaml_node_t *own = get_list(L, cn, cpath, "devices", cs->n_dev == 0);
+    if (own)
+        src[nsrc++] = (struct listsrc){cs->doc, own};
+    for (size_t k = 0; k < cs->n_dev; k++)
+        src[nsrc++] = cs->dev[k];
+    load_devices(L, src, nsrc, cpath, c);
+}
+
+/* Merge the connections of every file by name: a later file adds new ones; one of the same
+ * name is an error naming both places, unless it says `override: true` (it replaces the
+ * earlier one) or `extend: true` (its devices are added to the earlier one's). */
+static void load_connections(struct loader *L)
+{
+    struct csrc *cs = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *root = yaml_document_get_root_node(L->doc);
+        yaml_node_t *list = get_list(L, root, "", "connections", false);
+        for (size_t j = 0; j < list_len(list); j++) {
+            yaml_node_t *cn = node_at(L, list->data.sequence.items.start[j]);
+            const char *name = scalar(map_get(L, cn, "name"));
+            size_t k = 0;
+            while (name && k < n && !(cs[k].name && strcmp(cs[k].name, name) == 0))
+                k++;
+            bool known = name && k < n;
+            if (known && flag_set(L, cn, "override")) {
+                cs[k] = (struct csrc){.doc = di, .node = cn, .name = cs[k].name};
+                continue;
+            }
+            if (flag_set(L, cn, "extend")) {
+                char *path = ib_arena_printf(&L->cfg->arena, "connections[%s]", name ? name : "?");
+                struct named nm = {0};
+                struct spec sp = {&name_schema, &nm};
+                static const char *const ext[] = {"extend", "devices", NULL};
+                apply_mapping(L, cn, path, &sp, 1, ext);
+                yaml_node_t *devs = get_list(L, cn, path, "devices", true);
+                if (!known)
+                    err_node(L, cn, path, "extend",
+                             "extends connection '%s', which no earlier file defines",
+                             name ? name : "?");
+                else if (cs[k].n_dev == sizeof cs[k].dev / sizeof cs[k].dev[0])
+                    err_node(L, cn, path, "extend", "too many files extend connection '%s'", name);
+                else if (devs)
+                    cs[k].dev[cs[k].n_dev++] = (struct listsrc){di, devs};
+                continue;
+            }
+            if (known) {
+                size_t cur = di;
+                use_doc(L, cs[k].doc);
+                const char *first = where_text(L, cs[k].node);
+                use_doc(L, cur);
+                err_node(L, map_get(L, cn, "name"),
+                         ib_arena_printf(&L->cfg->arena, "connections[%zu]", j), "name",
+                         "connection '%s' is already defined at %s; to replace it write "
+                         "override: true here, to add devices to it write extend: true",
+                         name, first);
+                continue;
+            }
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+                struct csrc *ncs = realloc(cs, cap * sizeof *cs);
+                if (!ncs)
+                    abort();
+                cs = ncs;
+            }
+            cs[n++] = (struct csrc){
+                .doc = di, .node = cn, .name = name ? ib_arena_strdup(&L->cfg->arena, name) : NULL};
+        }
+    }
     L->cfg->connections =
         ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof(struct ib_cfg_connection));
     for (size_t i = 0; i < n; i++) {
-        yaml_node_t *cn = node_at(L, list->data.sequence.items.start[i]);
-        char *cpath = ib_arena_printf(&L->cfg->arena, "connections[%zu]", i);
-        struct ib_cfg_connection *c = &L->cfg->connections[i];
         L->cfg->n_connections = i + 1;
-        if (cn->type != YAML_MAPPING_NODE) {
-            err_node(L, cn, cpath, NULL, "expected a mapping, found %s", node_kind(cn));
-            continue;
-        }
-        c->where = make_where(L, cn, cpath);
-        c->pub.where = c->where;
-        const char *pname = scalar(map_get(L, cn, "plugin"));
-        if (!map_get(L, cn, "plugin"))
-            err_node(L, cn, cpath, NULL,
-                     "missing required key 'plugin' (which driver, e.g. modbus)");
-        else if (!pname)
-            err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "expected a plugin name");
-        else {
-            char err[1024];
-            c->plugin_name = ib_arena_strdup(&L->cfg->arena, pname);
-            c->plugin = ib_plugins_get(L->plugins, pname, err, sizeof err);
-            if (!c->plugin)
-                err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
-        }
-        struct named nm = {0};
-        void *params =
-            c->plugin ? ib_arena_alloc(&L->cfg->arena, c->plugin->connection_schema->struct_size)
-                      : NULL;
-        struct spec sp[2] = {{&name_schema, &nm},
-                             {c->plugin ? c->plugin->connection_schema : NULL, params}};
-        static const char *const extra[] = {"plugin", "devices", NULL};
-        if (c->plugin) {
-            apply_mapping(L, cn, cpath, sp, 2, extra);
-        } else {
-            nm.name = scalar(map_get(L, cn, "name"));
-            if (nm.name)
-                nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
-        }
-        c->pub.name = nm.name;
-        c->pub.params = params;
-        check_ident(L, cn, cpath, nm.name);
-        if (!c->plugin)
-            continue; /* its blocks cannot be judged without the plugin's schemas */
-        for (size_t o = 0; o < i && nm.name; o++)
-            if (L->cfg->connections[o].pub.name &&
-                strcmp(L->cfg->connections[o].pub.name, nm.name) == 0)
-                err_node(L, map_get(L, cn, "name"), cpath, "name",
-                         "duplicate connection name '%s' (first defined at line %d)", nm.name,
-                         L->cfg->connections[o].where ? L->cfg->connections[o].where->line : 0);
-        load_devices(L, cn, cpath, c);
+        load_connection(L, &cs[i], i);
     }
+    free(cs);
 }
 
-static void load_root(struct loader *L, yaml_node_t *root)
+/* The one definition of a top-level section: a later file may define it again only with
+ * `override: true` in it (it then replaces the earlier one). Leaves that document in use. */
+static yaml_node_t *pick_section(struct loader *L, const char *key)
 {
-    static const char *const extra[] = {"gateway", "log", "north", "store", "connections", NULL};
-    if (!apply_mapping(L, root, "", NULL, 0, extra))
-        return;
+    yaml_node_t *found = NULL;
+    size_t fdoc = 0;
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *n = map_get(L, yaml_document_get_root_node(L->doc), key);
+        if (!n)
+            continue;
+        if (found && !flag_set(L, n, "override")) {
+            use_doc(L, fdoc);
+            const char *first = where_text(L, found);
+            use_doc(L, di);
+            err_node(L, n, key, NULL,
+                     "'%s' is already defined at %s; a later file replaces a section only with "
+                     "override: true in it",
+                     key, first);
+            continue;
+        }
+        found = n;
+        fdoc = di;
+    }
+    use_doc(L, fdoc);
+    return found;
+}
+
+static void load_root(struct loader *L)
+{
+    static const char *const extra[] = {"gateway",     "log",    "north", "store",
+                                        "connections", "config", NULL};
+    for (size_t di = 0; di < L->n_tree; di++) {
+        use_doc(L, di);
+        yaml_node_t *root = yaml_document_get_root_node(L->doc);
+        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root)))
+            continue; /* an empty drop-in is harmless */
+        apply_mapping(L, root, "", NULL, 0, extra);
+    }
+    static const char *const ov[] = {"override", NULL};
     struct gw_section gw = {0};
     yaml_node_t *n;
-    if ((n = map_get(L, root, "gateway"))) {
+    if ((n = pick_section(L, "gateway")) && n->type != YAML_SCALAR_NODE) {
         struct spec sp = {&gw_schema, &gw};
-        apply_mapping(L, n, "gateway", &sp, 1, NULL);
-        check_ident(L, n, "gateway", NULL);
+        apply_mapping(L, n, "gateway", &sp, 1, ov);
         if (gw.id && !valid_ident(gw.id))
             err_node(L, map_get(L, n, "id"), "gateway", "id",
                      "'%s' is not a valid id: use letters, digits, '_', '-' and '.'", gw.id);
@@ -1013,16 +1696,23 @@ static void load_root(struct loader *L, yaml_node_t *root)
     if (L->cfg->plugin_dir && L->plugins)
         ib_plugins_prefer_dir(L->plugins, L->cfg->plugin_dir);
 
-    struct log_section lg = {0};
+    struct log_section lg = {.level = 3}; /* info */
     struct spec lsp = {&log_schema, &lg};
-    if ((n = map_get(L, root, "log")))
-        apply_mapping(L, n, "log", &lsp, 1, NULL);
-    else
-        lg.level = 3; /* info */
+    if ((n = pick_section(L, "log")) && n->type != YAML_SCALAR_NODE)
+        apply_mapping(L, n, "log", &lsp, 1, ov);
     L->cfg->log_level = IB_LOG_ERR + lg.level;
 
-    if ((n = map_get(L, root, "north"))) {
-        static const char *const nextra[] = {"mqtt", NULL};
+    struct config_section cs = {0};
+    struct spec csp = {&config_schema, &cs};
+    if ((n = pick_section(L, "config")) && n->type != YAML_SCALAR_NODE)
+        apply_mapping(L, n, "config", &csp, 1, ov);
+    else
+        cs.delay_ms = 1000;
+    L->cfg->watch = cs.watch;
+    L->cfg->watch_delay_ms = cs.delay_ms;
+
+    if ((n = pick_section(L, "north"))) {
+        static const char *const nextra[] = {"mqtt", "override", NULL};
         if (apply_mapping(L, n, "north", NULL, 0, nextra)) {
             yaml_node_t *m = map_get(L, n, "mqtt");
             if (m)
@@ -1031,86 +1721,145 @@ static void load_root(struct loader *L, yaml_node_t *root)
                 err_node(L, n, "north", NULL, "missing required key 'mqtt'");
         }
     }
-    if (!L->cfg->has_north && map_get(L, root, "connections") &&
-        list_len(map_get(L, root, "connections")) > 0)
-        err_node(L, root, "", NULL,
-                 "connections are configured but there is no north.mqtt section: the values "
-                 "would go nowhere");
-    load_store(L, map_get(L, root, "store"));
+    if ((n = pick_section(L, "store")) && n->type == YAML_SCALAR_NODE)
+        n = NULL; /* "store:" alone: the defaults */
+    load_store(L, n);
     if (L->cfg->has_north && !L->cfg->mqtt.client_id)
         L->cfg->mqtt.client_id = ib_arena_printf(&L->cfg->arena, "ironbridge-%s", gw.id);
 }
 
-/* The plugin needs the plugin registry only when connections name plugins, so a config without
- * connections loads with no plugin directory at all. */
-struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
-                                 struct ib_diag *diag)
+/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error. */
+static int read_yaml(struct loader *L, const char *path, const char *text)
 {
-    size_t errs_before = diag->n;
-    FILE *f = fopen(path, "rb");
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(path, "rb");
     if (!f) {
-        ib_diag_add(diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
+        ib_diag_add(L->diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
                     strerror(errno));
-        return NULL;
+        return -1;
     }
-    struct ib_config *cfg = calloc(1, sizeof *cfg);
-    if (!cfg) {
-        fclose(f);
-        ib_diag_add(diag, NULL, NULL, "out of memory");
-        return NULL;
-    }
-    cfg->file = ib_arena_strdup(&cfg->arena, path);
+    struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
+    sd->file = ib_arena_strdup(&L->cfg->arena, path);
+    char *dir = ib_arena_strdup(&L->cfg->arena, path);
+    char *slash = strrchr(dir, '/');
+    sd->dir = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
     yaml_parser_t parser;
-    yaml_document_t doc;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
-    int ok = yaml_parser_load(&parser, &doc);
-    if (!ok) {
-        ib_diag_add(diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
+    int rc = -1;
+    if (!yaml_parser_load(&parser, &sd->doc)) {
+        ib_diag_add(L->diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
                     parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                     parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
                     parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        fclose(f);
-        ib_config_free(cfg);
-        return NULL;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root) {
+    } else {
         /* A second document in the same file would be silently ignored: refuse it. */
         yaml_document_t doc2;
-        if (yaml_parser_load(&parser, &doc2)) {
+        if (yaml_document_get_root_node(&sd->doc) && yaml_parser_load(&parser, &doc2)) {
             if (yaml_document_get_root_node(&doc2))
-                ib_diag_add(diag, NULL, NULL,
+                ib_diag_add(L->diag, NULL, NULL,
                             "%s: holds more than one YAML document ('---'); keep one", path);
             yaml_document_delete(&doc2);
         }
+        struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
+        if (!nd)
+            abort();
+        L->docs = nd;
+        L->docs[L->n_docs] = sd;
+        rc = (int)L->n_docs++;
     }
     yaml_parser_delete(&parser);
     fclose(f);
+    return rc;
+}
 
-    char *dirbuf = strdup(path);
-    char *slash = dirbuf ? strrchr(dirbuf, '/') : NULL;
-    const char *dir = ".";
-    if (slash) {
-        *slash = '\0';
-        dir = *dirbuf ? dirbuf : "/";
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* conf.d/NAME.yaml beside the main file, in lexical order; `extra` stands for one of them (or is
+ * added in its place). */
+static void read_dropins(struct loader *L, const char *main_path,
+                         const struct ib_config_extra *extra)
+{
+    char *dir = ib_arena_strdup(&L->cfg->arena, main_path);
+    char *slash = strrchr(dir, '/');
+    const char *cdir =
+        ib_arena_printf(&L->cfg->arena, "%s/conf.d", slash ? (*slash = '\0', dir) : ".");
+    L->cfg->dropin_dir = cdir;
+    char **names = NULL;
+    size_t n = 0;
+    DIR *d = opendir(cdir);
+    if (!d && errno != ENOENT)
+        ib_diag_add(L->diag, NULL, NULL, "%s: cannot read the drop-in directory: %s", cdir,
+                    strerror(errno));
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+            continue;
+        char **nn = realloc(names, (n + 1) * sizeof *nn);
+        if (!nn)
+            abort();
+        names = nn;
+        names[n++] = ib_arena_strdup(&L->cfg->arena, e->d_name);
     }
-    struct loader L = {.cfg = cfg,
-                       .diag = diag,
-                       .doc = &doc,
-                       .file = cfg->file,
-                       .dir = ib_arena_strdup(&cfg->arena, dir),
-                       .plugins = plugins};
-    free(dirbuf);
-    if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root))) {
-        ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
-    } else {
-        load_root(&L, root);
-        if (root->type == YAML_MAPPING_NODE)
-            load_connections(&L, root);
+    if (d)
+        closedir(d);
+    bool extra_seen = false;
+    if (extra) {
+        for (size_t i = 0; i < n; i++)
+            extra_seen |= strcmp(names[i], extra->name) == 0;
+        if (!extra_seen) {
+            char **nn = realloc(names, (n + 1) * sizeof *nn);
+            if (!nn)
+                abort();
+            names = nn;
+            names[n++] = (char *)extra->name;
+        }
     }
-    yaml_document_delete(&doc);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
+        bool is_extra = extra && strcmp(names[i], extra->name) == 0;
+        read_yaml(L, path, is_extra ? extra->text : NULL);
+    }
+    free(names);
+}
+
+struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
+                                    struct ib_diag *diag, const struct ib_config_extra *extra)
+{
+    size_t errs_before = diag->n;
+    struct ib_config *cfg = calloc(1, sizeof *cfg);
+    if (!cfg) {
+        ib_diag_add(diag, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    cfg->refs = 1;
+    cfg->file = ib_arena_strdup(&cfg->arena, path);
+    struct loader L = {.cfg = cfg, .diag = diag, .plugins = plugins};
+    if (read_yaml(&L, path, NULL) == 0) {
+        read_dropins(&L, path, extra);
+        L.n_tree = L.n_docs;
+        use_doc(&L, 0);
+        yaml_node_t *root = yaml_document_get_root_node(L.doc);
+        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root) && L.n_tree == 1)) {
+            ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
+        } else {
+            load_root(&L);
+            load_connections(&L);
+            if (!cfg->has_north && cfg->n_connections > 0)
+                ib_diag_add(diag, NULL, NULL,
+                            "%s: connections are configured but there is no north.mqtt section: "
+                            "the values would go nowhere",
+                            path);
+        }
+    }
+    cfg->n_files = L.n_tree;
+    for (size_t i = 0; i < L.n_docs; i++)
+        yaml_document_delete(&L.docs[i]->doc);
+    free(L.docs);
     if (diag->n > errs_before) {
         ib_config_free(cfg);
         return NULL;
@@ -1118,9 +1867,21 @@ struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *pl
     return cfg;
 }
 
+struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
+                                 struct ib_diag *diag)
+{
+    return ib_config_load_ex(path, plugins, diag, NULL);
+}
+
+struct ib_config *ib_config_ref(struct ib_config *cfg)
+{
+    cfg->refs++;
+    return cfg;
+}
+
 void ib_config_free(struct ib_config *cfg)
 {
-    if (!cfg)
+    if (!cfg || --cfg->refs > 0)
         return;
     ib_arena_free(&cfg->arena);
     free(cfg);

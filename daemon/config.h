@@ -14,6 +14,19 @@
 
 struct ib_plugin_registry;
 
+enum ib_report_mode {
+    IB_REPORT_ALWAYS = 0,    /* every poll */
+    IB_REPORT_ON_CHANGE = 1, /* when the value differs at all */
+    IB_REPORT_DEADBAND = 2,  /* when a number moved by more than the deadband since last sent */
+};
+
+/* How a tag is reported, resolved from its group's report section and its own keys. */
+struct ib_report_cfg {
+    uint8_t mode;         /* enum ib_report_mode */
+    double deadband;      /* absolute, in the tag's (scaled) unit; a percent is resolved */
+    int64_t heartbeat_ms; /* re-send an unchanged value after this long; 0: never */
+};
+
 /* What the core does with a tag's value, beside what the plugin reads. */
 struct ib_tag_core {
     double scale, offset;
@@ -23,16 +36,24 @@ struct ib_tag_core {
     bool scaled; /* scale != 1 or offset != 0: the value becomes a double */
     const char *unit;
     const char *description;
+    struct ib_report_cfg report;
 };
 
 struct ib_cfg_group {
     struct ib_tag_core *tags; /* parallel to the plugin view's tags[] */
     const struct ib_where *where;
+    int64_t stale_after_ms; /* a tag not read successfully this long is reported stale */
 };
 
 struct ib_cfg_device {
     struct ib_cfg_group *groups; /* parallel to the plugin view's groups[] */
     const struct ib_where *where;
+    const char *meta_json; /* the device's metadata as a JSON object, or NULL */
+};
+
+enum ib_layout {
+    IB_LAYOUT_BATCH = 0, /* one message per device group per poll */
+    IB_LAYOUT_TAG = 1,   /* one message per tag */
 };
 
 struct ib_cfg_connection {
@@ -50,12 +71,14 @@ struct ib_mqtt_cfg {
     int64_t qos;
     const char *topic;
     const char *status_topic;
+    const char *config_status_topic;
     int64_t keepalive_s;
     int64_t connect_timeout_ms;
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
     int64_t flush_timeout_ms;
+    int32_t layout; /* enum ib_layout */
     const char *username;
     const char *password_file;
     /* tls: */
@@ -84,10 +107,15 @@ struct ib_store_cfg {
 
 struct ib_config {
     struct ib_arena arena;
-    const char *file;
+    int refs;               /* the running gateway's pollers may keep a generation alive */
+    const char *file;       /* the main file */
+    const char *dropin_dir; /* conf.d beside it */
+    size_t n_files;         /* files of the tree read */
     const char *gateway_id;
     const char *plugin_dir;
     int log_level; /* enum ib_log_level */
+    bool watch;             /* apply changes of the files by themselves */
+    int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
     struct ib_store_cfg store;
@@ -96,12 +124,29 @@ struct ib_config {
     size_t n_devices, n_groups, n_tags;
 };
 
+/* A file's text standing for conf.d/`name` (read instead of, or added as, that file): how a
+ * configuration received over MQTT is validated before it is written. */
+struct ib_config_extra {
+    const char *name;
+    const char *text;
+};
+
 /* Load and validate `path`. Plugins named by connections are loaded from `plugins` and their
  * blocks validated against their schemas. Every error found is added to `diag`; returns NULL
  * if there was any (nothing to free then), else the configuration (free with ib_config_free). */
 struct ib_config *ib_config_load(const char *path, struct ib_plugin_registry *plugins,
                                  struct ib_diag *diag);
+/* Both read the main file and then every conf.d/NAME.yaml beside it (docs/configuration.md);
+ * `extra` (may be NULL) stands for one of those files. */
+struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
+                                    struct ib_diag *diag, const struct ib_config_extra *extra);
+/* Configurations are reference-counted: a running poller keeps the generation it was built from
+ * alive across reloads. ib_config_free drops one reference (accepts NULL). Main thread only. */
+struct ib_config *ib_config_ref(struct ib_config *cfg);
 void ib_config_free(struct ib_config *cfg);
+
+/* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */
+int ib_parse_duration_ms(const char *s, int64_t *out);
 
 /* N when scale is exactly 1/N for an integer N (see ib_tag_core.divisor), else 0. */
 double ib_scale_divisor(double scale);

@@ -24,7 +24,9 @@ void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, 
     int rc;
     const char *path = w && w->path ? w->path : "";
     const char *dot = (*path && key) ? "." : "";
-    if (w && w->file && line > 0)
+    if (w && w->file && line > 0 && !*path && !key)
+        rc = asprintf(&out, "%s:%d:%d: %s", w->file, line, col, msg);
+    else if (w && w->file && line > 0)
         rc = asprintf(&out, "%s:%d:%d: %s%s%s: %s", w->file, line, col, path, dot, key ? key : "",
                       msg);
     else if (w && w->file)

@@ -11,10 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "config_hash.h"
 #include "json.h"
 #include "log.h"
 #include "north.h"
 #include "record.h"
+#include "report.h"
 #include "store.h"
 #include "topic.h"
 #include "util.h"
@@ -35,6 +37,9 @@ struct group_rt {
     struct ib_sample *norm; /* after scaling */
     struct ib_group_enc enc;
     struct ib_buf body;
+    struct ib_report_state *rs; /* per tag: what was last sent */
+    uint32_t *send_idx;         /* per poll: the tags to send */
+    char **tag_topics;          /* layout tag: per tag */
     char topic[512];
     int64_t next_due;
     int last_rc;
@@ -43,6 +48,8 @@ struct group_rt {
 
 struct poller {
     struct ib_gateway *gw;
+    struct ib_config *cfg; /* the generation this poller was built from (a reference) */
+    unsigned char digest[IB_DIGEST_LEN];
     const struct ib_cfg_connection *cc;
     const struct ib_plugin *p;
     void *inst;
@@ -68,15 +75,18 @@ struct poller {
 };
 
 struct ib_gateway {
-    const struct ib_config *cfg;
+    struct ib_config *cfg; /* the configuration applied last (a reference) */
     struct ib_host host;
-    struct poller *pollers;
+    struct poller **pollers;
     size_t n_pollers;
-    struct ib_store *store; /* opened by ib_gateway_start when there is a north */
+    struct ib_config *north_cfg; /* the generation the north's settings point into */
+    char *config_status;         /* retained config-status payload, republished on connect */
+    struct ib_store *store;      /* opened with the first north; stays across reloads */
     struct ib_north *north;
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;
+    uint64_t values_retired; /* values polled by pollers a reload stopped */
     double rate;
 };
 
@@ -193,15 +203,35 @@ static int poll_group(struct poller *p, struct group_rt *g)
     return rc;
 }
 
+/* Decide which tags to report (docs/reporting.md) and queue the record(s): one message with
+ * those tags (layout batch; none if nothing is to be reported) or one per tag (layout tag). */
 static void publish_group(struct poller *p, struct group_rt *g, int64_t poll_ts)
 {
-    if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm) < 0) {
-        ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
-               "out of memory encoding group %s; this poll is lost", g->g->name);
+    atomic_fetch_add(&p->values, g->g->n_tags);
+    int64_t now = ib_monotonic_ms();
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < g->g->n_tags; i++)
+        if (ib_report_decide(&g->cg->tags[i].report, &g->rs[i], &g->norm[i], now,
+                             g->cg->stale_after_ms))
+            g->send_idx[n++] = i;
+    if (n == 0)
+        return;
+    if (!g->tag_topics) {
+        if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm, g->send_idx, n) < 0)
+            goto oom;
+        ib_store_push(p->gw->store, g->topic, g->body.p, g->body.len);
         return;
     }
-    ib_store_push(p->gw->store, g->topic, g->body.p, g->body.len);
-    atomic_fetch_add(&p->values, g->g->n_tags);
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = g->send_idx[k];
+        if (ib_record_encode_tag(&g->body, &g->enc, i, &g->norm[i]) < 0)
+            goto oom;
+        ib_store_push(p->gw->store, g->tag_topics[i], g->body.p, g->body.len);
+    }
+    return;
+oom:
+    ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
+           "out of memory encoding group %s; this poll is lost", g->g->name);
 }
 
 static void *poller_main(void *arg)
@@ -249,37 +279,42 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-/* ---- building -------------------------------------------------------------------------------- */
+/* ---- building ----------------------------------------------------------------------------- */
 
 static void poller_free(struct poller *p)
 {
+    if (!p)
+        return;
     if (p->inst)
         p->p->destroy(p->inst);
     p->inst = NULL;
     for (size_t i = 0; i < p->n_groups; i++) {
-        free(p->groups[i].raw);
-        free(p->groups[i].norm);
-        ib_group_enc_free(&p->groups[i].enc);
-        ib_buf_free(&p->groups[i].body);
+        struct group_rt *g = &p->groups[i];
+        for (uint32_t t = 0; g->g && t < g->g->n_tags; t++) {
+            if (g->rs)
+                ib_report_state_free(&g->rs[t]);
+            if (g->tag_topics)
+                free(g->tag_topics[t]);
+        }
+        free(g->rs);
+        free(g->send_idx);
+        free(g->tag_topics);
+        free(g->raw);
+        free(g->norm);
+        ib_group_enc_free(&g->enc);
+        ib_buf_free(&g->body);
     }
     free(p->groups);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    ib_config_free(p->cfg);
+    free(p);
 }
 
-static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_cfg_connection *cc,
-                       struct ib_diag *diag)
+static int poller_build(struct poller *p, struct ib_diag *diag)
 {
-    const struct ib_config *cfg = gw->cfg;
-    p->gw = gw;
-    p->cc = cc;
-    p->p = cc->plugin;
-    p->hctx.conn = cc->pub.name;
-    p->hctx.rl = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 20);
-    p->rng = (uint64_t)ib_now_ms() ^ (uint64_t)(uintptr_t)p;
-    pthread_mutex_init(&p->mu, NULL);
-    ib_cond_init_monotonic(&p->cv);
-
+    const struct ib_config *cfg = p->cfg;
+    const struct ib_cfg_connection *cc = p->cc;
     size_t ng = 0;
     for (uint32_t d = 0; d < cc->pub.n_devices; d++)
         ng += cc->pub.devices[d].n_groups;
@@ -287,6 +322,7 @@ static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_
     if (!p->groups)
         return -1;
     size_t k = 0;
+    int64_t now = ib_monotonic_ms();
     for (uint32_t d = 0; d < cc->pub.n_devices; d++) {
         const struct ib_device_config *dc = &cc->pub.devices[d];
         for (uint32_t gi = 0; gi < dc->n_groups; gi++, k++) {
@@ -299,22 +335,72 @@ static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_
             g->cg = &cc->devices[d].groups[gi];
             g->raw = calloc(g->g->n_tags, sizeof *g->raw);
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
-            if (!g->raw || !g->norm ||
-                ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name, g->g, g->cg))
+            g->rs = calloc(g->g->n_tags, sizeof *g->rs);
+            g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
+                ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
+                                  cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
-            if (cfg->has_north) {
-                struct ib_topic_vars v = {.gateway = cfg->gateway_id,
-                                          .connection = cc->pub.name,
-                                          .device = dc->name,
-                                          .group = g->g->name};
+            for (uint32_t t = 0; t < g->g->n_tags; t++)
+                ib_report_state_init(&g->rs[t], now);
+            if (!cfg->has_north)
+                continue;
+            struct ib_topic_vars v = {.gateway = cfg->gateway_id,
+                                      .connection = cc->pub.name,
+                                      .device = dc->name,
+                                      .group = g->g->name};
+            if (cfg->mqtt.layout != IB_LAYOUT_TAG) {
                 if (ib_topic_expand(cfg->mqtt.topic, &v, g->topic, sizeof g->topic) < 0) {
                     ib_diag_add(diag, dc->where, NULL,
                                 "the topic of group '%s' is longer than %zu bytes", g->g->name,
                                 sizeof g->topic - 1);
                     return -1;
                 }
+                continue;
+            }
+            g->tag_topics = calloc(g->g->n_tags, sizeof *g->tag_topics);
+            if (!g->tag_topics)
+                return -1;
+            for (uint32_t t = 0; t < g->g->n_tags; t++) {
+                char buf[1024];
+                v.tag = g->g->tags[t].name;
+                if (ib_topic_expand(cfg->mqtt.topic, &v, buf, sizeof buf) < 0 ||
+                    !(g->tag_topics[t] = strdup(buf))) {
+                    ib_diag_add(diag, g->g->tags[t].where, NULL,
+                                "the topic of tag '%s' is longer than %zu bytes",
+                                g->g->tags[t].name, sizeof buf - 1);
+                    return -1;
+                }
             }
         }
+    }
+    return 0;
+}
+
+/* A poller for connection `ci` of `cfg`, its plugin instance created (no I/O), not started.
+ * Errors (the plugin's too) go to `diag`; NULL then. */
+static struct poller *poller_new(struct ib_gateway *gw, struct ib_config *cfg, size_t ci,
+                                 struct ib_diag *diag)
+{
+    struct poller *p = calloc(1, sizeof *p);
+    if (!p) {
+        ib_diag_add(diag, NULL, NULL, "out of memory");
+        return NULL;
+    }
+    const struct ib_cfg_connection *cc = &cfg->connections[ci];
+    p->gw = gw;
+    p->cfg = ib_config_ref(cfg);
+    ib_config_conn_digest(cfg, ci, p->digest);
+    p->cc = cc;
+    p->p = cc->plugin;
+    p->hctx.conn = cc->pub.name;
+    p->hctx.rl = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 20);
+    p->rng = (uint64_t)ib_now_ms() ^ (uint64_t)(uintptr_t)p;
+    pthread_mutex_init(&p->mu, NULL);
+    ib_cond_init_monotonic(&p->cv);
+    if (poller_build(p, diag) < 0) {
+        poller_free(p);
+        return NULL;
     }
     p->hctx.diag = diag;
     size_t before = diag->n;
@@ -325,17 +411,52 @@ static int poller_init(struct ib_gateway *gw, struct poller *p, const struct ib_
             ib_diag_add(diag, cc->where, NULL, "plugin '%s' refused the connection: %s", p->p->name,
                         ib_strerror(rc));
         p->inst = NULL;
+        poller_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int poller_start(struct poller *p)
+{
+    atomic_store(&p->heartbeat_ms, ib_monotonic_ms());
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    /* Poller stacks are sized explicitly: hundreds of connections must not reserve 8 MB each.
+     * Plugins get 256 KiB, ample for libmodbus and decoding. */
+    pthread_attr_setstacksize(&at, 256 * 1024);
+    int rc = pthread_create(&p->thread, &at, poller_main, p);
+    pthread_attr_destroy(&at);
+    if (rc != 0) {
+        ib_err("cannot start the poller of connection %s: %s", p->cc->pub.name, strerror(rc));
         return -1;
     }
+    p->running = true;
     return 0;
 }
 
-struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag *diag)
+static void poller_signal_stop(struct poller *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = true;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void poller_join(struct poller *p)
+{
+    if (p->running) {
+        pthread_join(p->thread, NULL);
+        p->running = false;
+    }
+}
+
+struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag)
 {
     struct ib_gateway *gw = calloc(1, sizeof *gw);
     if (!gw)
         return NULL;
-    gw->cfg = cfg;
+    gw->cfg = ib_config_ref(cfg);
     gw->host = (struct ib_host){.abi_major = IB_ABI_MAJOR,
                                 .abi_minor = IB_ABI_MINOR,
                                 .size = sizeof(struct ib_host),
@@ -351,8 +472,10 @@ struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag
     }
     bool failed = false;
     for (size_t i = 0; i < cfg->n_connections; i++) {
-        gw->n_pollers = i + 1;
-        if (poller_init(gw, &gw->pollers[i], &cfg->connections[i], diag) < 0)
+        gw->pollers[gw->n_pollers] = poller_new(gw, cfg, i, diag);
+        if (gw->pollers[gw->n_pollers])
+            gw->n_pollers++;
+        else
             failed = true; /* keep going: report every connection's errors */
     }
     if (failed) {
@@ -362,35 +485,41 @@ struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag
     return gw;
 }
 
+static int north_start(struct ib_gateway *gw, struct ib_config *cfg)
+{
+    if (!cfg->has_north)
+        return 0;
+    if (!gw->store && !(gw->store = ib_store_open(&cfg->store)))
+        return -1; /* logged */
+    gw->north_cfg = ib_config_ref(cfg);
+    gw->north = ib_north_new(&cfg->mqtt, cfg->gateway_id, gw->store);
+    if (!gw->north || ib_north_start(gw->north) < 0) {
+        ib_err("cannot start the MQTT north");
+        return -1;
+    }
+    if (gw->config_status)
+        ib_north_set_config_status(gw->north, gw->config_status);
+    return 0;
+}
+
+static void north_stop(struct ib_gateway *gw, bool flush)
+{
+    if (gw->north)
+        ib_north_stop(gw->north, flush);
+    ib_north_free(gw->north);
+    gw->north = NULL;
+    ib_config_free(gw->north_cfg);
+    gw->north_cfg = NULL;
+}
+
 int ib_gateway_start(struct ib_gateway *gw)
 {
-    if (gw->cfg->has_north) {
-        gw->store = ib_store_open(&gw->cfg->store);
-        if (!gw->store)
-            return -1; /* logged */
-        gw->north = ib_north_new(&gw->cfg->mqtt, gw->cfg->gateway_id, gw->store);
-        if (!gw->north || ib_north_start(gw->north) < 0) {
-            ib_err("cannot start the MQTT north");
-            return -1;
-        }
-    }
+    if (north_start(gw, gw->cfg) < 0)
+        return -1;
     gw->running = true;
-    for (size_t i = 0; i < gw->n_pollers; i++) {
-        struct poller *p = &gw->pollers[i];
-        atomic_store(&p->heartbeat_ms, ib_monotonic_ms());
-        pthread_attr_t at;
-        pthread_attr_init(&at);
-        /* Poller stacks are sized explicitly: hundreds of connections must not reserve 8 MB
-         * each. Plugins get 256 KiB, ample for libmodbus and decoding. */
-        pthread_attr_setstacksize(&at, 256 * 1024);
-        int rc = pthread_create(&p->thread, &at, poller_main, p);
-        pthread_attr_destroy(&at);
-        if (rc != 0) {
-            ib_err("cannot start the poller of connection %s: %s", p->cc->pub.name, strerror(rc));
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        if (poller_start(gw->pollers[i]) < 0)
             return -1;
-        }
-        p->running = true;
-    }
     gw->rate_t0 = ib_monotonic_ms();
     return 0;
 }
@@ -399,20 +528,12 @@ void ib_gateway_stop(struct ib_gateway *gw)
 {
     if (!gw || !gw->running)
         return;
-    for (size_t i = 0; i < gw->n_pollers; i++) {
-        struct poller *p = &gw->pollers[i];
-        pthread_mutex_lock(&p->mu);
-        p->stop = true;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-    }
     for (size_t i = 0; i < gw->n_pollers; i++)
-        if (gw->pollers[i].running) {
-            pthread_join(gw->pollers[i].thread, NULL);
-            gw->pollers[i].running = false;
-        }
+        poller_signal_stop(gw->pollers[i]);
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        poller_join(gw->pollers[i]);
     if (gw->north)
-        ib_north_stop(gw->north);
+        ib_north_stop(gw->north, true);
     gw->running = false;
 }
 
@@ -421,12 +542,114 @@ void ib_gateway_free(struct ib_gateway *gw)
     if (!gw)
         return;
     ib_gateway_stop(gw);
-    ib_north_free(gw->north);
+    north_stop(gw, false);
     for (size_t i = 0; i < gw->n_pollers; i++)
-        poller_free(&gw->pollers[i]);
+        poller_free(gw->pollers[i]);
     free(gw->pollers);
     ib_store_close(gw->store);
+    ib_config_free(gw->cfg);
+    free(gw->config_status);
     free(gw);
+}
+
+int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_diag *diag,
+                      struct ib_reload_summary *sum)
+{
+    memset(sum, 0, sizeof *sum);
+    unsigned char a[IB_DIGEST_LEN], b[IB_DIGEST_LEN];
+    ib_config_poller_digest(gw->cfg, a);
+    ib_config_poller_digest(next, b);
+    bool all_changed = memcmp(a, b, sizeof a) != 0;
+    struct poller **np = calloc(next->n_connections ? next->n_connections : 1, sizeof *np);
+    bool *kept = calloc(gw->n_pollers ? gw->n_pollers : 1, sizeof *kept);
+    if (!np || !kept) {
+        free(np);
+        free(kept);
+        ib_diag_add(diag, NULL, NULL, "out of memory");
+        return -1;
+    }
+    /* 1. Build what changed beside what runs; on any error nothing has been touched. */
+    bool failed = false;
+    for (size_t j = 0; j < next->n_connections; j++) {
+        unsigned char d[IB_DIGEST_LEN];
+        ib_config_conn_digest(next, j, d);
+        for (size_t i = 0; i < gw->n_pollers && !all_changed; i++)
+            if (!kept[i] &&
+                strcmp(gw->pollers[i]->cc->pub.name, next->connections[j].pub.name) == 0 &&
+                memcmp(gw->pollers[i]->digest, d, sizeof d) == 0) {
+                np[j] = gw->pollers[i];
+                kept[i] = true;
+                sum->kept++;
+                break;
+            }
+        if (np[j])
+            continue;
+        np[j] = poller_new(gw, next, j, diag);
+        if (!np[j])
+            failed = true;
+    }
+    if (failed) {
+        for (size_t j = 0; j < next->n_connections; j++)
+            if (np[j] && np[j]->cfg == next) /* built now; the kept ones belong to gw */
+                poller_free(np[j]);
+        free(np);
+        free(kept);
+        return -1;
+    }
+    /* 2. Stop what goes (changed or removed): their last polls are queued before they stop. */
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        if (!kept[i]) {
+            poller_signal_stop(gw->pollers[i]);
+            bool renamed = true;
+            for (size_t j = 0; j < next->n_connections; j++)
+                if (strcmp(gw->pollers[i]->cc->pub.name, next->connections[j].pub.name) == 0)
+                    renamed = false;
+            if (renamed)
+                sum->removed++;
+            else
+                sum->restarted++;
+        }
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        if (!kept[i]) {
+            poller_join(gw->pollers[i]);
+            gw->values_retired += atomic_load(&gw->pollers[i]->values);
+            poller_free(gw->pollers[i]);
+        }
+    /* 3. The store stays open with its settings and backlog; the north reconnects only if its
+     * settings (or its certificate files) changed. */
+    ib_config_store_digest(gw->cfg, a);
+    ib_config_store_digest(next, b);
+    if (gw->store && memcmp(a, b, sizeof a) != 0)
+        ib_warn("store settings changed: they take effect at the next start of the daemon "
+                "(the open store and its backlog stay across a reload)");
+    ib_config_north_digest(gw->north_cfg ? gw->north_cfg : gw->cfg, a);
+    ib_config_north_digest(next, b);
+    if (memcmp(a, b, sizeof a) != 0 || !gw->north != !next->has_north) {
+        north_stop(gw, false);
+        if (gw->running && north_start(gw, next) < 0)
+            ib_diag_add(diag, NULL, NULL, "the MQTT north could not be restarted");
+        sum->north_restarted = true;
+    }
+    /* 4. Start what is new. */
+    free(gw->pollers);
+    gw->pollers = np;
+    gw->n_pollers = next->n_connections;
+    for (size_t j = 0; j < gw->n_pollers; j++)
+        if (!np[j]->running && gw->running)
+            poller_start(np[j]);
+    sum->added = next->n_connections - sum->kept - sum->restarted;
+    ib_config_free(gw->cfg);
+    gw->cfg = ib_config_ref(next);
+    free(kept);
+    return 0;
+}
+
+void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json)
+{
+    free(gw->config_status);
+    gw->config_status = json ? strdup(json) : NULL;
+    if (gw->north && gw->config_status)
+        ib_north_set_config_status(gw->north, gw->config_status);
 }
 
 /* ---- --once ---------------------------------------------------------------------------------- */
@@ -480,7 +703,7 @@ void ib_gateway_once(struct ib_gateway *gw, FILE *out)
     fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", "CONNECTION", "DEVICE", "TAG", "RAW",
             "VALUE", "UNIT", "QUALITY");
     for (size_t i = 0; i < gw->n_pollers; i++) {
-        struct poller *p = &gw->pollers[i];
+        struct poller *p = gw->pollers[i];
         p->next_open_ms = 0;
         for (size_t k = 0; k < p->n_groups; k++) {
             struct group_rt *g = &p->groups[k];
@@ -511,10 +734,10 @@ void ib_gateway_once(struct ib_gateway *gw, FILE *out)
 void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
 {
     size_t up = 0;
-    uint64_t values = 0;
+    uint64_t values = gw->values_retired;
     for (size_t i = 0; i < gw->n_pollers; i++) {
-        up += atomic_load(&gw->pollers[i].up);
-        values += atomic_load(&gw->pollers[i].values);
+        up += atomic_load(&gw->pollers[i]->up);
+        values += atomic_load(&gw->pollers[i]->values);
     }
     int64_t now = ib_monotonic_ms();
     if (now - gw->rate_t0 >= 1000) {
@@ -537,7 +760,8 @@ bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
 {
     int64_t now = ib_monotonic_ms();
     for (size_t i = 0; i < gw->n_pollers; i++)
-        if (gw->pollers[i].running && now - atomic_load(&gw->pollers[i].heartbeat_ms) > max_age_ms)
+        if (gw->pollers[i]->running &&
+            now - atomic_load(&gw->pollers[i]->heartbeat_ms) > max_age_ms)
             return false;
     return true;
 }

@@ -12,15 +12,34 @@
 
 struct ib_gateway;
 
-/* Create every connection's plugin instance (no I/O). Semantic errors of plugins go to `diag`
- * with their positions; then NULL is returned and nothing is left allocated. */
-struct ib_gateway *ib_gateway_create(const struct ib_config *cfg, struct ib_diag *diag);
+/* Create every connection's plugin instance (no I/O). The gateway takes a reference to cfg.
+ * Semantic errors of plugins go to `diag` with their positions; then NULL is returned and nothing
+ * is left allocated. */
+struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag);
 void ib_gateway_free(struct ib_gateway *gw); /* stops it first if running; accepts NULL */
 
 /* Start the north and the pollers. Returns 0 or -1 (thread creation failed; logged). */
 int ib_gateway_start(struct ib_gateway *gw);
 /* Stop the pollers, then let the north deliver what is queued (bounded), then stop it. */
 void ib_gateway_stop(struct ib_gateway *gw);
+
+struct ib_reload_summary {
+    size_t kept, restarted, added, removed;
+    bool north_restarted;
+};
+
+/* Apply `next` (loaded and validated) to the gateway: connections whose settings did not
+ * change keep polling untouched (no missed poll, their reporting state kept); changed ones are
+ * restarted; removed ones stop; added ones start; the north reconnects only if its settings
+ * or certificate files changed. The queue and its backlog stay. Plugin instances for the new
+ * and changed connections are created before anything is touched: if one refuses (errors in
+ * `diag`), -1 is returned and the running gateway is unchanged. The gateway takes its own
+ * reference to `next`. Main thread only. */
+int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_diag *diag,
+                      struct ib_reload_summary *sum);
+
+/* The retained config-status message (JSON) the north publishes on each connect. */
+void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json);
 
 /* Poll every group of every connection once, in order, and print a table to `out`. */
 void ib_gateway_once(struct ib_gateway *gw, FILE *out);

@@ -1,17 +1,22 @@
 /* ironbridge: the daemon's entry point. Parses the command line, loads and validates the
  * configuration, then runs the main thread's sd-event loop (signals, status, watchdog). */
 #include <errno.h>
+#include <stdarg.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
+#include "config_hash.h"
+#include "json.h"
 #include "diag.h"
 #include "gateway.h"
 #include "ib_build_config.h"
@@ -27,11 +32,19 @@ struct opts {
     bool check, once, list_plugins;
 };
 
-/* The state of the running daemon, reached from event callbacks. */
+/* The state of the running daemon, reached from event callbacks (main thread only). */
 struct daemon {
     struct ib_gateway *gw;
-    const struct ib_config *cfg;
+    struct ib_config *cfg; /* the configuration applied last */
+    const char *path;
+    struct ib_plugin_registry *plugins;
+    bool fixed_log_level;
     uint64_t watchdog_usec;
+    int64_t applied_at_ms;
+    char hash[65];
+    char status[320]; /* a STATUS= line shown instead of the gateway's (idle, reload rejected) */
+    int64_t status_until_ms;
+    sd_event_source *watch_timer;
 };
 
 static void usage(FILE *f)
@@ -151,6 +164,8 @@ static const char *schema_type_name(uint32_t t)
         return "string";
     case IB_S_ENUM:
         return "enum";
+    case IB_S_DURATION:
+        return "duration";
     default:
         return "?";
     }
@@ -205,13 +220,127 @@ static int on_stop_signal(sd_event_source *s, const struct signalfd_siginfo *si,
     return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
+/* The retained config-status message: what runs, and how the last attempt went. */
+static void publish_config_status(struct daemon *d, const char *result, int64_t attempted_ms,
+                                  const struct ib_diag *errors)
+{
+    struct ib_buf b = {0};
+    ib_buf_printf(&b,
+                  "{\"version\":\"%s\",\"hash\":\"%s\",\"applied_at\":%lld,\"files\":%zu,"
+                  "\"result\":\"%s\",\"attempted_at\":%lld,\"errors\":[",
+                  IB_VERSION, d->hash, (long long)d->applied_at_ms, d->cfg->n_files, result,
+                  (long long)attempted_ms);
+    for (size_t i = 0; errors && i < errors->n && i < 50; i++) {
+        if (i)
+            ib_buf_puts(&b, ",");
+        ib_json_cstr(&b, errors->msgs[i]);
+    }
+    ib_buf_puts(&b, "]}");
+    if (b.p)
+        ib_gateway_set_config_status(d->gw, b.p);
+    ib_buf_free(&b);
+}
+
+static void set_status(struct daemon *d, int64_t for_ms, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_status(struct daemon *d, int64_t for_ms, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->status, sizeof d->status, fmt, ap);
+    va_end(ap);
+    d->status_until_ms = for_ms ? ib_monotonic_ms() + for_ms : INT64_MAX;
+    sd_notifyf(0, "STATUS=%s", d->status);
+}
+
+static void set_idle_or_clear(struct daemon *d)
+{
+    if (d->cfg->n_connections == 0)
+        set_status(d, 0,
+                   "idle: nothing configured yet in %s (see the examples in %s and "
+                   "ironbridge.yaml(5))",
+                   d->cfg->file, IB_EXAMPLES_DIR);
+    else
+        d->status[0] = '\0';
+}
+
+/* Load the tree again beside the running one and apply the difference (docs/reload.md). */
+static void reload(struct daemon *d, const char *why)
+{
+    struct timespec mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading the configuration (%s)",
+               (unsigned long long)mono.tv_sec * 1000000ULL +
+                   (unsigned long long)mono.tv_nsec / 1000,
+               why);
+    ib_notice("reloading the configuration (%s)", why);
+    int64_t attempted = ib_now_ms();
+    struct ib_diag diag = {0};
+    struct ib_reload_summary sum;
+    struct ib_config *next = ib_config_load(d->path, d->plugins, &diag);
+    if (!next || ib_gateway_reload(d->gw, next, &diag, &sum) < 0) {
+        for (size_t i = 0; i < diag.n; i++)
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "reload: %s", diag.msgs[i]);
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+               "reload rejected: %zu configuration error%s; the running configuration (sha256 "
+               "%.12s) stays",
+               diag.n, diag.n == 1 ? "" : "s", d->hash);
+        set_status(d, 10 * 60 * 1000,
+                   "reload REJECTED (%zu error%s, see journalctl -u ironbridge); running the "
+                   "previous configuration %.12s",
+                   diag.n, diag.n == 1 ? "" : "s", d->hash);
+        publish_config_status(d, "rejected", attempted, &diag);
+        ib_config_free(next);
+    } else {
+        ib_config_free(d->cfg);
+        d->cfg = next; /* our reference; the gateway holds its own */
+        char old[65];
+        memcpy(old, d->hash, sizeof old);
+        ib_config_hash_hex(next, d->hash);
+        d->applied_at_ms = attempted;
+        if (!d->fixed_log_level)
+            ib_log_set_level(next->log_level);
+        ib_notice("configuration applied: sha256 %.12s (was %.12s); connections: %zu kept "
+                  "running, %zu restarted, %zu added, %zu removed; north %s",
+                  d->hash, old, sum.kept, sum.restarted, sum.added, sum.removed,
+                  sum.north_restarted ? "reconnected" : "unchanged");
+        set_idle_or_clear(d);
+        publish_config_status(d, "applied", attempted, NULL);
+    }
+    ib_diag_free(&diag);
+    sd_notify(0, "READY=1");
+}
+
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
 {
     (void)s;
     (void)si;
-    (void)ud;
-    ib_warn("SIGHUP received: configuration reload is not implemented in this version; "
-            "restart the service to apply a new configuration");
+    reload(ud, "SIGHUP");
+    return 0;
+}
+
+static int on_watch_timer(sd_event_source *s, uint64_t usec, void *ud)
+{
+    (void)s;
+    (void)usec;
+    reload(ud, "the configuration files changed");
+    return 0;
+}
+
+/* A file changed under the configuration directory or conf.d: apply it once things are quiet
+ * (writers should write a temporary file and rename it into place). */
+static int on_inotify(sd_event_source *s, const struct inotify_event *ev, void *ud)
+{
+    (void)s;
+    struct daemon *d = ud;
+    if (ev->len && ev->name[0] == '.')
+        return 0; /* editors' and writers' temporary files */
+    if (!d->cfg->watch)
+        return 0;
+    uint64_t now;
+    sd_event_now(sd_event_source_get_event(d->watch_timer), CLOCK_MONOTONIC, &now);
+    sd_event_source_set_time(d->watch_timer, now + (uint64_t)d->cfg->watch_delay_ms * 1000);
+    sd_event_source_set_enabled(d->watch_timer, SD_EVENT_ONESHOT);
     return 0;
 }
 
@@ -219,7 +348,10 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 {
     struct daemon *d = ud;
     char status[256];
-    if (d->gw) {
+    if (d->status[0] && ib_monotonic_ms() < d->status_until_ms) {
+        sd_notifyf(0, "STATUS=%s", d->status);
+    } else if (d->gw) {
+        d->status[0] = '\0';
         ib_gateway_status(d->gw, status, sizeof status);
         sd_notifyf(0, "STATUS=%s", status);
     }
@@ -238,7 +370,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
     return 0;
 }
 
-static int run_daemon(struct ib_config *cfg, struct ib_gateway *gw)
+static int run_daemon(struct daemon *d)
 {
     sd_event *ev = NULL;
     int r = sd_event_default(&ev);
@@ -246,34 +378,47 @@ static int run_daemon(struct ib_config *cfg, struct ib_gateway *gw)
         ib_err("cannot create the event loop: %s", strerror(-r));
         return 1;
     }
-    struct daemon d = {.gw = gw, .cfg = cfg};
-    sd_watchdog_enabled(0, &d.watchdog_usec);
-    sd_event_add_signal(ev, NULL, SIGTERM, on_stop_signal, &d);
-    sd_event_add_signal(ev, NULL, SIGINT, on_stop_signal, &d);
-    sd_event_add_signal(ev, NULL, SIGHUP, on_hup, &d);
+    sd_watchdog_enabled(0, &d->watchdog_usec);
+    sd_event_add_signal(ev, NULL, SIGTERM, on_stop_signal, d);
+    sd_event_add_signal(ev, NULL, SIGINT, on_stop_signal, d);
+    sd_event_add_signal(ev, NULL, SIGHUP, on_hup, d);
     uint64_t now;
     sd_event_now(ev, CLOCK_MONOTONIC, &now);
-    sd_event_add_time(ev, NULL, CLOCK_MONOTONIC, now + 1000000, 100000, on_tick, &d);
+    sd_event_add_time(ev, NULL, CLOCK_MONOTONIC, now + 1000000, 100000, on_tick, d);
+    /* Watched always (cheap); acted on only while config.watch is true, so that turning it on
+     * in a reload takes effect. */
+    sd_event_add_time(ev, &d->watch_timer, CLOCK_MONOTONIC, UINT64_MAX, 100000, on_watch_timer, d);
+    sd_event_source_set_enabled(d->watch_timer, SD_EVENT_OFF);
+    const uint32_t mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_CREATE;
+    char *dir = strdup(d->path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    sd_event_add_inotify(ev, NULL, slash ? (*dir ? dir : "/") : ".", mask, on_inotify, d);
+    if (d->cfg->dropin_dir)
+        sd_event_add_inotify(ev, NULL, d->cfg->dropin_dir, mask, on_inotify, d);
+    free(dir);
 
-    if (ib_gateway_start(gw) < 0) {
+    ib_config_hash_hex(d->cfg, d->hash);
+    d->applied_at_ms = ib_now_ms();
+    if (ib_gateway_start(d->gw) < 0) {
         sd_event_unref(ev);
         return 1;
     }
-    if (cfg->n_connections == 0) {
-        ib_notice("no connections configured in %s: idle. See the examples in "
-                  "/usr/share/doc/ironbridge/examples and docs/configuration.md",
-                  cfg->file);
-        sd_notifyf(0,
-                   "READY=1\nSTATUS=idle: nothing configured yet in %s (see "
-                   "/usr/share/doc/ironbridge/examples)",
-                   cfg->file);
-    } else {
-        ib_info("ironbridge %s started: gateway %s, %zu connections, %zu devices, %zu tags",
-                IB_VERSION, cfg->gateway_id, cfg->n_connections, cfg->n_devices, cfg->n_tags);
-        sd_notify(0, "READY=1\nSTATUS=started");
-    }
+    publish_config_status(d, "applied", d->applied_at_ms, NULL);
+    if (d->cfg->n_connections == 0)
+        ib_notice("no connections configured in %s: idle. See the examples in %s and "
+                  "ironbridge.yaml(5)",
+                  d->cfg->file, IB_EXAMPLES_DIR);
+    else
+        ib_info("ironbridge %s started: gateway %s, %zu connections, %zu devices, %zu tags, "
+                "configuration sha256 %.12s",
+                IB_VERSION, d->cfg->gateway_id, d->cfg->n_connections, d->cfg->n_devices,
+                d->cfg->n_tags, d->hash);
+    set_idle_or_clear(d);
+    sd_notify(0, "READY=1");
     r = sd_event_loop(ev);
-    ib_gateway_stop(gw);
+    ib_gateway_stop(d->gw);
     ib_info("stopped");
     sd_event_unref(ev);
     return r < 0 ? 1 : 0;
@@ -333,13 +478,22 @@ int main(int argc, char **argv)
 
     int rc = 0;
     if (o.check) {
-        printf("%s: valid: gateway %s, %zu connections, %zu devices, %zu groups, %zu tags\n",
-               o.config, cfg->gateway_id, cfg->n_connections, cfg->n_devices, cfg->n_groups,
-               cfg->n_tags);
+        char hash[65];
+        ib_config_hash_hex(cfg, hash);
+        printf("%s: valid: %zu file%s, gateway %s, %zu connections, %zu devices, %zu groups, "
+               "%zu tags, config sha256 %s\n",
+               o.config, cfg->n_files, cfg->n_files == 1 ? "" : "s", cfg->gateway_id,
+               cfg->n_connections, cfg->n_devices, cfg->n_groups, cfg->n_tags, hash);
     } else if (o.once) {
         ib_gateway_once(gw, stdout);
     } else {
-        rc = run_daemon(cfg, gw);
+        struct daemon d = {.gw = gw,
+                           .cfg = ib_config_ref(cfg),
+                           .path = o.config,
+                           .plugins = plugins,
+                           .fixed_log_level = o.log_level >= 0};
+        rc = run_daemon(&d);
+        ib_config_free(d.cfg);
     }
     ib_gateway_free(gw);
     ib_config_free(cfg);

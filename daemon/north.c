@@ -33,13 +33,16 @@ struct ib_north {
     const struct ib_mqtt_cfg *cfg;
     struct ib_store *q;
     char status_topic[512];
+    char cfgstat_topic[512];
     pthread_t thread;
     bool started;
 
     pthread_mutex_t mu; /* guards the fields below, touched by paho's threads and ours */
     enum nstate state;
     unsigned gen;
-    bool conn_failed, conn_lost, stopping;
+    bool conn_failed, conn_lost, stopping, flush;
+    char *cfgstat;     /* retained config-status payload */
+    bool cfgstat_sent; /* published on the current connection */
     char fail_msg[256];
     struct sendctx *ctxs;
     atomic_bool connected;
@@ -340,6 +343,24 @@ static void on_connected(struct ib_north *n)
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
     n->attempt = 0;
     publish(n, n->status_topic, "online", 6, 1, 1, 0);
+    pthread_mutex_lock(&n->mu);
+    n->cfgstat_sent = false;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Publish the config-status message if it changed or was not sent on this connection. */
+static void send_cfgstat(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    char *p = n->cfgstat && !n->cfgstat_sent ? strdup(n->cfgstat) : NULL;
+    n->cfgstat_sent = true;
+    pthread_mutex_unlock(&n->mu);
+    if (p && publish(n, n->cfgstat_topic, p, strlen(p), 1, 1, 0) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->cfgstat_sent = false;
+        pthread_mutex_unlock(&n->mu);
+    }
+    free(p);
 }
 
 static void *north_main(void *arg)
@@ -350,13 +371,14 @@ static void *north_main(void *arg)
         pthread_mutex_lock(&n->mu);
         enum nstate st = n->state;
         bool failed = n->conn_failed, lost = n->conn_lost, stopping = n->stopping;
+        bool flush = n->flush;
         char why[256];
         memcpy(why, n->fail_msg, sizeof why);
         pthread_mutex_unlock(&n->mu);
         int64_t now = ib_monotonic_ms();
 
         if (stopping && !flush_deadline)
-            flush_deadline = now + n->cfg->flush_timeout_ms;
+            flush_deadline = now + (flush ? n->cfg->flush_timeout_ms : 0);
         if (failed || lost) {
             drop_client(n);
             if (lost)
@@ -369,6 +391,8 @@ static void *north_main(void *arg)
         }
         if (st == N_CONNECTED && !atomic_load(&n->connected))
             on_connected(n);
+        if (st == N_CONNECTED)
+            send_cfgstat(n);
         if (stopping) {
             struct ib_store_stats s;
             ib_store_stats(n->q, &s);
@@ -406,9 +430,11 @@ static void *north_main(void *arg)
             }
         }
     }
-    /* Leaving: say so while we can, then disconnect cleanly (no last will). */
+    /* Leaving: say so while we can (not for a reconnect on reload), then disconnect cleanly
+     * (no last will). */
     if (n->client && atomic_load(&n->connected)) {
-        publish(n, n->status_topic, "offline", 7, 1, 1, 0);
+        if (n->flush)
+            publish(n, n->status_topic, "offline", 7, 1, 1, 0);
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 1000;
         MQTTAsync_disconnect(n->client, &d);
@@ -443,6 +469,10 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
     struct ib_topic_vars v = {.gateway = gateway_id};
     if (ib_topic_expand(cfg->status_topic, &v, n->status_topic, sizeof n->status_topic) < 0)
         snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);
+    if (ib_topic_expand(cfg->config_status_topic, &v, n->cfgstat_topic, sizeof n->cfgstat_topic) <
+        0)
+        snprintf(n->cfgstat_topic, sizeof n->cfgstat_topic, "ironbridge/%s/config",
+                 gateway_id);
     return n;
 }
 
@@ -454,12 +484,26 @@ int ib_north_start(struct ib_north *n)
     return 0;
 }
 
-void ib_north_stop(struct ib_north *n)
+void ib_north_set_config_status(struct ib_north *n, const char *json)
+{
+    char *p = strdup(json);
+    if (!p)
+        return;
+    pthread_mutex_lock(&n->mu);
+    free(n->cfgstat);
+    n->cfgstat = p;
+    n->cfgstat_sent = false;
+    pthread_mutex_unlock(&n->mu);
+    wake(n);
+}
+
+void ib_north_stop(struct ib_north *n, bool flush)
 {
     if (!n || !n->started)
         return;
     pthread_mutex_lock(&n->mu);
     n->stopping = true;
+    n->flush = flush;
     pthread_mutex_unlock(&n->mu);
     wake(n);
     pthread_join(n->thread, NULL);
@@ -470,7 +514,8 @@ void ib_north_free(struct ib_north *n)
 {
     if (!n)
         return;
-    ib_north_stop(n);
+    ib_north_stop(n, false);
+    free(n->cfgstat);
     pthread_mutex_destroy(&n->mu);
     explicit_bzero(n->password, sizeof n->password);
     free(n);

@@ -17,9 +17,14 @@ struct ib_north;
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
                               struct ib_store *q);
 int ib_north_start(struct ib_north *n);
-/* Deliver what is queued for up to cfg->flush_timeout_ms (if connected), publish the retained
- * "offline", disconnect and join the thread. */
-void ib_north_stop(struct ib_north *n);
+/* With `flush`, deliver what is queued for up to cfg->flush_timeout_ms (if connected); then
+ * publish the retained "offline" (only when flushing: a reload reconnects at once), disconnect
+ * and join the thread. What is not delivered stays in the queue. */
+void ib_north_stop(struct ib_north *n, bool flush);
+
+/* A retained message for the config-status topic (JSON, copied), published now if connected
+ * and again after every connect. */
+void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
 
 bool ib_north_connected(struct ib_north *n);

@@ -90,7 +90,7 @@ static char *frag_take(struct ib_buf *b)
 }
 
 int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
-                      const char *device, const struct ib_group_config *g,
+                      const char *device, const char *meta_json, const struct ib_group_config *g,
                       const struct ib_cfg_group *cg)
 {
     memset(e, 0, sizeof *e);
@@ -104,22 +104,30 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
     rc |= ib_json_cstr(&b, device);
     rc |= ib_buf_puts(&b, ",\"group\":");
     rc |= ib_json_cstr(&b, g->name);
+    if (meta_json) {
+        rc |= ib_buf_puts(&b, ",\"meta\":");
+        rc |= ib_buf_puts(&b, meta_json);
+    }
     e->head = frag_take(&b);
     e->n_tags = g->n_tags;
     e->tag_open = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_open);
+    e->tag_name = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_name);
     e->tag_unit = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_unit);
-    if (rc || !e->head || !e->tag_open || !e->tag_unit)
+    if (rc || !e->head || !e->tag_open || !e->tag_name || !e->tag_unit)
         goto fail;
     for (uint32_t i = 0; i < g->n_tags; i++) {
         rc |= ib_json_cstr(&b, g->tags[i].name);
         rc |= ib_buf_puts(&b, ":{");
         e->tag_open[i] = frag_take(&b);
+        rc |= ib_buf_puts(&b, ",\"tag\":");
+        rc |= ib_json_cstr(&b, g->tags[i].name);
+        e->tag_name[i] = frag_take(&b);
         if (cg->tags[i].unit) {
             rc |= ib_buf_puts(&b, ",\"unit\":");
             rc |= ib_json_cstr(&b, cg->tags[i].unit);
         }
         e->tag_unit[i] = frag_take(&b);
-        if (rc || !e->tag_open[i] || !e->tag_unit[i])
+        if (rc || !e->tag_open[i] || !e->tag_name[i] || !e->tag_unit[i])
             goto fail;
     }
     ib_buf_free(&b);
@@ -137,17 +145,46 @@ void ib_group_enc_free(struct ib_group_enc *e)
     for (uint32_t i = 0; i < e->n_tags; i++) {
         if (e->tag_open)
             free(e->tag_open[i]);
+        if (e->tag_name)
+            free(e->tag_name[i]);
         if (e->tag_unit)
             free(e->tag_unit[i]);
     }
     free(e->tag_open);
+    free(e->tag_name);
     free(e->tag_unit);
     free(e->head);
     memset(e, 0, sizeof *e);
 }
 
+/* "v":..,"q":"good","ts":..,"unit":".." or "q":"bad","reason":"..","ts":.. (no braces). */
+static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *unit_frag)
+{
+    int rc = 0;
+    if (s->quality == IB_Q_GOOD) {
+        rc |= ib_buf_puts(b, "\"v\":");
+        rc |= ib_json_value(b, &s->value);
+        rc |= ib_buf_puts(b, ",\"q\":\"good\"");
+    } else {
+        rc |= ib_buf_puts(b, "\"q\":\"");
+        rc |= ib_buf_puts(b, ib_quality_name(s->quality));
+        /* stale keeps the reason of the failure that made it stale */
+        rc |= ib_buf_puts(b, "\",\"reason\":\"");
+        rc |= ib_buf_puts(b, ib_reason_name(s->reason));
+        rc |= ib_buf_puts(b, "\"");
+        if (s->reason == IB_R_EXCEPTION) {
+            rc |= ib_buf_puts(b, ",\"code\":");
+            rc |= ib_json_int(b, s->code);
+        }
+    }
+    rc |= ib_buf_puts(b, ",\"ts\":");
+    rc |= ib_json_int(b, s->ts_ms);
+    rc |= ib_buf_puts(b, unit_frag);
+    return rc;
+}
+
 int ib_record_encode(struct ib_buf *b, const struct ib_group_enc *e, int64_t poll_ts_ms,
-                     const struct ib_sample *s)
+                     const struct ib_sample *s, const uint32_t *idx, uint32_t n_idx)
 {
     int rc = 0;
     ib_buf_reset(b);
@@ -155,33 +192,28 @@ int ib_record_encode(struct ib_buf *b, const struct ib_group_enc *e, int64_t pol
     rc |= ib_buf_puts(b, ",\"ts\":");
     rc |= ib_json_int(b, poll_ts_ms);
     rc |= ib_buf_puts(b, ",\"values\":{");
-    for (uint32_t i = 0; i < e->n_tags; i++) {
-        if (i)
+    uint32_t n = idx ? n_idx : e->n_tags;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t i = idx ? idx[k] : k;
+        if (k)
             rc |= ib_buf_append(b, ",", 1);
         rc |= ib_buf_puts(b, e->tag_open[i]);
-        if (s[i].quality == IB_Q_GOOD) {
-            rc |= ib_buf_puts(b, "\"v\":");
-            rc |= ib_json_value(b, &s[i].value);
-            rc |= ib_buf_puts(b, ",\"q\":\"good\"");
-        } else {
-            rc |= ib_buf_puts(b, "\"q\":\"");
-            rc |= ib_buf_puts(b, ib_quality_name(s[i].quality));
-            rc |= ib_buf_puts(b, "\"");
-            if (s[i].quality == IB_Q_BAD) {
-                rc |= ib_buf_puts(b, ",\"reason\":\"");
-                rc |= ib_buf_puts(b, ib_reason_name(s[i].reason));
-                rc |= ib_buf_puts(b, "\"");
-                if (s[i].reason == IB_R_EXCEPTION) {
-                    rc |= ib_buf_puts(b, ",\"code\":");
-                    rc |= ib_json_int(b, s[i].code);
-                }
-            }
-        }
-        rc |= ib_buf_puts(b, ",\"ts\":");
-        rc |= ib_json_int(b, s[i].ts_ms);
-        rc |= ib_buf_puts(b, e->tag_unit[i]);
+        rc |= put_sample(b, &s[i], e->tag_unit[i]);
         rc |= ib_buf_append(b, "}", 1);
     }
     rc |= ib_buf_puts(b, "}}");
+    return rc ? -1 : 0;
+}
+
+int ib_record_encode_tag(struct ib_buf *b, const struct ib_group_enc *e, uint32_t tag,
+                         const struct ib_sample *s)
+{
+    int rc = 0;
+    ib_buf_reset(b);
+    rc |= ib_buf_puts(b, e->head);
+    rc |= ib_buf_puts(b, e->tag_name[tag]);
+    rc |= ib_buf_append(b, ",", 1);
+    rc |= put_sample(b, s, e->tag_unit[tag]);
+    rc |= ib_buf_append(b, "}", 1);
     return rc ? -1 : 0;
 }

@@ -23,20 +23,27 @@ const char *ib_quality_name(uint8_t quality);
 /* Precomputed JSON fragments of one group (names escaped once). Owned by the caller; free with
  * ib_group_enc_free (accepts NULL members). */
 struct ib_group_enc {
-    char *head;      /* ,"gateway":"..","connection":"..","device":"..","group":".." */
+    char *head;      /* ,"gateway":"..","connection":"..","device":"..","group":".."[,"meta":{}] */
     char **tag_open; /* per tag: "name":{ */
+    char **tag_name; /* per tag: ,"tag":"name" (layout tag) */
     char **tag_unit; /* per tag: ,"unit":"V" or "" */
     uint32_t n_tags;
 };
 
+/* `meta_json` (a JSON object, or NULL) is attached to every message as "meta". */
 int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
-                      const char *device, const struct ib_group_config *g,
+                      const char *device, const char *meta_json, const struct ib_group_config *g,
                       const struct ib_cfg_group *cg);
 void ib_group_enc_free(struct ib_group_enc *e);
 
-/* Encode the body of a record: everything after {"seq":N — the head, the poll time and the
- * values. The sequence number is put in front when the record is queued (ib_store_push). */
+/* Encode the body of a batch record: everything after {"seq":N — the head, the poll time and
+ * the values of the tags listed in idx[0 .. n_idx-1] (all tags when idx is NULL). The sequence
+ * number is put in front when the record is queued (ib_store_push). */
 int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t poll_ts_ms,
-                     const struct ib_sample *samples);
+                     const struct ib_sample *samples, const uint32_t *idx, uint32_t n_idx);
+
+/* Encode the body of a one-tag record (layout tag): the head, "tag", and the sample's fields. */
+int ib_record_encode_tag(struct ib_buf *out, const struct ib_group_enc *e, uint32_t tag,
+                         const struct ib_sample *sample);
 
 #endif

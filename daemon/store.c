@@ -127,7 +127,8 @@ struct episode {
 };
 
 struct ib_store {
-    const struct ib_store_cfg *cfg;
+    const struct ib_store_cfg *cfg; /* = &settings */
+    struct ib_store_cfg settings;   /* a copy (path included): a reload frees the config */
     uint64_t seg_bytes, max_record;
     int64_t seg_age_ms;
     int dirfd, ckpt_fd;
@@ -1083,10 +1084,8 @@ void ib_store_describe(struct ib_store *s, char *buf, size_t len)
 {
     struct ib_store_stats st;
     ib_store_stats(s, &st);
-    char size[32];
-    ib_format_size(size, sizeof size, st.bytes + st.mem_bytes);
-    int n = snprintf(buf, len, "backlog %" PRIu64 " records (%s), %" PRIu64 " dropped", st.queued,
-                     size, st.dropped);
+    int n =
+        snprintf(buf, len, "queue %" PRIu64 " records, %" PRIu64 " dropped", st.queued, st.dropped);
     if (n >= 0 && (size_t)n < len && st.damaged)
         n += snprintf(buf + n, len - (size_t)n, ", %" PRIu64 " damaged", st.damaged);
     if (n >= 0 && (size_t)n < len && st.replaying)
@@ -1653,9 +1652,15 @@ static void refuse(const struct ib_store_cfg *cfg, const char *what, int err)
 struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
 {
     struct ib_store *s = calloc(1, sizeof *s);
-    if (!s)
+    char *path = strdup(cfg->path);
+    if (!s || !path) {
+        free(s);
+        free(path);
         return NULL;
-    s->cfg = cfg;
+    }
+    s->settings = *cfg;
+    s->settings.path = path;
+    s->cfg = cfg = &s->settings;
     s->dirfd = s->ckpt_fd = s->active_fd = s->sealed_fd = -1;
     s->lane[0].fd = s->lane[1].fd = -1;
     pthread_mutex_init(&s->mu, NULL);
@@ -1879,5 +1884,6 @@ void ib_store_close(struct ib_store *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     pthread_cond_destroy(&s->fcv);
+    free((char *)s->settings.path);
     free(s);
 }

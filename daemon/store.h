@@ -35,7 +35,7 @@ struct ib_store_stats {
 
 /* Open (creating it with mode 0700) the store at cfg->path: recover the segments left by an
  * earlier run (a damaged or torn tail is cut off and counted), continue the sequence numbers,
- * start the flusher thread. `cfg` must outlive the store. Returns NULL after logging why (the
+ * start the flusher thread. `cfg` is copied. Returns NULL after logging why (the
  * directory cannot be created or used, or another process holds it); a disk that is full or
  * read-only is not a reason: the store then starts in memory and recovers by itself. */
 struct ib_store *ib_store_open(const struct ib_store_cfg *cfg);
@@ -65,8 +65,9 @@ void ib_store_rewind(struct ib_store *s);
 void ib_store_wake(struct ib_store *s);
 
 void ib_store_stats(struct ib_store *s, struct ib_store_stats *st);
-/* One phrase for the status line: "backlog 12 records (3.1 KiB), 0 dropped" plus a disk
- * problem when there is one. */
+/* One phrase for the status line: "queue 12 records, 0 dropped" (the backlog: records not yet
+ * acknowledged), then only when there is something to say: ", 3 damaged", ", replaying 1200",
+ * ", STORE DISK FAILING (No space left on device): 40 records in memory". */
 void ib_store_describe(struct ib_store *s, char *buf, size_t len);
 
 #endif

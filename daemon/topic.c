@@ -42,7 +42,8 @@ const char *ib_topic_check(const char *t, unsigned allowed, char *what, size_t w
         if (what && whatlen)
             snprintf(what, whatlen, "%.*s", (int)(e - p + 1), p);
         if (i < 0)
-            return "unknown placeholder (known: {gateway}, {connection}, {device}, {group})";
+            return "unknown placeholder (known: {gateway}, {connection}, {device}, {group}, "
+                   "{tag})";
         if (!(vars[i].bit & allowed))
             return "placeholder not allowed here";
         if (what && whatlen)

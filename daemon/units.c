@@ -1,5 +1,5 @@
-/* Parsing of sizes and durations written the way people write them, exactly (integers only, so
- * "1GiB" is 1073741824 and nothing is rounded). */
+/* Sizes written the way people write them, parsed exactly (integers only, so "1GiB" is
+ * 1073741824 and nothing is rounded), and printed back for people. */
 #include "units.h"
 
 #include <ctype.h>
@@ -74,15 +74,6 @@ int ib_parse_size(const char *s, int64_t *bytes)
         {"TiB", 1LL << 40},
     };
     return scale(s, units, sizeof units / sizeof units[0], bytes);
-}
-
-int ib_parse_duration_ms(const char *s, int64_t *ms)
-{
-    static const struct unit units[] = {
-        {"", 1000},     {"ms", 1},      {"s", 1000},     {"m", 60000},
-        {"min", 60000}, {"h", 3600000}, {"d", 86400000}, {"w", 604800000},
-    };
-    return scale(s, units, sizeof units / sizeof units[0], ms);
 }
 
 void ib_format_size(char *buf, unsigned len, uint64_t bytes)

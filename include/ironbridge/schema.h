@@ -13,6 +13,9 @@ enum ib_schema_type {
     IB_S_DOUBLE = 3, /* stored as double */
     IB_S_STRING = 4, /* stored as const char *; owned by the daemon, valid until destroy() */
     IB_S_ENUM = 5,   /* one of `choices`; stored as int32_t index, -1 when absent without default */
+    IB_S_DURATION = 6, /* a number with a unit: 500ms, 60s, 5min, 2h, 7d; stored as int64_t ms.
+                        * A bare number is refused (nobody guesses the unit). Range: min/max in
+                        * ms with IB_SF_RANGE. (ABI 1.0) */
 };
 
 enum ib_schema_flags {

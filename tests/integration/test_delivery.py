@@ -5,8 +5,8 @@ during the outage arrives after the link is back (at least once: duplicates allo
 
 import time
 
-from ibtest import (session_pki, CuttableProxy, Gateway, Mosquitto, PymodbusServer, Subscriber,
-                    check, data_topic, device, gateway_config, group, is_data, modbus_connection,
+from ibtest import (session_pki, CuttableProxy, Gateway, Mosquitto, PymodbusServer, Subscriber, check,
+                    data_topic, device, gateway_config, group, is_data, modbus_connection,
                     mqtt_section, note, run, tag, wait_until)
 
 

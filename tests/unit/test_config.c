@@ -181,7 +181,7 @@ static void duplicates(void **state)
                                  "    devices:\n      - name: m2\n        groups:\n"
                                  "          - name: g\n            tags:\n"
                                  "              - { name: a, table: holding, address: 1 }\n",
-                 "duplicate connection name 'plc'");
+                 "connections[1].name: connection 'plc' is already defined at ");
 }
 
 static void every_error_reported(void **state)
@@ -295,6 +295,224 @@ static void no_north_with_connections(void **state)
                  "there is no north.mqtt section");
 }
 
+/* Load a valid file and return the first tag's resolved core settings via a callback. */
+static void with_config(const char *yaml, void (*fn)(const struct ib_config *))
+{
+    struct ib_diag d = {0};
+    write_file(file, yaml, 0600);
+    struct ib_plugin_registry *r = ib_plugins_new(getenv("IB_TEST_PLUGIN_DIR"), true);
+    struct ib_config *cfg = ib_config_load(file, r, &d);
+    for (size_t i = 0; i < d.n; i++)
+        fprintf(stderr, "%s\n", d.msgs[i]);
+    assert_non_null(cfg);
+    fn(cfg);
+    ib_config_free(cfg);
+    ib_plugins_free(r);
+    ib_diag_free(&d);
+}
+
+#define GROUP_HEAD                                                                                 \
+    NORTH "connections:\n  - name: plc\n    plugin: modbus\n    host: h\n    devices:\n"           \
+          "      - name: m1\n        metadata: { site: Plant-1, line: 3 }\n        groups:\n"      \
+          "          - name: g\n            interval_ms: 500\n"
+
+static void check_report(const struct ib_config *cfg)
+{
+    const struct ib_cfg_group *g = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(g->stale_after_ms, 10000);
+    assert_int_equal(g->tags[0].report.mode, IB_REPORT_DEADBAND); /* group's */
+    assert_true(g->tags[0].report.deadband == 0.5);
+    assert_int_equal(g->tags[0].report.heartbeat_ms, 60000);
+    assert_int_equal(g->tags[1].report.mode, IB_REPORT_DEADBAND);
+    assert_true(g->tags[1].report.deadband == 10.0);               /* 2% of [0, 500] */
+    assert_int_equal(g->tags[2].report.mode, IB_REPORT_ON_CHANGE); /* tag override */
+    assert_int_equal(g->tags[2].report.heartbeat_ms, 500);
+    assert_string_equal(cfg->connections[0].devices[0].meta_json,
+                        "{\"site\":\"Plant-1\",\"line\":\"3\"}");
+}
+
+static void check_defaults(const struct ib_config *cfg)
+{
+    const struct ib_cfg_group *g = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(g->tags[0].report.mode, IB_REPORT_ALWAYS);
+    assert_int_equal(g->tags[0].report.heartbeat_ms, 0);
+    assert_int_equal(g->stale_after_ms, 3000);
+    assert_null(cfg->connections[0].devices[0].meta_json);
+    assert_int_equal(cfg->mqtt.layout, IB_LAYOUT_BATCH);
+}
+
+static void report_settings(void **state)
+{
+    (void)state;
+    with_config(
+        GROUP_HEAD
+        "            report: { mode: deadband, deadband: 0.5, heartbeat: 1min, "
+        "stale_after: 10s }\n"
+        "            tags:\n"
+        "              - { name: a, table: holding, address: 0 }\n"
+        "              - { name: b, table: holding, address: 1, deadband: 2%, range: [0, 500] }\n"
+        "              - { name: c, table: holding, address: 2, report: { mode: on_change, "
+        "heartbeat: 500ms } }\n",
+        check_report);
+    /* defaults: always, no heartbeat, stale after 3 intervals */
+    with_config(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n",
+                check_defaults);
+}
+
+static void report_errors(void **state)
+{
+    (void)state;
+    expect_error(GROUP_HEAD "            report: { mode: deadband }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "report mode deadband needs a deadband");
+    expect_error(GROUP_HEAD
+                 "            tags:\n"
+                 "              - { name: a, table: holding, address: 0, deadband: 2% }\n",
+                 "tags[0].deadband: deadband 2% is a percent of the tag's range: add range");
+    expect_error(GROUP_HEAD
+                 "            tags:\n"
+                 "              - { name: a, table: holding, address: 0, deadband: lots }\n",
+                 "'lots' is not a deadband");
+    expect_error(GROUP_HEAD "            report: { heartbeat: 60 }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "report.heartbeat: expected a duration with a unit");
+    expect_error(GROUP_HEAD "            tags:\n"
+                            "              - { name: a, table: holding, address: 0, deadband: 1, "
+                            "report: { mode: always } }\n",
+                 "a deadband is given but the tag's report mode is always");
+    expect_error(GROUP_HEAD "            report: { mode: sometimes }\n            tags:\n"
+                            "              - { name: a, table: holding, address: 0 }\n",
+                 "unknown value 'sometimes'; expected one of: always, on_change, deadband");
+    expect_error(GROUP_HEAD "            tags:\n"
+                            "              - { name: a, table: holding, address: 0, deadband: 1%, "
+                            "range: [5, 1] }\n",
+                 "min (5) must be below max (1)");
+}
+
+static void layout_tag_topics(void **state)
+{
+    (void)state;
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    topic: a/{device}/{tag}\n",
+                 "({tag} needs layout: tag)");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    layout: tag\n    topic: a/{device}\n",
+                 "with layout: tag every tag needs its own topic: add {tag}");
+}
+
+static void write_in(const char *rel, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    write_file(path, text, 0600);
+}
+
+static void rm_in(const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    unlink(path);
+}
+
+static void check_merged(const struct ib_config *cfg)
+{
+    assert_int_equal(cfg->n_files, 3);
+    assert_int_equal(cfg->n_connections, 2);
+    assert_string_equal(cfg->connections[0].pub.name, "plc");
+    assert_int_equal(cfg->connections[0].pub.n_devices, 2); /* extended by 20-more.yaml */
+    assert_string_equal(cfg->connections[0].pub.devices[1].name, "m2");
+    assert_string_equal(cfg->connections[1].pub.name, "plc2");
+    assert_int_equal(cfg->log_level, IB_LOG_DEBUG); /* overridden by 10-log.yaml */
+}
+
+static void dropins_merge(void **state)
+{
+    (void)state;
+    char d[400];
+    snprintf(d, sizeof d, "%s/conf.d", dir);
+    mkdir(d, 0700);
+    write_in("conf.d/10-log.yaml", "log: { level: debug, override: true }\n");
+    write_in("conf.d/20-more.yaml",
+             "connections:\n"
+             "  - { name: plc, extend: true, devices: [ { name: m2, groups: [ { name: g, tags: "
+             "[ { name: a, table: holding, address: 0 } ] } ] } ] }\n"
+             "  - name: plc2\n    plugin: modbus\n    host: h2\n    devices:\n"
+             "      - { name: m3, groups: [ { name: g, tags: [ { name: a, table: coil, address: "
+             "0 } ] } ] }\n");
+    write_in("conf.d/README", "not yaml, ignored\n");
+    with_config(NORTH "log: { level: info }\n" CONN_HEAD
+                      "              - { name: a, table: holding, address: 0 }\n",
+                check_merged);
+    /* a second definition without override names both places */
+    write_in("conf.d/10-log.yaml", "log: { level: debug }\n");
+    expect_error(NORTH "log: { level: info }\n" CONN_HEAD
+                       "              - { name: a, table: holding, address: 0 }\n",
+                 "conf.d/10-log.yaml:1:6: log: 'log' is already defined at ");
+    rm_in("conf.d/10-log.yaml");
+    /* a connection defined twice */
+    write_in("conf.d/20-more.yaml", "connections:\n  - { name: plc, plugin: modbus, host: x, "
+                                    "devices: [] }\n");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n",
+                 "20-more.yaml:2:13: connections[0].name: connection 'plc' is already defined "
+                 "at ");
+    write_in("conf.d/20-more.yaml",
+             "connections:\n  - { name: nope, extend: true, devices: [] }\n");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n",
+                 "extends connection 'nope', which no earlier file defines");
+    rm_in("conf.d/20-more.yaml");
+    rm_in("conf.d/README");
+    rmdir(d);
+}
+
+static void check_csv(const struct ib_config *cfg)
+{
+    const struct ib_group_config *g = &cfg->connections[0].pub.devices[0].groups[0];
+    const struct ib_cfg_group *cg = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(g->n_tags, 4); /* one from YAML, three rows of CSV */
+    assert_string_equal(g->tags[1].name, "flow, total");
+    assert_true(cg->tags[1].scale == 0.1);
+    assert_string_equal(cg->tags[1].unit, "m3");
+    assert_true(g->tags[2].writable);
+    assert_int_equal(cg->tags[3].report.mode, IB_REPORT_DEADBAND);
+    assert_true(cg->tags[3].report.deadband == 5.0); /* 5% of 0..100 */
+}
+
+static void csv_tags(void **state)
+{
+    (void)state;
+    write_in("tags.csv",
+             "\xef\xbb\xbfName,Table,Address,Type,Scale,Unit,Writable,Deadband,Range,"
+             "Description\n"
+             "# a comment row\n"
+             "\"flow, total\",holding,10,uint32,0.1,m3,,,,\"the \"\"main\"\" meter\"\r\n"
+             "\n"
+             "setpoint, holding, 20, uint16, , , true\n"
+             "level,input,5,,,,,5%,0..100,\n");
+    with_config(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                "            tags_csv: tags.csv\n",
+                check_csv);
+    write_in("tags.csv", "name,table,address,colour\nx,holding,1,red\ny,holding,zz\n");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: tags.csv\n",
+                 "tags.csv:1:20: connections[0].devices[0].groups[0].tags[1].colour: unknown key");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: tags.csv\n",
+                 "tags.csv:3:11: connections[0].devices[0].groups[0].tags[2].address: expected an "
+                 "integer, found 'zz'");
+    write_in("tags.csv", "name,table,address\nx,holding,1,extra\n");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: tags.csv\n",
+                 "tags.csv:2:13: this row has more cells than the header has columns");
+    write_in("tags.csv", "name,table,address\n\"x,holding,1\n");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: tags.csv\n",
+                 "tags.csv:2:1: a quoted cell is never closed");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: missing.csv\n",
+                 "tags_csv: cannot read ");
+    rm_in("tags.csv");
+}
+
 static void empty_config_is_idle(void **state)
 {
     (void)state;
@@ -332,6 +550,11 @@ int main(void)
         cmocka_unit_test(names_checked),
         cmocka_unit_test(plugin_semantic_errors),
         cmocka_unit_test(no_north_with_connections),
+        cmocka_unit_test(report_settings),
+        cmocka_unit_test(report_errors),
+        cmocka_unit_test(layout_tag_topics),
+        cmocka_unit_test(dropins_merge),
+        cmocka_unit_test(csv_tags),
         cmocka_unit_test(empty_config_is_idle),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

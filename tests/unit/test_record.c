@@ -88,14 +88,14 @@ static void record_json(void **state)
     struct ib_group_config g = {.name = "fast", .n_tags = 3, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
     struct ib_group_enc e;
-    assert_int_equal(ib_group_enc_init(&e, "gw", "plc", "m1", &g, &cg), 0);
+    assert_int_equal(ib_group_enc_init(&e, "gw", "plc", "m1", NULL, &g, &cg), 0);
     struct ib_sample s[3] = {
         good((struct ib_value){.type = IB_V_DOUBLE, .v.d = 230.5}),
         good((struct ib_value){.type = IB_V_BOOL, .v.b = false}),
         {.quality = IB_Q_BAD, .reason = IB_R_EXCEPTION, .code = 2, .ts_ms = 1000},
     };
     struct ib_buf b = {0};
-    assert_int_equal(ib_record_encode(&b, &e, 999, s), 0);
+    assert_int_equal(ib_record_encode(&b, &e, 999, s, NULL, 0), 0);
     assert_string_equal(b.p, ",\"gateway\":\"gw\",\"connection\":\"plc\",\"device\":\"m1\","
                              "\"group\":\"fast\",\"ts\":999,\"values\":{"
                              "\"volt\":{\"v\":230.5,\"q\":\"good\",\"ts\":1000,\"unit\":\"V\"},"
@@ -104,8 +104,36 @@ static void record_json(void **state)
                              "\"ts\":1000}}}");
     /* the buffer is reused: a second poll does not grow or append */
     size_t cap = b.cap;
-    assert_int_equal(ib_record_encode(&b, &e, 999, s), 0);
+    assert_int_equal(ib_record_encode(&b, &e, 999, s, NULL, 0), 0);
     assert_int_equal(b.cap, cap);
+    ib_buf_free(&b);
+    ib_group_enc_free(&e);
+}
+
+static void subset_tag_layout_meta_stale(void **state)
+{
+    (void)state;
+    struct ib_tag_config tags[2] = {{.name = "a"}, {.name = "b"}};
+    struct ib_tag_core core[2] = {{.unit = "bar"}, {0}};
+    struct ib_group_config g = {.name = "g", .n_tags = 2, .tags = tags};
+    struct ib_cfg_group cg = {.tags = core};
+    struct ib_group_enc e;
+    assert_int_equal(ib_group_enc_init(&e, "gw", "c", "d", "{\"site\":\"P1\"}", &g, &cg), 0);
+    struct ib_sample s[2] = {
+        good((struct ib_value){.type = IB_V_INT, .v.i = 3}),
+        {.quality = IB_Q_STALE, .reason = IB_R_TIMEOUT, .ts_ms = 7},
+    };
+    struct ib_buf b = {0};
+    const uint32_t only_b[] = {1};
+    assert_int_equal(ib_record_encode(&b, &e, 5, s, only_b, 1), 0);
+    assert_string_equal(b.p, ",\"gateway\":\"gw\",\"connection\":\"c\",\"device\":\"d\","
+                             "\"group\":\"g\",\"meta\":{\"site\":\"P1\"},\"ts\":5,"
+                             "\"values\":{\"b\":{\"q\":\"stale\",\"reason\":\"timeout\","
+                             "\"ts\":7}}}");
+    assert_int_equal(ib_record_encode_tag(&b, &e, 0, &s[0]), 0);
+    assert_string_equal(b.p, ",\"gateway\":\"gw\",\"connection\":\"c\",\"device\":\"d\","
+                             "\"group\":\"g\",\"meta\":{\"site\":\"P1\"},\"tag\":\"a\","
+                             "\"v\":3,\"q\":\"good\",\"ts\":1000,\"unit\":\"bar\"}");
     ib_buf_free(&b);
     ib_group_enc_free(&e);
 }
@@ -126,7 +154,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scaling),           cmocka_unit_test(decimal_scales_exact),
         cmocka_unit_test(non_finite_is_bad), cmocka_unit_test(bad_passes_through),
-        cmocka_unit_test(record_json),       cmocka_unit_test(reason_names),
+        cmocka_unit_test(record_json),       cmocka_unit_test(subset_tag_layout_meta_stale),
+        cmocka_unit_test(reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
