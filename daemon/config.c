@@ -517,6 +517,22 @@ static const struct ib_schema_entry config_entries[] = {
 static const struct ib_schema config_schema = {sizeof(struct config_section), 2, config_entries,
                                                {0}};
 
+static const struct ib_schema_entry remote_entries[] = {
+    {.key = "enabled",
+     .type = IB_S_BOOL,
+     .offset = offsetof(struct ib_remote_cfg, enabled),
+     .def = "false",
+     .description = "accept signed configuration documents over MQTT"},
+    E_STR("public_key", struct ib_remote_cfg, public_key, NULL,
+          "PEM Ed25519 public key that signs the documents"),
+    E_STR("topic", struct ib_remote_cfg, topic, "ironbridge/{gateway}/config-set",
+          "topic the documents are published to"),
+    E_STR("file", struct ib_remote_cfg, file, "50-remote.yaml",
+          "name of the conf.d file an accepted document is written to"),
+};
+static const struct ib_schema remote_schema = {sizeof(struct ib_remote_cfg), 4, remote_entries,
+                                               {0}};
+
 struct log_section {
     int32_t level;
 };
@@ -1665,8 +1681,8 @@ static yaml_node_t *pick_section(struct loader *L, const char *key)
 
 static void load_root(struct loader *L)
 {
-    static const char *const extra[] = {"gateway",     "log",    "north", "store",
-                                        "connections", "config", NULL};
+    static const char *const extra[] = {"gateway",     "log",    "north",         "store",
+                                        "connections", "config", "remote_config", NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
         yaml_node_t *root = yaml_document_get_root_node(L->doc);
@@ -1710,6 +1726,30 @@ static void load_root(struct loader *L)
         cs.delay_ms = 1000;
     L->cfg->watch = cs.watch;
     L->cfg->watch_delay_ms = cs.delay_ms;
+
+    struct ib_remote_cfg *rc = &L->cfg->remote;
+    struct spec rsp = {&remote_schema, rc};
+    if ((n = pick_section(L, "remote_config")) && apply_mapping(L, n, "remote_config", &rsp, 1, ov)) {
+        rc->public_key = resolve(L, rc->public_key);
+        const char *f = rc->file;
+        size_t fl = f ? strlen(f) : 0;
+        if (f && (fl < 6 || strcmp(f + fl - 5, ".yaml") != 0 || f[0] == '.' || strchr(f, '/')))
+            err_node(L, map_get(L, n, "file"), "remote_config", "file",
+                     "'%s' must be a file name ending in .yaml (it is written into conf.d)", f);
+        char what[64];
+        const char *e = ib_topic_check(rc->topic, IB_TOPIC_GATEWAY, what, sizeof what);
+        if (e)
+            err_node(L, map_get(L, n, "topic"), "remote_config", "topic", "'%s': %s%s%s",
+                     rc->topic, e, *what ? ": " : "", what);
+        if (rc->enabled && !rc->public_key)
+            err_node(L, n, "remote_config", NULL,
+                     "enabled: true needs public_key: the Ed25519 key that signs the documents");
+        else if (rc->enabled)
+            check_file(L, n, "remote_config", "public_key", rc->public_key, false, false);
+    } else if (!n) {
+        rc->topic = "ironbridge/{gateway}/config-set";
+        rc->file = "50-remote.yaml";
+    }
 
     if ((n = pick_section(L, "north"))) {
         static const char *const nextra[] = {"mqtt", "override", NULL};
@@ -1849,6 +1889,11 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
         } else {
             load_root(&L);
             load_connections(&L);
+            if (!cfg->has_north && cfg->remote.enabled)
+                ib_diag_add(diag, NULL, NULL,
+                            "%s: remote_config is enabled but there is no north.mqtt section to "
+                            "receive documents from",
+                            path);
             if (!cfg->has_north && cfg->n_connections > 0)
                 ib_diag_add(diag, NULL, NULL,
                             "%s: connections are configured but there is no north.mqtt section: "

@@ -105,6 +105,14 @@ struct ib_store_cfg {
     int64_t memory_max_bytes;
 };
 
+/* Signed configuration over MQTT (docs/remote-config.md). */
+struct ib_remote_cfg {
+    bool enabled;
+    const char *public_key; /* PEM Ed25519 public key of the operators */
+    const char *topic;      /* template; {gateway} */
+    const char *file;       /* name of the file in conf.d an accepted document is written to */
+};
+
 struct ib_config {
     struct ib_arena arena;
     int refs;               /* the running gateway's pollers may keep a generation alive */
@@ -119,6 +127,7 @@ struct ib_config {
     bool has_north;
     struct ib_mqtt_cfg mqtt;
     struct ib_store_cfg store;
+    struct ib_remote_cfg remote;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;

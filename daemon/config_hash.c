@@ -206,6 +206,10 @@ void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
          (long long)cfg->watch_delay_ms);
     h_north(&h, cfg, false);
     h_store(&h, cfg);
+    h_kv(&h, "remote=%d", cfg->remote.enabled);
+    h_str(&h, "remote.public_key", cfg->remote.public_key);
+    h_str(&h, "remote.topic", cfg->remote.topic);
+    h_str(&h, "remote.file", cfg->remote.file);
     for (size_t i = 0; i < cfg->n_connections; i++)
         h_conn(&h, &cfg->connections[i], i);
     unsigned char d[32];
@@ -228,6 +232,8 @@ void ib_config_north_digest(const struct ib_config *cfg, unsigned char out[32])
     h_begin(&h);
     h_str(&h, "gateway.id", cfg->gateway_id); /* in the client id, status topic and will */
     h_north(&h, cfg, true);
+    h_kv(&h, "remote=%d", cfg->remote.enabled);
+    h_str(&h, "remote.topic", cfg->remote.topic);
     h_end(&h, out);
 }
 

@@ -81,6 +81,8 @@ struct ib_gateway {
     size_t n_pollers;
     struct ib_config *north_cfg; /* the generation the north's settings point into */
     char *config_status;         /* retained config-status payload, republished on connect */
+    ib_north_msg_fn remote_fn;   /* receives signed configuration documents */
+    void *remote_ud;
     struct ib_store *store;      /* opened with the first north; stays across reloads */
     struct ib_north *north;
     bool running;
@@ -493,6 +495,12 @@ static int north_start(struct ib_gateway *gw, struct ib_config *cfg)
         return -1; /* logged */
     gw->north_cfg = ib_config_ref(cfg);
     gw->north = ib_north_new(&cfg->mqtt, cfg->gateway_id, gw->store);
+    if (gw->north && cfg->remote.enabled && gw->remote_fn) {
+        char topic[512];
+        struct ib_topic_vars v = {.gateway = cfg->gateway_id};
+        if (ib_topic_expand(cfg->remote.topic, &v, topic, sizeof topic) > 0)
+            ib_north_set_subscription(gw->north, topic, gw->remote_fn, gw->remote_ud);
+    }
     if (!gw->north || ib_north_start(gw->north) < 0) {
         ib_err("cannot start the MQTT north");
         return -1;
@@ -642,6 +650,12 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
     gw->cfg = ib_config_ref(next);
     free(kept);
     return 0;
+}
+
+void ib_gateway_set_remote_handler(struct ib_gateway *gw, ib_north_msg_fn fn, void *ud)
+{
+    gw->remote_fn = fn;
+    gw->remote_ud = ud;
 }
 
 void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json)

@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "north.h"
 
 struct ib_gateway;
 
@@ -37,6 +38,10 @@ struct ib_reload_summary {
  * reference to `next`. Main thread only. */
 int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_diag *diag,
                       struct ib_reload_summary *sum);
+
+/* Where signed configuration documents received over MQTT go (set before start; used by every
+ * north the gateway starts while remote_config is enabled). */
+void ib_gateway_set_remote_handler(struct ib_gateway *gw, ib_north_msg_fn fn, void *ud);
 
 /* The retained config-status message (JSON) the north publishes on each connect. */
 void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json);

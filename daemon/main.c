@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,6 +24,7 @@
 #include "ib_build_config.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "remote.h"
 
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
 
@@ -30,6 +33,8 @@ struct opts {
     const char *plugin_dir;
     int log_level; /* -1: from the config */
     bool check, once, list_plugins;
+    const char *sign_file, *sign_key;
+    unsigned long long sign_version;
 };
 
 /* The state of the running daemon, reached from event callbacks (main thread only). */
@@ -45,6 +50,12 @@ struct daemon {
     char status[320]; /* a STATUS= line shown instead of the gateway's (idle, reload rejected) */
     int64_t status_until_ms;
     sd_event_source *watch_timer;
+    uint64_t remote_version; /* of the signed document applied last (0: none) */
+    /* The mailbox of signed documents from paho's thread: the latest one wins. */
+    pthread_mutex_t mbox_mu; /* guards mbox, mbox_len */
+    char *mbox;
+    size_t mbox_len;
+    int mbox_fd; /* eventfd that wakes the main loop */
 };
 
 static void usage(FILE *f)
@@ -65,10 +76,15 @@ static void usage(FILE *f)
             "      --plugin-dir DIR  load plugins from DIR (default: %s,\n"
             "                        or the build tree's when run from it)\n"
             "      --log-level LEVEL error, warning, notice, info or debug (overrides log.level)\n"
+            "      --sign-config FILE --key PRIVATE.pem --sign-version N\n"
+            "                        print FILE as a signed configuration document (Ed25519) for\n"
+            "                        remote_config, to publish to the gateway's config topic;\n"
+            "                        N must grow with every document\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
-            "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first.\n"
+            "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
+            "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error.\n"
             "Documentation: README.md and docs/ (configuration.md, payload.md, modbus.md).\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR);
@@ -76,7 +92,7 @@ static void usage(FILE *f)
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_CHECK = 256, O_ONCE, O_PLUGIN_DIR, O_LOG_LEVEL, O_LIST };
+    enum { O_CHECK = 256, O_ONCE, O_PLUGIN_DIR, O_LOG_LEVEL, O_LIST, O_SIGN, O_KEY, O_SIGN_VER };
     static const struct option lo[] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, O_CHECK},
@@ -84,6 +100,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"list-plugins", no_argument, NULL, O_LIST},
         {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
+        {"sign-config", required_argument, NULL, O_SIGN},
+        {"key", required_argument, NULL, O_KEY},
+        {"sign-version", required_argument, NULL, O_SIGN_VER},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -108,6 +127,21 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case O_PLUGIN_DIR:
             o->plugin_dir = optarg;
             break;
+        case O_SIGN:
+            o->sign_file = optarg;
+            break;
+        case O_KEY:
+            o->sign_key = optarg;
+            break;
+        case O_SIGN_VER: {
+            char *end;
+            o->sign_version = strtoull(optarg, &end, 10);
+            if (*end || !o->sign_version) {
+                fprintf(stderr, "ironbridge: --sign-version needs a whole number above 0\n");
+                return -1;
+            }
+            break;
+        }
         case O_LOG_LEVEL:
             o->log_level = ib_log_level_parse(optarg);
             if (o->log_level < 0) {
@@ -134,7 +168,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 argv[optind]);
         return -1;
     }
-    if (o->check + o->once + o->list_plugins > 1) {
+    if (o->sign_file && (!o->sign_key || !o->sign_version)) {
+        fprintf(stderr, "ironbridge: --sign-config FILE needs --key PRIVATE.pem and "
+                        "--sign-version N\n");
+        return -1;
+    }
+    if (o->check + o->once + o->list_plugins + !!o->sign_file > 1) {
         fprintf(stderr, "ironbridge: --check, --once and --list-plugins exclude each other\n");
         return -1;
     }
@@ -227,9 +266,10 @@ static void publish_config_status(struct daemon *d, const char *result, int64_t 
     struct ib_buf b = {0};
     ib_buf_printf(&b,
                   "{\"version\":\"%s\",\"hash\":\"%s\",\"applied_at\":%lld,\"files\":%zu,"
-                  "\"result\":\"%s\",\"attempted_at\":%lld,\"errors\":[",
-                  IB_VERSION, d->hash, (long long)d->applied_at_ms, d->cfg->n_files, result,
-                  (long long)attempted_ms);
+                  "\"remote_version\":%llu,\"result\":\"%s\",\"attempted_at\":%lld,"
+                  "\"errors\":[",
+                  IB_VERSION, d->hash, (long long)d->applied_at_ms, d->cfg->n_files,
+                  (unsigned long long)d->remote_version, result, (long long)attempted_ms);
     for (size_t i = 0; errors && i < errors->n && i < 50; i++) {
         if (i)
             ib_buf_puts(&b, ",");
@@ -264,8 +304,45 @@ static void set_idle_or_clear(struct daemon *d)
         d->status[0] = '\0';
 }
 
-/* Load the tree again beside the running one and apply the difference (docs/reload.md). */
-static void reload(struct daemon *d, const char *why)
+/* Apply `next` (loaded by the caller, errors so far in `diag`) or report why not. Returns 0 if
+ * applied. */
+static int apply(struct daemon *d, const char *why, struct ib_config *next, struct ib_diag *diag,
+                 int64_t attempted)
+{
+    struct ib_reload_summary sum;
+    if (!next || ib_gateway_reload(d->gw, next, diag, &sum) < 0) {
+        for (size_t i = 0; i < diag->n; i++)
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "reload: %s", diag->msgs[i]);
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+               "reload rejected (%s): %zu configuration error%s; the running configuration "
+               "(sha256 %.12s) stays",
+               why, diag->n, diag->n == 1 ? "" : "s", d->hash);
+        set_status(d, 10 * 60 * 1000,
+                   "reload REJECTED (%zu error%s, see journalctl -u ironbridge); running the "
+                   "previous configuration %.12s",
+                   diag->n, diag->n == 1 ? "" : "s", d->hash);
+        publish_config_status(d, "rejected", attempted, diag);
+        ib_config_free(next);
+        return -1;
+    }
+    ib_config_free(d->cfg);
+    d->cfg = next; /* our reference; the gateway holds its own */
+    char old[65];
+    memcpy(old, d->hash, sizeof old);
+    ib_config_hash_hex(next, d->hash);
+    d->applied_at_ms = attempted;
+    if (!d->fixed_log_level)
+        ib_log_set_level(next->log_level);
+    ib_notice("configuration applied (%s): sha256 %.12s (was %.12s); connections: %zu kept "
+              "running, %zu restarted, %zu added, %zu removed; north %s",
+              why, d->hash, old, sum.kept, sum.restarted, sum.added, sum.removed,
+              sum.north_restarted ? "reconnected" : "unchanged");
+    set_idle_or_clear(d);
+    publish_config_status(d, "applied", attempted, NULL);
+    return 0;
+}
+
+static void notify_reloading(const char *why)
 {
     struct timespec mono;
     clock_gettime(CLOCK_MONOTONIC, &mono);
@@ -273,42 +350,103 @@ static void reload(struct daemon *d, const char *why)
                (unsigned long long)mono.tv_sec * 1000000ULL +
                    (unsigned long long)mono.tv_nsec / 1000,
                why);
+}
+
+/* Load the tree again beside the running one and apply the difference (docs/reload.md). */
+static void reload(struct daemon *d, const char *why)
+{
+    notify_reloading(why);
     ib_notice("reloading the configuration (%s)", why);
     int64_t attempted = ib_now_ms();
     struct ib_diag diag = {0};
-    struct ib_reload_summary sum;
     struct ib_config *next = ib_config_load(d->path, d->plugins, &diag);
-    if (!next || ib_gateway_reload(d->gw, next, &diag, &sum) < 0) {
-        for (size_t i = 0; i < diag.n; i++)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "reload: %s", diag.msgs[i]);
-        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
-               "reload rejected: %zu configuration error%s; the running configuration (sha256 "
-               "%.12s) stays",
-               diag.n, diag.n == 1 ? "" : "s", d->hash);
-        set_status(d, 10 * 60 * 1000,
-                   "reload REJECTED (%zu error%s, see journalctl -u ironbridge); running the "
-                   "previous configuration %.12s",
-                   diag.n, diag.n == 1 ? "" : "s", d->hash);
-        publish_config_status(d, "rejected", attempted, &diag);
-        ib_config_free(next);
-    } else {
-        ib_config_free(d->cfg);
-        d->cfg = next; /* our reference; the gateway holds its own */
-        char old[65];
-        memcpy(old, d->hash, sizeof old);
-        ib_config_hash_hex(next, d->hash);
-        d->applied_at_ms = attempted;
-        if (!d->fixed_log_level)
-            ib_log_set_level(next->log_level);
-        ib_notice("configuration applied: sha256 %.12s (was %.12s); connections: %zu kept "
-                  "running, %zu restarted, %zu added, %zu removed; north %s",
-                  d->hash, old, sum.kept, sum.restarted, sum.added, sum.removed,
-                  sum.north_restarted ? "reconnected" : "unchanged");
-        set_idle_or_clear(d);
-        publish_config_status(d, "applied", attempted, NULL);
-    }
+    apply(d, why, next, &diag, attempted);
     ib_diag_free(&diag);
     sd_notify(0, "READY=1");
+}
+
+/* A signed document from the config topic (docs/remote-config.md): verified, checked against
+ * replay, validated as the whole tree with it in place, applied, and only then written. */
+static void remote_document(struct daemon *d, const char *msg, size_t len)
+{
+    int64_t attempted = ib_now_ms();
+    struct ib_diag diag = {0};
+    struct ib_signed_doc doc;
+    char err[512];
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", d->cfg->dropin_dir, d->cfg->remote.file);
+    if (ib_remote_verify(msg, len, d->cfg->remote.public_key, &doc, err, sizeof err) < 0) {
+        ib_diag_add(&diag, NULL, NULL, "remote configuration refused: %s", err);
+    } else if (doc.version <= d->remote_version) {
+        ib_diag_add(&diag, NULL, NULL,
+                    "remote configuration refused: version %llu is not newer than the applied "
+                    "version %llu (a replay?)",
+                    (unsigned long long)doc.version, (unsigned long long)d->remote_version);
+    }
+    if (diag.n) {
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "%s", diag.msgs[0]);
+        publish_config_status(d, "rejected", attempted, &diag);
+        ib_diag_free(&diag);
+        return;
+    }
+    notify_reloading("signed configuration received");
+    struct ib_buf text = {0};
+    ib_remote_file_text(doc.version, doc.body, doc.body_len, &text);
+    struct ib_config_extra extra = {.name = d->cfg->remote.file, .text = text.p ? text.p : ""};
+    struct ib_config *next = ib_config_load_ex(d->path, d->plugins, &diag, &extra);
+    char why[64];
+    snprintf(why, sizeof why, "signed configuration version %llu", (unsigned long long)doc.version);
+    /* The version counts as seen only if applied: a refused document may be fixed and resent
+     * with the same version. (apply() publishes a rejection itself.) */
+    if (apply(d, why, next, &diag, attempted) == 0) {
+        d->remote_version = doc.version;
+        publish_config_status(d, "applied", attempted, NULL);
+        if (ib_remote_write_file(path, doc.version, doc.body, doc.body_len) < 0)
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+                   "signed configuration version %llu is applied but could not be written to "
+                   "%s (%s): it will be lost at the next restart",
+                   (unsigned long long)doc.version, path, strerror(errno));
+    }
+    ib_buf_free(&text);
+    ib_diag_free(&diag);
+    sd_notify(0, "READY=1");
+}
+
+static void on_remote_message(void *ud, const char *payload, size_t len)
+{
+    struct daemon *d = ud;
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, payload, len);
+    copy[len] = '\0';
+    pthread_mutex_lock(&d->mbox_mu);
+    free(d->mbox);
+    d->mbox = copy;
+    d->mbox_len = len;
+    pthread_mutex_unlock(&d->mbox_mu);
+    uint64_t one = 1;
+    ssize_t w = write(d->mbox_fd, &one, sizeof one);
+    (void)w;
+}
+
+static int on_mbox(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+    (void)s;
+    (void)revents;
+    struct daemon *d = ud;
+    uint64_t n;
+    ssize_t r = read(fd, &n, sizeof n);
+    (void)r;
+    pthread_mutex_lock(&d->mbox_mu);
+    char *msg = d->mbox;
+    size_t len = d->mbox_len;
+    d->mbox = NULL;
+    pthread_mutex_unlock(&d->mbox_mu);
+    if (msg && d->cfg->remote.enabled)
+        remote_document(d, msg, len);
+    free(msg);
+    return 0;
 }
 
 static int on_hup(sd_event_source *s, const struct signalfd_siginfo *si, void *ud)
@@ -401,6 +539,17 @@ static int run_daemon(struct daemon *d)
 
     ib_config_hash_hex(d->cfg, d->hash);
     d->applied_at_ms = ib_now_ms();
+    if (d->cfg->dropin_dir && d->cfg->remote.file) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", d->cfg->dropin_dir, d->cfg->remote.file);
+        d->remote_version = ib_remote_file_version(path);
+    }
+    pthread_mutex_init(&d->mbox_mu, NULL);
+    d->mbox_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->mbox_fd >= 0) {
+        sd_event_add_io(ev, NULL, d->mbox_fd, EPOLLIN, on_mbox, d);
+        ib_gateway_set_remote_handler(d->gw, on_remote_message, d);
+    }
     if (ib_gateway_start(d->gw) < 0) {
         sd_event_unref(ev);
         return 1;
@@ -419,9 +568,38 @@ static int run_daemon(struct daemon *d)
     sd_notify(0, "READY=1");
     r = sd_event_loop(ev);
     ib_gateway_stop(d->gw);
+    free(d->mbox);
+    if (d->mbox_fd >= 0)
+        close(d->mbox_fd);
     ib_info("stopped");
     sd_event_unref(ev);
     return r < 0 ? 1 : 0;
+}
+
+/* --sign-config: the operator's side of remote_config (docs/remote-config.md). */
+static int sign_config(const struct opts *o)
+{
+    FILE *f = fopen(o->sign_file, "rb");
+    if (!f) {
+        fprintf(stderr, "ironbridge: cannot read %s: %s\n", o->sign_file, strerror(errno));
+        return EXIT_USAGE;
+    }
+    struct ib_buf body = {0}, out = {0};
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        ib_buf_append(&body, chunk, n);
+    fclose(f);
+    char err[512];
+    int rc = ib_remote_sign(body.p ? body.p : "", body.len, o->sign_version, o->sign_key, &out, err,
+                            sizeof err);
+    if (rc == 0)
+        fwrite(out.p, 1, out.len, stdout);
+    else
+        fprintf(stderr, "ironbridge: %s\n", err);
+    ib_buf_free(&body);
+    ib_buf_free(&out);
+    return rc == 0 ? 0 : EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -430,6 +608,8 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &o) < 0)
         return EXIT_USAGE;
     ib_log_init(o.log_level >= 0 ? o.log_level : IB_LOG_INFO);
+    if (o.sign_file)
+        return sign_config(&o);
 
     /* Signals are handled by the event loop: block them before any thread exists so that every
      * thread inherits the mask. SIGPIPE from a dropped socket must not kill the daemon. */

@@ -34,6 +34,9 @@ struct ib_north {
     struct ib_store *q;
     char status_topic[512];
     char cfgstat_topic[512];
+    char sub_topic[512]; /* empty: no subscription */
+    ib_north_msg_fn sub_fn;
+    void *sub_ud;
     pthread_t thread;
     bool started;
 
@@ -106,8 +109,11 @@ static void on_conn_lost(void *ctx, char *cause)
 
 static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
-    (void)ctx;
-    (void)topic_len;
+    struct ib_north *n = ctx;
+    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    if (n->sub_fn && tl == strlen(n->sub_topic) && memcmp(topic, n->sub_topic, tl) == 0 &&
+        m->payloadlen >= 0)
+        n->sub_fn(n->sub_ud, m->payload, (size_t)m->payloadlen);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
@@ -343,6 +349,13 @@ static void on_connected(struct ib_north *n)
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
     n->attempt = 0;
     publish(n, n->status_topic, "online", 6, 1, 1, 0);
+    if (n->sub_topic[0]) {
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
+        if (rc != MQTTASYNC_SUCCESS)
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s",
+                   n->sub_topic, MQTTAsync_strerror(rc));
+    }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
     pthread_mutex_unlock(&n->mu);
@@ -519,6 +532,14 @@ void ib_north_free(struct ib_north *n)
     pthread_mutex_destroy(&n->mu);
     explicit_bzero(n->password, sizeof n->password);
     free(n);
+}
+
+void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn,
+                               void *ud)
+{
+    snprintf(n->sub_topic, sizeof n->sub_topic, "%s", topic);
+    n->sub_fn = fn;
+    n->sub_ud = ud;
 }
 
 bool ib_north_connected(struct ib_north *n)

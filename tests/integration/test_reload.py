@@ -105,7 +105,7 @@ def test_invalid_reload_keeps_running(d):
         check(gw.running(), "the daemon exited on an invalid reload")
         check(wait_until(lambda: len(ts_of(sub, "d1")) > n_before + 5, 10),
               "the old configuration stopped delivering after a rejected reload")
-        check(re.search(r"reload rejected: 1 configuration error", gw.log()),
+        check(re.search(r"reload rejected \(SIGHUP\): 1 configuration error", gw.log()),
               f"no 'reload rejected' in the log\n{gw.log()[-1500:]}")
 
 

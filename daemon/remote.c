@@ -1,0 +1,224 @@
+/* Signed configuration documents: envelope parsing, Ed25519 verification and signing through
+ * OpenSSL's EVP interface, and the atomic write of an accepted document into conf.d. */
+#include "remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#define FILE_HEADER "# ironbridge remote configuration, version "
+
+static EVP_PKEY *read_key(const char *path, int private_key, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read the key %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    EVP_PKEY *k = private_key ? PEM_read_PrivateKey(f, NULL, NULL, NULL)
+                              : PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!k) {
+        snprintf(err, errlen, "%s is not a PEM %s key", path, private_key ? "private" : "public");
+        ERR_clear_error();
+        return NULL;
+    }
+    if (EVP_PKEY_id(k) != EVP_PKEY_ED25519) {
+        snprintf(err, errlen, "%s is not an Ed25519 key", path);
+        EVP_PKEY_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+/* The bytes the signature covers. */
+static int signed_bytes(uint64_t version, const char *body, size_t len, struct ib_buf *out)
+{
+    ib_buf_reset(out);
+    int rc = ib_buf_printf(out, IB_REMOTE_MAGIC "\nversion %llu\n\n", (unsigned long long)version);
+    return rc | ib_buf_append(out, body, len);
+}
+
+static const char *line_end(const char *p, const char *end)
+{
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    return nl ? nl : end;
+}
+
+int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
+                     struct ib_signed_doc *out, char *err, size_t errlen)
+{
+    const char *end = msg + len, *p = msg, *e = line_end(p, end);
+    if ((size_t)(e - p) != strlen(IB_REMOTE_MAGIC) || memcmp(p, IB_REMOTE_MAGIC, (size_t)(e - p))) {
+        snprintf(err, errlen,
+                 "not a signed configuration: it must start with '" IB_REMOTE_MAGIC
+                 "' (make it with `ironbridge --sign-config`)");
+        return -1;
+    }
+    p = e + 1;
+    e = p < end ? line_end(p, end) : end;
+    char num[32] = "";
+    if (p >= end || e - p < 9 || e - p > 30 || memcmp(p, "version ", 8) != 0) {
+        snprintf(err, errlen, "malformed signed configuration: no 'version N' line");
+        return -1;
+    }
+    memcpy(num, p + 8, (size_t)(e - p - 8));
+    char *ne;
+    errno = 0;
+    unsigned long long v = strtoull(num, &ne, 10);
+    if (errno || *ne || num[0] < '0' || num[0] > '9') {
+        snprintf(err, errlen, "malformed signed configuration: version '%s'", num);
+        return -1;
+    }
+    p = e + 1;
+    e = p < end ? line_end(p, end) : end;
+    if (p >= end || e - p < 11 || memcmp(p, "signature ", 10) != 0) {
+        snprintf(err, errlen, "unsigned configuration: no 'signature' line");
+        return -1;
+    }
+    const char *sig64 = p + 10;
+    size_t sig64_len = (size_t)(e - sig64);
+    p = e + 1;
+    if (p >= end || *p != '\n') {
+        snprintf(err, errlen, "malformed signed configuration: no empty line before the document");
+        return -1;
+    }
+    const char *body = p + 1;
+    size_t body_len = (size_t)(end - body);
+    unsigned char sig[96];
+    if (sig64_len > 128) {
+        snprintf(err, errlen, "malformed signature");
+        return -1;
+    }
+    int n = EVP_DecodeBlock(sig, (const unsigned char *)sig64, (int)sig64_len);
+    /* EVP_DecodeBlock counts base64 padding as bytes: an Ed25519 signature is 64. */
+    if (n < 64) {
+        snprintf(err, errlen, "malformed signature: not the base64 of an Ed25519 signature");
+        return -1;
+    }
+    EVP_PKEY *k = read_key(pubkey_path, 0, err, errlen);
+    if (!k)
+        return -1;
+    struct ib_buf b = {0};
+    int rc = -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && signed_bytes(v, body, body_len, &b) == 0 &&
+        EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1) {
+        if (EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)b.p, b.len) == 1)
+            rc = 0;
+        else
+            snprintf(err, errlen,
+                     "the signature does not match: the document was altered or signed with "
+                     "another key than %s",
+                     pubkey_path);
+    } else {
+        snprintf(err, errlen, "cannot verify signatures (OpenSSL)");
+    }
+    ERR_clear_error();
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    ib_buf_free(&b);
+    if (rc == 0)
+        *out = (struct ib_signed_doc){.version = v, .body = body, .body_len = body_len};
+    return rc;
+}
+
+int ib_remote_sign(const char *body, size_t body_len, uint64_t version, const char *key_path,
+                   struct ib_buf *out, char *err, size_t errlen)
+{
+    EVP_PKEY *k = read_key(key_path, 1, err, errlen);
+    if (!k)
+        return -1;
+    struct ib_buf b = {0};
+    unsigned char sig[64];
+    size_t siglen = sizeof sig;
+    int rc = -1;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && signed_bytes(version, body, body_len, &b) == 0 &&
+        EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) == 1 &&
+        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)b.p, b.len) == 1) {
+        char sig64[128];
+        EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
+        ib_buf_reset(out);
+        rc = ib_buf_printf(out, IB_REMOTE_MAGIC "\nversion %llu\nsignature %s\n\n",
+                           (unsigned long long)version, sig64);
+        rc |= ib_buf_append(out, body, body_len);
+    } else {
+        snprintf(err, errlen, "cannot sign with %s (OpenSSL)", key_path);
+    }
+    ERR_clear_error();
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    ib_buf_free(&b);
+    return rc;
+}
+
+uint64_t ib_remote_file_version(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[128] = "";
+    if (!fgets(line, sizeof line, f))
+        line[0] = '\0';
+    fclose(f);
+    size_t hl = strlen(FILE_HEADER);
+    if (strncmp(line, FILE_HEADER, hl) != 0)
+        return 0;
+    return strtoull(line + hl, NULL, 10);
+}
+
+int ib_remote_file_text(uint64_t version, const char *body, size_t len, struct ib_buf *out)
+{
+    ib_buf_reset(out);
+    int rc = ib_buf_printf(out,
+                           FILE_HEADER "%llu (signed; received over MQTT: do not edit, the "
+                                       "next signed document replaces this file)\n",
+                           (unsigned long long)version);
+    return rc | ib_buf_append(out, body, len);
+}
+
+int ib_remote_write_file(const char *path, uint64_t version, const char *body, size_t len)
+{
+    struct ib_buf b = {0};
+    if (ib_remote_file_text(version, body, len, &b) < 0)
+        return -1;
+    char tmp[8300], dir[4096];
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, slash ? slash + 1 : path);
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+        ib_buf_free(&b);
+        return -1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = -1;
+    if (fd >= 0) {
+        ssize_t w = write(fd, b.p, b.len);
+        if (w == (ssize_t)b.len && fsync(fd) == 0 && close(fd) == 0) {
+            fd = -1;
+            if (rename(tmp, path) == 0) {
+                int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0) {
+                    fsync(dfd);
+                    close(dfd);
+                }
+                rc = 0;
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        if (rc < 0)
+            unlink(tmp);
+    }
+    ib_buf_free(&b);
+    return rc;
+}
