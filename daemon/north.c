@@ -256,6 +256,9 @@ static void start_connect(struct ib_north *n)
     const struct ib_mqtt_cfg *cfg = n->cfg;
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.sendWhileDisconnected = 0; /* our queue holds data while offline, not paho's buffer */
+    /* paho counts messages not yet written against maxBufferedMessages even while connected
+     * (default 100): below the in-flight window it refuses sends during a fast replay. */
+    co.maxBufferedMessages = (int)cfg->max_inflight + 16;
     int rc = MQTTAsync_createWithOptions(&n->client, cfg->server_uri, cfg->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
