@@ -631,7 +631,7 @@ static const struct ib_schema_entry store_entries[] = {
           "longest time appended records wait for an fsync (the power-loss window)"),
     E_STR("fsync_bytes", struct store_section, fsync_bytes, "1MiB",
           "appended bytes that trigger an fsync before the interval ends"),
-    E_INT("replay_rate", struct store_section, replay_rate, "2000", 0, 10000000,
+    E_INT("replay_rate", struct store_section, replay_rate, "5000", 0, 10000000,
           "backlog records sent per second after a reconnect (0: unlimited)"),
     E_STR("memory_max_bytes", struct store_section, memory_max_bytes, "16MiB",
           "memory holding records while the disk refuses writes"),
