@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ibtest import (session_pki, CuttableProxy, Failure, Gateway, Mosquitto, NotifySocket,
                     Simulator, Subscriber, check, data_topic, device, group, is_data,
-                    modbus_connection, mqtt_section, note, run, tag, to_yaml, wait_until)
+                    modbus_connection, mqtt_section, note, run, run_check, tag, to_yaml,
+                    wait_until)
 
 
 def sim_map(n_regs):
@@ -306,6 +307,26 @@ def test_disk_full(d):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+def test_unusable_store_refused(d):
+    """No store section and a state directory that cannot be created: --check passes (it does not
+    touch the store), the daemon refuses to start and says what to set."""
+    p = session_pki()
+    blocker = d / "not-a-dir"
+    blocker.write_text("")
+    m = mqtt_section(url="mqtts://localhost:1", ca=p.ca)
+    text = store_config(1, m, store=None).replace("store: {}\n", "")
+    check("store" not in text, "the config still has a store section")
+    rc, out = run_check(text, d)
+    check(rc == 0, f"--check failed ({rc}):\n{out}")
+    gw = Gateway(text, d, env={"STATE_DIRECTORY": str(blocker / "state")})
+    rc = gw.wait_exit(10)
+    check(rc == 1, f"exit status {rc}, expected 1 (refused)\n{gw.log()[-2000:]}")
+    line = next((l for l in gw.log().splitlines() if "store directory" in l), None)
+    check(line and "Not a directory" in line and "set store.path" in line,
+          f"no clear refusal in the log:\n{gw.log()[-2000:]}")
+    note(line.split(" error ", 1)[-1])
+
+
 if __name__ == "__main__":
     run([test_sigkill_during_outage, test_damaged_segments, test_store_full_drops_oldest,
-         test_disk_full])
+         test_disk_full, test_unusable_store_refused])
