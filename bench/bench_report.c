@@ -1,16 +1,17 @@
 /* Benchmark of report by exception: 10,000 tags polled at 1 s whose values change slowly
  * (1% of tags per second cross the deadband), sent with `always` and with `deadband`, through
- * the core's real path (normalize, decide, encode, queue). Reports messages/s, bytes/s and CPU
- * seconds per million polled values for each, side by side. Simulated poll time: no sleeping. */
+ * the core's real path (normalize, decide, encode, append to the store in a temporary
+ * directory). Reports messages/s, bytes/s and CPU seconds per million polled values for each,
+ * side by side. Simulated poll time: no sleeping. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "outq.h"
 #include "record.h"
 #include "report.h"
+#include "store.h"
 
 #define N_GROUPS  10
 #define PER_GROUP 1000
@@ -58,7 +59,18 @@ static struct result run(uint8_t mode, double deadband)
             level[k][i] = 20.0 + i % 50;
         }
     }
-    struct ib_outq *q = ib_outq_new((size_t)1 << 30);
+    char dir[] = "/tmp/ib-bench-report-XXXXXX";
+    if (!mkdtemp(dir))
+        exit(1);
+    struct ib_store_cfg sc = {.path = dir,
+                              .max_bytes = 1LL << 30,
+                              .max_age_ms = 86400000,
+                              .fsync_interval_ms = 1000,
+                              .fsync_bytes = 1 << 20,
+                              .memory_max_bytes = 1 << 20};
+    struct ib_store *q = ib_store_open(&sc);
+    if (!q)
+        exit(1);
     struct ib_buf body = {0};
     struct result r = {0};
     uint32_t x = 2463534242u; /* the same value sequence for both modes */
@@ -85,9 +97,9 @@ static struct result run(uint8_t mode, double deadband)
             if (!n)
                 continue;
             ib_record_encode(&body, &enc[k], 1764163200000LL + sec * 1000, norm, idx, n);
-            ib_outq_push(q, topic[k], body.p, body.len);
-            struct ib_outq_rec rec;
-            while (ib_outq_next(q, 0, 1, &rec)) { /* the broker takes it at once */
+            ib_store_push(q, topic[k], body.p, body.len);
+            struct ib_store_rec rec;
+            while (ib_store_next(q, 0, 1, &rec)) { /* the broker takes it at once */
                 if (sec == 0) {
                     r.first_messages++;
                     r.first_bytes += rec.len + strlen(rec.topic);
@@ -95,7 +107,7 @@ static struct result run(uint8_t mode, double deadband)
                     r.messages++;
                     r.bytes += rec.len + strlen(rec.topic);
                 }
-                ib_outq_ack(q, rec.seq);
+                ib_store_ack(q, rec.seq);
             }
         }
     }
@@ -106,7 +118,11 @@ static struct result run(uint8_t mode, double deadband)
             ib_report_state_free(&rs[k][i]);
     }
     ib_buf_free(&body);
-    ib_outq_free(q);
+    ib_store_close(q);
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "bench_report: cannot remove %s\n", dir);
     return r;
 }
 

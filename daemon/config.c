@@ -19,6 +19,7 @@
 #include "json.h"
 #include "plugin_loader.h"
 #include "topic.h"
+#include "units.h"
 
 /* One source document: a YAML file of the tree, or a CSV tag list turned into YAML nodes. */
 struct srcdoc {
@@ -581,8 +582,6 @@ static const struct ib_schema_entry mqtt_entries[] = {
           "first reconnect delay"),
     E_INT("reconnect_max_ms", struct ib_mqtt_cfg, reconnect_max_ms, "60000", 100, 3600000,
           "longest reconnect delay"),
-    E_INT("queue_max_bytes", struct ib_mqtt_cfg, queue_max_bytes, "67108864", 65536,
-          ((int64_t)1) << 40, "memory held for the broker while it is unreachable"),
     E_INT("max_inflight", struct ib_mqtt_cfg, max_inflight, "256", 1, 65535,
           "QoS 1 messages awaiting PUBACK"),
     E_INT("flush_timeout_ms", struct ib_mqtt_cfg, flush_timeout_ms, "5000", 0, 600000,
@@ -601,6 +600,46 @@ static const struct ib_schema_entry tls_entries[] = {
     E_STR("key", struct ib_mqtt_cfg, key, NULL, "client private key (mode 0600)"),
 };
 static const struct ib_schema tls_schema = {sizeof(struct ib_mqtt_cfg), 4, tls_entries, {0}};
+
+/* Sizes are read as text and converted with their units by store_size(). */
+struct store_section {
+    const char *path, *max_bytes, *fsync_bytes, *memory_max_bytes;
+    int32_t fsync;
+    int64_t max_age_ms, fsync_interval_ms, replay_rate;
+};
+static const char *const fsync_choices[] = {"batch", "always", NULL};
+static const struct ib_schema_entry store_entries[] = {
+    E_STR("path", struct store_section, path, NULL,
+          "queue directory (default $STATE_DIRECTORY/queue, else /var/lib/ironbridge/queue)"),
+    E_STR("max_bytes", struct store_section, max_bytes, "1GiB",
+          "disk space of the queue, e.g. 1GiB; the oldest records go first when full"),
+    {.key = "max_age",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct store_section, max_age_ms),
+     .def = "7d",
+     .min = 1000,
+     .max = 3650LL * 86400000,
+     .description = "records older than this are dropped, e.g. 7d, 12h"},
+    {.key = "fsync",
+     .type = IB_S_ENUM,
+     .offset = offsetof(struct store_section, fsync),
+     .def = "batch",
+     .choices = fsync_choices,
+     .description = "batch: fsync every fsync_interval_ms or fsync_bytes; always: every record"},
+    E_INT("fsync_interval_ms", struct store_section, fsync_interval_ms, "1000", 1, 600000,
+          "longest time appended records wait for an fsync (the power-loss window)"),
+    E_STR("fsync_bytes", struct store_section, fsync_bytes, "1MiB",
+          "appended bytes that trigger an fsync before the interval ends"),
+    E_INT("replay_rate", struct store_section, replay_rate, "5000", 0, 10000000,
+          "backlog records sent per second after a reconnect (0: unlimited)"),
+    E_STR("memory_max_bytes", struct store_section, memory_max_bytes, "16MiB",
+          "memory holding records while the disk refuses writes"),
+};
+static const struct ib_schema store_schema = {sizeof(struct store_section),
+                                              sizeof store_entries / sizeof store_entries[0],
+                                              store_entries,
+                                              {0}};
 
 struct named {
     const char *name;
@@ -871,6 +910,60 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
         ib_diag_add(L->diag, w, "config_status_topic", "'%s': %s%s%s", m->config_status_topic, e,
                     *what ? ": " : "", what);
     L->cfg->has_north = true;
+}
+
+/* A size key of the store: text such as "1GiB" or a number of bytes, range-checked. */
+static int64_t store_size(struct loader *L, yaml_node_t *n, const char *text, const char *key,
+                          int64_t lo, int64_t hi)
+{
+    int64_t v = 0;
+    yaml_node_t *vn = map_get(L, n, key);
+    yaml_node_t *at = vn ? vn : n;
+    if (ib_parse_size(text, &v) < 0) {
+        err_node(L, at, "store", key,
+                 "expected a size such as 1GiB, 512MiB, 64KiB, 10MB or a number of bytes, found "
+                 "'%s'",
+                 text);
+        return lo;
+    }
+    if (v < lo || v > hi) {
+        char a[32], b[32];
+        ib_format_size(a, sizeof a, (uint64_t)lo);
+        ib_format_size(b, sizeof b, (uint64_t)hi);
+        err_node(L, at, "store", key, "'%s' is out of range [%s, %s]", text, a, b);
+        return lo;
+    }
+    return v;
+}
+
+/* `n` is the store section or NULL (defaults only). */
+static void load_store(struct loader *L, yaml_node_t *n)
+{
+    struct store_section ss = {0};
+    struct spec sp = {&store_schema, &ss};
+    static yaml_node_t empty = {.type = YAML_MAPPING_NODE};
+    static const char *const ov[] = {"override", NULL};
+    if (!apply_mapping(L, n ? n : &empty, "store", &sp, 1, ov))
+        return;
+    struct ib_store_cfg *st = &L->cfg->store;
+    st->max_bytes = store_size(L, n, ss.max_bytes, "max_bytes", 1LL << 20, 1LL << 50);
+    st->fsync_bytes = store_size(L, n, ss.fsync_bytes, "fsync_bytes", 4096, 1LL << 30);
+    st->memory_max_bytes =
+        store_size(L, n, ss.memory_max_bytes, "memory_max_bytes", 65536, 1LL << 40);
+    st->max_age_ms = ss.max_age_ms;
+    st->fsync = ss.fsync;
+    st->fsync_interval_ms = ss.fsync_interval_ms;
+    st->replay_rate = ss.replay_rate;
+    if (ss.path) {
+        st->path = resolve(L, ss.path);
+    } else {
+        /* systemd's StateDirectory= sets $STATE_DIRECTORY (several paths are ':'-separated). */
+        const char *sd = getenv("STATE_DIRECTORY");
+        size_t len = sd ? strcspn(sd, ":") : 0;
+        st->path = len ? ib_arena_printf(&L->cfg->arena, "%.*s/queue", (int)len, sd)
+                       : "/var/lib/ironbridge/queue";
+        st->path_default = true;
+    }
 }
 
 /* "0.5" -> 0.5 absolute; "2%" -> 2 percent. Returns -1 if neither. */
@@ -1588,9 +1681,8 @@ static yaml_node_t *pick_section(struct loader *L, const char *key)
 
 static void load_root(struct loader *L)
 {
-    static const char *const extra[] = {"gateway",     "log",    "north",
-                                        "connections", "config", "remote_config",
-                                        NULL};
+    static const char *const extra[] = {"gateway",     "log",    "north",         "store",
+                                        "connections", "config", "remote_config", NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
         yaml_node_t *root = yaml_document_get_root_node(L->doc);
@@ -1669,6 +1761,9 @@ static void load_root(struct loader *L)
                 err_node(L, n, "north", NULL, "missing required key 'mqtt'");
         }
     }
+    if ((n = pick_section(L, "store")) && n->type == YAML_SCALAR_NODE)
+        n = NULL; /* "store:" alone: the defaults */
+    load_store(L, n);
     if (L->cfg->has_north && !L->cfg->mqtt.client_id)
         L->cfg->mqtt.client_id = ib_arena_printf(&L->cfg->arena, "ironbridge-%s", gw.id);
 }

@@ -76,7 +76,6 @@ struct ib_mqtt_cfg {
     int64_t connect_timeout_ms;
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
-    int64_t queue_max_bytes;
     int64_t max_inflight;
     int64_t flush_timeout_ms;
     int32_t layout; /* enum ib_layout */
@@ -89,6 +88,21 @@ struct ib_mqtt_cfg {
     const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
     const char *host;
     int port;
+};
+
+enum ib_fsync_policy { IB_FSYNC_BATCH = 0, IB_FSYNC_ALWAYS = 1 };
+
+/* The durable queue between the core and the north (docs/store.md). */
+struct ib_store_cfg {
+    const char *path;  /* absolute */
+    bool path_default; /* no store.path in the file: $STATE_DIRECTORY/queue or /var/lib/... */
+    int64_t max_bytes;
+    int64_t max_age_ms;
+    int32_t fsync; /* enum ib_fsync_policy */
+    int64_t fsync_interval_ms;
+    int64_t fsync_bytes;
+    int64_t replay_rate; /* backlog records per second; 0: unlimited */
+    int64_t memory_max_bytes;
 };
 
 /* Signed configuration over MQTT (docs/remote-config.md). */
@@ -112,6 +126,7 @@ struct ib_config {
     int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
+    struct ib_store_cfg store;
     struct ib_remote_cfg remote;
     size_t n_connections;
     struct ib_cfg_connection *connections;

@@ -169,10 +169,10 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     h_str(h, "key", m->key);
     h_kv(h,
          "insecure=%d qos=%lld layout=%d keepalive=%lld connect=%lld rmin=%lld rmax=%lld "
-         "queue=%lld inflight=%lld flush=%lld",
+         "inflight=%lld flush=%lld",
          m->allow_insecure, (long long)m->qos, m->layout, (long long)m->keepalive_s,
          (long long)m->connect_timeout_ms, (long long)m->reconnect_min_ms,
-         (long long)m->reconnect_max_ms, (long long)m->queue_max_bytes, (long long)m->max_inflight,
+         (long long)m->reconnect_max_ms, (long long)m->max_inflight,
          (long long)m->flush_timeout_ms);
     if (files) {
         h_file(h, "ca", m->ca);
@@ -180,6 +180,20 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
         h_file(h, "key", m->key);
         h_file(h, "password", m->password_file);
     }
+}
+
+static void h_store(struct hasher *h, const struct ib_config *cfg)
+{
+    const struct ib_store_cfg *st = &cfg->store;
+    /* The default depends on $STATE_DIRECTORY, not on the files: --check and the service
+     * must agree on the hash. */
+    h_str(h, "store.path", st->path_default ? "(default)" : st->path);
+    h_kv(h,
+         "store max_bytes=%lld max_age=%lld fsync=%d interval=%lld bytes=%lld replay=%lld "
+         "memory=%lld",
+         (long long)st->max_bytes, (long long)st->max_age_ms, st->fsync,
+         (long long)st->fsync_interval_ms, (long long)st->fsync_bytes, (long long)st->replay_rate,
+         (long long)st->memory_max_bytes);
 }
 
 void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
@@ -191,6 +205,7 @@ void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
     h_kv(&h, "log.level=%d watch=%d watch_delay=%lld", cfg->log_level, cfg->watch,
          (long long)cfg->watch_delay_ms);
     h_north(&h, cfg, false);
+    h_store(&h, cfg);
     h_kv(&h, "remote=%d", cfg->remote.enabled);
     h_str(&h, "remote.public_key", cfg->remote.public_key);
     h_str(&h, "remote.topic", cfg->remote.topic);
@@ -228,6 +243,14 @@ void ib_config_poller_digest(const struct ib_config *cfg, unsigned char out[32])
     h_begin(&h);
     h_str(&h, "gateway.id", cfg->gateway_id);
     h_str(&h, "topic", cfg->has_north ? cfg->mqtt.topic : NULL);
-    h_kv(&h, "layout=%d queue=%lld", cfg->mqtt.layout, (long long)cfg->mqtt.queue_max_bytes);
+    h_kv(&h, "layout=%d", cfg->mqtt.layout);
+    h_end(&h, out);
+}
+
+void ib_config_store_digest(const struct ib_config *cfg, unsigned char out[32])
+{
+    struct hasher h;
+    h_begin(&h);
+    h_store(&h, cfg);
     h_end(&h, out);
 }

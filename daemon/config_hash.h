@@ -23,4 +23,7 @@ void ib_config_north_digest(const struct ib_config *cfg, unsigned char out[32]);
 /* What every poller's messages depend on beyond its connection: gateway id, topic, layout. */
 void ib_config_poller_digest(const struct ib_config *cfg, unsigned char out[32]);
 
+/* The store section (its settings apply when the store opens, at the daemon's start). */
+void ib_config_store_digest(const struct ib_config *cfg, unsigned char out[32]);
+
 #endif

@@ -15,9 +15,9 @@
 #include "json.h"
 #include "log.h"
 #include "north.h"
-#include "outq.h"
 #include "record.h"
 #include "report.h"
+#include "store.h"
 #include "topic.h"
 #include "util.h"
 
@@ -83,7 +83,7 @@ struct ib_gateway {
     char *config_status;         /* retained config-status payload, republished on connect */
     ib_north_msg_fn remote_fn;   /* receives signed configuration documents */
     void *remote_ud;
-    struct ib_outq *q;
+    struct ib_store *store;      /* opened with the first north; stays across reloads */
     struct ib_north *north;
     bool running;
     int64_t rate_t0;
@@ -221,14 +221,14 @@ static void publish_group(struct poller *p, struct group_rt *g, int64_t poll_ts)
     if (!g->tag_topics) {
         if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm, g->send_idx, n) < 0)
             goto oom;
-        ib_outq_push(p->gw->q, g->topic, g->body.p, g->body.len);
+        ib_store_push(p->gw->store, g->topic, g->body.p, g->body.len);
         return;
     }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = g->send_idx[k];
         if (ib_record_encode_tag(&g->body, &g->enc, i, &g->norm[i]) < 0)
             goto oom;
-        ib_outq_push(p->gw->q, g->tag_topics[i], g->body.p, g->body.len);
+        ib_store_push(p->gw->store, g->tag_topics[i], g->body.p, g->body.len);
     }
     return;
 oom:
@@ -467,8 +467,7 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .now_ms = ib_now_ms,
                                 .monotonic_ms = ib_monotonic_ms};
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
-    gw->q = ib_outq_new(cfg->has_north ? (size_t)cfg->mqtt.queue_max_bytes : 1 << 20);
-    if (!gw->pollers || !gw->q) {
+    if (!gw->pollers) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
         ib_gateway_free(gw);
         return NULL;
@@ -492,8 +491,10 @@ static int north_start(struct ib_gateway *gw, struct ib_config *cfg)
 {
     if (!cfg->has_north)
         return 0;
+    if (!gw->store && !(gw->store = ib_store_open(&cfg->store)))
+        return -1; /* logged */
     gw->north_cfg = ib_config_ref(cfg);
-    gw->north = ib_north_new(&cfg->mqtt, cfg->gateway_id, gw->q);
+    gw->north = ib_north_new(&cfg->mqtt, cfg->gateway_id, gw->store);
     if (gw->north && cfg->remote.enabled && gw->remote_fn) {
         char topic[512];
         struct ib_topic_vars v = {.gateway = cfg->gateway_id};
@@ -553,7 +554,7 @@ void ib_gateway_free(struct ib_gateway *gw)
     for (size_t i = 0; i < gw->n_pollers; i++)
         poller_free(gw->pollers[i]);
     free(gw->pollers);
-    ib_outq_free(gw->q);
+    ib_store_close(gw->store);
     ib_config_free(gw->cfg);
     free(gw->config_status);
     free(gw);
@@ -622,12 +623,17 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
             gw->values_retired += atomic_load(&gw->pollers[i]->values);
             poller_free(gw->pollers[i]);
         }
-    /* 3. The north: reconnect only if its settings (or its certificate files) changed. */
+    /* 3. The store stays open with its settings and backlog; the north reconnects only if its
+     * settings (or its certificate files) changed. */
+    ib_config_store_digest(gw->cfg, a);
+    ib_config_store_digest(next, b);
+    if (gw->store && memcmp(a, b, sizeof a) != 0)
+        ib_warn("store settings changed: they take effect at the next start of the daemon "
+                "(the open store and its backlog stay across a reload)");
     ib_config_north_digest(gw->north_cfg ? gw->north_cfg : gw->cfg, a);
     ib_config_north_digest(next, b);
     if (memcmp(a, b, sizeof a) != 0 || !gw->north != !next->has_north) {
         north_stop(gw, false);
-        ib_outq_set_limit(gw->q, next->has_north ? (size_t)next->mqtt.queue_max_bytes : 1 << 20);
         if (gw->running && north_start(gw, next) < 0)
             ib_diag_add(diag, NULL, NULL, "the MQTT north could not be restarted");
         sum->north_restarted = true;
@@ -753,16 +759,15 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
         gw->rate_t0 = now;
         gw->rate_v0 = values;
     }
-    struct ib_outq_stats s;
-    ib_outq_stats(gw->q, &s);
-    snprintf(buf, len,
-             "connections %zu/%zu up, %.0f values/s, broker %s, queue %" PRIu64 " records, %" PRIu64
-             " dropped",
-             up, gw->n_pollers, gw->rate,
+    char store[200] = "no store";
+    if (gw->store)
+        ib_store_describe(gw->store, store, sizeof store);
+    snprintf(buf, len, "connections %zu/%zu up, %.0f values/s, broker %s, %s", up, gw->n_pollers,
+             gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
-             s.queued, s.dropped);
+             store);
 }
 
 bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)

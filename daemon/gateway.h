@@ -1,4 +1,4 @@
-/* The running gateway: plugin instances, one poller thread per connection, the outbound queue
+/* The running gateway: plugin instances, one poller thread per connection, the durable store
  * and the north. Built from a validated configuration; the configuration must outlive it. */
 #ifndef IB_GATEWAY_H
 #define IB_GATEWAY_H

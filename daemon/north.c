@@ -31,7 +31,7 @@ struct sendctx {
 
 struct ib_north {
     const struct ib_mqtt_cfg *cfg;
-    struct ib_outq *q;
+    struct ib_store *q;
     char status_topic[512];
     char cfgstat_topic[512];
     char sub_topic[512]; /* empty: no subscription */
@@ -61,7 +61,7 @@ struct ib_north {
 
 static void wake(struct ib_north *n)
 {
-    ib_outq_wake(n->q);
+    ib_store_wake(n->q);
 }
 
 /* ---- paho callbacks (paho's threads) --------------------------------------------------------- */
@@ -136,9 +136,9 @@ static void ctx_done(struct sendctx *c, bool ok)
     pthread_mutex_lock(&n->mu);
     if (c->gen == n->gen && c->seq) {
         if (ok)
-            ib_outq_ack(n->q, c->seq);
+            ib_store_ack(n->q, c->seq);
         else
-            ib_outq_nack(n->q, c->seq);
+            ib_store_nack(n->q, c->seq);
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
@@ -248,7 +248,7 @@ static void drop_client(struct ib_north *n)
         free(c);
         c = next;
     }
-    ib_outq_rewind(n->q);
+    ib_store_rewind(n->q);
 }
 
 static void start_connect(struct ib_north *n)
@@ -256,6 +256,9 @@ static void start_connect(struct ib_north *n)
     const struct ib_mqtt_cfg *cfg = n->cfg;
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.sendWhileDisconnected = 0; /* our queue holds data while offline, not paho's buffer */
+    /* paho counts messages not yet written against maxBufferedMessages even while connected
+     * (default 100): below the in-flight window it refuses sends during a fast replay. */
+    co.maxBufferedMessages = (int)cfg->max_inflight + 16;
     int rc = MQTTAsync_createWithOptions(&n->client, cfg->server_uri, cfg->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -407,8 +410,8 @@ static void *north_main(void *arg)
         if (st == N_CONNECTED)
             send_cfgstat(n);
         if (stopping) {
-            struct ib_outq_stats s;
-            ib_outq_stats(n->q, &s);
+            struct ib_store_stats s;
+            ib_store_stats(n->q, &s);
             if (s.queued == 0 || now >= flush_deadline || st != N_CONNECTED)
                 break;
         }
@@ -418,28 +421,28 @@ static void *north_main(void *arg)
             if (now >= n->next_attempt_ms)
                 start_connect(n);
             else
-                ib_outq_next(
+                ib_store_next(
                     n->q, (int)(n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now),
-                    0, &(struct ib_outq_rec){0});
+                    0, &(struct ib_store_rec){0});
             continue;
         }
         if (st == N_CONNECTING) {
             /* Wait for paho's answer; the callbacks wake us. */
             if (stopping && now >= flush_deadline)
                 break;
-            ib_outq_next(n->q, 200, 0, &(struct ib_outq_rec){0});
+            ib_store_next(n->q, 200, 0, &(struct ib_store_rec){0});
             continue;
         }
-        struct ib_outq_rec r;
-        if (!ib_outq_next(n->q, 200, (unsigned)n->cfg->max_inflight, &r))
+        struct ib_store_rec r;
+        if (!ib_store_next(n->q, 200, (unsigned)n->cfg->max_inflight, &r))
             continue;
         int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
         if (rc != 0) {
-            ib_outq_nack(n->q, r.seq);
+            ib_store_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
                 set_failure(n, true, "disconnected while sending");
             } else {
-                ib_outq_next(n->q, 50, 0, &(struct ib_outq_rec){0});
+                ib_store_next(n->q, 50, 0, &(struct ib_store_rec){0});
             }
         }
     }
@@ -456,18 +459,19 @@ static void *north_main(void *arg)
             nanosleep(&ts, NULL);
         }
     }
-    struct ib_outq_stats s;
-    ib_outq_stats(n->q, &s);
+    struct ib_store_stats s;
+    ib_store_stats(n->q, &s);
     if (s.queued)
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
-               "north: stopping with %llu records not delivered to the broker",
+               "north: stopping with %llu records not yet delivered to the broker; they stay "
+               "in the store for the next start",
                (unsigned long long)s.queued);
     drop_client(n);
     return NULL;
 }
 
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
-                              struct ib_outq *q)
+                              struct ib_store *q)
 {
     struct ib_north *n = calloc(1, sizeof *n);
     if (!n)

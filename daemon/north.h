@@ -9,13 +9,13 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "outq.h"
+#include "store.h"
 
 struct ib_north;
 
 /* `cfg` and `gateway_id` must outlive the north. Returns NULL on out-of-memory. */
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
-                              struct ib_outq *q);
+                              struct ib_store *q);
 int ib_north_start(struct ib_north *n);
 /* With `flush`, deliver what is queued for up to cfg->flush_timeout_ms (if connected); then
  * publish the retained "offline" (only when flushing: a reload reconnects at once), disconnect

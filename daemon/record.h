@@ -38,7 +38,7 @@ void ib_group_enc_free(struct ib_group_enc *e);
 
 /* Encode the body of a batch record: everything after {"seq":N — the head, the poll time and
  * the values of the tags listed in idx[0 .. n_idx-1] (all tags when idx is NULL). The sequence
- * number is put in front when the record is queued (ib_outq_push). */
+ * number is put in front when the record is queued (ib_store_push). */
 int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t poll_ts_ms,
                      const struct ib_sample *samples, const uint32_t *idx, uint32_t n_idx);
 

@@ -772,7 +772,11 @@ def _daemon_cmd(cfg, extra):
 
 class Gateway(_Proc):
     """The ironbridge daemon with config_text written to dir/<name>.yaml; stderr is kept in
-    dir/<name>.stderr (.log() returns it), stdout in dir/<name>.stdout."""
+    dir/<name>.stderr (.log() returns it), stdout in dir/<name>.stdout.
+
+    $STATE_DIRECTORY is dir/<name>.state unless env sets it, as systemd's StateDirectory= would
+    set it, so that the store (default path $STATE_DIRECTORY/queue) stays inside the test's
+    directory."""
 
     name = "ironbridge"
 
@@ -783,11 +787,27 @@ class Gateway(_Proc):
         self.config.write_text(config_text)
         self.logfile = self.dir / f"{name}.stderr"
         self.stdout = self.dir / f"{name}.stdout"
+        env = {"STATE_DIRECTORY": str(self.dir / f"{name}.state"), **(env or {})}
+        self.state_dir = Path(env["STATE_DIRECTORY"])
         cmd = _daemon_cmd(self.config, extra)
         with open(self.logfile, "wb") as err, open(self.stdout, "wb") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, **(env or {})})
+                                         env={**os.environ, **env})
         _register(self)
+
+    def kill(self):
+        """SIGKILL: no cleanup of any kind, as after a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        _unregister(self)
+
+    def rss_kib(self):
+        """The daemon's resident set size (VmRSS) in KiB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise Failure(f"no VmRSS for pid {self.proc.pid}")
 
     @property
     def returncode(self):
@@ -1063,9 +1083,10 @@ def wait_sample(sub, device, name, pred, timeout, what=None):
 
 class CuttableProxy:
     """A TCP proxy on 127.0.0.1 between the gateway and the broker; cut() drops every
-    connection and refuses new ones until restore(), as a network outage would."""
+    connection and refuses new ones until restore(), as a network outage would. up=False
+    starts it cut."""
 
-    def __init__(self, upstream_port):
+    def __init__(self, upstream_port, up=True):
         self.upstream = upstream_port
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1074,10 +1095,11 @@ class CuttableProxy:
         self.port = self.listener.getsockname()[1]
         self.lock = threading.Lock()
         self.conns = []
-        self.up = True
+        self.up = up
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
+        _register(self)
 
     def _accept(self):
         while not self.stopping:
@@ -1135,6 +1157,12 @@ class CuttableProxy:
         self.stopping = True
         self.cut()
         self.listener.close()
+        _unregister(self)
+
+    stop = close
+
+    def describe(self, n=0):
+        return f"--- proxy {self.port} -> {self.upstream}: {'up' if self.up else 'cut'}"
 
 
 _session_pki = None

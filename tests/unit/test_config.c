@@ -528,6 +528,55 @@ static void empty_config_is_idle(void **state)
     expect_error("", "the configuration is empty");
 }
 
+/* The store section: units, ranges, positions; relative paths from the file's directory; the
+ * default path from $STATE_DIRECTORY as systemd sets it. */
+static void store_section(void **state)
+{
+    (void)state;
+    struct ib_diag d = {0};
+    write_file(file,
+               NORTH "store:\n  path: q\n  max_bytes: 2GiB\n  max_age: 12h\n  fsync: always\n"
+                     "  fsync_bytes: 4096\n",
+               0600);
+    struct ib_plugin_registry *r = ib_plugins_new("/nonexistent", true);
+    struct ib_config *cfg = ib_config_load(file, r, &d);
+    assert_non_null(cfg);
+    char want[400];
+    snprintf(want, sizeof want, "%s/q", dir);
+    assert_string_equal(cfg->store.path, want);
+    assert_false(cfg->store.path_default);
+    assert_int_equal(cfg->store.max_bytes, 2LL << 30);
+    assert_int_equal(cfg->store.max_age_ms, 12LL * 3600000);
+    assert_int_equal(cfg->store.fsync, IB_FSYNC_ALWAYS);
+    assert_int_equal(cfg->store.fsync_bytes, 4096);
+    assert_int_equal(cfg->store.memory_max_bytes, 16 << 20);
+    ib_config_free(cfg);
+
+    setenv("STATE_DIRECTORY", "/srv/state:/other", 1);
+    write_file(file, NORTH, 0600);
+    cfg = ib_config_load(file, r, &d);
+    unsetenv("STATE_DIRECTORY");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->store.path, "/srv/state/queue");
+    assert_true(cfg->store.path_default);
+    assert_int_equal(cfg->store.max_bytes, 1LL << 30);
+    assert_int_equal(cfg->store.max_age_ms, 7LL * 86400000);
+    assert_int_equal(cfg->store.fsync, IB_FSYNC_BATCH);
+    ib_config_free(cfg);
+    ib_plugins_free(r);
+    ib_diag_free(&d);
+
+    expect_error(NORTH "store:\n  max_bytes: 1 gigabyte\n",
+                 "gw.yaml:6:14: store.max_bytes: expected a size such as 1GiB");
+    expect_error(NORTH "store:\n  max_bytes: 1KiB\n", "gw.yaml:6:14: store.max_bytes: '1KiB' "
+                                                       "is out of range [1.0 MiB, 1024.0 TiB]");
+    expect_error(NORTH "store:\n  max_age: 7\n",
+                 "gw.yaml:6:12: store.max_age: expected a duration with a unit");
+    expect_error(NORTH "store:\n  fsync: sometimes\n",
+                 "store.fsync: unknown value 'sometimes'; expected one of: batch, always");
+    expect_error(NORTH "store:\n  max_byte: 1GiB\n", "gw.yaml:6:3: store.max_byte: unknown key");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +605,7 @@ int main(void)
         cmocka_unit_test(dropins_merge),
         cmocka_unit_test(csv_tags),
         cmocka_unit_test(empty_config_is_idle),
+        cmocka_unit_test(store_section),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

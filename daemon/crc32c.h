@@ -1,0 +1,18 @@
+/* CRC32C (Castagnoli, the checksum of iSCSI, ext4 metadata and the store's frames): software
+ * slicing-by-8, about 1 GB/s per core, far above what the store appends. */
+#ifndef IB_CRC32C_H
+#define IB_CRC32C_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Continue a CRC32C over `n` more bytes: start with crc = 0; the value returned after the last
+ * piece is the CRC of the concatenation ("123456789" gives 0xE3069283). Thread-safe. */
+uint32_t ib_crc32c_update(uint32_t crc, const void *data, size_t n);
+
+static inline uint32_t ib_crc32c(const void *data, size_t n)
+{
+    return ib_crc32c_update(0, data, n);
+}
+
+#endif
