@@ -1530,7 +1530,8 @@ static int load_segments(struct ib_store *s, const struct ckpt *ck, bool have_ck
         }
     }
     closedir(d);
-    qsort(ids, n, sizeof *ids, cmp_u64);
+    if (n) /* qsort(NULL, 0) is undefined */
+        qsort(ids, n, sizeof *ids, cmp_u64);
     uint64_t acked = have_ck ? ck->acked : 0;
     for (size_t i = 0; i < n; i++) {
         char name[40];
