@@ -62,6 +62,7 @@ struct ib_cfg_connection {
     const struct ib_plugin *plugin; /* NULL when it could not be loaded (an error was reported) */
     struct ib_cfg_device *devices;  /* parallel to pub.devices[] */
     const struct ib_where *where;
+    int64_t call_timeout_ms; /* a plugin call longer than this stalls the connection */
 };
 
 struct ib_mqtt_cfg {

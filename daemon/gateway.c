@@ -44,7 +44,15 @@ struct group_rt {
     int64_t next_due;
     int last_rc;
     uint8_t last_reason;
+    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call */
+    struct ib_sample *stall_samples;
+    uint32_t *all_idx; /* 0 .. n_tags-1 */
+    struct ib_buf stall_body;
 };
+
+/* Which plugin callback a poller is in, for the supervisor's message. */
+enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE };
+static const char *const call_names[] = {"-", "open()", "read_group()", "close()"};
 
 struct poller {
     struct ib_gateway *gw;
@@ -66,6 +74,15 @@ struct poller {
     _Atomic int64_t heartbeat_ms;
     atomic_bool up;
     atomic_uint_fast64_t values;
+
+    /* The deadline of plugin calls (docs/isolation.md): the poller records when a call began
+     * and which; the supervisor (main thread) compares with cc->call_timeout_ms and sets
+     * `stalled`, which the poller clears when the call returns. */
+    _Atomic int64_t call_since_ms; /* monotonic; 0: not in a plugin call */
+    atomic_int call_what;          /* enum plugin_call */
+    _Atomic uint32_t call_group;   /* index in groups[] of the group read */
+    atomic_bool stalled;
+    bool abandoned; /* stopped while stalled: never joined nor freed (its thread may resume) */
 
     /* poller thread only: */
     bool open;
@@ -132,11 +149,54 @@ static void fill_bad(struct group_rt *g, int64_t ts, uint8_t reason)
         ib_sample_bad(&g->raw[i], ts, reason, 0);
 }
 
+static void call_begin(struct poller *p, enum plugin_call what, size_t group)
+{
+    atomic_store(&p->call_group, (uint32_t)group);
+    atomic_store(&p->call_what, (int)what);
+    atomic_store(&p->call_since_ms, ib_monotonic_ms());
+}
+
+static void call_end(struct poller *p)
+{
+    int64_t since = atomic_exchange(&p->call_since_ms, 0);
+    int what = atomic_load(&p->call_what);
+    if (!atomic_exchange(&p->stalled, false))
+        return;
+    ib_log(IB_LOG_NOTICE, p->cc->pub.name, NULL, NULL,
+           "plugin '%s' returned from %s after %lld ms (past its call_timeout of %lld ms); the "
+           "connection polls again",
+           p->p->name, call_names[what], (long long)(ib_monotonic_ms() - since),
+           (long long)p->cc->call_timeout_ms);
+    /* The supervisor reported every tag bad: report the next poll in full, whatever the
+     * reporting mode, so that consumers see the tags come back. */
+    int64_t now = ib_monotonic_ms();
+    for (size_t i = 0; i < p->n_groups; i++)
+        for (uint32_t t = 0; t < p->groups[i].g->n_tags; t++) {
+            ib_report_state_free(&p->groups[i].rs[t]);
+            ib_report_state_init(&p->groups[i].rs[t], now);
+        }
+}
+
+static int plugin_open(struct poller *p)
+{
+    call_begin(p, CALL_OPEN, 0);
+    int rc = p->p->open(p->inst);
+    call_end(p);
+    return rc;
+}
+
+static void plugin_close(struct poller *p)
+{
+    call_begin(p, CALL_CLOSE, 0);
+    p->p->close(p->inst);
+    call_end(p);
+}
+
 static void ensure_open(struct poller *p, int64_t now)
 {
     if (p->open || now < p->next_open_ms)
         return;
-    int rc = p->p->open(p->inst);
+    int rc = plugin_open(p);
     if (rc == 0) {
         p->open = true;
         atomic_store(&p->up, true);
@@ -167,9 +227,11 @@ static int poll_group(struct poller *p, struct group_rt *g)
     /* A plugin that forgets a sample must not publish the previous poll's value as new. */
     fill_bad(g, ib_now_ms(), IB_R_INTERNAL);
     if (p->open) {
+        call_begin(p, CALL_READ, (size_t)(g - p->groups));
         rc = p->p->read_group(p->inst, g->dev, g->grp, g->raw);
+        call_end(p);
         if (rc == IB_ERR_CONNECTION) {
-            p->p->close(p->inst);
+            plugin_close(p);
             p->open = false;
             atomic_store(&p->up, false);
             p->next_open_ms = 0; /* try once right away at the next poll, then back off */
@@ -274,7 +336,7 @@ static void *poller_main(void *arg)
     }
     pthread_mutex_unlock(&p->mu);
     if (p->open) {
-        p->p->close(p->inst);
+        plugin_close(p);
         p->open = false;
         atomic_store(&p->up, false);
     }
@@ -299,6 +361,9 @@ static void poller_free(struct poller *p)
                 free(g->tag_topics[t]);
         }
         free(g->rs);
+        free(g->stall_samples);
+        free(g->all_idx);
+        ib_buf_free(&g->stall_body);
         free(g->send_idx);
         free(g->tag_topics);
         free(g->raw);
@@ -339,12 +404,17 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
-            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
+            g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
+            g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples ||
+                !g->all_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
                                   cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
-            for (uint32_t t = 0; t < g->g->n_tags; t++)
+            for (uint32_t t = 0; t < g->g->n_tags; t++) {
                 ib_report_state_init(&g->rs[t], now);
+                g->all_idx[t] = t;
+            }
             if (!cfg->has_north)
                 continue;
             struct ib_topic_vars v = {.gateway = cfg->gateway_id,
@@ -445,12 +515,26 @@ static void poller_signal_stop(struct poller *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-static void poller_join(struct poller *p)
+/* Join a stopped poller. One stalled in a plugin call cannot be joined: it is abandoned (its
+ * thread and memory left alone, for it may still return) so that stop and reload never hang on
+ * a plugin; the process stays correct, and the watchdog restarts the service. Returns false
+ * then; the caller must not free it. */
+static bool poller_join(struct poller *p)
 {
-    if (p->running) {
-        pthread_join(p->thread, NULL);
+    if (!p->running)
+        return !p->abandoned;
+    if (atomic_load(&p->stalled)) {
+        ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
+               "plugin '%s' is still blocked in %s: its poller is abandoned, not joined",
+               p->p->name, call_names[atomic_load(&p->call_what)]);
+        pthread_detach(p->thread);
         p->running = false;
+        p->abandoned = true;
+        return false;
     }
+    pthread_join(p->thread, NULL);
+    p->running = false;
+    return true;
 }
 
 struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag)
@@ -551,7 +635,8 @@ void ib_gateway_free(struct ib_gateway *gw)
     ib_gateway_stop(gw);
     north_stop(gw, false);
     for (size_t i = 0; i < gw->n_pollers; i++)
-        poller_free(gw->pollers[i]);
+        if (!gw->pollers[i]->abandoned)
+            poller_free(gw->pollers[i]);
     free(gw->pollers);
     ib_outq_free(gw->q);
     ib_config_free(gw->cfg);
@@ -617,8 +702,7 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
                 sum->restarted++;
         }
     for (size_t i = 0; i < gw->n_pollers; i++)
-        if (!kept[i]) {
-            poller_join(gw->pollers[i]);
+        if (!kept[i] && poller_join(gw->pollers[i])) {
             gw->values_retired += atomic_load(&gw->pollers[i]->values);
             poller_free(gw->pollers[i]);
         }
@@ -741,9 +825,10 @@ void ib_gateway_once(struct ib_gateway *gw, FILE *out)
 
 void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
 {
-    size_t up = 0;
+    size_t up = 0, stalled = 0;
     uint64_t values = gw->values_retired;
     for (size_t i = 0; i < gw->n_pollers; i++) {
+        stalled += atomic_load(&gw->pollers[i]->stalled);
         up += atomic_load(&gw->pollers[i]->up);
         values += atomic_load(&gw->pollers[i]->values);
     }
@@ -756,9 +841,9 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
     struct ib_outq_stats s;
     ib_outq_stats(gw->q, &s);
     snprintf(buf, len,
-             "connections %zu/%zu up, %.0f values/s, broker %s, queue %" PRIu64 " records, %" PRIu64
-             " dropped",
-             up, gw->n_pollers, gw->rate,
+             "connections %zu/%zu up%s, %.0f values/s, broker %s, queue %" PRIu64
+             " records, %" PRIu64 " dropped",
+             up, gw->n_pollers, stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
@@ -768,9 +853,59 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
 bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
 {
     int64_t now = ib_monotonic_ms();
-    for (size_t i = 0; i < gw->n_pollers; i++)
-        if (gw->pollers[i]->running &&
-            now - atomic_load(&gw->pollers[i]->heartbeat_ms) > max_age_ms)
+    for (size_t i = 0; i < gw->n_pollers; i++) {
+        struct poller *p = gw->pollers[i];
+        if (p->running &&
+            (atomic_load(&p->stalled) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
             return false;
+    }
     return true;
+}
+
+/* Publish every tag of `g` bad (timeout) from the main thread, with the supervisor's own
+ * buffers: the group's encoder is only read, never written, so sharing it is safe. */
+static void publish_stalled(struct poller *p, struct group_rt *g, int64_t ts)
+{
+    for (uint32_t t = 0; t < g->g->n_tags; t++)
+        ib_sample_bad(&g->stall_samples[t], ts, IB_R_TIMEOUT, 0);
+    if (!p->cfg->has_north)
+        return;
+    if (!g->tag_topics) {
+        if (ib_record_encode(&g->stall_body, &g->enc, ts, g->stall_samples, g->all_idx,
+                             g->g->n_tags) == 0)
+            ib_outq_push(p->gw->q, g->topic, g->stall_body.p, g->stall_body.len);
+        return;
+    }
+    for (uint32_t t = 0; t < g->g->n_tags; t++)
+        if (ib_record_encode_tag(&g->stall_body, &g->enc, t, &g->stall_samples[t]) == 0)
+            ib_outq_push(p->gw->q, g->tag_topics[t], g->stall_body.p, g->stall_body.len);
+}
+
+size_t ib_gateway_supervise(struct ib_gateway *gw)
+{
+    size_t stalled = 0;
+    int64_t now = ib_monotonic_ms();
+    for (size_t i = 0; i < gw->n_pollers; i++) {
+        struct poller *p = gw->pollers[i];
+        if (!p->running)
+            continue;
+        int64_t since = atomic_load(&p->call_since_ms);
+        if (!since || now - since <= p->cc->call_timeout_ms) {
+            continue;
+        }
+        stalled++;
+        if (atomic_exchange(&p->stalled, true))
+            continue; /* reported already */
+        atomic_store(&p->up, false);
+        ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
+               "plugin '%s' has been blocked in %s for %lld ms, past the connection's "
+               "call_timeout of %lld ms: the connection is reported bad (timeout); the other "
+               "connections keep polling; if it never returns, the watchdog restarts the service",
+               p->p->name, call_names[atomic_load(&p->call_what)], (long long)(now - since),
+               (long long)p->cc->call_timeout_ms);
+        int64_t ts = ib_now_ms();
+        for (size_t k = 0; k < p->n_groups; k++)
+            publish_stalled(p, &p->groups[k], ts);
+    }
+    return stalled;
 }

@@ -493,6 +493,9 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         ib_gateway_status(d->gw, status, sizeof status);
         sd_notifyf(0, "STATUS=%s", status);
     }
+    /* A plugin call past its deadline is reported bad at once (docs/isolation.md). */
+    if (d->gw)
+        ib_gateway_supervise(d->gw);
     /* The watchdog is fed only while every poller shows progress: a hung poller gets the
      * service restarted. */
     if (d->watchdog_usec &&

@@ -772,7 +772,7 @@ class Gateway(_Proc):
 
     name = "ironbridge"
 
-    def __init__(self, config_text, dir, name="gw", extra=()):
+    def __init__(self, config_text, dir, name="gw", extra=(), env=None):
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / f"{name}.yaml"
@@ -781,7 +781,8 @@ class Gateway(_Proc):
         self.stdout = self.dir / f"{name}.stdout"
         cmd = _daemon_cmd(self.config, extra)
         with open(self.logfile, "wb") as err, open(self.stdout, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env=env)
         _register(self)
 
     @property
