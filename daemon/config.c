@@ -1775,7 +1775,7 @@ static void read_dropins(struct loader *L, const char *main_path,
     if (d)
         closedir(d);
     bool extra_seen = false;
-    if (extra) {
+    if (extra && extra->name) {
         for (size_t i = 0; i < n; i++)
             extra_seen |= strcmp(names[i], extra->name) == 0;
         if (!extra_seen) {
@@ -1790,7 +1790,7 @@ static void read_dropins(struct loader *L, const char *main_path,
         qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
-        bool is_extra = extra && strcmp(names[i], extra->name) == 0;
+        bool is_extra = extra && extra->name && strcmp(names[i], extra->name) == 0;
         read_yaml(L, path, is_extra ? extra->text : NULL);
     }
     free(names);
@@ -1823,7 +1823,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
                             "%s: remote_config is enabled but there is no north.mqtt section to "
                             "receive documents from",
                             path);
-            if (!cfg->has_north && cfg->n_connections > 0)
+            if (!cfg->has_north && cfg->n_connections > 0 && !(extra && extra->north_optional))
                 ib_diag_add(diag, NULL, NULL,
                             "%s: connections are configured but there is no north.mqtt section: "
                             "the values would go nowhere",

@@ -122,8 +122,9 @@ struct ib_config {
 /* A file's text standing for conf.d/`name` (read instead of, or added as, that file): how a
  * configuration received over MQTT is validated before it is written. */
 struct ib_config_extra {
-    const char *name;
+    const char *name; /* NULL: no file stands in */
     const char *text;
+    bool north_optional; /* connections without north.mqtt are fine (ironbridge-plugin-test) */
 };
 
 /* Load and validate `path`. Plugins named by connections are loaded from `plugins` and their

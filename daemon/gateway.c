@@ -790,35 +790,94 @@ static void quality_text(const struct ib_sample *s, char *buf, size_t len)
         snprintf(buf, len, "%s", ib_quality_name(s->quality));
 }
 
-void ib_gateway_once(struct ib_gateway *gw, FILE *out)
+static void print_json_sample(FILE *out, unsigned poll, const struct poller *p,
+                              const struct group_rt *g, uint32_t t)
 {
-    fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", "CONNECTION", "DEVICE", "TAG", "RAW",
-            "VALUE", "UNIT", "QUALITY");
-    for (size_t i = 0; i < gw->n_pollers; i++) {
-        struct poller *p = gw->pollers[i];
-        p->next_open_ms = 0;
-        for (size_t k = 0; k < p->n_groups; k++) {
-            struct group_rt *g = &p->groups[k];
-            /* One attempt to open per connection: a dead one must not cost a timeout per group. */
-            if (!p->open && p->open_failures)
-                p->next_open_ms = INT64_MAX;
-            poll_group(p, g);
-            for (uint32_t t = 0; t < g->g->n_tags; t++) {
-                char raw[64], val[64], q[48];
-                value_text(&g->raw[t], raw, sizeof raw);
-                value_text(&g->norm[t], val, sizeof val);
-                quality_text(&g->norm[t], q, sizeof q);
-                const char *unit = g->cg->tags[t].unit;
-                fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", p->cc->pub.name,
-                        g->dev_name, g->g->tags[t].name, raw, val, unit ? unit : "", q);
-            }
+    const struct ib_sample *s = &g->norm[t];
+    struct ib_buf b = {0};
+    ib_buf_printf(&b, "{\"poll\":%u,\"connection\":", poll);
+    ib_json_cstr(&b, p->cc->pub.name);
+    ib_buf_puts(&b, ",\"device\":");
+    ib_json_cstr(&b, g->dev_name);
+    ib_buf_puts(&b, ",\"group\":");
+    ib_json_cstr(&b, g->g->name);
+    ib_buf_puts(&b, ",\"tag\":");
+    ib_json_cstr(&b, g->g->tags[t].name);
+    ib_buf_puts(&b, ",\"raw\":");
+    if (g->raw[t].quality == IB_Q_GOOD)
+        ib_json_value(&b, &g->raw[t].value);
+    else
+        ib_buf_puts(&b, "null");
+    ib_buf_puts(&b, ",\"v\":");
+    if (s->quality == IB_Q_GOOD)
+        ib_json_value(&b, &s->value);
+    else
+        ib_buf_puts(&b, "null");
+    ib_buf_printf(&b, ",\"q\":\"%s\"", ib_quality_name(s->quality));
+    if (s->quality != IB_Q_GOOD)
+        ib_buf_printf(&b, ",\"reason\":\"%s\"", ib_reason_name(s->reason));
+    if (s->reason == IB_R_EXCEPTION)
+        ib_buf_printf(&b, ",\"code\":%u", s->code);
+    ib_buf_printf(&b, ",\"ts\":%lld}", (long long)s->ts_ms);
+    if (b.p)
+        fprintf(out, "%s\n", b.p);
+    ib_buf_free(&b);
+}
+
+void ib_gateway_poll_print(struct ib_gateway *gw, const struct ib_poll_opts *o, FILE *out,
+                           struct ib_poll_counts *counts)
+{
+    memset(counts, 0, sizeof *counts);
+    if (!o->json)
+        fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", "CONNECTION", "DEVICE", "TAG",
+                "RAW", "VALUE", "UNIT", "QUALITY");
+    for (unsigned poll = 1; poll <= o->polls; poll++) {
+        if (poll > 1 && o->interval_ms > 0) {
+            struct timespec ts = {o->interval_ms / 1000, (o->interval_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
         }
-        if (p->open) {
-            p->p->close(p->inst);
-            p->open = false;
+        for (size_t i = 0; i < gw->n_pollers; i++) {
+            struct poller *p = gw->pollers[i];
+            p->next_open_ms = 0;
+            for (size_t k = 0; k < p->n_groups; k++) {
+                struct group_rt *g = &p->groups[k];
+                /* One attempt to open per connection and poll: a dead one must not cost a
+                 * timeout per group. */
+                if (!p->open && p->open_failures)
+                    p->next_open_ms = INT64_MAX;
+                poll_group(p, g);
+                for (uint32_t t = 0; t < g->g->n_tags; t++) {
+                    counts->samples++;
+                    counts->good += g->norm[t].quality == IB_Q_GOOD;
+                    if (o->json) {
+                        print_json_sample(out, poll, p, g, t);
+                        continue;
+                    }
+                    char raw[64], val[64], q[48];
+                    value_text(&g->raw[t], raw, sizeof raw);
+                    value_text(&g->norm[t], val, sizeof val);
+                    quality_text(&g->norm[t], q, sizeof q);
+                    const char *unit = g->cg->tags[t].unit;
+                    fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", p->cc->pub.name,
+                            g->dev_name, g->g->tags[t].name, raw, val, unit ? unit : "", q);
+                }
+            }
+            /* --once closes after its one poll; repeated polls keep the connection, as the
+             * daemon does. */
+            if (p->open && poll == o->polls) {
+                plugin_close(p);
+                p->open = false;
+            }
         }
     }
     fflush(out);
+}
+
+void ib_gateway_once(struct ib_gateway *gw, FILE *out)
+{
+    struct ib_poll_opts o = {.polls = 1};
+    struct ib_poll_counts c;
+    ib_gateway_poll_print(gw, &o, out, &c);
 }
 
 /* ---- status ---------------------------------------------------------------------------------- */
