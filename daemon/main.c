@@ -90,7 +90,8 @@ static void usage(FILE *f)
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error.\n"
-            "Documentation: README.md and docs/ (configuration.md, payload.md, modbus.md).\n",
+            "Documentation: README.md and docs/ (configuration.md, payload.md, modbus.md,\n"
+            "plugin-abi.md, writing-plugins.md, isolation.md).\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR);
 }
 
