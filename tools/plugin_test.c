@@ -17,30 +17,29 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: ironbridge-plugin-test [OPTIONS] PLUGIN.so CONFIG.yaml\n"
-            "Loads PLUGIN.so as the daemon would (ABI checks included), validates CONFIG.yaml\n"
-            "(an ironbridge configuration; its connections name the plugin, and the `north`\n"
-            "section may be left out), polls every group N times and prints each sample.\n"
-            "\n"
-            "Options:\n"
-            "  -n, --polls N         polls of every group (default 1)\n"
-            "  -i, --interval DUR    pause between polls, e.g. 500ms, 2s (default 1s)\n"
-            "  -j, --json            one JSON object per sample and line instead of a table\n"
-            "      --log-level LEVEL error, warning, notice, info or debug (default info);\n"
-            "                        the plugin's log goes to stderr\n"
-            "  -h, --help            print this help and exit\n"
-            "\n"
-            "Exit status: 0 when every sample was good, 3 when some were bad, 1 when the\n"
-            "plugin or the configuration was refused (the reasons are printed), 2 for usage.\n");
+    fprintf(f, "Usage: ironbridge-plugin-test [OPTIONS] PLUGIN.so CONFIG.yaml\n"
+               "Loads PLUGIN.so as the daemon would (ABI checks included), validates CONFIG.yaml\n"
+               "(an ironbridge configuration; its connections name the plugin, and the `north`\n"
+               "section may be left out), polls every group N times and prints each sample.\n"
+               "\n"
+               "Options:\n"
+               "  -n, --polls N         polls of every group (default 1)\n"
+               "  -i, --interval DUR    pause between polls, e.g. 500ms, 2s (default 1s)\n"
+               "  -j, --json            one JSON object per sample and line instead of a table\n"
+               "      --log-level LEVEL error, warning, notice, info or debug (default info);\n"
+               "                        the plugin's log goes to stderr\n"
+               "  -h, --help            print this help and exit\n"
+               "\n"
+               "Exit status: 0 when every sample was good, 3 when some were bad, 1 when the\n"
+               "plugin or the configuration was refused (the reasons are printed), 2 for usage.\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"polls", required_argument, NULL, 'n'},  {"interval", required_argument, NULL, 'i'},
-        {"json", no_argument, NULL, 'j'},         {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"polls", required_argument, NULL, 'n'}, {"interval", required_argument, NULL, 'i'},
+        {"json", no_argument, NULL, 'j'},        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     struct ib_poll_opts o = {.polls = 1, .interval_ms = 1000};
     int level = IB_LOG_INFO;

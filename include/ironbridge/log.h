@@ -13,10 +13,10 @@
     (host)->log((ctx), (level), (device), (tag), __VA_ARGS__)
 
 /* Short forms for messages about the connection as a whole. */
-#define IB_ERROR(host, ctx, ...) IB_LOG(host, ctx, IB_LOG_ERR, NULL, NULL, __VA_ARGS__)
-#define IB_WARN(host, ctx, ...) IB_LOG(host, ctx, IB_LOG_WARNING, NULL, NULL, __VA_ARGS__)
+#define IB_ERROR(host, ctx, ...)  IB_LOG(host, ctx, IB_LOG_ERR, NULL, NULL, __VA_ARGS__)
+#define IB_WARN(host, ctx, ...)   IB_LOG(host, ctx, IB_LOG_WARNING, NULL, NULL, __VA_ARGS__)
 #define IB_NOTICE(host, ctx, ...) IB_LOG(host, ctx, IB_LOG_NOTICE, NULL, NULL, __VA_ARGS__)
-#define IB_INFO(host, ctx, ...) IB_LOG(host, ctx, IB_LOG_INFO, NULL, NULL, __VA_ARGS__)
-#define IB_DEBUG(host, ctx, ...) IB_LOG(host, ctx, IB_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
+#define IB_INFO(host, ctx, ...)   IB_LOG(host, ctx, IB_LOG_INFO, NULL, NULL, __VA_ARGS__)
+#define IB_DEBUG(host, ctx, ...)  IB_LOG(host, ctx, IB_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 
 #endif

@@ -28,15 +28,21 @@ def start(d, b, p, conns, env=None, name="gw"):
     return Gateway(cfg, d, name=name, extra=["--plugin-dir", PLUGIN_DIR], env=env)
 
 
-def test_stalled_call_is_contained(d):
-    p = session_pki()
-    # A notify socket stands in for systemd: the daemon sends WATCHDOG=1 to it while healthy.
+def notify_socket(d):
+    """A datagram socket standing in for systemd's notify socket, and the environment that
+    points the daemon at it with a 3 s watchdog (it sends WATCHDOG=1 while healthy)."""
     sock_path = str(Path(d) / "notify.sock")
     ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     ns.bind(sock_path)
     ns.settimeout(0.2)
     env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="3000000")
     env.pop("WATCHDOG_PID", None)
+    return ns, env
+
+
+def test_stalled_call_is_contained(d):
+    p = session_pki()
+    ns, env = notify_socket(d)
     with Mosquitto(d, tls=p.server_tls()) as b:
         sub = Subscriber(b, data_topic(), cafile=p.ca)
         gw = start(d, b, p, [faulty("good", "alive"), faulty("stuck", "hung", "hang", after=3)],
@@ -84,12 +90,7 @@ def test_stalled_call_is_contained(d):
 def test_watchdog_fed_when_healthy(d):
     """The counterpart that makes the previous test able to fail: healthy, WATCHDOG=1 flows."""
     p = session_pki()
-    sock_path = str(Path(d) / "notify.sock")
-    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    ns.bind(sock_path)
-    ns.settimeout(0.2)
-    env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="3000000")
-    env.pop("WATCHDOG_PID", None)
+    ns, env = notify_socket(d)
     with Mosquitto(d, tls=p.server_tls()) as b:
         gw = start(d, b, p, [faulty("good", "alive")], env=env)
         got = []

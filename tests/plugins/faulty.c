@@ -90,6 +90,6 @@ static int f_read(void *instance, uint32_t device, uint32_t group, struct ib_sam
 }
 
 IB_PLUGIN_DEFINE(.name = "faulty", .version = "1", .description = "misbehaves on purpose (tests)",
-                 .connection_schema = &conn_schema, .device_schema = &empty,
-                 .tag_schema = &empty, .create = f_create, .destroy = f_destroy, .open = f_open,
-                 .close = f_close, .read_group = f_read);
+                 .connection_schema = &conn_schema, .device_schema = &empty, .tag_schema = &empty,
+                 .create = f_create, .destroy = f_destroy, .open = f_open, .close = f_close,
+                 .read_group = f_read);

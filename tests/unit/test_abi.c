@@ -172,8 +172,8 @@ static void scan_refuses_each_and_keeps_good(void **state)
     ib_plugins_scan(r, scan_visit, &s);
     assert_int_equal(s.good, 1);
     assert_int_equal(s.refused, 5);
-    const char *need[] = {"badmajor.so", "newminor.so", "shortsize.so", "nocallback.so",
-                          "nosymbol.so", NULL};
+    const char *need[] = {"badmajor.so",   "newminor.so", "shortsize.so",
+                          "nocallback.so", "nosymbol.so", NULL};
     for (const char *const *n = need; *n; n++)
         if (!strstr(s.msgs, *n))
             fail_msg("no refusal for %s in:\n%s", *n, s.msgs);
