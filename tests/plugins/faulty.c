@@ -1,6 +1,7 @@
 /* A test plugin that misbehaves on purpose, for the fault-containment tests: its read_group()
  * yields a counter per tag, then after `after` reads either blocks forever or crashes. */
 #include <signal.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -18,7 +19,7 @@ static const struct ib_schema_entry conn_entries[] = {
      .offset = offsetof(struct conn_params, mode),
      .def = "ok",
      .choices = modes,
-     .description = "ok: a counter; hang: block forever; crash: dereference NULL"},
+     .description = "ok: a counter; hang: block forever; crash: write to an inaccessible page (SIGSEGV)"},
     {.key = "after",
      .type = IB_S_INT,
      .flags = IB_SF_RANGE,
@@ -79,7 +80,10 @@ static int f_read(void *instance, uint32_t device, uint32_t group, struct ib_sam
     }
     if (in->reads >= (uint64_t)in->params->after && in->params->mode == 2) {
         IB_WARN(in->host, in->ctx, "faulty: crashing in read_group()");
-        *(volatile int *)(uintptr_t)0 = 1; /* SIGSEGV */
+        /* A real invalid write (a page with no access), not a null store, which UBSan would
+         * report and stop on before the signal. */
+        volatile int *page = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        *page = 1; /* SIGSEGV */
     }
     in->reads++;
     /* One tag per group is all the tests use; the counter goes to the first sample. */
