@@ -75,13 +75,13 @@ struct poller {
     atomic_bool up;
     atomic_uint_fast64_t values;
 
-    /* The deadline of plugin calls (docs/isolation.md): the poller records when a call began
-     * and which; the supervisor (main thread) compares with cc->call_timeout_ms and sets
-     * `stalled`, which the poller clears when the call returns. */
-    _Atomic int64_t call_since_ms; /* monotonic; 0: not in a plugin call */
-    atomic_int call_what;          /* enum plugin_call */
-    _Atomic uint32_t call_group;   /* index in groups[] of the group read */
-    atomic_bool stalled;
+    /* The deadline of plugin calls (docs/isolation.md): the poller stores when a call began
+     * (monotonic ms, > 0) and which; 0 when it is in none. The supervisor (main thread) marks
+     * a call past cc->call_timeout_ms stalled by negating the start with a compare-and-swap,
+     * and the poller's exchange back to 0 sees the mark: one word, so a call that returns
+     * just as it is marked is either marked and told, or not marked at all. */
+    _Atomic int64_t call_since_ms;
+    atomic_int call_what; /* enum plugin_call */
     bool abandoned; /* stopped while stalled: never joined nor freed (its thread may resume) */
 
     /* poller thread only: */
@@ -149,19 +149,25 @@ static void fill_bad(struct group_rt *g, int64_t ts, uint8_t reason)
         ib_sample_bad(&g->raw[i], ts, reason, 0);
 }
 
-static void call_begin(struct poller *p, enum plugin_call what, size_t group)
+static bool poller_stalled(struct poller *p)
 {
-    atomic_store(&p->call_group, (uint32_t)group);
+    return atomic_load(&p->call_since_ms) < 0;
+}
+
+static void call_begin(struct poller *p, enum plugin_call what)
+{
     atomic_store(&p->call_what, (int)what);
-    atomic_store(&p->call_since_ms, ib_monotonic_ms());
+    int64_t now = ib_monotonic_ms();
+    atomic_store(&p->call_since_ms, now > 0 ? now : 1);
 }
 
 static void call_end(struct poller *p)
 {
     int64_t since = atomic_exchange(&p->call_since_ms, 0);
     int what = atomic_load(&p->call_what);
-    if (!atomic_exchange(&p->stalled, false))
+    if (since >= 0)
         return;
+    since = -since;
     ib_log(IB_LOG_NOTICE, p->cc->pub.name, NULL, NULL,
            "plugin '%s' returned from %s after %lld ms (past its call_timeout of %lld ms); the "
            "connection polls again",
@@ -179,7 +185,7 @@ static void call_end(struct poller *p)
 
 static int plugin_open(struct poller *p)
 {
-    call_begin(p, CALL_OPEN, 0);
+    call_begin(p, CALL_OPEN);
     int rc = p->p->open(p->inst);
     call_end(p);
     return rc;
@@ -187,7 +193,7 @@ static int plugin_open(struct poller *p)
 
 static void plugin_close(struct poller *p)
 {
-    call_begin(p, CALL_CLOSE, 0);
+    call_begin(p, CALL_CLOSE);
     p->p->close(p->inst);
     call_end(p);
 }
@@ -227,7 +233,7 @@ static int poll_group(struct poller *p, struct group_rt *g)
     /* A plugin that forgets a sample must not publish the previous poll's value as new. */
     fill_bad(g, ib_now_ms(), IB_R_INTERNAL);
     if (p->open) {
-        call_begin(p, CALL_READ, (size_t)(g - p->groups));
+        call_begin(p, CALL_READ);
         rc = p->p->read_group(p->inst, g->dev, g->grp, g->raw);
         call_end(p);
         if (rc == IB_ERR_CONNECTION) {
@@ -515,24 +521,35 @@ static void poller_signal_stop(struct poller *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Join a stopped poller. One stalled in a plugin call cannot be joined: it is abandoned (its
- * thread and memory left alone, for it may still return) so that stop and reload never hang on
- * a plugin; the process stays correct, and the watchdog restarts the service. Returns false
- * then; the caller must not free it. */
+/* Join a stopped poller. One blocked in a plugin call past its call_timeout cannot be joined:
+ * it is abandoned (its thread and memory left alone, for the call may still return) so that
+ * stop and reload never hang on a plugin; the process stays correct, and the watchdog restarts
+ * the service. Returns false then; the caller must not free it. */
 static bool poller_join(struct poller *p)
 {
     if (!p->running)
         return !p->abandoned;
-    if (atomic_load(&p->stalled)) {
-        ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
-               "plugin '%s' is still blocked in %s: its poller is abandoned, not joined",
-               p->p->name, call_names[atomic_load(&p->call_what)]);
-        pthread_detach(p->thread);
-        p->running = false;
-        p->abandoned = true;
-        return false;
+    for (;;) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl); /* pthread_timedjoin_np's clock */
+        dl.tv_nsec += 100 * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(p->thread, NULL, &dl) == 0)
+            break;
+        int64_t since = atomic_load(&p->call_since_ms);
+        if (since < 0 || (since > 0 && ib_monotonic_ms() - since > p->cc->call_timeout_ms)) {
+            ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
+                   "plugin '%s' is still blocked in %s: its poller is abandoned, not joined",
+                   p->p->name, call_names[atomic_load(&p->call_what)]);
+            pthread_detach(p->thread);
+            p->running = false;
+            p->abandoned = true;
+            return false;
+        }
     }
-    pthread_join(p->thread, NULL);
     p->running = false;
     return true;
 }
@@ -887,7 +904,7 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
     size_t up = 0, stalled = 0;
     uint64_t values = gw->values_retired;
     for (size_t i = 0; i < gw->n_pollers; i++) {
-        stalled += atomic_load(&gw->pollers[i]->stalled);
+        stalled += poller_stalled(gw->pollers[i]);
         up += atomic_load(&gw->pollers[i]->up);
         values += atomic_load(&gw->pollers[i]->values);
     }
@@ -915,7 +932,7 @@ bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
     for (size_t i = 0; i < gw->n_pollers; i++) {
         struct poller *p = gw->pollers[i];
         if (p->running &&
-            (atomic_load(&p->stalled) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
+            (poller_stalled(p) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
             return false;
     }
     return true;
@@ -949,12 +966,15 @@ size_t ib_gateway_supervise(struct ib_gateway *gw)
         if (!p->running)
             continue;
         int64_t since = atomic_load(&p->call_since_ms);
-        if (!since || now - since <= p->cc->call_timeout_ms) {
+        if (since < 0) {
+            stalled++; /* reported already */
             continue;
         }
+        if (!since || now - since <= p->cc->call_timeout_ms)
+            continue;
+        if (!atomic_compare_exchange_strong(&p->call_since_ms, &since, -since))
+            continue; /* it returned meanwhile (or began another call) */
         stalled++;
-        if (atomic_exchange(&p->stalled, true))
-            continue; /* reported already */
         atomic_store(&p->up, false);
         ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
                "plugin '%s' has been blocked in %s for %lld ms, past the connection's "
