@@ -653,6 +653,29 @@ static const struct ib_schema_entry name_entry[] = {
 };
 static const struct ib_schema name_schema = {sizeof(struct named), 1, name_entry, {0}};
 
+/* The keys of a connection that the daemon itself reads (the plugin's come beside them). */
+struct conn_section {
+    const char *name;
+    int64_t call_timeout_ms;
+};
+static const struct ib_schema_entry conn_entries[] = {
+    {.key = "name",
+     .type = IB_S_STRING,
+     .flags = IB_SF_REQUIRED,
+     .offset = offsetof(struct conn_section, name),
+     .description = "unique name"},
+    {.key = "call_timeout",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct conn_section, call_timeout_ms),
+     .def = "30s",
+     .min = 100,
+     .max = 3600000,
+     .description = "longest a plugin call (open, read, write, close) may take before the "
+                    "connection is reported stalled (docs/isolation.md)"},
+};
+static const struct ib_schema conn_schema = {sizeof(struct conn_section), 2, conn_entries, {0}};
+
 struct group_section {
     const char *name;
     int64_t interval_ms;
@@ -1551,11 +1574,11 @@ static void load_connection(struct loader *L, struct csrc *cs, size_t i)
         if (!c->plugin)
             err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
     }
-    struct named nm = {0};
+    struct conn_section nm = {0};
     void *params = c->plugin
                        ? ib_arena_alloc(&L->cfg->arena, c->plugin->connection_schema->struct_size)
                        : NULL;
-    struct spec sp[2] = {{&name_schema, &nm},
+    struct spec sp[2] = {{&conn_schema, &nm},
                          {c->plugin ? c->plugin->connection_schema : NULL, params}};
     static const char *const extra[] = {"plugin", "devices", "override", NULL};
     if (c->plugin) {
@@ -1566,6 +1589,7 @@ static void load_connection(struct loader *L, struct csrc *cs, size_t i)
             nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
     }
     c->pub.name = nm.name;
+    c->call_timeout_ms = nm.call_timeout_ms;
     c->pub.params = params;
     check_ident(L, cn, cpath, nm.name);
     if (!c->plugin)
@@ -1846,7 +1870,7 @@ static void read_dropins(struct loader *L, const char *main_path,
     if (d)
         closedir(d);
     bool extra_seen = false;
-    if (extra) {
+    if (extra && extra->name) {
         for (size_t i = 0; i < n; i++)
             extra_seen |= strcmp(names[i], extra->name) == 0;
         if (!extra_seen) {
@@ -1861,7 +1885,7 @@ static void read_dropins(struct loader *L, const char *main_path,
         qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
-        bool is_extra = extra && strcmp(names[i], extra->name) == 0;
+        bool is_extra = extra && extra->name && strcmp(names[i], extra->name) == 0;
         read_yaml(L, path, is_extra ? extra->text : NULL);
     }
     free(names);
@@ -1894,7 +1918,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
                             "%s: remote_config is enabled but there is no north.mqtt section to "
                             "receive documents from",
                             path);
-            if (!cfg->has_north && cfg->n_connections > 0)
+            if (!cfg->has_north && cfg->n_connections > 0 && !(extra && extra->north_optional))
                 ib_diag_add(diag, NULL, NULL,
                             "%s: connections are configured but there is no north.mqtt section: "
                             "the values would go nowhere",

@@ -62,6 +62,7 @@ struct ib_cfg_connection {
     const struct ib_plugin *plugin; /* NULL when it could not be loaded (an error was reported) */
     struct ib_cfg_device *devices;  /* parallel to pub.devices[] */
     const struct ib_where *where;
+    int64_t call_timeout_ms; /* a plugin call longer than this stalls the connection */
 };
 
 struct ib_mqtt_cfg {
@@ -136,8 +137,9 @@ struct ib_config {
 /* A file's text standing for conf.d/`name` (read instead of, or added as, that file): how a
  * configuration received over MQTT is validated before it is written. */
 struct ib_config_extra {
-    const char *name;
+    const char *name; /* NULL: no file stands in */
     const char *text;
+    bool north_optional; /* connections without north.mqtt are fine (ironbridge-plugin-test) */
 };
 
 /* Load and validate `path`. Plugins named by connections are loaded from `plugins` and their

@@ -113,6 +113,7 @@ static void h_conn(struct hasher *h, const struct ib_cfg_connection *c, size_t c
         h_kv(h, "plugin.version=%s abi=%u.%u", c->plugin->version, c->plugin->abi_major,
              c->plugin->abi_minor);
     h_params(h, p, c->plugin ? c->plugin->connection_schema : NULL, c->pub.params);
+    h_kv(h, "call_timeout=%lld", (long long)c->call_timeout_ms);
     for (uint32_t d = 0; d < c->pub.n_devices; d++) {
         const struct ib_device_config *dc = &c->pub.devices[d];
         char dp[160];

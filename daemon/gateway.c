@@ -44,7 +44,15 @@ struct group_rt {
     int64_t next_due;
     int last_rc;
     uint8_t last_reason;
+    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call */
+    struct ib_sample *stall_samples;
+    uint32_t *all_idx; /* 0 .. n_tags-1 */
+    struct ib_buf stall_body;
 };
+
+/* Which plugin callback a poller is in, for the supervisor's message. */
+enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE };
+static const char *const call_names[] = {"-", "open()", "read_group()", "close()"};
 
 struct poller {
     struct ib_gateway *gw;
@@ -66,6 +74,15 @@ struct poller {
     _Atomic int64_t heartbeat_ms;
     atomic_bool up;
     atomic_uint_fast64_t values;
+
+    /* The deadline of plugin calls (docs/isolation.md): the poller stores when a call began
+     * (monotonic ms, > 0) and which; 0 when it is in none. The supervisor (main thread) marks
+     * a call past cc->call_timeout_ms stalled by negating the start with a compare-and-swap,
+     * and the poller's exchange back to 0 sees the mark: one word, so a call that returns
+     * just as it is marked is either marked and told, or not marked at all. */
+    _Atomic int64_t call_since_ms;
+    atomic_int call_what; /* enum plugin_call */
+    bool abandoned; /* stopped while stalled: never joined nor freed (its thread may resume) */
 
     /* poller thread only: */
     bool open;
@@ -132,11 +149,60 @@ static void fill_bad(struct group_rt *g, int64_t ts, uint8_t reason)
         ib_sample_bad(&g->raw[i], ts, reason, 0);
 }
 
+static bool poller_stalled(struct poller *p)
+{
+    return atomic_load(&p->call_since_ms) < 0;
+}
+
+static void call_begin(struct poller *p, enum plugin_call what)
+{
+    atomic_store(&p->call_what, (int)what);
+    int64_t now = ib_monotonic_ms();
+    atomic_store(&p->call_since_ms, now > 0 ? now : 1);
+}
+
+static void call_end(struct poller *p)
+{
+    int64_t since = atomic_exchange(&p->call_since_ms, 0);
+    int what = atomic_load(&p->call_what);
+    if (since >= 0)
+        return;
+    since = -since;
+    ib_log(IB_LOG_NOTICE, p->cc->pub.name, NULL, NULL,
+           "plugin '%s' returned from %s after %lld ms (past its call_timeout of %lld ms); the "
+           "connection polls again",
+           p->p->name, call_names[what], (long long)(ib_monotonic_ms() - since),
+           (long long)p->cc->call_timeout_ms);
+    /* The supervisor reported every tag bad: report the next poll in full, whatever the
+     * reporting mode, so that consumers see the tags come back. */
+    int64_t now = ib_monotonic_ms();
+    for (size_t i = 0; i < p->n_groups; i++)
+        for (uint32_t t = 0; t < p->groups[i].g->n_tags; t++) {
+            ib_report_state_free(&p->groups[i].rs[t]);
+            ib_report_state_init(&p->groups[i].rs[t], now);
+        }
+}
+
+static int plugin_open(struct poller *p)
+{
+    call_begin(p, CALL_OPEN);
+    int rc = p->p->open(p->inst);
+    call_end(p);
+    return rc;
+}
+
+static void plugin_close(struct poller *p)
+{
+    call_begin(p, CALL_CLOSE);
+    p->p->close(p->inst);
+    call_end(p);
+}
+
 static void ensure_open(struct poller *p, int64_t now)
 {
     if (p->open || now < p->next_open_ms)
         return;
-    int rc = p->p->open(p->inst);
+    int rc = plugin_open(p);
     if (rc == 0) {
         p->open = true;
         atomic_store(&p->up, true);
@@ -167,9 +233,11 @@ static int poll_group(struct poller *p, struct group_rt *g)
     /* A plugin that forgets a sample must not publish the previous poll's value as new. */
     fill_bad(g, ib_now_ms(), IB_R_INTERNAL);
     if (p->open) {
+        call_begin(p, CALL_READ);
         rc = p->p->read_group(p->inst, g->dev, g->grp, g->raw);
+        call_end(p);
         if (rc == IB_ERR_CONNECTION) {
-            p->p->close(p->inst);
+            plugin_close(p);
             p->open = false;
             atomic_store(&p->up, false);
             p->next_open_ms = 0; /* try once right away at the next poll, then back off */
@@ -274,7 +342,7 @@ static void *poller_main(void *arg)
     }
     pthread_mutex_unlock(&p->mu);
     if (p->open) {
-        p->p->close(p->inst);
+        plugin_close(p);
         p->open = false;
         atomic_store(&p->up, false);
     }
@@ -299,6 +367,9 @@ static void poller_free(struct poller *p)
                 free(g->tag_topics[t]);
         }
         free(g->rs);
+        free(g->stall_samples);
+        free(g->all_idx);
+        ib_buf_free(&g->stall_body);
         free(g->send_idx);
         free(g->tag_topics);
         free(g->raw);
@@ -339,12 +410,17 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
-            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
+            g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
+            g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples ||
+                !g->all_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
                                   cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
-            for (uint32_t t = 0; t < g->g->n_tags; t++)
+            for (uint32_t t = 0; t < g->g->n_tags; t++) {
                 ib_report_state_init(&g->rs[t], now);
+                g->all_idx[t] = t;
+            }
             if (!cfg->has_north)
                 continue;
             struct ib_topic_vars v = {.gateway = cfg->gateway_id,
@@ -445,12 +521,37 @@ static void poller_signal_stop(struct poller *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-static void poller_join(struct poller *p)
+/* Join a stopped poller. One blocked in a plugin call past its call_timeout cannot be joined:
+ * it is abandoned (its thread and memory left alone, for the call may still return) so that
+ * stop and reload never hang on a plugin; the process stays correct, and the watchdog restarts
+ * the service. Returns false then; the caller must not free it. */
+static bool poller_join(struct poller *p)
 {
-    if (p->running) {
-        pthread_join(p->thread, NULL);
-        p->running = false;
+    if (!p->running)
+        return !p->abandoned;
+    for (;;) {
+        struct timespec dl;
+        clock_gettime(CLOCK_REALTIME, &dl); /* pthread_timedjoin_np's clock */
+        dl.tv_nsec += 100 * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+            dl.tv_sec++;
+            dl.tv_nsec -= 1000000000L;
+        }
+        if (pthread_timedjoin_np(p->thread, NULL, &dl) == 0)
+            break;
+        int64_t since = atomic_load(&p->call_since_ms);
+        if (since < 0 || (since > 0 && ib_monotonic_ms() - since > p->cc->call_timeout_ms)) {
+            ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
+                   "plugin '%s' is still blocked in %s: its poller is abandoned, not joined",
+                   p->p->name, call_names[atomic_load(&p->call_what)]);
+            pthread_detach(p->thread);
+            p->running = false;
+            p->abandoned = true;
+            return false;
+        }
     }
+    p->running = false;
+    return true;
 }
 
 struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag)
@@ -552,7 +653,8 @@ void ib_gateway_free(struct ib_gateway *gw)
     ib_gateway_stop(gw);
     north_stop(gw, false);
     for (size_t i = 0; i < gw->n_pollers; i++)
-        poller_free(gw->pollers[i]);
+        if (!gw->pollers[i]->abandoned)
+            poller_free(gw->pollers[i]);
     free(gw->pollers);
     ib_store_close(gw->store);
     ib_config_free(gw->cfg);
@@ -618,8 +720,7 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
                 sum->restarted++;
         }
     for (size_t i = 0; i < gw->n_pollers; i++)
-        if (!kept[i]) {
-            poller_join(gw->pollers[i]);
+        if (!kept[i] && poller_join(gw->pollers[i])) {
             gw->values_retired += atomic_load(&gw->pollers[i]->values);
             poller_free(gw->pollers[i]);
         }
@@ -712,44 +813,104 @@ static void quality_text(const struct ib_sample *s, char *buf, size_t len)
         snprintf(buf, len, "%s", ib_quality_name(s->quality));
 }
 
-void ib_gateway_once(struct ib_gateway *gw, FILE *out)
+static void print_json_sample(FILE *out, unsigned poll, const struct poller *p,
+                              const struct group_rt *g, uint32_t t)
 {
-    fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", "CONNECTION", "DEVICE", "TAG", "RAW",
-            "VALUE", "UNIT", "QUALITY");
-    for (size_t i = 0; i < gw->n_pollers; i++) {
-        struct poller *p = gw->pollers[i];
-        p->next_open_ms = 0;
-        for (size_t k = 0; k < p->n_groups; k++) {
-            struct group_rt *g = &p->groups[k];
-            /* One attempt to open per connection: a dead one must not cost a timeout per group. */
-            if (!p->open && p->open_failures)
-                p->next_open_ms = INT64_MAX;
-            poll_group(p, g);
-            for (uint32_t t = 0; t < g->g->n_tags; t++) {
-                char raw[64], val[64], q[48];
-                value_text(&g->raw[t], raw, sizeof raw);
-                value_text(&g->norm[t], val, sizeof val);
-                quality_text(&g->norm[t], q, sizeof q);
-                const char *unit = g->cg->tags[t].unit;
-                fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", p->cc->pub.name,
-                        g->dev_name, g->g->tags[t].name, raw, val, unit ? unit : "", q);
-            }
+    const struct ib_sample *s = &g->norm[t];
+    struct ib_buf b = {0};
+    ib_buf_printf(&b, "{\"poll\":%u,\"connection\":", poll);
+    ib_json_cstr(&b, p->cc->pub.name);
+    ib_buf_puts(&b, ",\"device\":");
+    ib_json_cstr(&b, g->dev_name);
+    ib_buf_puts(&b, ",\"group\":");
+    ib_json_cstr(&b, g->g->name);
+    ib_buf_puts(&b, ",\"tag\":");
+    ib_json_cstr(&b, g->g->tags[t].name);
+    ib_buf_puts(&b, ",\"raw\":");
+    if (g->raw[t].quality == IB_Q_GOOD)
+        ib_json_value(&b, &g->raw[t].value);
+    else
+        ib_buf_puts(&b, "null");
+    ib_buf_puts(&b, ",\"v\":");
+    if (s->quality == IB_Q_GOOD)
+        ib_json_value(&b, &s->value);
+    else
+        ib_buf_puts(&b, "null");
+    ib_buf_printf(&b, ",\"q\":\"%s\"", ib_quality_name(s->quality));
+    if (s->quality != IB_Q_GOOD)
+        ib_buf_printf(&b, ",\"reason\":\"%s\"", ib_reason_name(s->reason));
+    if (s->reason == IB_R_EXCEPTION)
+        ib_buf_printf(&b, ",\"code\":%u", s->code);
+    ib_buf_printf(&b, ",\"ts\":%lld}", (long long)s->ts_ms);
+    if (b.p)
+        fprintf(out, "%s\n", b.p);
+    ib_buf_free(&b);
+}
+
+void ib_gateway_poll_print(struct ib_gateway *gw, const struct ib_poll_opts *o, FILE *out,
+                           struct ib_poll_counts *counts)
+{
+    memset(counts, 0, sizeof *counts);
+    if (!o->json)
+        fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", "CONNECTION", "DEVICE", "TAG",
+                "RAW", "VALUE", "UNIT", "QUALITY");
+    for (unsigned poll = 1; poll <= o->polls; poll++) {
+        if (poll > 1 && o->interval_ms > 0) {
+            struct timespec ts = {o->interval_ms / 1000, (o->interval_ms % 1000) * 1000000};
+            nanosleep(&ts, NULL);
         }
-        if (p->open) {
-            p->p->close(p->inst);
-            p->open = false;
+        for (size_t i = 0; i < gw->n_pollers; i++) {
+            struct poller *p = gw->pollers[i];
+            p->next_open_ms = 0;
+            for (size_t k = 0; k < p->n_groups; k++) {
+                struct group_rt *g = &p->groups[k];
+                /* One attempt to open per connection and poll: a dead one must not cost a
+                 * timeout per group. */
+                if (!p->open && p->open_failures)
+                    p->next_open_ms = INT64_MAX;
+                poll_group(p, g);
+                for (uint32_t t = 0; t < g->g->n_tags; t++) {
+                    counts->samples++;
+                    counts->good += g->norm[t].quality == IB_Q_GOOD;
+                    if (o->json) {
+                        print_json_sample(out, poll, p, g, t);
+                        continue;
+                    }
+                    char raw[64], val[64], q[48];
+                    value_text(&g->raw[t], raw, sizeof raw);
+                    value_text(&g->norm[t], val, sizeof val);
+                    quality_text(&g->norm[t], q, sizeof q);
+                    const char *unit = g->cg->tags[t].unit;
+                    fprintf(out, "%-16s %-16s %-24s %-22s %-22s %-8s %s\n", p->cc->pub.name,
+                            g->dev_name, g->g->tags[t].name, raw, val, unit ? unit : "", q);
+                }
+            }
+            /* --once closes after its one poll; repeated polls keep the connection, as the
+             * daemon does. */
+            if (p->open && poll == o->polls) {
+                plugin_close(p);
+                p->open = false;
+            }
         }
     }
     fflush(out);
+}
+
+void ib_gateway_once(struct ib_gateway *gw, FILE *out)
+{
+    struct ib_poll_opts o = {.polls = 1};
+    struct ib_poll_counts c;
+    ib_gateway_poll_print(gw, &o, out, &c);
 }
 
 /* ---- status ---------------------------------------------------------------------------------- */
 
 void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
 {
-    size_t up = 0;
+    size_t up = 0, stalled = 0;
     uint64_t values = gw->values_retired;
     for (size_t i = 0; i < gw->n_pollers; i++) {
+        stalled += poller_stalled(gw->pollers[i]);
         up += atomic_load(&gw->pollers[i]->up);
         values += atomic_load(&gw->pollers[i]->values);
     }
@@ -762,8 +923,8 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
     char store[200] = "no store";
     if (gw->store)
         ib_store_describe(gw->store, store, sizeof store);
-    snprintf(buf, len, "connections %zu/%zu up, %.0f values/s, broker %s, %s", up, gw->n_pollers,
-             gw->rate,
+    snprintf(buf, len, "connections %zu/%zu up%s, %.0f values/s, broker %s, %s", up,
+             gw->n_pollers, stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
@@ -773,9 +934,62 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
 bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
 {
     int64_t now = ib_monotonic_ms();
-    for (size_t i = 0; i < gw->n_pollers; i++)
-        if (gw->pollers[i]->running &&
-            now - atomic_load(&gw->pollers[i]->heartbeat_ms) > max_age_ms)
+    for (size_t i = 0; i < gw->n_pollers; i++) {
+        struct poller *p = gw->pollers[i];
+        if (p->running &&
+            (poller_stalled(p) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
             return false;
+    }
     return true;
+}
+
+/* Publish every tag of `g` bad (timeout) from the main thread, with the supervisor's own
+ * buffers: the group's encoder is only read, never written, so sharing it is safe. */
+static void publish_stalled(struct poller *p, struct group_rt *g, int64_t ts)
+{
+    for (uint32_t t = 0; t < g->g->n_tags; t++)
+        ib_sample_bad(&g->stall_samples[t], ts, IB_R_TIMEOUT, 0);
+    if (!p->cfg->has_north)
+        return;
+    if (!g->tag_topics) {
+        if (ib_record_encode(&g->stall_body, &g->enc, ts, g->stall_samples, g->all_idx,
+                             g->g->n_tags) == 0)
+            ib_store_push(p->gw->store, g->topic, g->stall_body.p, g->stall_body.len);
+        return;
+    }
+    for (uint32_t t = 0; t < g->g->n_tags; t++)
+        if (ib_record_encode_tag(&g->stall_body, &g->enc, t, &g->stall_samples[t]) == 0)
+            ib_store_push(p->gw->store, g->tag_topics[t], g->stall_body.p, g->stall_body.len);
+}
+
+size_t ib_gateway_supervise(struct ib_gateway *gw)
+{
+    size_t stalled = 0;
+    int64_t now = ib_monotonic_ms();
+    for (size_t i = 0; i < gw->n_pollers; i++) {
+        struct poller *p = gw->pollers[i];
+        if (!p->running)
+            continue;
+        int64_t since = atomic_load(&p->call_since_ms);
+        if (since < 0) {
+            stalled++; /* reported already */
+            continue;
+        }
+        if (!since || now - since <= p->cc->call_timeout_ms)
+            continue;
+        if (!atomic_compare_exchange_strong(&p->call_since_ms, &since, -since))
+            continue; /* it returned meanwhile (or began another call) */
+        stalled++;
+        atomic_store(&p->up, false);
+        ib_log(IB_LOG_ERR, p->cc->pub.name, NULL, NULL,
+               "plugin '%s' has been blocked in %s for %lld ms, past the connection's "
+               "call_timeout of %lld ms: the connection is reported bad (timeout); the other "
+               "connections keep polling; if it never returns, the watchdog restarts the service",
+               p->p->name, call_names[atomic_load(&p->call_what)], (long long)(now - since),
+               (long long)p->cc->call_timeout_ms);
+        int64_t ts = ib_now_ms();
+        for (size_t k = 0; k < p->n_groups; k++)
+            publish_stalled(p, &p->groups[k], ts);
+    }
+    return stalled;
 }

@@ -49,10 +49,30 @@ void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json);
 /* Poll every group of every connection once, in order, and print a table to `out`. */
 void ib_gateway_once(struct ib_gateway *gw, FILE *out);
 
+/* The same, `polls` times `interval_ms` apart, as a table or as one JSON object per sample and
+ * line (ironbridge-plugin-test). Main thread, gateway not started. */
+struct ib_poll_opts {
+    unsigned polls;
+    int64_t interval_ms;
+    bool json;
+};
+struct ib_poll_counts {
+    size_t samples, good;
+};
+void ib_gateway_poll_print(struct ib_gateway *gw, const struct ib_poll_opts *o, FILE *out,
+                           struct ib_poll_counts *counts);
+
 /* One line for a person (systemctl status): connections up/total, values/s, broker, queue. */
 void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len);
 
-/* True while every poller's heartbeat is younger than `max_age_ms` (watchdog). */
+/* True while every poller's heartbeat is younger than `max_age_ms` and none is stalled in a
+ * plugin call past its call_timeout (the watchdog is fed only then). */
 bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms);
+
+/* The supervisor of plugin calls (docs/isolation.md); main thread, about once a second. A
+ * poller in a plugin call for longer than its connection's call_timeout is marked stalled: logged
+ * once, its connection counted down, and every tag of it queued once as bad (timeout). Returns
+ * how many pollers are stalled now. */
+size_t ib_gateway_supervise(struct ib_gateway *gw);
 
 #endif

@@ -32,7 +32,8 @@ struct opts {
     const char *config;
     const char *plugin_dir;
     int log_level; /* -1: from the config */
-    bool check, once, list_plugins;
+    bool check, once, list_plugins, markdown;
+    const char *list_only; /* --list-plugins=NAME */
     const char *sign_file, *sign_key;
     unsigned long long sign_version;
 };
@@ -71,8 +72,11 @@ static void usage(FILE *f)
             "                        0 when valid (a summary is printed), 1 when not\n"
             "      --once            poll every tag once, print a table (tag, raw, value,\n"
             "                        unit, quality) and exit; nothing is published\n"
-            "      --list-plugins    list the plugins in the plugin directory with their\n"
-            "                        configuration keys, and exit\n"
+            "      --list-plugins[=NAME]\n"
+            "                        list the plugins in the plugin directory (or only NAME)\n"
+            "                        with version, ABI and configuration keys (type, default,\n"
+            "                        range, description), and exit\n"
+            "      --format FORMAT   for --list-plugins: text (default) or markdown\n"
             "      --plugin-dir DIR  load plugins from DIR (default: %s,\n"
             "                        or the build tree's when run from it)\n"
             "      --log-level LEVEL error, warning, notice, info or debug (overrides log.level)\n"
@@ -86,18 +90,30 @@ static void usage(FILE *f)
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error.\n"
-            "Documentation: ironbridge(8), ironbridge.yaml(5); examples in %s.\n",
+            "Documentation: ironbridge(8), ironbridge.yaml(5), docs/ (plugin-abi.md,\n"
+            "writing-plugins.md, isolation.md); examples in %s.\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
 }
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-    enum { O_CHECK = 256, O_ONCE, O_PLUGIN_DIR, O_LOG_LEVEL, O_LIST, O_SIGN, O_KEY, O_SIGN_VER };
+    enum {
+        O_CHECK = 256,
+        O_ONCE,
+        O_PLUGIN_DIR,
+        O_LOG_LEVEL,
+        O_LIST,
+        O_SIGN,
+        O_KEY,
+        O_SIGN_VER,
+        O_FORMAT
+    };
     static const struct option lo[] = {
         {"config", required_argument, NULL, 'c'},
         {"check", no_argument, NULL, O_CHECK},
         {"once", no_argument, NULL, O_ONCE},
-        {"list-plugins", no_argument, NULL, O_LIST},
+        {"list-plugins", optional_argument, NULL, O_LIST},
+        {"format", required_argument, NULL, O_FORMAT},
         {"plugin-dir", required_argument, NULL, O_PLUGIN_DIR},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"sign-config", required_argument, NULL, O_SIGN},
@@ -123,6 +139,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case O_LIST:
             o->list_plugins = true;
+            o->list_only = optarg;
+            break;
+        case O_FORMAT:
+            if (strcmp(optarg, "markdown") == 0) {
+                o->markdown = true;
+            } else if (strcmp(optarg, "text") != 0) {
+                fprintf(stderr, "ironbridge: --format is text or markdown, not '%s'\n", optarg);
+                return -1;
+            }
             break;
         case O_PLUGIN_DIR:
             o->plugin_dir = optarg;
@@ -210,35 +235,126 @@ static const char *schema_type_name(uint32_t t)
     }
 }
 
+static void fmt_duration(char *buf, size_t len, int64_t ms)
+{
+    static const struct {
+        int64_t ms;
+        const char *unit;
+    } units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "min"}, {1000, "s"}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+            return;
+        }
+    snprintf(buf, len, "%lldms", (long long)ms);
+}
+
+/* "[min, max]" or "one of a, b" or "" for a schema entry. */
+static void range_text(const struct ib_schema_entry *e, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (e->type == IB_S_INT && (e->flags & IB_SF_RANGE)) {
+        snprintf(buf, len, "[%lld, %lld]", (long long)e->min, (long long)e->max);
+    } else if (e->type == IB_S_DOUBLE && (e->flags & IB_SF_RANGE)) {
+        snprintf(buf, len, "[%g, %g]", e->dmin, e->dmax);
+    } else if (e->type == IB_S_DURATION && (e->flags & IB_SF_RANGE)) {
+        char a[32], b[32];
+        fmt_duration(a, sizeof a, e->min);
+        fmt_duration(b, sizeof b, e->max);
+        snprintf(buf, len, "[%s, %s]", a, b);
+    } else if (e->type == IB_S_ENUM && e->choices) {
+        size_t n = (size_t)snprintf(buf, len, "one of");
+        for (const char *const *c = e->choices; *c && n < len; c++)
+            n += (size_t)snprintf(buf + n, len - n, "%s %s", c == e->choices ? "" : ",", *c);
+    }
+}
+
 static void print_schema(const char *title, const struct ib_schema *s)
 {
-    printf("  %s keys:\n", title);
+    printf("  %s keys:%s\n", title, s->n_entries ? "" : " none");
     for (size_t i = 0; i < s->n_entries; i++) {
         const struct ib_schema_entry *e = &s->entries[i];
+        char range[512];
+        range_text(e, range, sizeof range);
         printf("    %-20s %-8s", e->key, schema_type_name(e->type));
         if (e->flags & IB_SF_REQUIRED)
             printf(" required");
         if (e->def)
             printf(" default %s", e->def);
-        if (e->type == IB_S_INT && (e->flags & IB_SF_RANGE))
-            printf(" range [%lld, %lld]", (long long)e->min, (long long)e->max);
-        if (e->type == IB_S_DOUBLE && (e->flags & IB_SF_RANGE))
-            printf(" range [%g, %g]", e->dmin, e->dmax);
-        if (e->type == IB_S_ENUM && e->choices) {
-            printf(" one of");
-            for (const char *const *c = e->choices; *c; c++)
-                printf(" %s", *c);
-        }
+        if (*range)
+            printf(" %s%s", e->type == IB_S_ENUM ? "" : "range ", range);
         printf("\n      %s\n", e->description ? e->description : "");
     }
 }
 
+/* Markdown text: a '|' would end a table cell. */
+static void md_text(const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '|')
+            putchar('\\');
+        putchar(*s);
+    }
+}
+
+static void print_schema_md(const char *title, const struct ib_schema *s)
+{
+    printf("\n## %s keys\n\n", title);
+    if (!s->n_entries) {
+        printf("None.\n");
+        return;
+    }
+    printf("| key | type | required | default | range | description |\n"
+           "|---|---|---|---|---|---|\n");
+    for (size_t i = 0; i < s->n_entries; i++) {
+        const struct ib_schema_entry *e = &s->entries[i];
+        char range[512];
+        range_text(e, range, sizeof range);
+        printf("| `%s` | %s | %s | ", e->key, schema_type_name(e->type),
+               e->flags & IB_SF_REQUIRED ? "yes" : "no");
+        if (e->def) {
+            printf("`");
+            md_text(e->def);
+            printf("`");
+        }
+        printf(" | ");
+        md_text(range);
+        printf(" | ");
+        md_text(e->description);
+        printf(" |\n");
+    }
+}
+
+struct list_opts {
+    const char *only; /* a plugin name, or NULL for all */
+    bool markdown;
+    int bad, shown;
+};
+
 static void list_one(const char *path, const struct ib_plugin *p, const char *err, void *ud)
 {
-    int *bad = ud;
+    struct list_opts *lo = ud;
     if (!p) {
         fprintf(stderr, "%s\n", err);
-        (*bad)++;
+        lo->bad++;
+        return;
+    }
+    if (lo->only && strcmp(lo->only, p->name) != 0)
+        return;
+    lo->shown++;
+    if (lo->markdown) {
+        printf("# Plugin `%s`\n\n", p->name);
+        printf("<!-- Generated by `ironbridge --list-plugins=%s --format markdown`: do not edit; "
+               "tests/sdk/docs_current.sh fails when this file is out of date. -->\n\n",
+               p->name);
+        md_text(p->description);
+        printf("\n\nVersion %s, plugin ABI %u.%u. Every connection also takes the daemon's own "
+               "keys `name` and `call_timeout`, every device `name`, every tag `name` and the "
+               "normalization keys ([configuration.md](../configuration.md)).\n",
+               p->version, p->abi_major, p->abi_minor);
+        print_schema_md("Connection", p->connection_schema);
+        print_schema_md("Device", p->device_schema);
+        print_schema_md("Tag", p->tag_schema);
         return;
     }
     printf("%s %s (ABI %u.%u) — %s\n  file: %s\n", p->name, p->version, p->abi_major, p->abi_minor,
@@ -493,6 +609,9 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         ib_gateway_status(d->gw, status, sizeof status);
         sd_notifyf(0, "STATUS=%s", status);
     }
+    /* A plugin call past its deadline is reported bad at once (docs/isolation.md). */
+    if (d->gw)
+        ib_gateway_supervise(d->gw);
     /* The watchdog is fed only while every poller shows progress: a hung poller gets the
      * service restarted. */
     if (d->watchdog_usec &&
@@ -630,10 +749,15 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     if (o.list_plugins) {
-        int bad = 0;
-        ib_plugins_scan(plugins, list_one, &bad);
+        struct list_opts lo = {.only = o.list_only, .markdown = o.markdown};
+        ib_plugins_scan(plugins, list_one, &lo);
         ib_plugins_free(plugins);
-        return bad ? EXIT_CONFIG : 0;
+        if (lo.only && !lo.shown) {
+            fprintf(stderr, "ironbridge: no plugin '%s' in %s\n", lo.only,
+                    pdir ? pdir : ib_plugins_default_dir());
+            return EXIT_CONFIG;
+        }
+        return lo.bad ? EXIT_CONFIG : 0;
     }
 
     struct ib_diag diag = {0};

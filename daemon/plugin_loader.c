@@ -27,10 +27,13 @@ struct ib_plugin_registry {
 };
 
 /* The descriptor size each minor of ABI 1 requires: growth is additive, so a plugin built
- * against minor m must be at least this big. */
+ * against minor m must be at least this big. A new minor appends its size here (the size of
+ * struct ib_plugin once its new fields are in); the entries of older minors never change. */
 static const uint32_t abi1_size_for_minor[] = {
     [0] = (uint32_t)sizeof(struct ib_plugin),
 };
+_Static_assert(sizeof abi1_size_for_minor / sizeof abi1_size_for_minor[0] == IB_ABI_MINOR + 1,
+               "abi1_size_for_minor needs one entry per minor up to IB_ABI_MINOR");
 
 struct ib_plugin_registry *ib_plugins_new(const char *dir, bool fixed)
 {
@@ -82,29 +85,35 @@ const char *ib_plugins_dir(const struct ib_plugin_registry *r)
 
 int ib_plugin_check(const struct ib_plugin *p, const char *path, char *err, size_t errlen)
 {
-    if (p->abi_major != IB_ABI_MAJOR) {
+    return ib_plugin_check_abi(p, path, IB_ABI_MINOR, abi1_size_for_minor, err, errlen);
+}
+
+int ib_plugin_check_abi(const struct ib_plugin *p, const char *path, unsigned host_minor,
+                        const uint32_t *size_for_minor, char *err, size_t errlen)
+{
+    const unsigned maj = IB_ABI_MAJOR, min = host_minor;
+    if (p->abi_major != maj) {
         snprintf(err, errlen,
                  "plugin %s was built for plugin ABI %u.%u, this daemon provides ABI %u.%u: "
                  "rebuild the plugin against ironbridge-plugin %u.x",
-                 path, p->abi_major, p->abi_minor, IB_ABI_MAJOR, IB_ABI_MINOR, IB_ABI_MAJOR);
+                 path, p->abi_major, p->abi_minor, maj, min, maj);
         return -1;
     }
-    if (p->abi_minor > IB_ABI_MINOR) {
+    if (p->abi_minor > min) {
         snprintf(err, errlen,
                  "plugin %s needs plugin ABI %u.%u, this daemon provides only ABI %u.%u: "
                  "upgrade ironbridge or use a plugin built for %u.%u",
-                 path, p->abi_major, p->abi_minor, IB_ABI_MAJOR, IB_ABI_MINOR, IB_ABI_MAJOR,
-                 IB_ABI_MINOR);
+                 path, p->abi_major, p->abi_minor, maj, min, maj, min);
         return -1;
     }
-    uint32_t need = abi1_size_for_minor[p->abi_minor];
+    uint32_t need = size_for_minor[p->abi_minor];
     if (p->size < need) {
         snprintf(err, errlen,
                  "plugin %s declares ABI %u.%u but its descriptor is %u bytes, ABI %u.%u needs "
                  "%u (this daemon provides ABI %u.%u): the plugin was built with mismatched "
                  "headers; rebuild it",
-                 path, p->abi_major, p->abi_minor, p->size, p->abi_major, p->abi_minor, need,
-                 IB_ABI_MAJOR, IB_ABI_MINOR);
+                 path, p->abi_major, p->abi_minor, p->size, p->abi_major, p->abi_minor, need, maj,
+                 min);
         return -1;
     }
     const char *missing = NULL;
@@ -126,7 +135,7 @@ int ib_plugin_check(const struct ib_plugin *p, const char *path, char *err, size
         missing = "read_group()";
     if (missing) {
         snprintf(err, errlen, "plugin %s (ABI %u.%u) has no %s, which ABI %u.%u requires", path,
-                 p->abi_major, p->abi_minor, missing, IB_ABI_MAJOR, IB_ABI_MINOR);
+                 p->abi_major, p->abi_minor, missing, p->abi_major, p->abi_minor);
         return -1;
     }
     return 0;

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <ironbridge/plugin.h>
 
@@ -34,6 +35,13 @@ void ib_plugins_scan(struct ib_plugin_registry *r, ib_plugin_visit_fn fn, void *
 /* The ABI check alone: 0 if the daemon can use `p`, else -1 with a message naming both
  * versions. `path` is only used in the message. */
 int ib_plugin_check(const struct ib_plugin *p, const char *path, char *err, size_t errlen);
+
+/* The same against a host at ABI 1.`host_minor` whose minor m needs a descriptor of
+ * `size_for_minor[m]` bytes (m = 0 .. host_minor): how the checks are tested for minors this
+ * daemon does not have yet (docs/plugin-abi.md). Fields a plugin of an older minor lacks are
+ * never read: the daemon reads a field only if p->size covers it. */
+int ib_plugin_check_abi(const struct ib_plugin *p, const char *path, unsigned host_minor,
+                        const uint32_t *size_for_minor, char *err, size_t errlen);
 
 /* The plugin directory to use when neither --plugin-dir nor the config names one: the build
  * tree's when this binary runs from the build tree, the installed one otherwise. */

@@ -3,6 +3,7 @@
 #define IRONBRIDGE_IRONBRIDGE_H
 
 #include "error.h"
+#include "log.h"
 #include "plugin.h"
 #include "schema.h"
 #include "value.h"

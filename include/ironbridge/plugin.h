@@ -6,6 +6,14 @@
  * and write_tag() of one instance run on that connection's poller thread only, one call at a
  * time, so an instance needs no locking. Different instances run on different threads
  * concurrently: keep no unprotected global state in a plugin.
+ *
+ * Ownership, in general: what the daemon passes in (configuration, host table, sample arrays,
+ * values to write) stays the daemon's — never free or keep a pointer beyond the lifetime stated
+ * beside it. What the plugin returns (its descriptor, schemas, instance, string values) stays the
+ * plugin's, for the lifetime stated beside it. Nothing is freed across the boundary.
+ * Reserved fields: zero when the daemon fills a struct; a plugin sets them to zero (designated
+ * initializers do) and never reads them. Later minors give them meanings whose zero means
+ * "as before" (docs/plugin-abi.md).
  */
 #ifndef IRONBRIDGE_PLUGIN_H
 #define IRONBRIDGE_PLUGIN_H
@@ -75,16 +83,22 @@ enum ib_log_level {
     IB_LOG_DEBUG = 7,
 };
 
-/* Opaque per-instance handle the daemon passes to create(); pass it back to host calls. */
+/* Opaque per-instance handle the daemon passes to create(); pass it back to host calls. Owned by
+ * the daemon, valid until destroy() returns. */
 struct ib_host_ctx;
 
+/* The host table: owned by the daemon, valid (and unchanged) until destroy() returns. Its
+ * functions may be called from create(), destroy() and the poller-thread callbacks of the
+ * instance they were given for; not from threads the plugin starts. */
 struct ib_host {
     uint16_t abi_major; /* the daemon's IB_ABI_MAJOR */
     uint16_t abi_minor; /* the daemon's IB_ABI_MINOR */
     uint32_t size;      /* sizeof(struct ib_host) in the daemon; check before using later fields */
 
     /* Log a message for this instance. device and tag may be NULL; they become journald fields
-     * IB_DEVICE= and IB_TAG= (IB_CONNECTION= is added by the daemon). Never log secrets. */
+     * IB_DEVICE= and IB_TAG= (IB_CONNECTION= is added by the daemon). Never log secrets.
+     * Every string is read before it returns (the caller keeps ownership). See <ironbridge/log.h>
+     * for macros. */
     void (*log)(struct ib_host_ctx *ctx, int level, const char *device, const char *tag,
                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
@@ -97,11 +111,13 @@ struct ib_host {
     int64_t (*now_ms)(void);       /* wall clock, ms since the Unix epoch, UTC */
     int64_t (*monotonic_ms)(void); /* monotonic clock, ms */
 
-    const void *reserved[12];
+    const void *reserved[12]; /* later minors' functions; check size/abi_minor first */
 };
 
 /* ---- The descriptor ------------------------------------------------------------------------- */
 
+/* Defined once per plugin with IB_PLUGIN_DEFINE, const, with static storage: it and everything it
+ * points to (strings, schemas) must live as long as the shared object is loaded. */
 struct ib_plugin {
     uint16_t abi_major; /* IB_ABI_MAJOR the plugin was built against */
     uint16_t abi_minor; /* IB_ABI_MINOR the plugin was built against */
@@ -109,8 +125,9 @@ struct ib_plugin {
 
     const char *name;        /* what `plugin:` in the config names, [a-z0-9_]+ */
     const char *version;     /* the plugin's own version */
-    const char *description; /* one line */
+    const char *description; /* one line; optional (NULL) */
 
+    /* Required, static (an empty schema is {0, 0, NULL, {0}}). */
     const struct ib_schema *connection_schema; /* required */
     const struct ib_schema *device_schema;     /* required */
     const struct ib_schema *tag_schema;        /* required */
@@ -134,6 +151,9 @@ struct ib_plugin {
 
     /* Read one group of one device and fill `samples[0 .. n_tags-1]`, one per tag in config
      * order, every one of them, on success and on failure (bad samples carry their reason).
+     * `samples` is the daemon's, valid only during the call (it comes prefilled as bad,
+     * IB_R_INTERNAL, so a forgotten sample never repeats an old value). String values point into
+     * the plugin's memory (see ib_value.v.s).
      * Returns 0, or IB_ERR_CONNECTION when the transport must be closed and reopened, or another
      * ib_err describing the worst failure (samples still filled), worst first: IB_ERR_CONNECTION,
      * IB_ERR_PROTOCOL, IB_ERR_TIMEOUT, IB_ERR_EXCEPTION. A value that merely cannot be decoded
@@ -144,11 +164,12 @@ struct ib_plugin {
      * tag's scaling; the value may come as IB_V_BOOL, IB_V_INT, IB_V_UINT or IB_V_DOUBLE and the
      * plugin converts it to the tag's wire type, refusing what does not fit with IB_ERR_INVALID
      * (out of range, a fraction for an integer type). IB_ERR_DENIED for a tag that is not
-     * writable. Only called on the poller thread, between polls. Optional (NULL). */
+     * writable. Only called on the poller thread, between polls. `value` is the daemon's, valid
+     * only during the call. Optional (NULL). */
     int (*write_tag)(void *instance, uint32_t device, uint32_t group, uint32_t tag,
                      const struct ib_value *value);
 
-    const void *reserved[8];
+    const void *reserved[8]; /* zero; a later minor may give them meanings (zero: as before) */
 };
 
 #if defined(__GNUC__)

@@ -39,6 +39,9 @@ struct ib_schema_entry {
 /* Absent keys without a default are stored as: false, 0, 0.0, NULL, -1 (enum). An IB_S_INT key
  * whose absence must be told apart from 0 should declare a default outside its range of
  * meaningful values, or use 0 to mean "inherit" and say so in its description. */
+/* Schemas are the plugin's: static const data that lives as long as the shared object. The
+ * params structs the daemon fills from them (zeroed, then defaults, then the YAML) are the
+ * daemon's, valid until destroy() returns. */
 struct ib_schema {
     size_t struct_size; /* bytes of the params struct the daemon allocates (zeroed) */
     size_t n_entries;

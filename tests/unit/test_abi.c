@@ -112,6 +112,74 @@ static void check_is_pure(void **state)
     assert_non_null(strstr(err, "ABI 0.0"));
 }
 
+/* A host one minor ahead (1.1, whose descriptor grew by 16 bytes) against plugins built for 1.0
+ * and 1.1: the minor table as it will be used when 1.1 exists. */
+static void older_minor_loads(void **state)
+{
+    (void)state;
+    const uint32_t sizes[] = {(uint32_t)sizeof(struct ib_plugin),
+                              (uint32_t)sizeof(struct ib_plugin) + 16};
+    char err[1024] = "";
+    /* The real 'good' plugin, built against 1.0 and loaded from its .so. */
+    struct ib_plugin_registry *r = reg();
+    const struct ib_plugin *good = ib_plugins_get(r, "good", err, sizeof err);
+    assert_non_null(good);
+    assert_int_equal(good->abi_minor, 0);
+    if (ib_plugin_check_abi(good, "good.so", 1, sizes, err, sizeof err) != 0)
+        fail_msg("a 1.0 plugin refused by a 1.1 host: %s", err);
+    struct ib_plugin p = *good; /* its pointers stay valid until ib_plugins_free(r) */
+    /* Built for 1.1 with the 1.1 headers: accepted. */
+    p.abi_minor = 1;
+    p.size = sizes[1];
+    assert_int_equal(ib_plugin_check_abi(&p, "new.so", 1, sizes, err, sizeof err), 0);
+    /* Claims 1.1 but has the 1.0 size: refused, naming both. */
+    p.size = sizes[0];
+    assert_int_equal(ib_plugin_check_abi(&p, "mixed.so", 1, sizes, err, sizeof err), -1);
+    assert_non_null(strstr(err, "declares ABI 1.1"));
+    assert_non_null(strstr(err, "provides ABI 1.1"));
+    /* Built for 1.2: refused by the 1.1 host. */
+    p.abi_minor = 2;
+    p.size = sizes[1] + 16;
+    assert_int_equal(ib_plugin_check_abi(&p, "newer.so", 1, sizes, err, sizeof err), -1);
+    assert_non_null(strstr(err, "provides only ABI 1.1"));
+    ib_plugins_free(r);
+}
+
+/* The broken plugins beside a good one in one directory: each refused with its reason, the good
+ * one listed (what --list-plugins does). */
+struct scan_result {
+    int good, refused;
+    char msgs[2048];
+};
+static void scan_visit(const char *path, const struct ib_plugin *p, const char *err, void *ud)
+{
+    (void)path;
+    struct scan_result *s = ud;
+    if (p) {
+        s->good++;
+    } else {
+        s->refused++;
+        strncat(s->msgs, err, sizeof s->msgs - strlen(s->msgs) - 2);
+        strcat(s->msgs, "\n");
+    }
+}
+
+static void scan_refuses_each_and_keeps_good(void **state)
+{
+    (void)state;
+    struct ib_plugin_registry *r = reg();
+    struct scan_result s = {0};
+    ib_plugins_scan(r, scan_visit, &s);
+    assert_int_equal(s.good, 1);
+    assert_int_equal(s.refused, 5);
+    const char *need[] = {"badmajor.so",   "newminor.so", "shortsize.so",
+                          "nocallback.so", "nosymbol.so", NULL};
+    for (const char *const *n = need; *n; n++)
+        if (!strstr(s.msgs, *n))
+            fail_msg("no refusal for %s in:\n%s", *n, s.msgs);
+    ib_plugins_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +192,8 @@ int main(void)
         cmocka_unit_test(unknown_and_bad_names),
         cmocka_unit_test(others_keep_working),
         cmocka_unit_test(check_is_pure),
+        cmocka_unit_test(older_minor_loads),
+        cmocka_unit_test(scan_refuses_each_and_keeps_good),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
