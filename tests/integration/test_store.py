@@ -312,6 +312,48 @@ def test_disk_full(d):
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+def test_read_only_disk(d):
+    """The store's file system is read-only when the gateway starts: it starts anyway, polls into
+    memory and says so; once the file system is writable again the store recovers by itself and
+    every record is delivered."""
+    p = session_pki()
+    mnt = d / "mnt"
+    mount_tmpfs(mnt, "4m")
+    try:
+        (mnt / "queue").mkdir(mode=0o700)
+        r = subprocess.run(["mount", "-o", "remount,ro", str(mnt)], capture_output=True, text=True)
+        check(r.returncode == 0, f"cannot remount {mnt} read-only: {r.stderr.strip()}")
+        with Mosquitto(d, tls=p.server_tls()) as b, Simulator(sim_map(20), d) as sim, \
+                NotifySocket(d) as ns:
+            proxy = CuttableProxy(b.port, up=False)
+            m = proxied_mqtt(proxy, p)
+            text = store_config(sim.port, m, store={"path": "mnt/queue"})
+            gw = start_gateway(text, d, "gw", ns)
+            st = wait_status(ns, lambda s: "Read-only file system" in s, 10, "the read-only disk")
+            n1 = status_number(st, "records in memory")
+            st2 = wait_status(ns, lambda s: (status_number(s, "records in memory") or 0) > n1 + 20,
+                              5, "more records in memory (polling goes on)")
+            r = subprocess.run(["mount", "-o", "remount,rw", str(mnt)], capture_output=True,
+                               text=True)
+            check(r.returncode == 0, f"cannot remount {mnt} read-write: {r.stderr.strip()}")
+            check(wait_until(lambda: re.search(r"store: writing to .* again after", gw.log()), 10),
+                  f"the store did not recover\n{gw.log()[-2000:]}")
+            sub = Subscriber(b, data_topic(), cafile=p.ca)
+            proxy.restore()
+            check(wait_until(lambda: "replay finished" in gw.log(), 30),
+                  f"the backlog was not replayed\n{gw.log()[-3000:]}")
+            time.sleep(0.5)
+            check(gw.stop() == 0, f"exit status {gw.returncode}")
+            got = received(sub)
+            gap = missing(got, 1, max(got))
+            check(not gap, f"{len(gap)} records lost around the read-only disk, e.g. {gap[:10]}")
+            note(f"read-only at start: '{st2}'; after remounting read-write every record "
+                 f"(seq 1..{max(got)}) was delivered")
+            proxy.close()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
 def test_unusable_store_refused(d):
     """No store section and a state directory that cannot be created: --check passes (it does not
     touch the store), the daemon refuses to start and says what to set."""
@@ -334,4 +376,4 @@ def test_unusable_store_refused(d):
 
 if __name__ == "__main__":
     run([test_sigkill_during_outage, test_damaged_segments, test_store_full_drops_oldest,
-         test_disk_full, test_unusable_store_refused])
+         test_disk_full, test_read_only_disk, test_unusable_store_refused])
