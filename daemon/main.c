@@ -232,6 +232,8 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
     if (period > 1000000)
         period = 1000000;
     sd_event_source_set_time(s, usec + period);
+    /* A time source fires once (SD_EVENT_ONESHOT) unless enabled again. */
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
 }
 

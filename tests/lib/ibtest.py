@@ -852,11 +852,12 @@ def _daemon_cmd(cfg, extra):
 
 class Gateway(_Proc):
     """The ironbridge daemon with config_text written to dir/<name>.yaml; stderr is kept in
-    dir/<name>.stderr (.log() returns it), stdout in dir/<name>.stdout."""
+    dir/<name>.stderr (.log() returns it), stdout in dir/<name>.stdout. env: variables added to
+    the daemon's environment (e.g. NOTIFY_SOCKET)."""
 
     name = "ironbridge"
 
-    def __init__(self, config_text, dir, name="gw", extra=()):
+    def __init__(self, config_text, dir, name="gw", extra=(), env=None):
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / f"{name}.yaml"
@@ -865,7 +866,8 @@ class Gateway(_Proc):
         self.stdout = self.dir / f"{name}.stdout"
         cmd = _daemon_cmd(self.config, extra)
         with open(self.logfile, "wb") as err, open(self.stdout, "wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                                         env=None if env is None else {**os.environ, **env})
         _register(self)
 
     @property
