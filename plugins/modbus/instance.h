@@ -117,6 +117,8 @@ const char *mb_table_name(unsigned table);
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */
 int mb_ensure_open(struct mb_instance *in);
+/* Log that opening the link failed with errno err, unless that was the last failure too. */
+void mb_log_open_error(struct mb_instance *in, int err);
 /* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
  * attempt (the link is recovered, or closed when lost). */
 int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,

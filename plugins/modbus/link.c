@@ -132,26 +132,27 @@ static void keep_gap(struct mb_link *link)
         sleep_us(wait);
 }
 
-int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, uint16_t count,
-                 void *dest)
+/* A transaction ended (rc and errno as the backend left them): the line is quiet from now. */
+static int transaction_done(struct mb_link *link, int rc)
 {
-    keep_gap(link);
-    int rc = link->ops->read(link, unit, table, addr, count, dest);
     int e = errno;
     link->quiet_since_us = mb_link_now_us();
     errno = e;
     return rc;
 }
 
+int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, uint16_t count,
+                 void *dest)
+{
+    keep_gap(link);
+    return transaction_done(link, link->ops->read(link, unit, table, addr, count, dest));
+}
+
 int mb_link_write(struct mb_link *link, int unit, uint8_t fc, uint16_t addr, uint16_t count,
                   const void *data)
 {
     keep_gap(link);
-    int rc = link->ops->write(link, unit, fc, addr, count, data);
-    int e = errno;
-    link->quiet_since_us = mb_link_now_us();
-    errno = e;
-    return rc;
+    return transaction_done(link, link->ops->write(link, unit, fc, addr, count, data));
 }
 
 int mb_link_settle(struct mb_link *link)

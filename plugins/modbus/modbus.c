@@ -662,15 +662,7 @@ static int mb_open(void *instance)
     mb_link_close(in->link);
     int err = mb_link_open(in->link);
     if (err != 0) {
-        /* The daemon retries with back-off: log a failure once until its cause changes. */
-        if (err != in->open_errno)
-            MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot %s %s: %s",
-                   mb_link_name(in->link)[0] == '/' ? "open" : "connect to", mb_link_name(in->link),
-                   err == ECONNREFUSED ? "connection refused, or the host name does not resolve"
-                   : err == ETIMEDOUT  ? "no answer within connect_timeout_ms"
-                   : err == ENOTTY     ? "the port has no RS-485 mode (rs485: true)"
-                                       : strerror(err));
-        in->open_errno = err;
+        mb_log_open_error(in, err);
         return IB_ERR_CONNECTION;
     }
     if (!in->opened_once)

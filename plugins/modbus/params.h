@@ -69,8 +69,8 @@ enum mb_p_parity {
 #define MB_P_BAUD_CHOICES                                                                          \
     X(300)                                                                                         \
     X(600)                                                                                         \
-    X(1200) X(2400) X(4800) X(9600) X(19200) X(38400) X(57600) X(115200) X(230400) X(460800)       \
-        X(921600)
+    X(1200)                                                                                        \
+    X(2400) X(4800) X(9600) X(19200) X(38400) X(57600) X(115200) X(230400) X(460800) X(921600)
 
 /* connection_schema */
 struct mb_connection_params {

@@ -328,6 +328,19 @@ static void account_device(struct poll_ctx *pc)
     struct mb_instance *in = pc->in;
     if (pc->silent) {
         dev->failed_polls++;
+        if (dev->failed_polls == 1) {
+            if (dev->backoff_max_ms > 0)
+                MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
+                       "unit %d does not answer (%s): its tags are bad, and it is asked again "
+                       "only after 1, 2, 4... poll intervals (at most every %u ms) so that the "
+                       "other devices keep their poll period",
+                       dev->unit_id, mb_errtext(pc->worst_errno), dev->backoff_max_ms);
+            else
+                MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
+                       "unit %d does not answer (%s): its tags are bad; it is asked again at "
+                       "every poll (backoff_max_ms: 0)",
+                       dev->unit_id, mb_errtext(pc->worst_errno));
+        }
         if (dev->backoff_max_ms == 0)
             return;
         unsigned shift = dev->failed_polls - 1 < 20 ? dev->failed_polls - 1 : 20;
@@ -336,12 +349,6 @@ static void account_device(struct poll_ctx *pc)
         if (delay > dev->backoff_max_ms)
             delay = dev->backoff_max_ms;
         dev->retry_at_ms = in->host->monotonic_ms() + delay;
-        if (dev->failed_polls == 1)
-            MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
-                   "unit %d does not answer (%s): its tags are bad, and it is asked again only "
-                   "after 1, 2, 4... poll intervals (at most every %u ms) so that the other "
-                   "devices keep their poll period",
-                   dev->unit_id, mb_errtext(pc->worst_errno), dev->backoff_max_ms);
         return;
     }
     if (pc->answered && dev->failed_polls > 0) {

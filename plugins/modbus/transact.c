@@ -93,12 +93,25 @@ int mb_ensure_open(struct mb_instance *in)
         in->loss_logged = false;
         return 0;
     }
-    if (err != in->open_errno)
-        MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot connect to %s: %s", mb_link_name(in->link),
-               strerror(err));
-    in->open_errno = err;
+    mb_log_open_error(in, err);
     in->loss_logged = true;
     return IB_ERR_CONNECTION;
+}
+
+void mb_log_open_error(struct mb_instance *in, int err)
+{
+    /* The daemon retries with back-off: a failure is logged once until its cause changes. */
+    if (err != in->open_errno) {
+        const char *name = mb_link_name(in->link);
+        MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot %s %s: %s",
+               name[0] == '/' ? "open" : "connect to", name,
+               /* libmodbus 3.1.6 reports a name that does not resolve as ECONNREFUSED. */
+               err == ECONNREFUSED ? "connection refused, or the host name does not resolve"
+               : err == ETIMEDOUT  ? "no answer within connect_timeout_ms"
+               : err == ENOTTY     ? "the port has no RS-485 mode (rs485: true)"
+                                   : strerror(err));
+    }
+    in->open_errno = err;
 }
 
 static void pause_for(struct mb_instance *in, const struct mb_device *dev)

@@ -1,7 +1,6 @@
 /* The write path: a value encoded by the tag's type and order, sent with FC5/FC15 (coils) or
  * FC6/FC16 (registers), a bit of a register by read-modify-write, and optionally read back. */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,26 +8,6 @@
 
 #include "instance.h"
 #include "rtu.h"
-
-static void value_text(const struct ib_value *v, char *buf, size_t len)
-{
-    switch (v->type) {
-    case IB_V_BOOL:
-        snprintf(buf, len, "%s", v->v.b ? "true" : "false");
-        break;
-    case IB_V_INT:
-        snprintf(buf, len, "%" PRId64, v->v.i);
-        break;
-    case IB_V_UINT:
-        snprintf(buf, len, "%" PRIu64, v->v.u);
-        break;
-    case IB_V_DOUBLE:
-        snprintf(buf, len, "%.17g", v->v.d);
-        break;
-    default:
-        snprintf(buf, len, "(a value of type %u)", v->type);
-    }
-}
 
 /* A failed request of a write: logged, and the ib_err it means. */
 static int write_failed(struct mb_instance *in, const struct mb_device *dev, const struct mb_tag *t,
@@ -123,10 +102,10 @@ int mb_write(struct mb_instance *in, uint32_t device, uint32_t group, uint32_t t
     else
         rc = mb_encode_registers(value, (enum mb_type)t->type, (enum mb_order)t->order, regs);
     if (rc != 0) {
-        char text[64];
-        value_text(value, text, sizeof(text));
         MB_LOG(in, IB_LOG_WARNING, dev->name, t->name,
-               "write of %s refused: it does not fit type %s", text, mb_decode_type_name(t->type));
+               "write refused: the value does not fit type %s (out of range, not a whole "
+               "number, or not a number)",
+               mb_decode_type_name(t->type));
         return IB_ERR_INVALID;
     }
     if (mb_ensure_open(in) != 0)

@@ -216,15 +216,28 @@ class _Proc:
         pid = self.proc.pid if self.proc else None
         return f"<{self.name} pid={pid}>"
 
+    def _spawn(self, argv):
+        """Start argv with its output appended to self.logfile; stopped with the test."""
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        _register(self)
+
+    def _spawn_until(self, argv, ready, timeout, what):
+        """_spawn(argv), then wait until ready() or the process ends; Failure if not ready."""
+        self._spawn(argv)
+        ok = wait_until(lambda: not self.running() or ready(), timeout)
+        if not ok or not self.running():
+            rc = self.proc.poll()
+            self.stop()
+            raise Failure(f"{what} did not start (exit status {rc})\n{self.describe()}")
+
     def _spawn_with_port_file(self, argv, timeout, what):
         """Start argv (a server that writes the port it listens on to self.port_file) with its
         output in self.logfile, wait until that port accepts connections, set self.port."""
         if self.port_file.exists():
             self.port_file.unlink()
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        _register(self)
+        self._spawn(argv)
 
         def port_ready():
             if not self.running():
@@ -749,16 +762,9 @@ class SocatPtyPair(_Proc):
         self.a = self.dir / f"{name}-a"
         self.b = self.dir / f"{name}-b"
         self.logfile = self.dir / f"{name}-socat.log"
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [exe, "-d", "-d", f"pty,raw,echo=0,link={self.a}",
-                 f"pty,raw,echo=0,link={self.b}"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _register(self)
-        ok = wait_until(lambda: not self.running() or (self.a.exists() and self.b.exists()), 10)
-        if not ok or not self.running():
-            self.stop()
-            raise Failure(f"socat did not make the pty pair\n{self.describe()}")
+        self._spawn_until([exe, "-d", "-d", f"pty,raw,echo=0,link={self.a}",
+                           f"pty,raw,echo=0,link={self.b}"],
+                          lambda: self.a.exists() and self.b.exists(), 10, "socat's pty pair")
 
 
 class SocatTcpBridge(_Proc):
@@ -772,18 +778,13 @@ class SocatTcpBridge(_Proc):
         self.dir = Path(dir)
         self.port = free_port()
         self.logfile = self.dir / f"{name}-socat.log"
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [exe, "-d", "-d", f"TCP-LISTEN:{self.port},bind={LOOPBACK},reuseaddr,fork",
-                 f"FILE:{serial_path},raw,echo=0"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _register(self)
-        # Wait for socat's own "listening on" line: a probe connection would open the pty in
-        # a child that might still hold it when the gateway connects.
-        ok = wait_until(lambda: not self.running() or "listening on" in tail(self.logfile), 10)
-        if not ok or not self.running():
-            self.stop()
-            raise Failure(f"socat did not listen on port {self.port}\n{self.describe()}")
+        # Ready at socat's own "listening on" line: a probe connection would open the pty in a
+        # child that might still hold it when the gateway connects.
+        self._spawn_until([exe, "-d", "-d",
+                           f"TCP-LISTEN:{self.port},bind={LOOPBACK},reuseaddr,fork",
+                           f"FILE:{serial_path},raw,echo=0"],
+                          lambda: "listening on" in tail(self.logfile), 10,
+                          f"socat listening on port {self.port}")
 
 
 class PymodbusRtuServer(_Proc):
@@ -806,18 +807,9 @@ class PymodbusRtuServer(_Proc):
         self.spec_file.write_text(json.dumps(spec))
         self.ready_file = self.dir / f"{name}.ready"
         self.logfile = self.dir / f"{name}.log"
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(_PYMODBUS_SERVER), "--spec", str(self.spec_file),
-                 "--serial", str(serial_path), "--ready-file", str(self.ready_file)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _register(self)
-        ok = wait_until(lambda: not self.running() or self.ready_file.exists(), 15)
-        if not ok or not self.running():
-            rc = self.proc.poll()
-            self.stop()
-            raise Failure(f"pymodbus RTU server did not start (exit status {rc})\n"
-                          f"{self.describe()}")
+        self._spawn_until([sys.executable, str(_PYMODBUS_SERVER), "--spec", str(self.spec_file),
+                           "--serial", str(serial_path), "--ready-file", str(self.ready_file)],
+                          self.ready_file.exists, 15, f"pymodbus RTU server on {serial_path}")
 
 
 def modbus_client(port):

@@ -704,6 +704,14 @@ void create_and_open(struct fixture *fx)
     assert_int_equal(plugin->open(fx->inst), 0);
 }
 
+void mbt_recreate(struct fixture *fx)
+{
+    plugin->close(fx->inst);
+    plugin->destroy(fx->inst);
+    fx->inst = NULL;
+    create_and_open(fx);
+}
+
 int read_dev(struct fixture *fx, uint32_t dev)
 {
     memset(fx->samples, 0xA5, sizeof(fx->samples));
@@ -713,6 +721,20 @@ int read_dev(struct fixture *fx, uint32_t dev)
 int read_group(struct fixture *fx)
 {
     return read_dev(fx, 0);
+}
+
+void write_expect(struct fixture *fx, uint32_t tag, const struct ib_value *v, int rc, int fc)
+{
+    int got = plugin->write_tag(fx->inst, 0, 0, tag, v);
+    if (got != rc)
+        fail_msg("writing tag %u returned %d, expected %d", tag, got, rc);
+    if (fc >= 0) {
+        pthread_mutex_lock(&fx->srv->lock);
+        int last = fx->srv->last_fc;
+        pthread_mutex_unlock(&fx->srv->lock);
+        if (last != fc)
+            fail_msg("writing tag %u: the last function code was %d, expected %d", tag, last, fc);
+    }
 }
 
 void assert_good(const struct ib_sample *s, uint8_t vtype)

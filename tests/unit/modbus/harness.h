@@ -155,11 +155,16 @@ struct fixture {
 struct fixture *mbt_fixture_new(enum mbt_kind kind);
 int mbt_teardown(void **state);
 void create_and_open(struct fixture *fx);
+/* Close and destroy the instance, then create and open it again from the (changed) config. */
+void mbt_recreate(struct fixture *fx);
 /* read_group of device `dev` with every sample pre-filled with garbage, so an unfilled one
  * shows. */
 int read_dev(struct fixture *fx, uint32_t dev);
 int read_group(struct fixture *fx); /* device 0 */
 void assert_good(const struct ib_sample *s, uint8_t vtype);
+/* write_tag of device 0's tag with *v must return rc; with fc >= 0, the server's last request
+ * must have been function fc. */
+void write_expect(struct fixture *fx, uint32_t tag, const struct ib_value *v, int rc, int fc);
 void assert_bad(const struct ib_sample *s, uint8_t reason, uint16_t code);
 
 #endif

@@ -92,12 +92,9 @@ static void reads_and_writes(struct fixture *fx)
     const struct ib_value minus = {.type = IB_V_INT, .v.i = -100000};
     const struct ib_value fl = {.type = IB_V_DOUBLE, .v.d = -1.5};
     const struct ib_value n = {.type = IB_V_UINT, .v.u = 65535};
-    assert_int_equal(plugin->write_tag(fx->inst, 0, 0, coil, &off), 0);
-    assert_int_equal(s->last_fc, MODBUS_FC_WRITE_SINGLE_COIL);
-    assert_int_equal(plugin->write_tag(fx->inst, 0, 0, u16, &n), 0);
-    assert_int_equal(s->last_fc, MODBUS_FC_WRITE_SINGLE_REGISTER);
-    assert_int_equal(plugin->write_tag(fx->inst, 0, 0, i32, &minus), 0);
-    assert_int_equal(s->last_fc, MODBUS_FC_WRITE_MULTIPLE_REGISTERS);
+    write_expect(fx, coil, &off, 0, MODBUS_FC_WRITE_SINGLE_COIL);
+    write_expect(fx, u16, &n, 0, MODBUS_FC_WRITE_SINGLE_REGISTER);
+    write_expect(fx, i32, &minus, 0, MODBUS_FC_WRITE_MULTIPLE_REGISTERS);
     assert_int_equal(plugin->write_tag(fx->inst, 0, 0, f, &fl), 0);
     assert_int_equal(plugin->write_tag(fx->inst, 0, 0, bit2, &off), 0);
     assert_int_equal(read_group(fx), 0);
@@ -111,14 +108,10 @@ static void reads_and_writes(struct fixture *fx)
     pthread_mutex_unlock(&s->lock);
 
     /* FC15 through write_multiple. */
-    plugin->close(fx->inst);
-    plugin->destroy(fx->inst);
-    fx->inst = NULL;
     c->dp[0].write_multiple = true;
-    create_and_open(fx);
+    mbt_recreate(fx);
     const struct ib_value on = {.type = IB_V_BOOL, .v.b = true};
-    assert_int_equal(plugin->write_tag(fx->inst, 0, 0, coil, &on), 0);
-    assert_int_equal(s->last_fc, MODBUS_FC_WRITE_MULTIPLE_COILS);
+    write_expect(fx, coil, &on, 0, MODBUS_FC_WRITE_MULTIPLE_COILS);
     assert_int_equal(read_group(fx), 0);
     assert_true(sm[coil].value.v.b);
 }
