@@ -121,10 +121,16 @@ void mb_link_set_timeout(struct mb_link *link, uint32_t response_ms)
     link->timeout_ms = response_ms;
 }
 
-/* RTU separates frames by silence: never start a request sooner than the gap after the last
- * frame ended. */
+/* Before a request. RTU frames carry no transaction id: a late answer to an earlier request
+ * that is still waiting in the buffer would pass for the answer to this one (same unit,
+ * function and length, valid CRC). So drop whatever has arrived since. (Modbus TCP needs no
+ * such step: its transaction id tells a late answer apart.) Then keep RTU's silence: never
+ * start a request sooner than the gap after the last frame ended. */
 static void keep_gap(struct mb_link *link)
 {
+    int fd = link->ops->fd(link);
+    if (link->cfg.kind != MB_LINK_TCP && fd >= 0 && mb_link_drain(fd, 0, DRAIN_MAX_US) > 0)
+        link->quiet_since_us = mb_link_now_us();
     if (link->cfg.frame_gap_us == 0 || link->quiet_since_us == 0)
         return;
     int64_t wait = link->quiet_since_us + link->cfg.frame_gap_us - mb_link_now_us();

@@ -461,6 +461,12 @@ static bool serve_one(struct mbt_server *s, int fd)
     }
     pthread_mutex_unlock(&s->lock);
 
+    if (f == MBT_SLOW) {
+        pthread_mutex_lock(&s->lock);
+        unsigned ms = s->slow_ms;
+        pthread_mutex_unlock(&s->lock);
+        usleep(ms * 1000u);
+    }
     ssize_t n = recv(s->sp[1], reply, sizeof(reply) - 16, MSG_DONTWAIT);
     if (n <= 0)
         return true;

@@ -98,6 +98,7 @@ enum mbt_fault {
     MBT_HOLD,            /* answer only once released (mbt_server_release) */
     MBT_DISCARD_WRITE,   /* answer a write as done but leave the registers as they were */
     MBT_FLIP,            /* XOR byte flip_pos % length of the answer with flip_xor */
+    MBT_SLOW,            /* answer after slow_ms */
 };
 
 struct mbt_server {
@@ -120,6 +121,7 @@ struct mbt_server {
     enum mbt_fault fault; /* applied to the next fault_count answers */
     unsigned fault_count;
     unsigned flip_pos;
+    unsigned slow_ms;
     uint8_t flip_xor;
     bool stopping, holding, released, late_sent;
     unsigned requests;

@@ -225,6 +225,49 @@ static void test_serial_settings(void **state)
     assert_true(fx->samples[a].value.v.u == 9600);
 }
 
+/* A slow device: an answer within the timeout is good however late; one after it is a timeout,
+ * and the late answer is dropped, never taken for the next one. */
+static void slow_device(struct fixture *fx)
+{
+    struct mbt_config *c = &fx->cfg;
+    c->cp.timeout_ms = 150;
+    c->dp[0].retries = 0;
+    c->dp[0].backoff_max_ms = 0;
+    uint32_t a = add_tag(c, "a", MB_P_TABLE_HOLDING, 0, -1, -1, false);
+    uint16_t v = 4711;
+    set_regs(fx->srv, 0, 0, &v, 1);
+    create_and_open(fx);
+    pthread_mutex_lock(&fx->srv->lock);
+    fx->srv->slow_ms = 100;
+    pthread_mutex_unlock(&fx->srv->lock);
+    mbt_server_fault(fx->srv, MBT_SLOW, 1);
+    assert_int_equal(read_group(fx), 0);
+    assert_true(fx->samples[a].value.v.u == 4711);
+
+    pthread_mutex_lock(&fx->srv->lock);
+    fx->srv->slow_ms = 250;
+    pthread_mutex_unlock(&fx->srv->lock);
+    mbt_server_fault(fx->srv, MBT_SLOW, 1);
+    assert_int_equal(read_group(fx), IB_ERR_TIMEOUT);
+    assert_bad(&fx->samples[a], IB_R_TIMEOUT, 0);
+    /* The late answer arrives while nothing is asked; the next request must get its own. */
+    usleep(200000);
+    v = 4712;
+    set_regs(fx->srv, 0, 0, &v, 1);
+    assert_int_equal(read_group(fx), 0);
+    assert_true(fx->samples[a].value.v.u == 4712);
+}
+
+static void test_serial_slow_device(void **state)
+{
+    slow_device(*state);
+}
+
+static void test_rtu_over_tcp_slow_device(void **state)
+{
+    slow_device(*state);
+}
+
 static void test_rtu_over_tcp_open_errors(void **state)
 {
     struct fixture *fx = *state;
@@ -270,6 +313,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_serial_rs485_refused_by_a_pty, setup_pty,
                                         mbt_teardown),
         cmocka_unit_test_setup_teardown(test_serial_settings, setup_pty, mbt_teardown),
+        cmocka_unit_test_setup_teardown(test_serial_slow_device, setup_pty, mbt_teardown),
+        cmocka_unit_test_setup_teardown(test_rtu_over_tcp_slow_device, setup_rtu_tcp, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_rtu_over_tcp_open_errors, setup_rtu_tcp, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_rtu_over_tcp_peer_closes, setup_rtu_tcp, mbt_teardown),
     };
