@@ -113,6 +113,11 @@ const char *mb_link_name(const struct mb_link *link)
     return link->name;
 }
 
+enum mb_link_kind mb_link_kind(const struct mb_link *link)
+{
+    return (enum mb_link_kind)link->cfg.kind;
+}
+
 void mb_link_set_timeout(struct mb_link *link, uint32_t response_ms)
 {
     if (response_ms == link->timeout_ms)

@@ -19,6 +19,9 @@ enum mb_link_kind {
 
 /* errno of a response that was followed by more bytes than its frame holds. */
 #define MB_ESTRAY (MODBUS_ENOBASE + 1000)
+/* errno of an open whose host name did not resolve (RTU over TCP; libmodbus says
+ * ECONNREFUSED). */
+#define MB_ENORESOLVE (MODBUS_ENOBASE + 1001)
 
 struct mb_link_config {
     uint8_t kind; /* enum mb_link_kind */
@@ -55,6 +58,7 @@ bool mb_link_is_open(const struct mb_link *link);
 
 /* What the link talks to, for logs: "host:port" or the serial port. */
 const char *mb_link_name(const struct mb_link *link);
+enum mb_link_kind mb_link_kind(const struct mb_link *link);
 
 /* The response timeout of the requests that follow, in ms. */
 void mb_link_set_timeout(struct mb_link *link, uint32_t response_ms);

@@ -87,7 +87,7 @@ static int rtcp_open(struct mb_link *link)
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(link->cfg.host, service, &hints, &res);
     if (rc != 0)
-        return rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+        return rc == EAI_SYSTEM ? errno : MB_ENORESOLVE;
     int err = EHOSTUNREACH;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
         err = connect_one(ai, link->cfg.connect_timeout_ms, &l->fd);

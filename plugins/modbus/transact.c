@@ -29,6 +29,8 @@ const char *mb_errtext(int e)
         return "another unit id answered";
     if (e == ETIMEDOUT)
         return "no response within the timeout";
+    if (e == MB_ENORESOLVE)
+        return "the host name does not resolve";
     return modbus_strerror(e);
 }
 
@@ -102,14 +104,16 @@ void mb_log_open_error(struct mb_instance *in, int err)
 {
     /* The daemon retries with back-off: a failure is logged once until its cause changes. */
     if (err != in->open_errno) {
-        const char *name = mb_link_name(in->link);
         MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot %s %s: %s",
-               name[0] == '/' ? "open" : "connect to", name,
+               mb_link_kind(in->link) == MB_LINK_RTU ? "open" : "connect to",
+               mb_link_name(in->link),
                /* libmodbus 3.1.6 reports a name that does not resolve as ECONNREFUSED. */
-               err == ECONNREFUSED ? "connection refused, or the host name does not resolve"
-               : err == ETIMEDOUT  ? "no answer within connect_timeout_ms"
-               : err == ENOTTY     ? "the port has no RS-485 mode (rs485: true)"
-                                   : strerror(err));
+               err == ECONNREFUSED && mb_link_kind(in->link) == MB_LINK_TCP
+                   ? "connection refused, or the host name does not resolve"
+               : err == ECONNREFUSED ? "connection refused"
+               : err == ETIMEDOUT    ? "no answer within connect_timeout_ms"
+               : err == ENOTTY       ? "the port has no RS-485 mode (rs485: true)"
+                                     : mb_errtext(err));
     }
     in->open_errno = err;
 }

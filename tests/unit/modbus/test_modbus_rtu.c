@@ -282,6 +282,7 @@ static void test_rtu_over_tcp_open_errors(void **state)
     c->cp.host = "ironbridge-test.invalid";
     assert_int_equal(plugin->create(&fx->fake.host, ctx_of(&fx->fake), &c->conn, &fx->inst), 0);
     assert_int_equal(plugin->open(fx->inst), IB_ERR_CONNECTION);
+    assert_non_null(strstr(fx->fake.last_log, "does not resolve"));
     /* Closed: reads say so without I/O. */
     assert_int_equal(read_group(fx), IB_ERR_CONNECTION);
     assert_bad(&fx->samples[0], IB_R_CONN_LOST, 0);
