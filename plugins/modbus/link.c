@@ -95,6 +95,7 @@ int mb_link_open(struct mb_link *link)
     link->ops->close(link);
     int e = link->ops->open(link);
     link->quiet_since_us = mb_link_now_us();
+    link->late_answer = false;
     return e;
 }
 
@@ -128,14 +129,17 @@ void mb_link_set_timeout(struct mb_link *link, uint32_t response_ms)
 
 /* Before a request. RTU frames carry no transaction id: a late answer to an earlier request
  * that is still waiting in the buffer would pass for the answer to this one (same unit,
- * function and length, valid CRC). So drop whatever has arrived since. (Modbus TCP needs no
- * such step: its transaction id tells a late answer apart.) Then keep RTU's silence: never
- * start a request sooner than the gap after the last frame ended. */
+ * function and length, valid CRC). So drop whatever has arrived since. On Modbus TCP the
+ * transaction id tells a late answer apart, but it would still cost a reconnect (the stream
+ * is out of step): after a timeout, drop what has arrived since, once. Then keep RTU's
+ * silence: never start a request sooner than the gap after the last frame ended. */
 static void keep_gap(struct mb_link *link)
 {
     int fd = link->ops->fd(link);
-    if (link->cfg.kind != MB_LINK_TCP && fd >= 0 && mb_link_drain(fd, 0, DRAIN_MAX_US) > 0)
+    if ((link->cfg.kind != MB_LINK_TCP || link->late_answer) && fd >= 0 &&
+        mb_link_drain(fd, 0, DRAIN_MAX_US) > 0)
         link->quiet_since_us = mb_link_now_us();
+    link->late_answer = false;
     if (link->cfg.frame_gap_us == 0 || link->quiet_since_us == 0)
         return;
     int64_t wait = link->quiet_since_us + link->cfg.frame_gap_us - mb_link_now_us();
@@ -216,8 +220,9 @@ int mb_link_recover(struct mb_link *link, int e)
 
     if (link->cfg.kind == MB_LINK_TCP) {
         if (e == ETIMEDOUT) {
-            /* The answer may still come; it carries the old transaction id, so it cannot be
-             * taken for the next answer: drop what is there, a later one fails the id check. */
+            /* The answer may still come: drop what is there now, and what has come by the next
+             * request (keep_gap); one that comes later still fails the transaction id check. */
+            link->late_answer = true;
             if (mb_link_drain(fd, 0, DRAIN_MAX_US) >= 0)
                 return 0;
             int err = errno ? errno : ECONNRESET;

@@ -2,6 +2,7 @@
 #ifndef IB_MODBUS_LINK_IMPL_H
 #define IB_MODBUS_LINK_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,7 @@ struct mb_link {
     char name[300];
     uint32_t timeout_ms;    /* response timeout */
     int64_t quiet_since_us; /* monotonic time the last frame ended; 0: unknown */
+    bool late_answer;       /* Modbus TCP: a request timed out, its answer may still come */
 };
 
 /* Backends: fill a new link (NULL on out of memory). */

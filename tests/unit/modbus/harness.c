@@ -467,6 +467,10 @@ static bool serve_one(struct mbt_server *s, int fd)
         pthread_mutex_unlock(&s->lock);
         usleep(ms * 1000u);
     }
+    if (f == MBT_LATE) {
+        struct pollfd p[2] = {{fd, POLLIN, 0}, {s->stop_pipe[0], POLLIN, 0}};
+        poll(p, 2, 5000);
+    }
     ssize_t n = recv(s->sp[1], reply, sizeof(reply) - 16, MSG_DONTWAIT);
     if (n <= 0)
         return true;

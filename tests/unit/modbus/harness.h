@@ -99,6 +99,7 @@ enum mbt_fault {
     MBT_DISCARD_WRITE,   /* answer a write as done but leave the registers as they were */
     MBT_FLIP,            /* XOR byte flip_pos % length of the answer with flip_xor */
     MBT_SLOW,            /* answer after slow_ms */
+    MBT_LATE,            /* answer only once the next request has arrived, before reading it */
 };
 
 struct mbt_server {

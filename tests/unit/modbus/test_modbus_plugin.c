@@ -281,28 +281,39 @@ static void test_timeout_then_late_answer(void **state)
      * would run into meson's time limit. */
     c->cp.timeout_ms = 60000;
     c->dp[0].timeout_ms = 200;
-    uint32_t t = add_tag(c, "u32", MB_P_TABLE_HOLDING, 40, MB_P_TYPE_UINT32, -1, false);
     c->dp[0].retries = 0;        /* a retry would meet the late answer */
     c->dp[0].backoff_max_ms = 0; /* and a back-off would skip the next poll */
+    uint32_t t = add_tag(c, "u32", MB_P_TABLE_HOLDING, 40, MB_P_TYPE_UINT32, -1, false);
     create_and_open(fx);
 
     mbt_server_fault(s, MBT_HOLD, 1);
     assert_int_equal(read_group(fx), IB_ERR_TIMEOUT);
     assert_bad(&fx->samples[t], IB_R_TIMEOUT, 0);
 
-    /* Now the server answers the old request, after the plugin gave up on it. */
+    /* Now the server answers the old request, after the plugin gave up on it, and the value
+     * changes. The late answer (0x00010002) waits in the socket: it is dropped before the next
+     * request, which reads the current value, without a reconnect. */
     mbt_server_release(s);
-    uint16_t three = 0x0003; /* the late answer carries 0x00010002 */
+    uint16_t three = 0x0003;
     set_regs(s, 0, 41, &three, 1);
-
-    /* The late answer sits in the socket before the answer to the next request. It must not be
-     * taken for it: the transaction id differs, so it is a protocol error... */
-    assert_int_equal(read_group(fx), IB_ERR_PROTOCOL);
-    assert_bad(&fx->samples[t], IB_R_PROTOCOL, 0);
-    /* ...after which the plugin reconnected by itself, and the next poll reads current data. */
+    unsigned conns = mbt_server_connections(s);
     assert_int_equal(read_group(fx), 0);
     assert_good(&fx->samples[t], IB_V_UINT);
     assert_true(fx->samples[t].value.v.u == 0x00010003u);
+    assert_int_equal(mbt_server_connections(s), conns);
+
+    /* An answer that comes only after the next request was sent carries the old transaction
+     * id: it is refused (protocol error, never its value) and the plugin reconnects by itself;
+     * the poll after that reads current data. */
+    mbt_server_fault(s, MBT_LATE, 1);
+    assert_int_equal(read_group(fx), IB_ERR_TIMEOUT);
+    assert_int_equal(read_group(fx), IB_ERR_PROTOCOL);
+    assert_bad(&fx->samples[t], IB_R_PROTOCOL, 0);
+    uint16_t four = 0x0004;
+    set_regs(s, 0, 41, &four, 1);
+    assert_int_equal(read_group(fx), 0);
+    assert_true(fx->samples[t].value.v.u == 0x00010004u);
+    assert_int_equal(mbt_server_connections(s), conns + 1); /* one reconnect */
 }
 
 static void test_write_round_trip(void **state)
