@@ -1232,7 +1232,9 @@ static void csv_row(void *ud, struct csv_field *f, int n, int line)
                         "this row has more cells than the header has columns");
             continue;
         }
-        int k = csv_scalar(c->doc, c->header[i].text, c->header[0].line, c->header[i].col);
+        /* The key carries the cell's position too: an error about this tag's key (an unknown
+         * column, a plugin's complaint) names the row, not only the header. */
+        int k = csv_scalar(c->doc, c->header[i].text, f[i].line, f[i].col);
         int v;
         char *dots = strcmp(c->header[i].text, "range") == 0 ? strstr(f[i].text, "..") : NULL;
         if (dots) {

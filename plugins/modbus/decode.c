@@ -19,6 +19,8 @@ unsigned mb_decode_width(enum mb_type type)
     case MB_TYPE_UINT64:
     case MB_TYPE_FLOAT64:
         return 4;
+    case MB_TYPE_STRING:
+        return 0;
     default:
         return 1;
     }
@@ -28,6 +30,7 @@ uint8_t mb_decode_vtype(enum mb_type type)
 {
     switch (type) {
     case MB_TYPE_BOOL:
+    case MB_TYPE_BIT:
         return IB_V_BOOL;
     case MB_TYPE_INT16:
     case MB_TYPE_INT32:
@@ -40,6 +43,8 @@ uint8_t mb_decode_vtype(enum mb_type type)
     case MB_TYPE_FLOAT32:
     case MB_TYPE_FLOAT64:
         return IB_V_DOUBLE;
+    case MB_TYPE_STRING:
+        return IB_V_STRING;
     default:
         return IB_V_NONE;
     }
@@ -51,6 +56,7 @@ const char *mb_decode_type_name(enum mb_type type)
         [MB_TYPE_BOOL] = "bool",   [MB_TYPE_INT16] = "int16",   [MB_TYPE_UINT16] = "uint16",
         [MB_TYPE_INT32] = "int32", [MB_TYPE_UINT32] = "uint32", [MB_TYPE_FLOAT32] = "float32",
         [MB_TYPE_INT64] = "int64", [MB_TYPE_UINT64] = "uint64", [MB_TYPE_FLOAT64] = "float64",
+        [MB_TYPE_BIT] = "bit",     [MB_TYPE_STRING] = "string",
     };
     return (unsigned)type < MB_TYPE_COUNT ? names[type] : "?";
 }
@@ -119,7 +125,7 @@ int mb_decode_registers(const uint16_t *regs, enum mb_type type, enum mb_order o
     double d;
 
     memset(out, 0, sizeof(*out));
-    if (type == MB_TYPE_BOOL || (unsigned)type >= MB_TYPE_COUNT)
+    if (n == 0 || type == MB_TYPE_BOOL || type == MB_TYPE_BIT || (unsigned)type >= MB_TYPE_COUNT)
         return IB_ERR_INVALID;
     raw = gather(regs, n, order);
     switch (type) {
@@ -165,6 +171,94 @@ void mb_decode_bit(uint8_t bit, struct ib_value *out)
     memset(out, 0, sizeof(*out));
     out->type = IB_V_BOOL;
     out->v.b = bit != 0;
+}
+
+void mb_decode_reg_bit(uint16_t reg, unsigned bit, enum mb_order order, struct ib_value *out)
+{
+    if (order & MB_ORDER_BYTE_SWAP)
+        reg = swap_bytes(reg);
+    mb_decode_bit((uint8_t)((reg >> (bit & 15)) & 1), out);
+}
+
+uint16_t mb_encode_reg_bit(uint16_t reg, unsigned bit, bool on, enum mb_order order)
+{
+    uint16_t mask = (uint16_t)(1u << (bit & 15));
+    if (order & MB_ORDER_BYTE_SWAP)
+        mask = swap_bytes(mask);
+    return on ? (uint16_t)(reg | mask) : (uint16_t)(reg & ~mask);
+}
+
+/* Length of the valid UTF-8 sequence at s[0 .. n-1], or 0 if it is not one (overlong forms,
+ * surrogates and code points past U+10FFFF are invalid, as RFC 3629 says). */
+static size_t utf8_sequence(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned min;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    unsigned cp = c & (0x7Fu >> len);
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+uint32_t mb_decode_string(const uint16_t *regs, unsigned n, enum mb_order order, char *out,
+                          struct ib_value *out_value)
+{
+    /* The raw bytes go to the back half of out first: the UTF-8 repair writes from the front
+     * and never overtakes the reader (each input byte becomes at most 3 output bytes, and the
+     * raw bytes start at offset 4n of 6n). */
+    unsigned char *raw = (unsigned char *)out + MB_STRING_CAP(n) - 2 * (size_t)n;
+    size_t len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t w = (order & MB_ORDER_BYTE_SWAP) ? swap_bytes(regs[i]) : regs[i];
+        raw[2 * i] = (unsigned char)(w >> 8);
+        raw[2 * i + 1] = (unsigned char)w;
+    }
+    while (len < 2 * (size_t)n && raw[len] != 0)
+        len++;
+    while (len > 0 && raw[len - 1] == ' ')
+        len--;
+
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_sequence(raw + i, len - i);
+        if (k == 0) {
+            out[o++] = (char)0xEF; /* U+FFFD REPLACEMENT CHARACTER */
+            out[o++] = (char)0xBF;
+            out[o++] = (char)0xBD;
+            i++;
+            continue;
+        }
+        memmove(out + o, raw + i, k);
+        o += k;
+        i += k;
+    }
+    memset(out_value, 0, sizeof(*out_value));
+    out_value->type = IB_V_STRING;
+    out_value->v.s.ptr = out;
+    out_value->v.s.len = (uint32_t)o;
+    return (uint32_t)o;
 }
 
 /* *in as a signed integer in [min, max]; doubles only when integral. */

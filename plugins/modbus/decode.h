@@ -3,12 +3,15 @@
 #ifndef IB_MODBUS_DECODE_H
 #define IB_MODBUS_DECODE_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ironbridge/value.h>
 
-/* Value types of a tag. Bool lives in a coil or discrete input (one bit); the others occupy 1, 2
- * or 4 consecutive registers. */
+/* Value types of a tag. Bool lives in a coil or discrete input (one bit); bit is one bit of a
+ * register; string occupies as many registers as its tag says; the others occupy 1, 2 or 4
+ * consecutive registers. New types are appended only. */
 enum mb_type {
     MB_TYPE_BOOL = 0,
     MB_TYPE_INT16,
@@ -19,6 +22,8 @@ enum mb_type {
     MB_TYPE_INT64,
     MB_TYPE_UINT64,
     MB_TYPE_FLOAT64,
+    MB_TYPE_BIT,    /* one bit of a register, 0 = least significant */
+    MB_TYPE_STRING, /* text in N registers, two bytes each */
     MB_TYPE_COUNT,
 };
 
@@ -41,7 +46,8 @@ enum mb_order {
     MB_ORDER_BA = MB_ORDER_BADC, /* 16-bit, bytes swapped */
 };
 
-/* Registers a type occupies (1, 2 or 4); 1 for MB_TYPE_BOOL, which occupies one bit. */
+/* Registers a type occupies (1, 2 or 4); 1 for MB_TYPE_BOOL, which occupies one bit, and for
+ * MB_TYPE_BIT; 0 for MB_TYPE_STRING, whose length is the tag's. */
 unsigned mb_decode_width(enum mb_type type);
 
 /* The enum ib_vtype a decoded value of this type carries. */
@@ -59,6 +65,25 @@ int mb_decode_registers(const uint16_t *regs, enum mb_type type, enum mb_order o
 
 /* Decode one bit of a coil or discrete input (libmodbus gives one byte per bit). */
 void mb_decode_bit(uint8_t bit, struct ib_value *out);
+
+/* Bit `bit` (0..15, 0 = least significant) of a register whose two bytes arrive in `order`
+ * (MB_ORDER_AB or MB_ORDER_BA), as IB_V_BOOL. */
+void mb_decode_reg_bit(uint16_t reg, unsigned bit, enum mb_order order, struct ib_value *out);
+
+/* The register `reg` (as read, in `order`) with bit `bit` set to `on`, for a read-modify-write. */
+uint16_t mb_encode_reg_bit(uint16_t reg, unsigned bit, bool on, enum mb_order order);
+
+/* Bytes of output mb_decode_string() may write for n registers: an invalid UTF-8 byte becomes
+ * the three bytes of U+FFFD. */
+#define MB_STRING_CAP(n) ((size_t)(n)*6)
+
+/* Decode n registers as text. Each register holds two bytes, the first one in its high byte
+ * (MB_ORDER_AB) or in its low byte (MB_ORDER_BA). The text ends at the first NUL byte, trailing
+ * spaces are trimmed, and each byte that is not part of valid UTF-8 becomes U+FFFD, so that the
+ * value is always valid UTF-8. Writes at most MB_STRING_CAP(n) bytes to out (no NUL terminator)
+ * and returns how many; sets *out_value to an IB_V_STRING pointing at out. */
+uint32_t mb_decode_string(const uint16_t *regs, unsigned n, enum mb_order order, char *out,
+                          struct ib_value *out_value);
 
 /* Encode *in into mb_decode_width(type) registers for a write. The value may come as
  * IB_V_INT, IB_V_UINT or IB_V_DOUBLE (an integral one for integer types); it must fit the type.

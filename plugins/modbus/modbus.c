@@ -1,5 +1,5 @@
-/* Modbus TCP driver plugin: the exported descriptor, its config schemas and the callbacks.
- * create() turns every device group into planned requests and buffers; polls then only do I/O. */
+/* Modbus driver plugin (TCP, RTU, RTU over TCP): the exported descriptor, its config schemas,
+ * and create(), which turns every device group into planned requests and buffers. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,7 +12,10 @@
 
 #include <ironbridge/ironbridge.h>
 
+#include "address.h"
 #include "decode.h"
+#include "instance.h"
+#include "link.h"
 #include "params.h"
 #include "planner.h"
 
@@ -26,13 +29,24 @@
 
 static const char *const transport_choices[] = {
     [MB_P_TRANSPORT_TCP] = "tcp",
+    [MB_P_TRANSPORT_RTU] = "rtu",
+    [MB_P_TRANSPORT_RTU_OVER_TCP] = "rtu_over_tcp",
     [MB_P_TRANSPORT_COUNT] = NULL,
 };
 
 static const char *const order_choices[] = {
-    [MB_P_ORDER_ABCD] = "ABCD",
-    [MB_P_ORDER_CDAB] = "CDAB",
+    [MB_P_ORDER_ABCD] = "ABCD", [MB_P_ORDER_CDAB] = "CDAB", [MB_P_ORDER_BADC] = "BADC",
+    [MB_P_ORDER_DCBA] = "DCBA", [MB_P_ORDER_AB] = "AB",     [MB_P_ORDER_BA] = "BA",
     [MB_P_ORDER_COUNT] = NULL,
+};
+
+/* byte_order: the 32/64-bit orders, the first four of order_choices. */
+static const char *const order32_choices[] = {"ABCD", "CDAB", "BADC", "DCBA", NULL};
+
+static const char *const order16_choices[] = {
+    [MB_P_ORDER16_AB] = "AB",
+    [MB_P_ORDER16_BA] = "BA",
+    [MB_P_ORDER16_COUNT] = NULL,
 };
 
 static const char *const table_choices[] = {
@@ -44,14 +58,34 @@ static const char *const table_choices[] = {
 static const char *const type_choices[] = {
     [MB_P_TYPE_BOOL] = "bool",   [MB_P_TYPE_INT16] = "int16",   [MB_P_TYPE_UINT16] = "uint16",
     [MB_P_TYPE_INT32] = "int32", [MB_P_TYPE_UINT32] = "uint32", [MB_P_TYPE_FLOAT32] = "float32",
-    [MB_P_TYPE_COUNT] = NULL,
+    [MB_P_TYPE_INT64] = "int64", [MB_P_TYPE_UINT64] = "uint64", [MB_P_TYPE_FLOAT64] = "float64",
+    [MB_P_TYPE_BIT] = "bit",     [MB_P_TYPE_STRING] = "string", [MB_P_TYPE_COUNT] = NULL,
 };
 
-/* Schema indices to the codec's and planner's own enums; the codec knows more than the schema
- * exposes yet. */
+static const char *const parity_choices[] = {
+    [MB_P_PARITY_NONE] = "none",
+    [MB_P_PARITY_EVEN] = "even",
+    [MB_P_PARITY_ODD] = "odd",
+    [MB_P_PARITY_COUNT] = NULL,
+};
+
+#define X(b) #b,
+static const char *const baud_choices[] = {MB_P_BAUD_CHOICES NULL};
+#undef X
+#define X(b) b,
+static const int baud_values[] = {MB_P_BAUD_CHOICES};
+#undef X
+
+static const char *const data_bits_choices[] = {"5", "6", "7", "8", NULL};
+static const char *const stop_bits_choices[] = {"1", "2", NULL};
+static const char *const bit_choices[] = {"0", "1",  "2",  "3",  "4",  "5",  "6",  "7", "8",
+                                          "9", "10", "11", "12", "13", "14", "15", NULL};
+
+/* Schema indices to the codec's and planner's own enums. */
 static const enum mb_order order_map[MB_P_ORDER_COUNT] = {
-    [MB_P_ORDER_ABCD] = MB_ORDER_ABCD,
-    [MB_P_ORDER_CDAB] = MB_ORDER_CDAB,
+    [MB_P_ORDER_ABCD] = MB_ORDER_ABCD, [MB_P_ORDER_CDAB] = MB_ORDER_CDAB,
+    [MB_P_ORDER_BADC] = MB_ORDER_BADC, [MB_P_ORDER_DCBA] = MB_ORDER_DCBA,
+    [MB_P_ORDER_AB] = MB_ORDER_AB,     [MB_P_ORDER_BA] = MB_ORDER_BA,
 };
 
 static const enum mb_table table_map[MB_P_TABLE_COUNT] = {
@@ -62,124 +96,132 @@ static const enum mb_table table_map[MB_P_TABLE_COUNT] = {
 };
 
 static const enum mb_type type_map[MB_P_TYPE_COUNT] = {
-    [MB_P_TYPE_BOOL] = MB_TYPE_BOOL,     [MB_P_TYPE_INT16] = MB_TYPE_INT16,
-    [MB_P_TYPE_UINT16] = MB_TYPE_UINT16, [MB_P_TYPE_INT32] = MB_TYPE_INT32,
-    [MB_P_TYPE_UINT32] = MB_TYPE_UINT32, [MB_P_TYPE_FLOAT32] = MB_TYPE_FLOAT32,
+    [MB_P_TYPE_BOOL] = MB_TYPE_BOOL,       [MB_P_TYPE_INT16] = MB_TYPE_INT16,
+    [MB_P_TYPE_UINT16] = MB_TYPE_UINT16,   [MB_P_TYPE_INT32] = MB_TYPE_INT32,
+    [MB_P_TYPE_UINT32] = MB_TYPE_UINT32,   [MB_P_TYPE_FLOAT32] = MB_TYPE_FLOAT32,
+    [MB_P_TYPE_INT64] = MB_TYPE_INT64,     [MB_P_TYPE_UINT64] = MB_TYPE_UINT64,
+    [MB_P_TYPE_FLOAT64] = MB_TYPE_FLOAT64, [MB_P_TYPE_BIT] = MB_TYPE_BIT,
+    [MB_P_TYPE_STRING] = MB_TYPE_STRING,
 };
 
-static const char *const table_names[MB_TABLE_COUNT] = {
-    [MB_TABLE_COIL] = "coil",
-    [MB_TABLE_DISCRETE_INPUT] = "discrete_input",
-    [MB_TABLE_INPUT] = "input",
-    [MB_TABLE_HOLDING] = "holding",
-};
+#define E_INT(st, k, f, d, lo, hi, desc)                                                           \
+    {                                                                                              \
+        .key = k, .type = IB_S_INT, .flags = IB_SF_RANGE, .offset = offsetof(st, f), .def = d,     \
+        .min = lo, .max = hi, .description = desc                                                  \
+    }
+#define E_BOOL(st, k, f, d, desc)                                                                  \
+    {                                                                                              \
+        .key = k, .type = IB_S_BOOL, .offset = offsetof(st, f), .def = d, .description = desc      \
+    }
+#define E_ENUM(st, k, f, d, ch, desc)                                                              \
+    {                                                                                              \
+        .key = k, .type = IB_S_ENUM, .offset = offsetof(st, f), .def = d, .choices = ch,           \
+        .description = desc                                                                        \
+    }
+#define E_STR(st, k, f, desc)                                                                      \
+    {                                                                                              \
+        .key = k, .type = IB_S_STRING, .offset = offsetof(st, f), .description = desc              \
+    }
 
+#define CP struct mb_connection_params
 static const struct ib_schema_entry connection_entries[] = {
-    {.key = "transport",
-     .type = IB_S_ENUM,
-     .offset = offsetof(struct mb_connection_params, transport),
-     .def = "tcp",
-     .choices = transport_choices,
-     .description = "How the devices are reached: tcp (Modbus TCP)"},
-    {.key = "host",
-     .type = IB_S_STRING,
-     .flags = IB_SF_REQUIRED,
-     .offset = offsetof(struct mb_connection_params, host),
-     .description = "Host name or IP address (IPv4 or IPv6) of the Modbus TCP server or gateway"},
+    E_ENUM(CP, "transport", transport, "tcp", transport_choices,
+           "How the devices are reached: tcp (Modbus TCP), rtu (Modbus RTU on a serial port) or "
+           "rtu_over_tcp (RTU frames through a serial-to-Ethernet converter)"),
+    E_STR(CP, "host", host,
+          "tcp, rtu_over_tcp: host name or IP address (IPv4 or IPv6) of the server, gateway or "
+          "converter; required there"),
     {.key = "port",
      .type = IB_S_INT,
      .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_connection_params, port),
-     .def = "502",
+     .offset = offsetof(CP, port),
      .min = 1,
      .max = 65535,
-     .description = "TCP port of the server"},
-    {.key = "timeout_ms",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_connection_params, timeout_ms),
-     .def = "1000",
-     .min = 1,
-     .max = 60000,
-     .description = "How long to wait for the response to a request, in ms"},
-    {.key = "connect_timeout_ms",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_connection_params, connect_timeout_ms),
-     .def = "3000",
-     .min = 1,
-     .max = 60000,
-     .description = "How long to wait for the TCP connection to be established, in ms"},
+     .description = "tcp, rtu_over_tcp: TCP port; 502 when absent"},
+    E_STR(CP, "serial_port", serial_port,
+          "rtu: the serial device, e.g. /dev/ttyUSB0 or /dev/serial/by-id/...; required there"),
+    E_ENUM(CP, "baud", baud, NULL, baud_choices, "rtu: bits per second; 19200 when absent"),
+    E_ENUM(CP, "parity", parity, NULL, parity_choices,
+           "rtu: none, even or odd; even (the Modbus default) when absent"),
+    E_ENUM(CP, "data_bits", data_bits, NULL, data_bits_choices,
+           "rtu: data bits per character; 8 when absent (RTU frames need 8)"),
+    E_ENUM(CP, "stop_bits", stop_bits, NULL, stop_bits_choices, "rtu: 1 or 2; 1 when absent"),
+    E_BOOL(CP, "rs485", rs485, "false",
+           "rtu: switch the port into RS-485 mode (driver-controlled transmit enable) at open; "
+           "opening fails when the port has no RS-485 mode"),
+    E_INT(CP, "inter_frame_delay_us", inter_frame_delay_us, "0", 0, 1000000,
+          "Silence kept between frames, in microseconds; 0: 3.5 characters at the baud rate for "
+          "rtu (1750 above 19200 baud), none for tcp and rtu_over_tcp"),
+    E_INT(CP, "timeout_ms", timeout_ms, "1000", 1, 60000,
+          "How long to wait for the first byte of a response, in ms"),
+    E_INT(CP, "byte_timeout_ms", byte_timeout_ms, "500", 1, 60000,
+          "The longest pause allowed between two bytes of one response, in ms"),
+    E_INT(CP, "connect_timeout_ms", connect_timeout_ms, "3000", 1, 60000,
+          "tcp, rtu_over_tcp: how long to wait for the TCP connection, in ms"),
+    E_BOOL(CP, "close_after_poll", close_after_poll, "false",
+           "Close the connection after every poll and open it again for the next (devices that "
+           "serve one client at a time)"),
 };
+#undef CP
 
+#define DP struct mb_device_params
 static const struct ib_schema_entry device_entries[] = {
-    {.key = "unit_id",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_device_params, unit_id),
-     .def = "1",
-     .min = 0,
-     .max = 255,
-     .description = "Modbus unit identifier (slave address) of the device; 255 or 1 for most "
-                    "plain TCP devices"},
-    {.key = "byte_order",
-     .type = IB_S_ENUM,
-     .offset = offsetof(struct mb_device_params, byte_order),
-     .def = "ABCD",
-     .choices = order_choices,
-     .description = "Default order of 32-bit values: ABCD (big-endian, standard) or CDAB "
-                    "(words swapped)"},
-    {.key = "timeout_ms",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_device_params, timeout_ms),
-     .def = "0",
-     .min = 0,
-     .max = 60000,
-     .description = "Response timeout for this device in ms; 0 uses the connection's"},
-    {.key = "max_registers",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_device_params, max_registers),
-     .def = "125",
-     .min = 1,
-     .max = MODBUS_MAX_READ_REGISTERS,
-     .description = "Most registers the device accepts in one read request"},
-    {.key = "max_bits",
-     .type = IB_S_INT,
-     .flags = IB_SF_RANGE,
-     .offset = offsetof(struct mb_device_params, max_bits),
-     .def = "2000",
-     .min = 1,
-     .max = MODBUS_MAX_READ_BITS,
-     .description = "Most coils or discrete inputs the device accepts in one read request"},
+    E_INT(DP, "unit_id", unit_id, "1", 0, 255,
+          "Modbus unit identifier (slave address): 1..247 on rtu kinds; 0..247 or 255 on tcp"),
+    E_ENUM(DP, "byte_order", byte_order, "ABCD", order32_choices,
+           "Default order of 32- and 64-bit values: ABCD (big-endian, standard), CDAB (words "
+           "swapped), BADC (bytes swapped) or DCBA (little-endian)"),
+    E_ENUM(DP, "byte_order_16", byte_order_16, "AB", order16_choices,
+           "Default order of 16-bit values, bits of registers and strings: AB (standard) or BA "
+           "(bytes swapped)"),
+    E_INT(DP, "timeout_ms", timeout_ms, "0", 0, 60000,
+          "Response timeout for this device in ms; 0 uses the connection's"),
+    E_INT(DP, "retries", retries, "1", 0, 10,
+          "Repeats of a request that timed out or came back garbled (not of an exception)"),
+    E_INT(DP, "max_registers", max_registers, "125", 1, MODBUS_MAX_READ_REGISTERS,
+          "Most registers the device accepts in one read request"),
+    E_INT(DP, "max_bits", max_bits, "2000", 1, MODBUS_MAX_READ_BITS,
+          "Most coils or discrete inputs the device accepts in one read request"),
+    E_INT(DP, "max_gap", max_gap, "10", 0, MODBUS_MAX_READ_REGISTERS - 1,
+          "Unused registers a read may span to join two tags into one request (16 times as "
+          "many bits in the coil and discrete input tables); 0: join only adjacent tags"),
+    E_BOOL(DP, "one_request_per_tag", one_request_per_tag, "false",
+           "Read every tag with a request of its own (devices that refuse block reads)"),
+    E_INT(DP, "pause_between_requests_ms", pause_between_requests_ms, "0", 0, 60000,
+          "Pause before each request to this device after the previous request, in ms"),
+    E_BOOL(DP, "write_multiple", write_multiple, "false",
+           "Write single coils and registers with FC15/FC16 instead of FC5/FC6 (devices without "
+           "FC5/FC6)"),
+    E_INT(DP, "backoff_max_ms", backoff_max_ms, "60000", 0, 3600000,
+          "A device that stops answering is asked again after 1, 2, 4... poll intervals, at "
+          "most this far apart, in ms; 0: ask at every poll"),
 };
+#undef DP
 
+#define TP struct mb_tag_params
 static const struct ib_schema_entry tag_entries[] = {
-    {.key = "table",
-     .type = IB_S_ENUM,
-     .flags = IB_SF_REQUIRED,
-     .offset = offsetof(struct mb_tag_params, table),
-     .choices = table_choices,
-     .description = "Modbus table: coil, discrete_input, input (register) or holding (register)"},
     {.key = "address",
-     .type = IB_S_INT,
-     .flags = IB_SF_REQUIRED | IB_SF_RANGE,
-     .offset = offsetof(struct mb_tag_params, address),
-     .min = 0,
-     .max = 65535,
-     .description = "0-based protocol address of the first register or bit (40001 is 0)"},
-    {.key = "type",
-     .type = IB_S_ENUM,
-     .offset = offsetof(struct mb_tag_params, type),
-     .choices = type_choices,
-     .description = "Value type; default bool for coil/discrete_input, uint16 for registers"},
-    {.key = "order",
-     .type = IB_S_ENUM,
-     .offset = offsetof(struct mb_tag_params, order),
-     .choices = order_choices,
-     .description = "Order of a 32-bit value, overriding the device's byte_order"},
+     .type = IB_S_STRING,
+     .flags = IB_SF_REQUIRED,
+     .offset = offsetof(TP, address),
+     .description = "0-based protocol address of the first register or bit (3027 or 0x0BD3), "
+                    "or a Modicon reference marked as such: modicon:403028 (holding 3027)"},
+    E_ENUM(TP, "table", table, NULL, table_choices,
+           "Modbus table: coil, discrete_input, input (register) or holding (register); "
+           "required unless the address is a modicon: reference"),
+    E_ENUM(TP, "type", type, NULL, type_choices,
+           "Value type; default bool for coil/discrete_input, uint16 for registers"),
+    E_ENUM(TP, "order", order, NULL, order_choices,
+           "Byte/word order overriding the device's: AB or BA for 16-bit types, bit and string; "
+           "ABCD, CDAB, BADC or DCBA for 32- and 64-bit types"),
+    E_ENUM(TP, "bit", bit, NULL, bit_choices,
+           "type bit: which bit of the register, 0 (least significant) to 15; required there"),
+    E_INT(TP, "length", length, NULL, 1, MODBUS_MAX_READ_REGISTERS,
+          "type string: registers the text occupies (two bytes each); required there"),
+    E_BOOL(TP, "verify_write", verify_write, "false",
+           "After a write, read the value back and report a mismatch as a failed write"),
 };
+#undef TP
 
 static const struct ib_schema connection_schema = {
     .struct_size = sizeof(struct mb_connection_params),
@@ -199,63 +241,7 @@ static const struct ib_schema tag_schema = {
     .entries = tag_entries,
 };
 
-/* ---- Instance -------------------------------------------------------------------------------- */
-
-struct mb_tag {
-    const char *name;
-    uint32_t address;
-    uint8_t table; /* enum mb_table */
-    uint8_t type;  /* enum mb_type */
-    uint8_t order; /* enum mb_order */
-    bool writable;
-    bool decode_failing; /* a decode error was logged; log again only after a good value */
-};
-
-/* Outcome of one planned request in the current poll. */
-struct mb_request_state {
-    int64_t ts_ms;
-    uint8_t reason; /* enum ib_reason */
-    uint16_t code;
-};
-
-struct mb_group {
-    const char *name;
-    uint32_t n_tags;
-    struct mb_tag *tags; /* config order */
-    struct mb_plan plan;
-    uint16_t *regs;                 /* plan.n_registers */
-    uint8_t *bits;                  /* plan.n_bits, one byte per bit as libmodbus stores them */
-    struct mb_request_state *state; /* plan.n_requests */
-    /* The failure last logged (IB_R_NONE: none), so a repeating one is logged once. */
-    uint8_t logged_reason;
-    uint16_t logged_code;
-};
-
-struct mb_device {
-    const char *name;
-    int unit_id;
-    uint32_t timeout_ms; /* effective response timeout */
-    uint32_t n_groups;
-    struct mb_group *groups;
-};
-
-struct mb_instance {
-    const struct ib_host *host;
-    struct ib_host_ctx *ctx;
-    modbus_t *mb;
-    const char *host_name;
-    int port;
-    uint32_t timeout_ms;
-    uint32_t connect_timeout_ms;
-    uint32_t current_timeout_ms; /* what the context is set to; 0: unknown */
-    int open_errno;              /* errno of the last failed open (0: last open succeeded) */
-    bool opened_once;
-    bool loss_logged; /* the loss of the current connection was logged */
-    uint32_t n_devices;
-    struct mb_device *devices;
-};
-
-#define LOG(in, level, dev, tag, ...) (in)->host->log((in)->ctx, (level), (dev), (tag), __VA_ARGS__)
+/* ---- create / destroy ------------------------------------------------------------------------ */
 
 static void mb_destroy(void *instance)
 {
@@ -266,41 +252,117 @@ static void mb_destroy(void *instance)
         struct mb_device *dev = &in->devices[d];
         for (uint32_t g = 0; g < dev->n_groups && dev->groups != NULL; g++) {
             struct mb_group *grp = &dev->groups[g];
+            for (uint32_t t = 0; t < grp->n_tags && grp->tags != NULL; t++)
+                free(grp->tags[t].text);
             free(grp->tags);
             mb_plan_free(&grp->plan);
+            free(grp->reqs);
+            free(grp->scratch);
+            free(grp->req_of);
             free(grp->regs);
             free(grp->bits);
-            free(grp->state);
         }
         free(dev->groups);
     }
     free(in->devices);
-    if (in->mb != NULL) {
-        modbus_close(in->mb);
-        modbus_free(in->mb);
-    }
+    mb_link_free(in->link);
     free(in);
 }
 
-/* Resolve one tag's params against its device and report every semantic error.
- * Returns the number of errors reported. */
-static unsigned resolve_tag(const struct ib_host *host, struct ib_host_ctx *ctx,
-                            const struct ib_tag_config *tc, const struct mb_device_params *dp,
-                            struct mb_tag *t)
+/* What create() checks against: the config being resolved. */
+struct resolver {
+    const struct ib_host *host;
+    struct ib_host_ctx *ctx;
+    unsigned errors;
+    bool nomem;
+};
+
+__attribute__((format(printf, 4, 5))) static void cfg_error(struct resolver *rs, const void *where,
+                                                            const char *key, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rs->host->config_error(rs->ctx, where, key, "%s", msg);
+    rs->errors++;
+}
+
+static bool is_word_order(int32_t o)
+{
+    return o == MB_P_ORDER_AB || o == MB_P_ORDER_BA;
+}
+
+/* The tag's order: its own if given (checked against its width), else the device's default. */
+static void resolve_order(struct resolver *rs, const struct ib_tag_config *tc,
+                          const struct mb_tag_params *p, const struct mb_device_params *dp,
+                          struct mb_tag *t)
+{
+    bool bits = mb_plan_table_is_bits((enum mb_table)t->table);
+    bool wide = t->type != MB_TYPE_STRING && t->width > 1; /* 32- and 64-bit */
+    if (p->order >= 0) {
+        if (bits)
+            cfg_error(rs, tc->where, "order", "a %s holds single bits: it has no byte order",
+                      mb_table_name(t->table));
+        else if (wide && is_word_order(p->order))
+            cfg_error(rs, tc->where, "order",
+                      "type %s takes ABCD, CDAB, BADC or DCBA, not %s (AB and BA are for 16-bit "
+                      "types, bit and string)",
+                      mb_decode_type_name(t->type), order_choices[p->order]);
+        else if (!wide && !is_word_order(p->order))
+            cfg_error(rs, tc->where, "order",
+                      "type %s takes AB or BA, not %s (ABCD, CDAB, BADC and DCBA are for 32- "
+                      "and 64-bit types)",
+                      mb_decode_type_name(t->type), order_choices[p->order]);
+        t->order = (uint8_t)order_map[p->order];
+        return;
+    }
+    if (bits)
+        t->order = MB_ORDER_AB;
+    else if (wide)
+        t->order = (uint8_t)order_map[dp->byte_order >= 0 ? dp->byte_order : MB_P_ORDER_ABCD];
+    else
+        t->order = dp->byte_order_16 == MB_P_ORDER16_BA ? MB_ORDER_BA : MB_ORDER_AB;
+}
+
+/* Resolve one tag's params against its device and report every semantic error. */
+static void resolve_tag(struct resolver *rs, const struct ib_tag_config *tc,
+                        const struct mb_device_params *dp, struct mb_tag *t)
 {
     const struct mb_tag_params *p = tc->params;
-    unsigned errors = 0;
+    unsigned before = rs->errors;
 
     t->name = tc->name;
     t->writable = tc->writable != 0;
-    t->address = (uint32_t)p->address;
-    if (p->table < 0 || p->table >= MB_P_TABLE_COUNT || p->type >= MB_P_TYPE_COUNT ||
-        p->order >= MB_P_ORDER_COUNT) {
+    t->verify_write = p->verify_write;
+    if (p->table >= MB_P_TABLE_COUNT || p->type >= MB_P_TYPE_COUNT ||
+        p->order >= MB_P_ORDER_COUNT || p->bit > 15) {
         /* The daemon validated the enums; this guards against a params struct built by hand. */
-        host->config_error(ctx, tc->where, "table", "table, type or order out of range");
-        return 1;
+        cfg_error(rs, tc->where, "table", "table, type, order or bit out of range");
+        return;
     }
-    t->table = (uint8_t)table_map[p->table];
+
+    struct mb_address a = {0, -1};
+    char why[256];
+    if (mb_address_parse(p->address, &a, why, sizeof(why)) != 0) {
+        cfg_error(rs, tc->where, "address", "%s", why);
+        return;
+    }
+    t->address = a.address;
+    if (a.table >= 0 && p->table >= 0 && table_map[p->table] != (enum mb_table)a.table) {
+        cfg_error(rs, tc->where, "table",
+                  "table %s contradicts the Modicon reference %s, which names the %s table",
+                  table_choices[p->table], p->address, mb_table_name((unsigned)a.table));
+        return;
+    }
+    if (a.table < 0 && p->table < 0) {
+        cfg_error(rs, tc->where, "table",
+                  "the table is missing: coil, discrete_input, input or holding (or write the "
+                  "address as a Modicon reference, modicon:4xxxxx)");
+        return;
+    }
+    t->table = (uint8_t)(a.table >= 0 ? a.table : (int)table_map[p->table]);
     bool bits = mb_plan_table_is_bits((enum mb_table)t->table);
 
     if (p->type < 0)
@@ -308,82 +370,81 @@ static unsigned resolve_tag(const struct ib_host *host, struct ib_host_ctx *ctx,
     else
         t->type = (uint8_t)type_map[p->type];
 
-    if (bits && t->type != MB_TYPE_BOOL) {
-        host->config_error(ctx, tc->where, "type",
-                           "a %s holds single bits: its type is bool, not %s",
-                           table_names[t->table], mb_decode_type_name(t->type));
-        errors++;
-    } else if (!bits && t->type == MB_TYPE_BOOL) {
-        host->config_error(ctx, tc->where, "type",
-                           "bool needs a coil or discrete_input table; reading a bit of a %s "
-                           "register comes in a later version",
-                           table_names[t->table]);
-        errors++;
-    }
+    if (bits && t->type != MB_TYPE_BOOL)
+        cfg_error(rs, tc->where, "type", "a %s holds single bits: its type is bool, not %s",
+                  mb_table_name(t->table), mb_decode_type_name(t->type));
+    else if (!bits && t->type == MB_TYPE_BOOL)
+        cfg_error(rs, tc->where, "type",
+                  "bool needs a coil or discrete_input; for one bit of a %s register write "
+                  "type: bit with bit: 0..15",
+                  mb_table_name(t->table));
 
-    unsigned width = mb_decode_width((enum mb_type)t->type);
-    if (p->order >= 0) {
-        if (width == 1) {
-            host->config_error(ctx, tc->where, "order",
-                               "order applies to 32-bit types; type %s has no word order",
-                               mb_decode_type_name(t->type));
-            errors++;
-        }
-        t->order = (uint8_t)order_map[p->order];
-    } else if (width > 1) {
-        int32_t dev_order = dp->byte_order >= 0 && dp->byte_order < MB_P_ORDER_COUNT
-                                ? dp->byte_order
-                                : MB_P_ORDER_ABCD;
-        t->order = (uint8_t)order_map[dev_order];
-    } else {
-        t->order = MB_ORDER_AB;
-    }
+    if (t->type == MB_TYPE_BIT && p->bit < 0)
+        cfg_error(rs, tc->where, "bit", "type bit needs bit: 0 (least significant) to 15");
+    if (t->type != MB_TYPE_BIT && p->bit >= 0)
+        cfg_error(rs, tc->where, "bit", "bit applies to type bit only, not to %s",
+                  mb_decode_type_name(t->type));
+    t->bit = (uint8_t)(p->bit >= 0 ? p->bit : 0);
 
-    if (t->address + width > 65536) {
-        host->config_error(ctx, tc->where, "address",
-                           "type %s at address %u needs %u registers and would end past 65535",
-                           mb_decode_type_name(t->type), t->address, width);
-        errors++;
+    if (t->type == MB_TYPE_STRING && p->length <= 0)
+        cfg_error(rs, tc->where, "length",
+                  "type string needs length: the registers the text occupies (1..125)");
+    if (t->type != MB_TYPE_STRING && p->length > 0)
+        cfg_error(rs, tc->where, "length", "length applies to type string only, not to %s",
+                  mb_decode_type_name(t->type));
+    t->width = (uint16_t)(t->type == MB_TYPE_STRING ? (p->length > 0 ? p->length : 1)
+                                                    : mb_decode_width((enum mb_type)t->type));
+
+    resolve_order(rs, tc, p, dp, t);
+
+    if (t->address + t->width > 65536)
+        cfg_error(rs, tc->where, "address",
+                  "type %s at address %u needs %u registers and would end past 65535",
+                  mb_decode_type_name(t->type), t->address, t->width);
+    if (!bits && t->width > dp->max_registers)
+        cfg_error(rs, tc->where, "type",
+                  "type %s needs %u registers but the device's max_registers is %lld",
+                  mb_decode_type_name(t->type), t->width, (long long)dp->max_registers);
+    if (t->writable && (t->table == MB_TABLE_DISCRETE_INPUT || t->table == MB_TABLE_INPUT))
+        cfg_error(rs, tc->where, "writable",
+                  "%s tags are read-only; only coil and holding tags can be writable",
+                  mb_table_name(t->table));
+    else if (t->writable && t->type == MB_TYPE_STRING)
+        cfg_error(rs, tc->where, "writable", "string tags cannot be written");
+    if (t->verify_write && !t->writable)
+        cfg_error(rs, tc->where, "verify_write", "verify_write needs writable: true");
+
+    if (t->type == MB_TYPE_STRING && rs->errors == before) {
+        t->text = malloc(MB_STRING_CAP(t->width));
+        if (t->text == NULL)
+            rs->nomem = true;
     }
-    if (!bits && width > dp->max_registers) {
-        host->config_error(ctx, tc->where, "type",
-                           "type %s needs %u registers but the device's max_registers is %lld",
-                           mb_decode_type_name(t->type), width, (long long)dp->max_registers);
-        errors++;
-    }
-    if (t->writable && (t->table == MB_TABLE_DISCRETE_INPUT || t->table == MB_TABLE_INPUT)) {
-        host->config_error(ctx, tc->where, "writable",
-                           "%s tags are read-only; only coil and holding tags can be writable",
-                           table_names[t->table]);
-        errors++;
-    }
-    return errors;
 }
 
 /* Plan a resolved group and allocate its buffers. 0, or IB_ERR_NOMEM, or IB_ERR_INVALID (a
  * planner refusal that resolve_tag() should have caught; reported as such). */
-static int build_group(const struct ib_host *host, struct ib_host_ctx *ctx,
-                       const struct ib_group_config *gc, const struct mb_device_params *dp,
-                       struct mb_group *grp)
+static int build_group(struct resolver *rs, const struct ib_group_config *gc,
+                       const struct mb_device_params *dp, struct mb_group *grp)
 {
-    struct mb_plan_item *items = calloc(grp->n_tags ? grp->n_tags : 1, sizeof(*items));
+    uint32_t n = grp->n_tags;
+    struct mb_plan_item *items = calloc(n ? n : 1, sizeof(*items));
     if (items == NULL)
         return IB_ERR_NOMEM;
-    for (uint32_t i = 0; i < grp->n_tags; i++) {
-        const struct mb_tag *t = &grp->tags[i];
+    for (uint32_t i = 0; i < n; i++)
         items[i] =
-            (struct mb_plan_item){t->table, t->address, mb_decode_width((enum mb_type)t->type)};
-    }
+            (struct mb_plan_item){grp->tags[i].table, grp->tags[i].address, grp->tags[i].width};
     struct mb_plan_limits limits = {
         .max_registers = (uint32_t)dp->max_registers,
         .max_bits = (uint32_t)dp->max_bits,
+        .max_gap = (uint32_t)dp->max_gap,
+        .one_per_item = dp->one_request_per_tag,
     };
     uint32_t bad = 0;
-    int rc = mb_plan_build(items, grp->n_tags, &limits, &grp->plan, &bad);
+    int rc = mb_plan_build(items, n, &limits, &grp->plan, &bad);
     free(items);
     if (rc == IB_ERR_INVALID) {
-        host->config_error(ctx, bad < gc->n_tags ? gc->tags[bad].where : gc->where, NULL,
-                           "this tag cannot be read within the device's limits");
+        cfg_error(rs, bad < gc->n_tags ? gc->tags[bad].where : gc->where, NULL,
+                  "this tag cannot be read within the device's limits");
         return rc;
     }
     if (rc != 0)
@@ -392,10 +453,109 @@ static int build_group(const struct ib_host *host, struct ib_host_ctx *ctx,
     /* calloc(0) may return NULL; keep one element so NULL always means out of memory. */
     grp->regs = calloc(grp->plan.n_registers + 1, sizeof(*grp->regs));
     grp->bits = calloc(grp->plan.n_bits + 1, sizeof(*grp->bits));
-    grp->state = calloc(grp->plan.n_requests + 1, sizeof(*grp->state));
-    if (grp->regs == NULL || grp->bits == NULL || grp->state == NULL)
+    grp->reqs = calloc(n + 1, sizeof(*grp->reqs));
+    grp->scratch = calloc(n + 1, sizeof(*grp->scratch));
+    grp->req_of = calloc(n + 1, sizeof(*grp->req_of));
+    if (grp->regs == NULL || grp->bits == NULL || grp->reqs == NULL || grp->scratch == NULL ||
+        grp->req_of == NULL)
         return IB_ERR_NOMEM; /* the caller's mb_destroy() frees what was allocated */
+    for (uint32_t i = 0; i < n; i++) {
+        const struct mb_plan_slot *s = &grp->plan.slots[i];
+        grp->tags[i].data = grp->plan.requests[s->request].buf + s->offset;
+    }
+    mb_group_restore_plan(grp);
     return 0;
+}
+
+/* RTU's silence between frames: 3.5 characters, fixed at 1750 us above 19200 baud. */
+static uint32_t frame_gap_us(int baud, char parity, int data_bits, int stop_bits)
+{
+    if (baud > 19200)
+        return 1750;
+    unsigned bits = 1 + (unsigned)data_bits + (parity != 'N') + (unsigned)stop_bits;
+    return (uint32_t)((3500000ull * bits + (unsigned)baud - 1) / (unsigned)baud);
+}
+
+/* The link configuration, with every key that does not apply to the transport reported. */
+static void resolve_link(struct resolver *rs, const struct ib_connection_config *cfg,
+                         struct mb_link_config *lc)
+{
+    const struct mb_connection_params *cp = cfg->params;
+    int32_t tr = cp->transport >= 0 && cp->transport < MB_P_TRANSPORT_COUNT ? cp->transport
+                                                                            : MB_P_TRANSPORT_TCP;
+    const char *name = transport_choices[tr];
+    bool serial = tr == MB_P_TRANSPORT_RTU;
+
+    memset(lc, 0, sizeof(*lc));
+    lc->kind = tr == MB_P_TRANSPORT_RTU            ? MB_LINK_RTU
+               : tr == MB_P_TRANSPORT_RTU_OVER_TCP ? MB_LINK_RTU_OVER_TCP
+                                                   : MB_LINK_TCP;
+    lc->host = cp->host;
+    lc->port = cp->port > 0 ? (int)cp->port : 502;
+    lc->serial_port = cp->serial_port;
+    lc->baud =
+        cp->baud >= 0 && (size_t)cp->baud < ARRAY_SIZE(baud_values) ? baud_values[cp->baud] : 19200;
+    lc->parity = cp->parity == MB_P_PARITY_NONE ? 'N' : cp->parity == MB_P_PARITY_ODD ? 'O' : 'E';
+    lc->data_bits = cp->data_bits >= 0 ? 5 + cp->data_bits : 8;
+    lc->stop_bits = cp->stop_bits >= 0 ? 1 + cp->stop_bits : 1;
+    lc->rs485 = cp->rs485;
+    lc->connect_timeout_ms = (uint32_t)cp->connect_timeout_ms;
+    lc->byte_timeout_ms = (uint32_t)cp->byte_timeout_ms;
+    lc->frame_gap_us = cp->inter_frame_delay_us > 0 ? (uint32_t)cp->inter_frame_delay_us
+                       : serial ? frame_gap_us(lc->baud, lc->parity, lc->data_bits, lc->stop_bits)
+                                : 0;
+
+    if (serial) {
+        if (cp->serial_port == NULL)
+            cfg_error(rs, cfg->where, "serial_port",
+                      "transport rtu needs serial_port (e.g. /dev/ttyUSB0)");
+        if (cp->host != NULL)
+            cfg_error(rs, cfg->where, "host", "host applies to tcp and rtu_over_tcp, not rtu");
+        if (cp->port != 0)
+            cfg_error(rs, cfg->where, "port", "port applies to tcp and rtu_over_tcp, not rtu");
+        return;
+    }
+    if (cp->host == NULL || cp->host[0] == '\0')
+        cfg_error(rs, cfg->where, "host", "transport %s needs host", name);
+    else if (strlen(cp->host) > 253)
+        /* 253 is the longest DNS name; libmodbus would refuse it later with a bare EINVAL. */
+        cfg_error(rs, cfg->where, "host", "the host is longer than 253 characters");
+    static const char *const serial_keys[] = {"serial_port", "baud",      "parity",
+                                              "data_bits",   "stop_bits", "rs485"};
+    bool set[] = {cp->serial_port != NULL, cp->baud >= 0,      cp->parity >= 0,
+                  cp->data_bits >= 0,      cp->stop_bits >= 0, cp->rs485};
+    for (size_t k = 0; k < ARRAY_SIZE(set); k++)
+        if (set[k])
+            cfg_error(rs, cfg->where, serial_keys[k], "%s applies to transport rtu, not %s%s",
+                      serial_keys[k], name,
+                      tr == MB_P_TRANSPORT_RTU_OVER_TCP
+                          ? " (the converter's serial side is set up on the converter)"
+                          : "");
+}
+
+static void resolve_device(struct resolver *rs, const struct ib_device_config *dc,
+                           const struct mb_link_config *lc, uint32_t conn_timeout,
+                           struct mb_device *dev)
+{
+    const struct mb_device_params *dp = dc->params;
+    dev->name = dc->name;
+    dev->unit_id = (int)dp->unit_id;
+    dev->timeout_ms = dp->timeout_ms > 0 ? (uint32_t)dp->timeout_ms : conn_timeout;
+    dev->retries = (uint32_t)dp->retries;
+    dev->pause_ms = (uint32_t)dp->pause_between_requests_ms;
+    dev->backoff_max_ms = (uint32_t)dp->backoff_max_ms;
+    dev->write_multiple = dp->write_multiple;
+    if (lc->kind == MB_LINK_TCP) {
+        /* libmodbus 3.1.6 refuses 248..254 on TCP (reserved in the serial line spec). */
+        if (dp->unit_id > 247 && dp->unit_id != 255)
+            cfg_error(rs, dc->where, "unit_id", "unit_id %lld is reserved; use 0..247 or 255",
+                      (long long)dp->unit_id);
+    } else if (dp->unit_id < 1 || dp->unit_id > 247) {
+        cfg_error(rs, dc->where, "unit_id",
+                  "unit_id %lld cannot be polled on a serial line: use 1..247 (0 is the "
+                  "broadcast address, which no device answers)",
+                  (long long)dp->unit_id);
+    }
 }
 
 static int mb_create(const struct ib_host *host, struct ib_host_ctx *ctx,
@@ -408,31 +568,18 @@ static int mb_create(const struct ib_host *host, struct ib_host_ctx *ctx,
         return IB_ERR_UNSUPPORTED;
 
     const struct mb_connection_params *cp = cfg->params;
-    unsigned errors = 0;
+    struct resolver rs = {host, ctx, 0, false};
+    struct mb_link_config lc;
     int rc = IB_ERR_NOMEM;
-
-    if (cp->transport != MB_P_TRANSPORT_TCP) {
-        host->config_error(ctx, cfg->where, "transport", "only tcp is supported in this version");
-        errors++;
-    }
-    if (cp->host == NULL || cp->host[0] == '\0') {
-        host->config_error(ctx, cfg->where, "host", "the host must not be empty");
-        errors++;
-    } else if (strlen(cp->host) > 253) {
-        /* 253 is the longest DNS name; libmodbus would refuse it later with a bare EINVAL. */
-        host->config_error(ctx, cfg->where, "host", "the host is longer than 253 characters");
-        errors++;
-    }
+    resolve_link(&rs, cfg, &lc);
 
     struct mb_instance *in = calloc(1, sizeof(*in));
     if (in == NULL)
         return IB_ERR_NOMEM;
     in->host = host;
     in->ctx = ctx;
-    in->host_name = cp->host;
-    in->port = (int)cp->port;
     in->timeout_ms = (uint32_t)cp->timeout_ms;
-    in->connect_timeout_ms = (uint32_t)cp->connect_timeout_ms;
+    in->close_after_poll = cp->close_after_poll;
     in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof(*in->devices));
     if (in->devices == NULL)
         goto fail;
@@ -440,38 +587,28 @@ static int mb_create(const struct ib_host *host, struct ib_host_ctx *ctx,
 
     for (uint32_t d = 0; d < cfg->n_devices; d++) {
         const struct ib_device_config *dc = &cfg->devices[d];
-        const struct mb_device_params *dp = dc->params;
         struct mb_device *dev = &in->devices[d];
-
-        dev->name = dc->name;
-        dev->unit_id = (int)dp->unit_id;
-        dev->timeout_ms = dp->timeout_ms > 0 ? (uint32_t)dp->timeout_ms : in->timeout_ms;
-        /* libmodbus 3.1.6 refuses 248..254 on TCP (reserved in the serial line spec). */
-        if (dp->unit_id > 247 && dp->unit_id != 255) {
-            host->config_error(ctx, dc->where, "unit_id",
-                               "unit_id %lld is reserved; use 0..247 or 255",
-                               (long long)dp->unit_id);
-            errors++;
-        }
+        resolve_device(&rs, dc, &lc, in->timeout_ms, dev);
         dev->groups = calloc(dc->n_groups ? dc->n_groups : 1, sizeof(*dev->groups));
         if (dev->groups == NULL)
             goto fail;
         dev->n_groups = dc->n_groups;
-
         for (uint32_t g = 0; g < dc->n_groups; g++) {
             const struct ib_group_config *gc = &dc->groups[g];
             struct mb_group *grp = &dev->groups[g];
-
             grp->name = gc->name;
+            grp->interval_ms = gc->interval_ms;
             grp->tags = calloc(gc->n_tags ? gc->n_tags : 1, sizeof(*grp->tags));
             if (grp->tags == NULL)
                 goto fail;
             grp->n_tags = gc->n_tags;
             for (uint32_t t = 0; t < gc->n_tags; t++)
-                errors += resolve_tag(host, ctx, &gc->tags[t], dp, &grp->tags[t]);
+                resolve_tag(&rs, &gc->tags[t], dc->params, &grp->tags[t]);
         }
     }
-    if (errors > 0) {
+    if (rs.nomem)
+        goto fail;
+    if (rs.errors > 0) {
         rc = IB_ERR_INVALID;
         goto fail;
     }
@@ -480,19 +617,15 @@ static int mb_create(const struct ib_host *host, struct ib_host_ctx *ctx,
     for (uint32_t d = 0; d < in->n_devices; d++) {
         const struct ib_device_config *dc = &cfg->devices[d];
         for (uint32_t g = 0; g < dc->n_groups; g++) {
-            rc = build_group(host, ctx, &dc->groups[g], dc->params, &in->devices[d].groups[g]);
+            rc = build_group(&rs, &dc->groups[g], dc->params, &in->devices[d].groups[g]);
             if (rc != 0)
                 goto fail;
         }
     }
-
-    /* The _pi variant takes a host name or an IPv6 address as well as an IPv4 one; it only
-     * stores them here (no I/O: --check calls create) and resolves at connect. */
-    char service[8];
-    snprintf(service, sizeof(service), "%d", in->port);
-    in->mb = modbus_new_tcp_pi(cp->host, service);
-    if (in->mb == NULL)
-        goto fail; /* out of memory: the host was checked above */
+    /* The link only stores its settings here (no I/O: --check calls create). */
+    rc = mb_link_new(&lc, &in->link);
+    if (rc != 0)
+        goto fail;
     *instance = in;
     return 0;
 
@@ -501,212 +634,42 @@ fail:
     return rc;
 }
 
-/* ---- I/O helpers ----------------------------------------------------------------------------- */
-
-static void set_timeout(struct mb_instance *in, uint32_t ms)
-{
-    if (ms == in->current_timeout_ms)
-        return;
-    if (modbus_set_response_timeout(in->mb, ms / 1000, (ms % 1000) * 1000) == 0)
-        in->current_timeout_ms = ms;
-}
-
-/* Connect the (closed) context, then leave the response timeout at restore_ms.
- * Returns 0 or the errno of the failure. */
-static int connect_now(struct mb_instance *in, uint32_t restore_ms)
-{
-    /* libmodbus 3.1.6 has no connect timeout of its own: its TCP connect waits for the
-     * non-blocking connect() for as long as the response timeout. Lend it the connect timeout
-     * for the duration of modbus_connect() and restore the response timeout afterwards. */
-    set_timeout(in, in->connect_timeout_ms);
-    int rc = modbus_connect(in->mb);
-    int err = errno;
-    set_timeout(in, restore_ms);
-    if (rc == 0)
-        return 0;
-    /* When the wait times out libmodbus returns with connect()'s EINPROGRESS still in errno. */
-    if (err == EINPROGRESS || err == 0)
-        err = ETIMEDOUT;
-    return err;
-}
-
-static const char *connect_error_text(int err)
-{
-    /* libmodbus 3.1.6 turns a failed name lookup into ECONNREFUSED too; say so rather than
-     * send someone to look for a closed port. */
-    if (err == ECONNREFUSED)
-        return "connection refused, or the host name does not resolve";
-    if (err == ETIMEDOUT)
-        return "no answer within connect_timeout_ms";
-    return modbus_strerror(err);
-}
-
-/* How a failed request is reported. */
-struct mb_failure {
-    uint8_t reason; /* enum ib_reason */
-    uint16_t code;  /* Modbus exception number */
-    int err;        /* enum ib_err */
-};
-
-static struct mb_failure classify(int e)
-{
-    if (e == ETIMEDOUT)
-        return (struct mb_failure){IB_R_TIMEOUT, 0, IB_ERR_TIMEOUT};
-    if (e >= EMBXILFUN && e <= EMBXGTAR)
-        return (struct mb_failure){IB_R_EXCEPTION, (uint16_t)(e - MODBUS_ENOBASE),
-                                   IB_ERR_EXCEPTION};
-    if (e == EMBBADCRC)
-        return (struct mb_failure){IB_R_CRC, 0, IB_ERR_PROTOCOL};
-    /* EMBBADDATA, EMBBADEXC, EMBUNKEXC, EMBMDATA, EMBBADSLAVE, and an exception numbered 0. */
-    if (e >= MODBUS_ENOBASE)
-        return (struct mb_failure){IB_R_PROTOCOL, 0, IB_ERR_PROTOCOL};
-    /* Every system error (ECONNRESET, EPIPE, EBADF, ENOTCONN, EIO, ...) leaves the socket in an
-     * unknown state: only a new connection is trustworthy. */
-    return (struct mb_failure){IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
-}
-
-/* Severity of an ib_err for "the worst failure" of a poll. */
-static int severity(int err)
-{
-    switch (err) {
-    case IB_OK:
-        return 0;
-    case IB_ERR_EXCEPTION:
-        return 1;
-    case IB_ERR_TIMEOUT:
-        return 2;
-    case IB_ERR_PROTOCOL:
-        return 3;
-    case IB_ERR_CONNECTION:
-        return 5;
-    default:
-        return 4;
-    }
-}
-
-/* Recover the link after a failed request. Returns false when the connection is lost. */
-static bool recover(struct mb_instance *in, const struct mb_device *dev, const struct mb_failure *f)
-{
-    if (f->reason == IB_R_TIMEOUT) {
-        /* The answer may still come: drop whatever already arrived. One that arrives later is
-         * caught by the transaction id check of the next request (a protocol error below). */
-        modbus_flush(in->mb);
-    } else if (f->reason == IB_R_PROTOCOL || f->reason == IB_R_CRC) {
-        /* The byte stream is out of step (a late answer to an earlier request, or a device
-         * that framed its answer wrongly). On TCP nothing marks where the next frame starts,
-         * and flushing only drops what has arrived so far: a fresh connection is the only
-         * way to be sure the next answer belongs to the next request. */
-        modbus_close(in->mb);
-        int err = connect_now(in, dev->timeout_ms);
-        if (err != 0) {
-            LOG(in, IB_LOG_WARNING, dev->name, NULL,
-                "reconnect to %s:%d after a protocol error failed: %s", in->host_name, in->port,
-                connect_error_text(err));
-            in->loss_logged = true;
-            return false;
-        }
-    }
-    return f->reason != IB_R_CONN_LOST;
-}
-
-static void select_device(struct mb_instance *in, const struct mb_device *dev)
-{
-    /* Unit ids were validated at create; libmodbus cannot refuse them here. */
-    modbus_set_slave(in->mb, dev->unit_id);
-    set_timeout(in, dev->timeout_ms);
-}
-
-static int read_request(struct mb_instance *in, struct mb_group *grp,
-                        const struct mb_plan_request *req)
-{
-    int addr = (int)req->start, nb = (int)req->count;
-    switch (req->table) {
-    case MB_TABLE_COIL:
-        return modbus_read_bits(in->mb, addr, nb, grp->bits + req->buf);
-    case MB_TABLE_DISCRETE_INPUT:
-        return modbus_read_input_bits(in->mb, addr, nb, grp->bits + req->buf);
-    case MB_TABLE_INPUT:
-        return modbus_read_input_registers(in->mb, addr, nb, grp->regs + req->buf);
-    default:
-        return modbus_read_registers(in->mb, addr, nb, grp->regs + req->buf);
-    }
-}
-
-static void fill_sample(struct mb_instance *in, const struct mb_device *dev, struct mb_group *grp,
-                        uint32_t i, struct ib_sample *s)
-{
-    struct mb_tag *t = &grp->tags[i];
-    const struct mb_plan_slot *slot = &grp->plan.slots[i];
-    const struct mb_plan_request *req = &grp->plan.requests[slot->request];
-    const struct mb_request_state *st = &grp->state[slot->request];
-
-    memset(s, 0, sizeof(*s));
-    if (st->reason != IB_R_NONE) {
-        ib_sample_bad(s, st->ts_ms, st->reason, st->code);
-        return;
-    }
-    if (t->type == MB_TYPE_BOOL) {
-        mb_decode_bit(grp->bits[req->buf + slot->offset], &s->value);
-    } else if (mb_decode_registers(grp->regs + req->buf + slot->offset, (enum mb_type)t->type,
-                                   (enum mb_order)t->order, &s->value) != 0) {
-        ib_sample_bad(s, st->ts_ms, IB_R_DECODE, 0);
-        if (!t->decode_failing)
-            LOG(in, IB_LOG_WARNING, dev->name, t->name,
-                "%s %u holds a NaN or infinity, not a %s value", table_names[t->table], t->address,
-                mb_decode_type_name(t->type));
-        t->decode_failing = true;
-        return;
-    }
-    t->decode_failing = false;
-    ib_sample_good(s, st->ts_ms);
-}
-
-static void log_group_outcome(struct mb_instance *in, const struct mb_device *dev,
-                              struct mb_group *grp, const struct mb_plan_request *failed,
-                              const struct mb_failure *f, int err_no)
-{
-    /* A lost connection is the connection's event, logged once by the caller. */
-    if (f != NULL && f->reason == IB_R_CONN_LOST)
-        return;
-    if (f == NULL) {
-        if (grp->logged_reason != IB_R_NONE)
-            LOG(in, IB_LOG_NOTICE, dev->name, NULL, "group %s reads again", grp->name);
-        grp->logged_reason = IB_R_NONE;
-        grp->logged_code = 0;
-        return;
-    }
-    if (f->reason == grp->logged_reason && f->code == grp->logged_code)
-        return;
-    grp->logged_reason = f->reason;
-    grp->logged_code = f->code;
-    LOG(in, IB_LOG_WARNING, dev->name, NULL,
-        "group %s: reading %s %u..%u (unit %d) failed: %s%s; logged again when this changes",
-        grp->name, table_names[failed->table], failed->start, failed->start + failed->count - 1,
-        dev->unit_id, modbus_strerror(err_no),
-        f->reason == IB_R_TIMEOUT ? " (check host, unit_id and timeout_ms)" : "");
-}
-
 /* ---- Callbacks ------------------------------------------------------------------------------- */
+
+static void log_plan(struct mb_instance *in)
+{
+    uint32_t tags = 0, reqs = 0;
+    for (uint32_t d = 0; d < in->n_devices; d++)
+        for (uint32_t g = 0; g < in->devices[d].n_groups; g++) {
+            const struct mb_group *grp = &in->devices[d].groups[g];
+            tags += grp->n_tags;
+            reqs += grp->plan.n_requests;
+            MB_LOG(in, IB_LOG_DEBUG, in->devices[d].name, NULL,
+                   "group %s: %u tags in %u read requests (%u registers, %u bits)", grp->name,
+                   grp->n_tags, grp->plan.n_requests, grp->plan.n_registers, grp->plan.n_bits);
+        }
+    MB_LOG(in, IB_LOG_INFO, NULL, NULL,
+           "connected to %s: %u devices, %u tags in %u read requests when every group is polled "
+           "once",
+           mb_link_name(in->link), in->n_devices, tags, reqs);
+}
 
 static int mb_open(void *instance)
 {
     struct mb_instance *in = instance;
     if (in == NULL)
         return IB_ERR_INVALID;
-
-    /* libmodbus would overwrite (leak) a socket that is still open. */
-    modbus_close(in->mb);
-    int err = connect_now(in, in->timeout_ms);
+    mb_link_close(in->link);
+    int err = mb_link_open(in->link);
     if (err != 0) {
-        /* The daemon retries with back-off: log a failure once until its cause changes. */
-        if (err != in->open_errno)
-            LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot connect to %s:%d: %s", in->host_name,
-                in->port, connect_error_text(err));
-        in->open_errno = err;
+        mb_log_open_error(in, err);
         return IB_ERR_CONNECTION;
     }
-    LOG(in, in->open_errno != 0 || in->loss_logged ? IB_LOG_NOTICE : IB_LOG_INFO, NULL, NULL,
-        "connected to %s:%d%s", in->host_name, in->port, in->opened_once ? " again" : "");
+    if (!in->opened_once)
+        log_plan(in);
+    else
+        MB_LOG(in, in->open_errno != 0 || in->loss_logged ? IB_LOG_NOTICE : IB_LOG_INFO, NULL, NULL,
+               "connected to %s again", mb_link_name(in->link));
     in->open_errno = 0;
     in->opened_once = true;
     in->loss_logged = false;
@@ -717,70 +680,16 @@ static void mb_close(void *instance)
 {
     struct mb_instance *in = instance;
     if (in != NULL)
-        modbus_close(in->mb);
+        mb_link_close(in->link);
 }
 
 static int mb_read_group(void *instance, uint32_t device, uint32_t group, struct ib_sample *samples)
 {
     struct mb_instance *in = instance;
-    if (in == NULL || device >= in->n_devices || group >= in->devices[device].n_groups)
+    if (in == NULL || samples == NULL || device >= in->n_devices ||
+        group >= in->devices[device].n_groups)
         return IB_ERR_INVALID;
-    struct mb_device *dev = &in->devices[device];
-    struct mb_group *grp = &dev->groups[group];
-    const struct mb_plan_request *worst_req = NULL;
-    struct mb_failure worst = {IB_R_NONE, 0, IB_OK};
-    int worst_errno = 0;
-    bool lost = modbus_get_socket(in->mb) < 0;
-
-    select_device(in, dev);
-    for (uint32_t r = 0; r < grp->plan.n_requests; r++) {
-        const struct mb_plan_request *req = &grp->plan.requests[r];
-        struct mb_request_state *st = &grp->state[r];
-        struct mb_failure f = {IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
-        int n = -1, e = ENOTCONN;
-
-        if (!lost) {
-            n = read_request(in, grp, req);
-            e = errno;
-        }
-        st->ts_ms = in->host->now_ms();
-        if (n == (int)req->count) {
-            st->reason = IB_R_NONE;
-            st->code = 0;
-            continue;
-        }
-        if (!lost) {
-            if (n >= 0)
-                e = EMBBADDATA; /* an answer with another count than asked for */
-            f = classify(e);
-            if (!recover(in, dev, &f)) {
-                if (f.reason == IB_R_CONN_LOST && !in->loss_logged) {
-                    LOG(in, IB_LOG_WARNING, dev->name, NULL, "connection to %s:%d lost: %s",
-                        in->host_name, in->port, modbus_strerror(e));
-                    in->loss_logged = true;
-                }
-                lost = true;
-                /* This request keeps its own reason; the ones after it are lost. */
-                if (severity(IB_ERR_CONNECTION) > severity(worst.err)) {
-                    worst = (struct mb_failure){IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
-                    worst_req = req;
-                    worst_errno = e;
-                }
-            }
-        }
-        st->reason = f.reason;
-        st->code = f.code;
-        if (severity(f.err) > severity(worst.err)) {
-            worst = f;
-            worst_req = req;
-            worst_errno = e;
-        }
-    }
-
-    for (uint32_t i = 0; i < grp->n_tags; i++)
-        fill_sample(in, dev, grp, i, &samples[i]);
-    log_group_outcome(in, dev, grp, worst_req, worst_req != NULL ? &worst : NULL, worst_errno);
-    return worst.err;
+    return mb_poll_group(in, device, group, samples);
 }
 
 static int mb_write_tag(void *instance, uint32_t device, uint32_t group, uint32_t tag,
@@ -790,57 +699,12 @@ static int mb_write_tag(void *instance, uint32_t device, uint32_t group, uint32_
     if (in == NULL || value == NULL || device >= in->n_devices ||
         group >= in->devices[device].n_groups || tag >= in->devices[device].groups[group].n_tags)
         return IB_ERR_INVALID;
-    struct mb_device *dev = &in->devices[device];
-    const struct mb_tag *t = &dev->groups[group].tags[tag];
-    uint16_t regs[4];
-    uint8_t bit = 0;
-    unsigned width = mb_decode_width((enum mb_type)t->type);
-    int rc;
-
-    if (!t->writable || t->table == MB_TABLE_DISCRETE_INPUT || t->table == MB_TABLE_INPUT)
-        return IB_ERR_DENIED;
-    if (t->table == MB_TABLE_COIL)
-        rc = mb_encode_bit(value, &bit);
-    else
-        rc = mb_encode_registers(value, (enum mb_type)t->type, (enum mb_order)t->order, regs);
-    if (rc != 0) {
-        LOG(in, IB_LOG_WARNING, dev->name, t->name,
-            "write refused: the value does not fit type %s (or is not a number)",
-            mb_decode_type_name(t->type));
-        return IB_ERR_INVALID;
-    }
-    if (modbus_get_socket(in->mb) < 0)
-        return IB_ERR_CONNECTION;
-
-    select_device(in, dev);
-    int expect = 1;
-    if (t->table == MB_TABLE_COIL) {
-        rc = modbus_write_bit(in->mb, (int)t->address, bit); /* FC5 */
-    } else if (width == 1) {
-        rc = modbus_write_register(in->mb, (int)t->address, regs[0]); /* FC6 */
-    } else {
-        /* FC16 even where FC6 twice would do: it writes both halves of the value at once. */
-        rc = modbus_write_registers(in->mb, (int)t->address, (int)width, regs);
-        expect = (int)width;
-    }
-    if (rc == expect)
-        return 0;
-
-    int e = rc < 0 ? errno : EMBBADDATA;
-    struct mb_failure f = classify(e);
-    bool up = recover(in, dev, &f);
-    LOG(in, IB_LOG_WARNING, dev->name, t->name, "writing %s %u (unit %d) failed: %s",
-        table_names[t->table], t->address, dev->unit_id, modbus_strerror(e));
-    if (!up) {
-        in->loss_logged = true;
-        return IB_ERR_CONNECTION;
-    }
-    return f.err;
+    return mb_write(in, device, group, tag, value);
 }
 
 IB_PLUGIN_DEFINE(.name = "modbus", .version = MB_PLUGIN_VERSION,
-                 .description = "Modbus TCP client: coils, discrete inputs, input and holding "
-                                "registers",
+                 .description = "Modbus client over TCP, RTU (serial) and RTU over TCP: coils, "
+                                "discrete inputs, input and holding registers",
                  .connection_schema = &connection_schema, .device_schema = &device_schema,
                  .tag_schema = &tag_schema, .create = mb_create, .destroy = mb_destroy,
                  .open = mb_open, .close = mb_close, .read_group = mb_read_group,

@@ -1,5 +1,5 @@
 /* Modbus block planner: one sweep over the items sorted by (table, address) grows a request
- * while the next item touches it and the limit allows, so config order never matters. */
+ * while the next item is within the gap and the limit allows, so config order never matters. */
 #include "planner.h"
 
 #include <stdlib.h>
@@ -33,6 +33,15 @@ static uint32_t limit_for(const struct mb_plan_limits *limits, uint32_t table)
     return mb_plan_table_is_bits((enum mb_table)table) ? limits->max_bits : limits->max_registers;
 }
 
+static uint32_t gap_for(const struct mb_plan_limits *limits, uint32_t table)
+{
+    if (limits->one_per_item)
+        return 0;
+    /* A gap of 16 bits costs the same two bytes on the wire as a gap of one register. */
+    uint32_t gap = limits->max_gap > 65535 ? 65535 : limits->max_gap;
+    return mb_plan_table_is_bits((enum mb_table)table) ? gap * 16 : gap;
+}
+
 int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
                   const struct mb_plan_limits *limits, struct mb_plan *plan, uint32_t *bad_item)
 {
@@ -58,7 +67,8 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     sorted = calloc(n_items, sizeof(*sorted));
     plan->requests = calloc(n_items, sizeof(*plan->requests));
     plan->slots = calloc(n_items, sizeof(*plan->slots));
-    if (sorted == NULL || plan->requests == NULL || plan->slots == NULL) {
+    plan->order = calloc(n_items, sizeof(*plan->order));
+    if (sorted == NULL || plan->requests == NULL || plan->slots == NULL || plan->order == NULL) {
         free(sorted);
         mb_plan_free(plan);
         return IB_ERR_NOMEM;
@@ -73,16 +83,19 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     for (uint32_t i = 0; i < n_items; i++) {
         const struct sorted_item *s = &sorted[i];
         uint32_t end = s->end > cur_end ? s->end : cur_end;
-        /* Gaps are not read over yet: the item must touch or overlap the request. */
-        if (cur == NULL || cur->table != s->table || s->address > cur_end ||
+        plan->order[i] = s->index;
+        if (cur == NULL || limits->one_per_item || cur->table != s->table ||
+            s->address > cur_end + gap_for(limits, s->table) ||
             end - cur->start > limit_for(limits, s->table)) {
             cur = &plan->requests[plan->n_requests++];
             cur->table = s->table;
             cur->start = s->address;
+            cur->first = i;
             end = s->end;
         }
         cur_end = end;
         cur->count = cur_end - cur->start;
+        cur->n_items++;
         plan->slots[s->index] =
             (struct mb_plan_slot){plan->n_requests - 1, s->address - cur->start};
     }
@@ -110,5 +123,6 @@ void mb_plan_free(struct mb_plan *plan)
         return;
     free(plan->requests);
     free(plan->slots);
+    free(plan->order);
     memset(plan, 0, sizeof(*plan));
 }

@@ -110,6 +110,34 @@ def test_sigterm_exits_0(d):
         note(f"stopped {dt:.2f} s after SIGTERM")
 
 
+def test_status_every_second(d):
+    """sd_notify STATUS (and WATCHDOG, from the same tick) keeps coming once a second, not only
+    once after the start."""
+    import socket
+    path = str(d / "notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(0.5)
+    try:
+        with Simulator(SIM_MAP, d) as sim:
+            gw = Gateway(gateway_config(mqtt_section(url=f"mqtts://localhost:{free_port()}",
+                                                     ca=pki().ca),
+                                        [conn("sim", sim.port, "meter1")]), d,
+                         env={"NOTIFY_SOCKET": path})
+            got = []
+            end = time.monotonic() + 4.5
+            while time.monotonic() < end:
+                try:
+                    got += [ln for ln in ns.recv(4096).decode().splitlines()
+                            if ln.startswith("STATUS=") and "values/s" in ln]
+                except socket.timeout:
+                    pass
+            check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+    finally:
+        ns.close()
+    check(len(got) >= 3, f"{len(got)} STATUS update(s) in 4.5 s, expected one a second: {got}")
+
+
 UNKNOWN_KEY = """\
 gateway:
   id: test-gw
@@ -162,4 +190,4 @@ def test_unknown_key(d):
 
 if __name__ == "__main__":
     run([test_dead_and_hanging_connections, test_no_broker_at_start, test_sigterm_exits_0,
-         test_unknown_key])
+         test_status_every_second, test_unknown_key])

@@ -21,9 +21,11 @@ RUNNING = r"^connections (\d+)/(\d+) up, \d+ values/s, broker (connected|disconn
 
 
 def watchdog_gaps(n, since):
-    """The gaps in seconds between consecutive WATCHDOG=1 pings after time `since`."""
-    times = [t for t, v in n.values("WATCHDOG") if v == "1" and t >= since]
-    return [b - a for a, b in zip(times, times[1:])], len(times)
+    """The gaps in seconds between consecutive WATCHDOG=1 pings after time `since`, the
+    silence from the last ping until now included (pings that stop are the longest gap)."""
+    times = [since] + [t for t, v in n.values("WATCHDOG") if v == "1" and t >= since]
+    times.append(time.monotonic())
+    return [b - a for a, b in zip(times, times[1:])], len(times) - 2
 
 
 def test_idle(d):

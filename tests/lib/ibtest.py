@@ -221,15 +221,28 @@ class _Proc(_Fixture):
         pid = self.proc.pid if self.proc else None
         return f"<{self.name} pid={pid}>"
 
+    def _spawn(self, argv):
+        """Start argv with its output appended to self.logfile; stopped with the test."""
+        with open(self.logfile, "ab") as log:
+            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        _register(self)
+
+    def _spawn_until(self, argv, ready, timeout, what):
+        """_spawn(argv), then wait until ready() or the process ends; Failure if not ready."""
+        self._spawn(argv)
+        ok = wait_until(lambda: not self.running() or ready(), timeout)
+        if not ok or not self.running():
+            rc = self.proc.poll()
+            self.stop()
+            raise Failure(f"{what} did not start (exit status {rc})\n{self.describe()}")
+
     def _spawn_with_port_file(self, argv, timeout, what):
         """Start argv (a server that writes the port it listens on to self.port_file) with its
         output in self.logfile, wait until that port accepts connections, set self.port."""
         if self.port_file.exists():
             self.port_file.unlink()
-        with open(self.logfile, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        _register(self)
+        self._spawn(argv)
 
         def port_ready():
             if not self.running():
@@ -740,6 +753,70 @@ class PymodbusServer(_Proc):
              "--port-file", str(self.port_file)], 15, "pymodbus server")
 
 
+class SocatPtyPair(_Proc):
+    """Two connected ptys made by socat (`pty,raw,echo=0` on both ends): what one end writes,
+    the other reads, like the two ends of a serial cable. .a and .b are their paths (links in
+    dir)."""
+
+    name = "socat-pty-pair"
+
+    def __init__(self, dir, name="serial"):
+        exe = require_program("socat", "socat")
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.a = self.dir / f"{name}-a"
+        self.b = self.dir / f"{name}-b"
+        self.logfile = self.dir / f"{name}-socat.log"
+        self._spawn_until([exe, "-d", "-d", f"pty,raw,echo=0,link={self.a}",
+                           f"pty,raw,echo=0,link={self.b}"],
+                          lambda: self.a.exists() and self.b.exists(), 10, "socat's pty pair")
+
+
+class SocatTcpBridge(_Proc):
+    """socat listening on 127.0.0.1:port and passing the bytes of each connection to and from
+    a serial port (a pty): what a serial-to-Ethernet converter in transparent mode does."""
+
+    name = "socat-tcp-bridge"
+
+    def __init__(self, dir, serial_path, name="bridge"):
+        exe = require_program("socat", "socat")
+        self.dir = Path(dir)
+        self.port = free_port()
+        self.logfile = self.dir / f"{name}-socat.log"
+        # Ready at socat's own "listening on" line: a probe connection would open the pty in a
+        # child that might still hold it when the gateway connects.
+        self._spawn_until([exe, "-d", "-d",
+                           f"TCP-LISTEN:{self.port},bind={LOOPBACK},reuseaddr,fork",
+                           f"FILE:{serial_path},raw,echo=0"],
+                          lambda: "listening on" in tail(self.logfile), 10,
+                          f"socat listening on port {self.port}")
+
+
+class PymodbusRtuServer(_Proc):
+    """pymodbus (Debian's 3.0) serving Modbus RTU on a serial port (one end of a SocatPtyPair),
+    19200 baud without parity. units: {unit_id: {"holding": {addr: value}, "input": ...,
+    "coils": {addr: bool}, "discrete": ...}}. A unit that is not listed never answers."""
+
+    name = "pymodbus-rtu-server"
+
+    def __init__(self, dir, serial_path, units, size=100, name="pymodbus-rtu"):
+        require_pymodbus()
+        self.dir = Path(dir)
+        spec = {"size": size, "units": {
+            str(u): {"holding": {str(k): int(v) for k, v in t.get("holding", {}).items()},
+                     "input": {str(k): int(v) for k, v in t.get("input", {}).items()},
+                     "coils": {str(k): bool(v) for k, v in t.get("coils", {}).items()},
+                     "discrete": {str(k): bool(v) for k, v in t.get("discrete", {}).items()}}
+            for u, t in units.items()}}
+        self.spec_file = self.dir / f"{name}.json"
+        self.spec_file.write_text(json.dumps(spec))
+        self.ready_file = self.dir / f"{name}.ready"
+        self.logfile = self.dir / f"{name}.log"
+        self._spawn_until([sys.executable, str(_PYMODBUS_SERVER), "--spec", str(self.spec_file),
+                           "--serial", str(serial_path), "--ready-file", str(self.ready_file)],
+                          self.ready_file.exists, 15, f"pymodbus RTU server on {serial_path}")
+
+
 def modbus_client(port):
     """A connected pymodbus ModbusTcpClient to 127.0.0.1:port (close() it when done)."""
     require_pymodbus()
@@ -776,7 +853,8 @@ class Gateway(_Proc):
 
     $STATE_DIRECTORY is dir/<name>.state unless env sets it, as systemd's StateDirectory= would
     set it, so that the store (default path $STATE_DIRECTORY/queue) stays inside the test's
-    directory."""
+    directory. env: variables added to the daemon's
+    environment (e.g. NOTIFY_SOCKET)."""
 
     name = "ironbridge"
 

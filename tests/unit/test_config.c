@@ -137,17 +137,20 @@ static void unknown_top_level_key(void **state)
 static void wrong_type(void **state)
 {
     (void)state;
-    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: ten }\n",
-                 "tags[0].address: expected an integer, found 'ten'");
-    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: [1] }\n",
+    expect_error(NORTH CONN_HEAD
+                 "              - { name: a, table: holding, address: 0, length: ten }\n",
+                 "tags[0].length: expected an integer, found 'ten'");
+    expect_error(NORTH CONN_HEAD
+                 "              - { name: a, table: holding, address: 0, length: [1] }\n",
                  "expected an integer, found a list");
 }
 
 static void out_of_range(void **state)
 {
     (void)state;
-    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 70000 }\n",
-                 "70000 is out of range [0, 65535]");
+    expect_error(NORTH CONN_HEAD
+                 "              - { name: a, table: holding, address: 0, length: 700 }\n",
+                 "700 is out of range [1, 125]");
     expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n    qos: 2\n",
                  "gw.yaml:5:10: north.mqtt.qos: 2 is out of range [0, 1]");
 }
@@ -163,8 +166,8 @@ static void bad_enum(void **state)
 static void missing_required(void **state)
 {
     (void)state;
-    expect_error(NORTH CONN_HEAD "              - { name: a, address: 1 }\n",
-                 "tags[0]: missing required key 'table'");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding }\n",
+                 "tags[0]: missing required key 'address'");
 }
 
 static void duplicates(void **state)
@@ -188,7 +191,7 @@ static void every_error_reported(void **state)
 {
     (void)state;
     struct ib_diag d = {0};
-    load(NORTH CONN_HEAD "              - { name: a, table: holding, address: -1 }\n"
+    load(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0, length: -1 }\n"
                          "              - { name: b, table: hold, address: 1 }\n"
                          "              - { name: c, table: holding, address: 1, bogus: 1 }\n",
          &d);
@@ -286,6 +289,10 @@ static void plugin_semantic_errors(void **state)
     expect_error(NORTH CONN_HEAD
                  "              - { name: a, table: coil, address: 1, type: float32 }\n",
                  "gw.yaml:14:53: connections[0].devices[0].groups[0].tags[0].type:");
+    /* An unmarked Modicon-style address is refused with a hint, at the tag. */
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 400001 }\n",
+                 "tags[0].address: address 400001 is past 65535; if it is a Modicon reference, "
+                 "mark it: modicon:400001");
 }
 
 static void no_north_with_connections(void **state)
@@ -494,11 +501,12 @@ static void csv_tags(void **state)
     write_in("tags.csv", "name,table,address,colour\nx,holding,1,red\ny,holding,zz\n");
     expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
                                  "            tags_csv: tags.csv\n",
-                 "tags.csv:1:20: connections[0].devices[0].groups[0].tags[1].colour: unknown key");
+                 "tags.csv:2:13: connections[0].devices[0].groups[0].tags[1].colour: unknown key");
+    write_in("tags.csv", "name,table,address\nx,holding,1\ny,holding,zz\n");
     expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
                                  "            tags_csv: tags.csv\n",
-                 "tags.csv:3:11: connections[0].devices[0].groups[0].tags[2].address: expected an "
-                 "integer, found 'zz'");
+                 "tags.csv:3:11: connections[0].devices[0].groups[0].tags[2].address: address 'zz' "
+                 "is not a number");
     write_in("tags.csv", "name,table,address\nx,holding,1,extra\n");
     expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
                                  "            tags_csv: tags.csv\n",

@@ -2,6 +2,7 @@
  * patterns, NaN/infinity refusal, range checks of writes, and encode/decode round trips. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -142,6 +143,12 @@ static void test_widths_and_vtypes(void **state)
     assert_int_equal(mb_decode_vtype(MB_TYPE_UINT64), IB_V_UINT);
     assert_int_equal(mb_decode_vtype(MB_TYPE_FLOAT32), IB_V_DOUBLE);
     assert_int_equal(mb_decode_vtype(MB_TYPE_FLOAT64), IB_V_DOUBLE);
+    assert_int_equal(mb_decode_width(MB_TYPE_BIT), 1);
+    assert_int_equal(mb_decode_width(MB_TYPE_STRING), 0); /* the tag's own length */
+    assert_int_equal(mb_decode_vtype(MB_TYPE_BIT), IB_V_BOOL);
+    assert_int_equal(mb_decode_vtype(MB_TYPE_STRING), IB_V_STRING);
+    assert_string_equal(mb_decode_type_name(MB_TYPE_BIT), "bit");
+    assert_string_equal(mb_decode_type_name(MB_TYPE_STRING), "string");
     assert_string_equal(mb_decode_type_name(MB_TYPE_FLOAT32), "float32");
     assert_string_equal(mb_decode_order_name(MB_ORDER_CDAB), "CDAB");
     assert_string_equal(mb_decode_order_name(MB_ORDER_DCBA), "DCBA");
@@ -375,6 +382,99 @@ static void test_encode_bit(void **state)
     assert_int_equal(bit, 0);
 }
 
+static void test_register_bits(void **state)
+{
+    (void)state;
+    struct ib_value v;
+    /* 0x8005: bits 0, 2 and 15 set (AB); byte-swapped (BA) the register reads 0x0580. */
+    static const unsigned set_ab[] = {0, 2, 15}, set_ba[] = {7, 8, 10};
+    for (unsigned b = 0; b < 16; b++) {
+        bool ab = b == set_ab[0] || b == set_ab[1] || b == set_ab[2];
+        bool ba = b == set_ba[0] || b == set_ba[1] || b == set_ba[2];
+        mb_decode_reg_bit(0x8005, b, MB_ORDER_AB, &v);
+        assert_int_equal(v.type, IB_V_BOOL);
+        assert_int_equal(v.v.b, ab);
+        mb_decode_reg_bit(0x8005, b, MB_ORDER_BA, &v);
+        assert_int_equal(v.v.b, ba);
+    }
+    assert_int_equal(mb_encode_reg_bit(0x00F0, 3, true, MB_ORDER_AB), 0x00F8);
+    assert_int_equal(mb_encode_reg_bit(0x00F8, 3, false, MB_ORDER_AB), 0x00F0);
+    assert_int_equal(mb_encode_reg_bit(0x00F0, 4, true, MB_ORDER_AB), 0x00F0);
+    /* BA: bit 4 of the swapped value is bit 12 of the register as it is on the wire. */
+    assert_int_equal(mb_encode_reg_bit(0x00F0, 4, true, MB_ORDER_BA), 0x10F0);
+    assert_int_equal(mb_encode_reg_bit(0xFFFF, 15, false, MB_ORDER_BA), 0xFF7F);
+    /* Registers carry no bit types: the register codec refuses them. */
+    uint16_t r = 1;
+    assert_int_equal(mb_decode_registers(&r, MB_TYPE_BIT, MB_ORDER_AB, &v), IB_ERR_INVALID);
+    assert_int_equal(mb_decode_registers(&r, MB_TYPE_STRING, MB_ORDER_AB, &v), IB_ERR_INVALID);
+    assert_int_equal(mb_encode_registers(&(struct ib_value)VU(1), MB_TYPE_STRING, MB_ORDER_AB, &r),
+                     IB_ERR_INVALID);
+}
+
+static void check_string(const uint16_t *regs, unsigned n, enum mb_order order, const char *expect,
+                         size_t len)
+{
+    char out[MB_STRING_CAP(8)];
+    struct ib_value v;
+    memset(out, 0x55, sizeof(out));
+    assert_true(n <= 8);
+    uint32_t got = mb_decode_string(regs, n, order, out, &v);
+    assert_int_equal(got, len);
+    assert_int_equal(v.type, IB_V_STRING);
+    assert_ptr_equal(v.v.s.ptr, out);
+    assert_int_equal(v.v.s.len, len);
+    assert_memory_equal(out, expect, len);
+}
+
+static void test_strings(void **state)
+{
+    (void)state;
+    /* The simulator's examples (docs/simulator.md): "abcde" in 3 registers, AB and BA. */
+    static const uint16_t ab[] = {0x6162, 0x6364, 0x6500};
+    static const uint16_t ba[] = {0x6261, 0x6463, 0x0065};
+    check_string(ab, 3, MB_ORDER_AB, "abcde", 5);
+    check_string(ba, 3, MB_ORDER_BA, "abcde", 5);
+    /* Trailing spaces and NULs go; leading and inner spaces stay. */
+    static const uint16_t spaces[] = {0x2041, 0x2042, 0x2020, 0x0020};
+    check_string(spaces, 4, MB_ORDER_AB, " A B", 4);
+    /* The text ends at the first NUL, whatever follows. */
+    static const uint16_t nul[] = {0x4142, 0x0043, 0x4445};
+    check_string(nul, 3, MB_ORDER_AB, "AB", 2);
+    /* Empty and all-NUL registers give an empty string. */
+    static const uint16_t zero[] = {0, 0};
+    check_string(zero, 2, MB_ORDER_AB, "", 0);
+    check_string(zero, 0, MB_ORDER_AB, "", 0);
+    /* Valid UTF-8 stays: e-acute, the euro sign, an emoji in 4 bytes. */
+    static const uint16_t utf8[] = {0xC3A9, 0xE282, 0xACF0, 0x9F98, 0x8000};
+    check_string(utf8, 5, MB_ORDER_AB, "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80", 9);
+    /* Invalid bytes become U+FFFD, each on its own: a Latin-1 degree sign, a lone
+     * continuation byte, an overlong '/', a surrogate, a truncated sequence at the end. */
+    static const uint16_t latin1[] = {0x3231, 0xB043};
+    check_string(latin1, 2, MB_ORDER_AB,
+                 "21\xEF\xBF\xBD"
+                 "C",
+                 6);
+    static const uint16_t cont[] = {0x8041};
+    check_string(cont, 1, MB_ORDER_AB,
+                 "\xEF\xBF\xBD"
+                 "A",
+                 4);
+    static const uint16_t overlong[] = {0xC0AF};
+    check_string(overlong, 1, MB_ORDER_AB, "\xEF\xBF\xBD\xEF\xBF\xBD", 6);
+    static const uint16_t surrogate[] = {0xEDA0, 0x8000};
+    check_string(surrogate, 2, MB_ORDER_AB, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD", 9);
+    static const uint16_t truncated[] = {0x41E2, 0x8200};
+    check_string(truncated, 2, MB_ORDER_AB, "A\xEF\xBF\xBD\xEF\xBF\xBD", 7);
+    /* The worst case fills the whole buffer: every byte invalid. */
+    uint16_t worst[8];
+    char expect[MB_STRING_CAP(8)];
+    for (int i = 0; i < 8; i++)
+        worst[i] = 0xFFFF;
+    for (int i = 0; i < 16; i++)
+        memcpy(expect + 3 * i, "\xEF\xBF\xBD", 3);
+    check_string(worst, 8, MB_ORDER_AB, expect, 48);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +488,8 @@ int main(void)
         cmocka_unit_test(test_encode_accepts_other_numeric_types),
         cmocka_unit_test(test_encode_range_errors),
         cmocka_unit_test(test_encode_bit),
+        cmocka_unit_test(test_register_bits),
+        cmocka_unit_test(test_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* Unit tests of the Modbus block planner: request counts for dense, sparse, mixed, duplicate and
- * unsorted tags, limits, and that every tag lies wholly inside its one request. */
+ * unsorted tags, with and without reading over gaps, limits, and that every tag lies wholly
+ * inside its one request. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,9 @@
 #include "planner.h"
 
 static const struct mb_plan_limits wire_limits = {.max_registers = 125, .max_bits = 2000};
+/* The plugin's defaults (docs/modbus.md): gaps of up to 10 registers are read over. */
+static const struct mb_plan_limits default_limits = {
+    .max_registers = 125, .max_bits = 2000, .max_gap = 10};
 
 /* Every plan must satisfy these, whatever the input: each item inside its request, requests
  * within the limits, one table per request, buffers laid out back to back. */
@@ -45,6 +49,21 @@ static void check_plan(const struct mb_plan_item *items, uint32_t n,
         assert_int_equal(req->table, items[i].table);
         assert_int_equal(req->start + s->offset, items[i].address);
         assert_true(s->offset + items[i].width <= req->count);
+    }
+    /* order[] lists each request's items, by address, request after request. */
+    for (uint32_t r = 0, k = 0; r < plan->n_requests; r++) {
+        const struct mb_plan_request *req = &plan->requests[r];
+        assert_int_equal(req->first, k);
+        assert_true(req->n_items >= 1);
+        for (uint32_t j = req->first; j < req->first + req->n_items; j++, k++) {
+            uint32_t item = plan->order[j];
+            assert_true(item < n);
+            assert_int_equal(plan->slots[item].request, r);
+            if (j > req->first)
+                assert_true(items[plan->order[j - 1]].address <= items[item].address);
+        }
+        if (r == plan->n_requests - 1)
+            assert_int_equal(k, n);
     }
 }
 
@@ -106,7 +125,7 @@ static void test_coils(void **state)
 static void test_sparse(void **state)
 {
     (void)state;
-    /* Tags 4 apart leave 3-register gaps, which are not read over in this version. */
+    /* Tags 4 apart leave 3-register gaps, which are not read over with max_gap 0. */
     struct mb_plan_item *items = run(100, MB_TABLE_HOLDING, 10, 4, 1);
     assert_int_equal(plan_count(items, 100, &wire_limits), 100);
     free(items);
@@ -118,6 +137,80 @@ static void test_sparse(void **state)
     items = run(10, MB_TABLE_HOLDING, 0, 3, 2);
     assert_int_equal(plan_count(items, 10, &wire_limits), 10);
     free(items);
+}
+
+/* The request counts the issue asks to prove, with the default gap of 10 registers. */
+static void test_gaps_dense_sparse_mixed(void **state)
+{
+    (void)state;
+    /* Dense: 1,000 adjacent uint16 in 8 requests of 125. */
+    struct mb_plan_item *items = run(1000, MB_TABLE_HOLDING, 0, 1, 1);
+    assert_int_equal(plan_count(items, 1000, &default_limits), 8);
+    free(items);
+    /* Sparse: 1,000 uint16 with 3-register gaps (every 4th register): 32 tags fit in 125
+     * registers (4 * 31 + 1), so 32 requests instead of 1,000. */
+    items = run(1000, MB_TABLE_HOLDING, 0, 4, 1);
+    assert_int_equal(plan_count(items, 1000, &default_limits), 32);
+    assert_int_equal(plan_count(items, 1000, &wire_limits), 1000); /* max_gap 0 */
+    free(items);
+    /* Gaps of exactly max_gap are read over (12 per request: 11 * 11 + 1 <= 125)... */
+    items = run(1000, MB_TABLE_INPUT, 0, 11, 1);
+    assert_int_equal(plan_count(items, 1000, &default_limits), 84);
+    free(items);
+    /* ...one more register is not. */
+    items = run(1000, MB_TABLE_INPUT, 0, 12, 1);
+    assert_int_equal(plan_count(items, 1000, &default_limits), 1000);
+    free(items);
+    /* Bits: the gap is 16 times as many bits; coils 100 apart, 20 per 2,000-bit request. */
+    items = run(200, MB_TABLE_COIL, 0, 100, 1);
+    assert_int_equal(plan_count(items, 200, &default_limits), 10);
+    free(items);
+    items = run(200, MB_TABLE_COIL, 0, 162, 1); /* a 161-bit gap */
+    assert_int_equal(plan_count(items, 200, &default_limits), 200);
+    free(items);
+
+    /* Mixed: float32 every 3 registers (1-register gaps), uint16 runs with 20-register gaps
+     * between them, coils and discrete inputs, in one scrambled list. */
+    struct mb_plan_item mixed[400];
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < 100; i++) /* holding 0..298: 42 per request (3 * 41 + 2 = 125) */
+        mixed[n++] = (struct mb_plan_item){MB_TABLE_HOLDING, 3 * i, 2};
+    for (uint32_t i = 0; i < 100; i++) /* input: 10 runs of 10, 20 apart: 10 requests */
+        mixed[n++] = (struct mb_plan_item){MB_TABLE_INPUT, (i / 10) * 30 + i % 10, 1};
+    for (uint32_t i = 0; i < 100; i++) /* coils every 8: one request of 793 bits */
+        mixed[n++] = (struct mb_plan_item){MB_TABLE_COIL, 8 * i, 1};
+    for (uint32_t i = 0; i < 100; i++) /* discrete inputs: 2 clusters 5,000 apart */
+        mixed[n++] = (struct mb_plan_item){MB_TABLE_DISCRETE_INPUT, (i / 50) * 5000 + i, 1};
+    struct mb_plan_item scrambled[400];
+    for (uint32_t i = 0; i < n; i++)
+        scrambled[i] = mixed[(i * 7u) % n];
+    struct mb_plan plan;
+    assert_int_equal(mb_plan_build(scrambled, n, &default_limits, &plan, NULL), 0);
+    check_plan(scrambled, n, &default_limits, &plan);
+    uint32_t per_table[MB_TABLE_COUNT] = {0};
+    for (uint32_t r = 0; r < plan.n_requests; r++)
+        per_table[plan.requests[r].table]++;
+    assert_int_equal(per_table[MB_TABLE_HOLDING], 3);
+    assert_int_equal(per_table[MB_TABLE_INPUT], 10);
+    assert_int_equal(per_table[MB_TABLE_COIL], 1);
+    assert_int_equal(per_table[MB_TABLE_DISCRETE_INPUT], 2);
+    assert_int_equal(plan.n_requests, 16);
+    mb_plan_free(&plan);
+    /* The same list with max_gap 0: every float32 and coil alone, input runs stay. */
+    assert_int_equal(plan_count(scrambled, n, &wire_limits), 100 + 10 + 100 + 2);
+}
+
+static void test_one_request_per_tag(void **state)
+{
+    (void)state;
+    const struct mb_plan_limits one = {
+        .max_registers = 125, .max_bits = 2000, .max_gap = 10, .one_per_item = true};
+    struct mb_plan_item *items = run(50, MB_TABLE_HOLDING, 0, 1, 2);
+    assert_int_equal(plan_count(items, 50, &one), 50);
+    free(items);
+    /* Duplicates too: each tag its own request. */
+    struct mb_plan_item dup[] = {{MB_TABLE_COIL, 3, 1}, {MB_TABLE_COIL, 3, 1}};
+    assert_int_equal(plan_count(dup, 2, &one), 2);
 }
 
 static void test_mixed_tables(void **state)
@@ -295,6 +388,8 @@ int main(void)
         cmocka_unit_test(test_dense_registers),
         cmocka_unit_test(test_coils),
         cmocka_unit_test(test_sparse),
+        cmocka_unit_test(test_gaps_dense_sparse_mixed),
+        cmocka_unit_test(test_one_request_per_tag),
         cmocka_unit_test(test_mixed_tables),
         cmocka_unit_test(test_float32_not_split),
         cmocka_unit_test(test_lowered_limit),

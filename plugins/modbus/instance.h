@@ -1,0 +1,140 @@
+/* Modbus plugin: an instance (one connection) as create() builds it, shared by the callbacks in
+ * modbus.c, poll.c, write.c and transact.c. Private to the plugin. */
+#ifndef IB_MODBUS_INSTANCE_H
+#define IB_MODBUS_INSTANCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ironbridge/ironbridge.h>
+
+#include "decode.h"
+#include "link.h"
+#include "planner.h"
+
+/* A refused tag (the device answers it alone with an exception) is tried again alone every this
+ * many polls of its group. */
+#define MB_REFUSED_RECHECK_POLLS 32u
+
+struct mb_tag {
+    const char *name;
+    uint32_t address;
+    uint32_t data;  /* offset of its first register (or bit) in the group's buffer */
+    uint16_t width; /* registers, or 1 for a bit of a bit table */
+    uint8_t table;  /* enum mb_table */
+    uint8_t type;   /* enum mb_type */
+    uint8_t order;  /* enum mb_order */
+    uint8_t bit;    /* MB_TYPE_BIT: which bit, 0 = least significant */
+    bool writable;
+    bool verify_write;
+    bool decode_failing; /* a decode error was logged; log again only after a good value */
+    bool refusal_logged; /* its refusal (exception when read alone) was logged */
+    char *text;          /* MB_TYPE_STRING: MB_STRING_CAP(width) bytes the sample points into */
+};
+
+/* One request as it is read now. The group starts with the planner's requests; a block that the
+ * device refuses is split (bisected) into the blocks it accepts and the single tags it refuses,
+ * and the split is kept. */
+struct mb_req {
+    uint32_t table; /* enum mb_table */
+    uint32_t start, count;
+    uint32_t buf;            /* offset of `start` in the group's buffer */
+    uint32_t first, n_items; /* tags order[first .. first + n_items - 1] of the plan */
+    bool refused;            /* a single tag the device refuses; re-checked now and then */
+    uint16_t refused_code;
+    /* outcome in the current poll */
+    int64_t ts_ms;
+    uint8_t reason; /* enum ib_reason */
+    uint16_t code;
+};
+
+struct mb_group {
+    const char *name;
+    uint32_t interval_ms;
+    uint32_t n_tags;
+    struct mb_tag *tags; /* config order */
+    struct mb_plan plan; /* the planner's requests: what the group reads when nothing refuses */
+    uint32_t n_reqs;
+    struct mb_req *reqs;    /* as read now; room for n_tags */
+    struct mb_req *scratch; /* room for n_tags: bisection results */
+    uint32_t *req_of;       /* tag -> its request in reqs */
+    uint16_t *regs;         /* plan.n_registers */
+    uint8_t *bits;          /* plan.n_bits, one byte per bit as libmodbus stores them */
+    uint32_t polls;
+    bool split; /* reqs differ from the plan */
+    /* The failure last logged (IB_R_NONE: none), so a repeating one is logged once. */
+    uint8_t logged_reason;
+    uint16_t logged_code;
+};
+
+struct mb_device {
+    const char *name;
+    int unit_id;
+    uint32_t timeout_ms; /* effective response timeout */
+    uint32_t retries;
+    uint32_t pause_ms;
+    uint32_t backoff_max_ms;
+    bool write_multiple;
+    uint32_t n_groups;
+    struct mb_group *groups;
+    /* Back-off of a device that stopped answering. */
+    uint32_t failed_polls; /* consecutive polls without an answer */
+    int64_t retry_at_ms;   /* monotonic: no I/O before this */
+    uint8_t down_reason;   /* what its bad samples say meanwhile */
+    uint16_t down_code;
+};
+
+struct mb_instance {
+    const struct ib_host *host;
+    struct ib_host_ctx *ctx;
+    struct mb_link *link;
+    uint32_t timeout_ms;
+    bool close_after_poll;
+    int open_errno; /* errno of the last failed open (0: the last open succeeded) */
+    bool opened_once;
+    bool loss_logged;        /* the loss of the current connection was logged */
+    int64_t last_request_us; /* when the last request ended (pause_between_requests_ms) */
+    uint32_t n_devices;
+    struct mb_device *devices;
+};
+
+#define MB_LOG(in, level, dev, tag, ...)                                                           \
+    (in)->host->log((in)->ctx, (level), (dev), (tag), __VA_ARGS__)
+
+/* How a failed request is reported. */
+struct mb_failure {
+    uint8_t reason; /* enum ib_reason */
+    uint16_t code;  /* Modbus exception number */
+    int err;        /* enum ib_err */
+};
+
+/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery. */
+struct mb_failure mb_classify(int e);
+int mb_severity(int err);
+const char *mb_errtext(int e);
+const char *mb_table_name(unsigned table);
+/* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
+ * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
+ * reopen. */
+int mb_ensure_open(struct mb_instance *in);
+/* Log that opening the link failed with errno err, unless that was the last failure too. */
+void mb_log_open_error(struct mb_instance *in, int err);
+/* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
+ * attempt (the link is recovered, or closed when lost). */
+int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
+                     uint32_t addr, uint32_t count, void *dest, int *e);
+int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
+                      uint32_t addr, uint32_t count, const void *data, int *e);
+void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
+
+/* poll.c */
+int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
+                  struct ib_sample *samples);
+/* Reset a group's requests to the plan (after a refused tag came back). */
+void mb_group_restore_plan(struct mb_group *grp);
+
+/* write.c */
+int mb_write(struct mb_instance *in, uint32_t device, uint32_t group, uint32_t tag,
+             const struct ib_value *value);
+
+#endif
