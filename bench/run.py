@@ -409,7 +409,8 @@ def markdown(res):
         L.append(f"| raw libmodbus, 125-register reads, 2 connections | {fmt_int(round(m2['values_per_s']))} values/s |")
     p = lim.get("publish")
     if p:
-        L.append(f"| raw paho publish (MQTTClient, QoS {p['qos']}, {fmt_int(p['size'])}-byte messages) "
+        L.append(f"| raw paho publish (MQTTAsync, QoS {p['qos']}, {fmt_int(p['size'])}-byte messages, "
+                 f"{p['window']} outstanding) "
                  f"| {fmt_int(round(p['messages_per_s']))} msg/s, {p['bytes_per_s'] / 1e6:.1f} MB/s sent; "
                  f"{fmt_int(round(p['delivered_messages_per_s']))} msg/s delivered to the subscriber |")
         if p.get("values_per_s_ceiling"):
@@ -493,10 +494,11 @@ def main():
         # The machine's publish limit, with records the size of F's, into the same broker.
         f = res["workloads"].get("F")
         size = f["mean_record_bytes"] if f and f["mean_record_bytes"] else 500000
-        sub, out = run_sub(env, "pub", mqtt_port, "bench/raw", 0, False, 0)
+        sub, out = run_sub(env, "pub", mqtt_port, "bench/raw", qos, False, 0)
         sub.p.send_signal(signal.SIGUSR1)
         r = subprocess.run([str(env.pub), f"tcp://{LOOPBACK}:{mqtt_port}", "bench/raw",
-                            str(size), "0", str(min(args.window, 8))], capture_output=True,
+                            str(size), str(qos), str(min(args.window, 8)), "16"],
+                           capture_output=True,
                            text=True)
         time.sleep(0.5)
         s = finish_sub(sub, out)
