@@ -30,7 +30,7 @@ struct stats {
     uint64_t seq_first, seq_last;
     struct device dev[MAX_DEVICES];
     size_t ndev;
-    double *lat;
+    double *lat, *pipe; /* change to receipt; the sample's source ts to receipt */
     size_t nlat, caplat;
     double t0, t1;
 };
@@ -48,8 +48,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The unsigned integer after `"NAME":{"v":` in the record, or -1. */
-static int64_t tag_value(const char *p, size_t len, const char *name)
+/* The unsigned integer after `"NAME":{"v":` in the record, or -1; *ts gets the tag's "ts". */
+static int64_t tag_value(const char *p, size_t len, const char *name, int64_t *ts)
 {
     char key[80];
     int k = snprintf(key, sizeof key, "\"%s\":{\"v\":", name);
@@ -63,6 +63,13 @@ static int64_t tag_value(const char *p, size_t len, const char *name)
         return -1;
     while (at < end && *at >= '0' && *at <= '9')
         v = v * 10 + (*at++ - '0');
+    *ts = -1;
+    const char *t = memmem(at, (size_t)(end - at) < 64 ? (size_t)(end - at) : 64, "\"ts\":", 5);
+    if (t != NULL) {
+        *ts = 0;
+        for (t += 5; t < end && *t >= '0' && *t <= '9'; t++)
+            *ts = *ts * 10 + (*t - '0');
+    }
     return v;
 }
 
@@ -133,15 +140,18 @@ static void count(const char *p, size_t len)
     if (expect_values > 0 && values < (uint64_t)expect_values)
         st.short_values += (uint64_t)expect_values - values;
     if (clock_hi != NULL) {
-        int64_t hi = tag_value(p, len, clock_hi), lo = tag_value(p, len, clock_lo);
+        int64_t ts_hi, ts_lo;
+        int64_t hi = tag_value(p, len, clock_hi, &ts_hi), lo = tag_value(p, len, clock_lo, &ts_lo);
         if (hi >= 0 && lo >= 0) {
             double clk = (double)(((uint64_t)hi << 32) | (uint64_t)lo) / 1e3;
             if (st.nlat == st.caplat) {
                 st.caplat = st.caplat ? 2 * st.caplat : 65536;
                 st.lat = realloc(st.lat, st.caplat * sizeof *st.lat);
-                if (st.lat == NULL)
+                st.pipe = realloc(st.pipe, st.caplat * sizeof *st.pipe);
+                if (st.lat == NULL || st.pipe == NULL)
                     abort();
             }
+            st.pipe[st.nlat] = ts_lo >= 0 ? t * 1e3 - (double)ts_lo : -1;
             st.lat[st.nlat++] = (t - clk) * 1e3;
         }
     }
@@ -204,12 +214,12 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double pct(double p)
+static double pct(const double *a, double p)
 {
     if (st.nlat == 0)
         return -1;
     size_t i = (size_t)(p * (double)(st.nlat - 1) + 0.5);
-    return st.lat[i];
+    return a[i];
 }
 
 int main(int argc, char **argv)
@@ -298,6 +308,8 @@ int main(int argc, char **argv)
     usleep(20000); /* let a callback in progress finish before reading the counters */
 
     qsort(st.lat, st.nlat, sizeof *st.lat, cmp_double);
+    if (st.nlat)
+        qsort(st.pipe, st.nlat, sizeof *st.pipe, cmp_double);
     uint64_t pmin = UINT64_MAX, pmax = 0;
     for (size_t i = 0; i < MAX_DEVICES; i++) {
         if (st.dev[i].name[0] == '\0')
@@ -316,10 +328,12 @@ int main(int argc, char **argv)
            ",\"missing_records\":%" PRIu64 ",\"dup_records\":%" PRIu64
            ",\"short_values\":%" PRIu64 ",\"devices\":%zu,\"polls_min\":%" PRIu64
            ",\"polls_max\":%" PRIu64 ",\"lat_n\":%zu,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,"
-           "\"lat_max_ms\":%.2f,\"connection_lost\":%s}\n",
+           "\"lat_max_ms\":%.2f,\"pipe_p50_ms\":%.2f,\"pipe_p99_ms\":%.2f,\"pipe_max_ms\":%.2f,"
+           "\"connection_lost\":%s}\n",
            end - start, st.records, st.values, st.bad, st.bytes, st.seq_first, st.seq_last,
            span > unique ? span - unique : 0, st.dup_records, st.short_values, st.ndev, pmin,
-           pmax, st.nlat, pct(0.5), pct(0.99), st.nlat ? st.lat[st.nlat - 1] : -1.0,
+           pmax, st.nlat, pct(st.lat, 0.5), pct(st.lat, 0.99), st.nlat ? st.lat[st.nlat - 1] : -1.0,
+           pct(st.pipe, 0.5), pct(st.pipe, 0.99), st.nlat ? st.pipe[st.nlat - 1] : -1.0,
            atomic_load(&connected) == -1 ? "true" : "false");
     fflush(stdout);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
@@ -327,5 +341,6 @@ int main(int argc, char **argv)
     MQTTAsync_disconnect(c, &d);
     MQTTAsync_destroy(&c);
     free(st.lat);
+    free(st.pipe);
     return 0;
 }
