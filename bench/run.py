@@ -157,7 +157,11 @@ def start_mosquitto(env):
              "log_dest none",
              # mosquitto's defaults (1,000 queued messages per client) would drop messages for a
              # subscriber that is briefly behind; the broker is not what is measured here.
-             "max_queued_messages 0", "max_queued_bytes 0"]
+             "max_queued_messages 0", "max_queued_bytes 0",
+             # Without it, mosquitto's socket to the subscriber holds the tail of a large
+             # message for Nagle + delayed ACK: measured +100 ms at p99 on C, on the broker's
+             # side of the path, not the gateway's (docs/benchmarks.md).
+             "set_tcp_nodelay true"]
     if os.geteuid() == 0:
         lines.append("user root")
     conf.write_text("\n".join(lines) + "\n")
