@@ -87,8 +87,7 @@ static size_t put_len(uint8_t *out, size_t len)
 }
 
 /* QoS 0 PUBLISH packets written to the socket in a loop: no client library in the way. */
-static int socket_loop(const char *url, const char *topic, char *payload, int size,
-                       double seconds)
+static int socket_loop(const char *url, const char *topic, char *payload, int size, double seconds)
 {
     int port = atoi(strrchr(url, ':') + 1);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -96,8 +95,8 @@ static int socket_loop(const char *url, const char *topic, char *payload, int si
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
         return 1;
-    static const uint8_t conn[] = {0x10, 22,  0, 4, 'M', 'Q', 'T', 'T', 4,   2,   0,  60,
-                                   0,    10,  'b', 'e', 'n', 'c', 'h', '-', 'r', 'a', 'w', '0'};
+    static const uint8_t conn[] = {0x10, 22, 0,   4,   'M', 'Q', 'T', 'T', 4,   2,   0,   60,
+                                   0,    10, 'b', 'e', 'n', 'c', 'h', '-', 'r', 'a', 'w', '0'};
     uint8_t ack[4];
     if (write_all(fd, conn, sizeof conn) < 0 || recv(fd, ack, 4, MSG_WAITALL) != 4 ||
         ack[0] != 0x20 || ack[3] != 0)
@@ -198,8 +197,7 @@ int main(int argc, char **argv)
     long n = atomic_load(&done);
     printf("{\"client\":\"paho MQTTAsync\",\"size\":%d,\"qos\":%d,\"window\":%d,\"seconds\":%.3f,"
            "\"messages\":%ld,\"errors\":%ld,\"messages_per_s\":%.0f,\"bytes_per_s\":%.0f}\n",
-           size, qos, window, el, n, atomic_load(&failed), (double)n / el,
-           (double)n * size / el);
+           size, qos, window, el, n, atomic_load(&failed), (double)n / el, (double)n * size / el);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 1000;
     MQTTAsync_disconnect(c, &d);

@@ -321,18 +321,19 @@ int main(int argc, char **argv)
     }
     if (st.ndev == 0)
         pmin = 0;
-    uint64_t span = st.seq_last >= st.seq_first && st.seq_first ? st.seq_last - st.seq_first + 1 : 0;
+    uint64_t span =
+        st.seq_last >= st.seq_first && st.seq_first ? st.seq_last - st.seq_first + 1 : 0;
     uint64_t unique = st.records - st.dup_records;
     printf("{\"window_s\":%.3f,\"records\":%" PRIu64 ",\"values\":%" PRIu64 ",\"bad\":%" PRIu64
            ",\"bytes\":%" PRIu64 ",\"seq_first\":%" PRIu64 ",\"seq_last\":%" PRIu64
-           ",\"missing_records\":%" PRIu64 ",\"dup_records\":%" PRIu64
-           ",\"short_values\":%" PRIu64 ",\"devices\":%zu,\"polls_min\":%" PRIu64
-           ",\"polls_max\":%" PRIu64 ",\"lat_n\":%zu,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,"
+           ",\"missing_records\":%" PRIu64 ",\"dup_records\":%" PRIu64 ",\"short_values\":%" PRIu64
+           ",\"devices\":%zu,\"polls_min\":%" PRIu64 ",\"polls_max\":%" PRIu64
+           ",\"lat_n\":%zu,\"lat_p50_ms\":%.2f,\"lat_p99_ms\":%.2f,"
            "\"lat_max_ms\":%.2f,\"pipe_p50_ms\":%.2f,\"pipe_p99_ms\":%.2f,\"pipe_max_ms\":%.2f,"
            "\"connection_lost\":%s}\n",
            end - start, st.records, st.values, st.bad, st.bytes, st.seq_first, st.seq_last,
-           span > unique ? span - unique : 0, st.dup_records, st.short_values, st.ndev, pmin,
-           pmax, st.nlat, pct(st.lat, 0.5), pct(st.lat, 0.99), st.nlat ? st.lat[st.nlat - 1] : -1.0,
+           span > unique ? span - unique : 0, st.dup_records, st.short_values, st.ndev, pmin, pmax,
+           st.nlat, pct(st.lat, 0.5), pct(st.lat, 0.99), st.nlat ? st.lat[st.nlat - 1] : -1.0,
            pct(st.pipe, 0.5), pct(st.pipe, 0.99), st.nlat ? st.pipe[st.nlat - 1] : -1.0,
            atomic_load(&connected) == -1 ? "true" : "false");
     fflush(stdout);

@@ -226,12 +226,21 @@ def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml):
 
 
 def detect_store(env):
-    """QoS 1 through the durable store when this daemon has one, else QoS 0 (issue 9)."""
+    """QoS 1 through the durable store when this daemon has one, else QoS 0 (issue 9).
+
+    Asks `ironbridge --check` about a config with a `store:` section pointing at a temp dir.
+    The store's key for its directory is not known to this branch: a few likely spellings are
+    tried, then any key that `--check` lists as known under `store` and names a dir or path."""
     d = env.work / "store-probe"
     d.mkdir()
     base = ["gateway:", "  id: probe", "north:", "  mqtt:", "    url: mqtt://127.0.0.1:1",
             "    allow_insecure: true"]
-    for key in ("path", "dir", "directory"):
+    keys, tried, last = ["path", "dir", "directory"], set(), ""
+    while keys:
+        key = keys.pop(0)
+        if key in tried:
+            continue
+        tried.add(key)
         store = ["store:", f"  {key}: {d / 'state'}"]
         cfg = d / f"probe-{key}.yaml"
         cfg.write_text("\n".join(base + store) + "\n")
@@ -239,8 +248,14 @@ def detect_store(env):
                            text=True)
         if r.returncode == 0:
             return 1, store, f"QoS 1 through the on-disk store (store.{key})"
-    return 0, [], ("QoS 0: this daemon refuses a store: section (ironbridge --check), so records "
-                   "go through the in-memory queue")
+        last = (r.stdout + r.stderr).strip()
+        m = re.search(r"store\.\S+: unknown key; known keys here: (.*)", last)
+        if m:
+            keys += [k.strip() for k in m.group(1).split(",")
+                     if "dir" in k or "path" in k]
+    return 0, [], ("QoS 0: this daemon refuses a store: section (ironbridge --check: "
+                   f"{last.splitlines()[0] if last else '?'}), so records go through the "
+                   "in-memory queue")
 
 
 def run_sub(env, name, mqtt_port, topic, qos, clock, expect):

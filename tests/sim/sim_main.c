@@ -416,8 +416,7 @@ static void accept_clients(struct server *s, int listen_fd)
     for (int i = 0; i < ACCEPT_BURST; i++) {
         struct sockaddr_in peer;
         socklen_t plen = sizeof peer;
-        int fd =
-            accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* The pending connection keeps the listener readable; without a pause the
