@@ -5,7 +5,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,6 +38,7 @@ struct options {
     const char *map_path;
     const char *listen_addr;
     unsigned port;
+    unsigned nports;
     const char *port_file;
     unsigned tick_ms;
     bool quiet;
@@ -55,9 +55,10 @@ struct server {
     modbus_t *ctx;
     struct sim_map *map;
     modbus_mapping_t *mb;
-    int listen_fd;
+    int *listen_fds;
+    size_t nlisten;
     bool quiet;
-    /* pfds[0] is the listener, pfds[i + 1] belongs to clients[i] */
+    /* pfds[0 .. nlisten-1] are the listeners, pfds[nlisten + i] belongs to clients[i] */
     struct pollfd *pfds;
     struct client *clients;
     size_t nclients, cap;
@@ -89,8 +90,12 @@ static void usage(FILE *out)
             "  --map FILE         register map to serve (required)\n"
             "  --listen ADDR      IPv4 address to listen on (default 127.0.0.1; 0.0.0.0 = all)\n"
             "  --port N           TCP port (default 1502; 0 lets the kernel pick a free port)\n"
+            "  --ports N          listen on N ports, 1 to 10000 (default 1): N consecutive ports\n"
+            "                     from --port, or N kernel-chosen ones with --port 0; all serve\n"
+            "                     the same map (a device farm in one process)\n"
             "  --port-file PATH   once listening, write the port number to PATH (atomically, via\n"
-            "                     a temporary file and rename); removed again on clean shutdown\n"
+            "                     a temporary file and rename), one line per port with --ports;\n"
+            "                     removed again on clean shutdown\n"
             "  --tick-ms MS       re-evaluate behaviour-driven values every MS milliseconds,\n"
             "                     1 to 3600000 (default 100)\n"
             "  --quiet            do not log the map summary, client connects/disconnects or the\n"
@@ -122,11 +127,21 @@ static bool parse_uint(const char *s, unsigned long min, unsigned long max, unsi
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_MAP = 256, OPT_LISTEN, OPT_PORT, OPT_PORT_FILE, OPT_TICK, OPT_QUIET, OPT_VERSION };
+    enum {
+        OPT_MAP = 256,
+        OPT_LISTEN,
+        OPT_PORT,
+        OPT_PORTS,
+        OPT_PORT_FILE,
+        OPT_TICK,
+        OPT_QUIET,
+        OPT_VERSION
+    };
     static const struct option longopts[] = {
         {"map", required_argument, NULL, OPT_MAP},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"port", required_argument, NULL, OPT_PORT},
+        {"ports", required_argument, NULL, OPT_PORTS},
         {"port-file", required_argument, NULL, OPT_PORT_FILE},
         {"tick-ms", required_argument, NULL, OPT_TICK},
         {"quiet", no_argument, NULL, OPT_QUIET},
@@ -138,6 +153,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 
     o->listen_addr = "127.0.0.1";
     o->port = 1502;
+    o->nports = 1;
     o->tick_ms = 100;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -150,6 +166,13 @@ static int parse_options(int argc, char **argv, struct options *o)
         case OPT_PORT:
             if (!parse_uint(optarg, 0, 65535, &o->port)) {
                 fprintf(stderr, PROG ": --port needs a number from 0 to 65535, not '%s'\n", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_PORTS:
+            if (!parse_uint(optarg, 1, 10000, &o->nports)) {
+                fprintf(stderr, PROG ": --ports needs a number from 1 to 10000, not '%s'\n",
+                        optarg);
                 return EXIT_USAGE;
             }
             break;
@@ -185,6 +208,11 @@ static int parse_options(int argc, char **argv, struct options *o)
         fprintf(stderr, PROG ": --map FILE is required (see --help)\n");
         return EXIT_USAGE;
     }
+    if (o->port != 0 && o->port + o->nports - 1 > 65535) {
+        fprintf(stderr, PROG ": --port %u with --ports %u runs past port 65535\n", o->port,
+                o->nports);
+        return EXIT_USAGE;
+    }
     return -1;
 }
 
@@ -200,7 +228,7 @@ static bool canonical_ipv4(const char *text, char *out, size_t len, bool *any)
     return *any || out[0] != '0';
 }
 
-static int write_port_file(const char *path, unsigned port)
+static int write_port_file(const char *path, const unsigned *ports, size_t nports)
 {
     size_t n = strlen(path) + 32;
     char *tmp = malloc(n);
@@ -216,7 +244,9 @@ static int write_port_file(const char *path, unsigned port)
         free(tmp);
         return -1;
     }
-    ok = fprintf(f, "%u\n", port) > 0;
+    ok = true;
+    for (size_t i = 0; i < nports && ok; i++)
+        ok = fprintf(f, "%u\n", ports[i]) > 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
         int saved = errno;
@@ -359,7 +389,7 @@ static bool add_client(struct server *s, int fd, const struct sockaddr_in *peer)
 {
     if (s->nclients == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 16;
-        struct pollfd *pfds = realloc(s->pfds, (cap + 1) * sizeof *pfds);
+        struct pollfd *pfds = realloc(s->pfds, (cap + s->nlisten) * sizeof *pfds);
         if (pfds == NULL)
             return false;
         s->pfds = pfds;
@@ -375,19 +405,18 @@ static bool add_client(struct server *s, int fd, const struct sockaddr_in *peer)
     char addr[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &peer->sin_addr, addr, sizeof addr);
     snprintf(c->peer, sizeof c->peer, "%s:%u", addr, (unsigned)ntohs(peer->sin_port));
-    s->pfds[s->nclients + 1] = (struct pollfd){.fd = fd, .events = POLLIN};
+    s->pfds[s->nlisten + s->nclients] = (struct pollfd){.fd = fd, .events = POLLIN};
     s->nclients++;
     log_client(s, c, "connected", s->nclients);
     return true;
 }
 
-static void accept_clients(struct server *s)
+static void accept_clients(struct server *s, int listen_fd)
 {
     for (int i = 0; i < ACCEPT_BURST; i++) {
         struct sockaddr_in peer;
         socklen_t plen = sizeof peer;
-        int fd =
-            accept4(s->listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* The pending connection keeps the listener readable; without a pause the
@@ -416,7 +445,7 @@ static void drop_marked_clients(struct server *s)
         }
         s->nclients--;
         s->clients[i] = s->clients[s->nclients];
-        s->pfds[i + 1] = s->pfds[s->nclients + 1];
+        s->pfds[s->nlisten + i] = s->pfds[s->nlisten + s->nclients];
         s->accept_paused_until = 0;
     }
     s->ndropped = 0;
@@ -440,12 +469,13 @@ static int run(struct server *s, unsigned tick_ms, const sigset_t *run_mask)
         bool accepting = now >= s->accept_paused_until;
         if (!accepting && s->accept_paused_until < wake)
             wake = s->accept_paused_until;
-        s->pfds[0].events = accepting ? POLLIN : 0;
+        for (size_t l = 0; l < s->nlisten; l++)
+            s->pfds[l].events = accepting ? POLLIN : 0;
 
         struct timespec timeout = {.tv_sec = (wake - now) / NS_PER_S,
                                    .tv_nsec = (wake - now) % NS_PER_S};
         size_t polled = s->nclients;
-        int rc = ppoll(s->pfds, polled + 1, &timeout, run_mask);
+        int rc = ppoll(s->pfds, s->nlisten + polled, &timeout, run_mask);
         if (rc < 0) {
             if (errno == EINTR)
                 continue;
@@ -456,7 +486,7 @@ static int run(struct server *s, unsigned tick_ms, const sigset_t *run_mask)
             continue;
         for (size_t i = 0; i < polled; i++) {
             struct client *c = &s->clients[i];
-            if (s->pfds[i + 1].revents == 0)
+            if (s->pfds[s->nlisten + i].revents == 0)
                 continue;
             if (!serve_client(s, c)) {
                 close(c->fd);
@@ -464,20 +494,47 @@ static int run(struct server *s, unsigned tick_ms, const sigset_t *run_mask)
             }
         }
         drop_marked_clients(s);
-        if (s->pfds[0].revents & POLLIN)
-            accept_clients(s);
+        for (size_t l = 0; l < s->nlisten; l++)
+            if (s->pfds[l].revents & POLLIN)
+                accept_clients(s, s->pfds[l].fd);
     }
     if (!s->quiet)
         fprintf(stderr, PROG ": stopping on %s\n", strsignal(stop_signal));
     return EXIT_SUCCESS;
 }
 
+/* A non-blocking listening socket on ADDR:PORT (PORT 0: the kernel chooses); *bound gets the
+ * port. Returns the descriptor, or -1 with errno set. */
+static int open_listener(const char *addr, unsigned port, unsigned *bound)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    socklen_t len = sizeof sa;
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, SOMAXCONN) < 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    *bound = ntohs(sa.sin_port);
+    return fd;
+}
+
 static int serve(const struct options *o, struct server *s)
 {
     char addr[INET_ADDRSTRLEN], describe[256];
     bool any;
-    struct sockaddr_in bound;
-    socklen_t blen = sizeof bound;
     sigset_t stop_set, run_mask;
     struct sigaction sa;
 
@@ -513,36 +570,42 @@ static int serve(const struct options *o, struct server *s)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
+    /* The context only frames replies; the listening sockets are opened here, so that one
+     * process can listen on many ports (--ports). */
     s->ctx = modbus_new_tcp(any ? NULL : addr, (int)o->port);
     if (s->ctx == NULL) {
         fprintf(stderr, PROG ": modbus_new_tcp: %s\n", modbus_strerror(errno));
         return EXIT_FAILURE;
     }
-    s->listen_fd = modbus_tcp_listen(s->ctx, SOMAXCONN);
-    if (s->listen_fd < 0) {
-        fprintf(stderr, PROG ": cannot listen on %s:%u: %s\n", addr, o->port,
-                modbus_strerror(errno));
-        return EXIT_FAILURE;
-    }
-    if (fcntl(s->listen_fd, F_SETFL, fcntl(s->listen_fd, F_GETFL) | O_NONBLOCK) < 0 ||
-        getsockname(s->listen_fd, (struct sockaddr *)&bound, &blen) < 0) {
-        fprintf(stderr, PROG ": listening socket: %s\n", strerror(errno));
-        return EXIT_FAILURE;
-    }
-    s->pfds = calloc(1, sizeof *s->pfds);
-    if (s->pfds == NULL) {
+    s->listen_fds = calloc(o->nports, sizeof *s->listen_fds);
+    s->pfds = calloc(o->nports, sizeof *s->pfds);
+    unsigned *ports = calloc(o->nports, sizeof *ports);
+    if (s->listen_fds == NULL || s->pfds == NULL || ports == NULL) {
+        free(ports);
         fprintf(stderr, PROG ": out of memory\n");
         return EXIT_FAILURE;
     }
-    s->pfds[0] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+    for (unsigned i = 0; i < o->nports; i++) {
+        unsigned want = o->port == 0 ? 0 : o->port + i;
+        int fd = open_listener(addr, want, &ports[i]);
+        if (fd < 0) {
+            fprintf(stderr, PROG ": cannot listen on %s:%u: %s\n", addr, want, strerror(errno));
+            free(ports);
+            return EXIT_FAILURE;
+        }
+        s->listen_fds[s->nlisten++] = fd;
+        s->pfds[i] = (struct pollfd){.fd = fd, .events = POLLIN};
+    }
 
-    unsigned port = ntohs(bound.sin_port);
-    printf(PROG ": listening on %s:%u\n", addr, port);
+    for (unsigned i = 0; i < o->nports; i++)
+        printf(PROG ": listening on %s:%u\n", addr, ports[i]);
     fflush(stdout);
-    if (o->port_file != NULL && write_port_file(o->port_file, port) != 0) {
+    if (o->port_file != NULL && write_port_file(o->port_file, ports, o->nports) != 0) {
         fprintf(stderr, PROG ": cannot write port file %s: %s\n", o->port_file, strerror(errno));
+        free(ports);
         return EXIT_FAILURE;
     }
+    free(ports);
 
     int rc = run(s, o->tick_ms, &run_mask);
     if (o->port_file != NULL)
@@ -553,7 +616,7 @@ static int serve(const struct options *o, struct server *s)
 int main(int argc, char **argv)
 {
     struct options o = {0};
-    struct server s = {.listen_fd = -1};
+    struct server s = {0};
     int rc = parse_options(argc, argv, &o);
 
     if (rc >= 0)
@@ -563,8 +626,9 @@ int main(int argc, char **argv)
 
     for (size_t i = 0; i < s.nclients; i++)
         close(s.clients[i].fd);
-    if (s.listen_fd >= 0)
-        close(s.listen_fd);
+    for (size_t i = 0; i < s.nlisten; i++)
+        close(s.listen_fds[i]);
+    free(s.listen_fds);
     if (s.ctx != NULL)
         modbus_free(s.ctx);
     sim_map_free(s.map);

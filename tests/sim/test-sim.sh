@@ -465,6 +465,26 @@ else
     fail "simulator starts with a 'units' map"
 fi
 
+# --- a farm: --ports N serves the same map on N ports ----------------------------------------
+printf 'holding 0 uint16 - const 4242\n' >"$work/farm.map"
+if start_sim farm "$work/farm.map" --ports 3 --quiet; then
+    mapfile -t farm_ports <"$work/farm.port"
+    if [[ ${#farm_ports[@]} -eq 3 ]]; then pass "--ports 3 writes 3 ports to the port file"; else fail "--ports 3 writes 3 ports to the port file (got ${#farm_ports[@]})"; fi
+    farm_ok=0
+    for p in "${farm_ports[@]}"; do
+        v=$("$PY" -c 'import sys
+from pymodbus.client import ModbusTcpClient
+c = ModbusTcpClient("127.0.0.1", port=int(sys.argv[1]), timeout=3); c.connect()
+print(c.read_holding_registers(0, 1, slave=1).registers[0])' "$p" 2>/dev/null) || true
+        [[ $v == 4242 ]] && farm_ok=$((farm_ok + 1))
+    done
+    if [[ $farm_ok -eq 3 ]]; then pass "every port of the farm serves the map"; else fail "every port of the farm serves the map ($farm_ok of 3 answered 4242)"; fi
+    stop_sim "$sim_pid" TERM || true
+    if [[ -e $work/farm.port ]]; then fail "the farm's port file is removed at exit"; else pass "the farm's port file is removed at exit"; fi
+else
+    fail "simulator starts with --ports 3"
+fi
+
 # --- the shipped example map ----------------------------------------------------------------
 if [[ -n $EXAMPLE_MAP ]]; then
     if start_sim example "$EXAMPLE_MAP" --quiet; then
@@ -511,7 +531,7 @@ expect_status() {
 }
 expect_status 0 "--help" --help
 missing=
-for opt in --map --listen --port --port-file --tick-ms --quiet --help --version; do
+for opt in --map --listen --port --ports --port-file --tick-ms --quiet --help --version; do
     grep -q -- "$opt" "$work/cli.out" || missing+=" $opt"
 done
 if [[ -z $missing ]]; then pass "--help documents every option"; else fail "--help documents every option (missing:$missing)"; fi
@@ -519,6 +539,8 @@ expect_status 0 "--version" --version
 expect_status 2 "no --map"
 expect_status 2 "unknown option" --map "$work/main.map" --bogus
 expect_status 2 "--port 65536" --map "$work/main.map" --port 65536
+expect_status 2 "--ports 0" --map "$work/main.map" --ports 0
+expect_status 2 "--port 65535 --ports 2" --map "$work/main.map" --port 65535 --ports 2
 expect_status 2 "--tick-ms 0" --map "$work/main.map" --tick-ms 0
 expect_status 2 "--listen not-an-ip" --map "$work/main.map" --listen not-an-ip
 expect_status 2 "unreadable map" --map "$work/does-not-exist.map"

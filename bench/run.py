@@ -1,0 +1,567 @@
+#!/usr/bin/python3
+"""ironbridge's end-to-end benchmark suite (issue 9); run through bench/run.sh.
+
+Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
+--ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
+configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
+loop, raw paho publish loop) in the same run; prints a Markdown table and writes a JSON file.
+Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HZ = os.sysconf("SC_CLK_TCK")
+LOOPBACK = "127.0.0.1"
+
+# The issue's workloads. tags: per device; interval in ms; type: uint16 or float32 (CDAB);
+# stride: registers from one tag to the next (4 = 3 unused registers between tags).
+WORKLOADS = {
+    "A": dict(title="1 device x 1,000 uint16 every 1,000 ms", devices=1, tags=1000,
+              interval=1000, type="uint16", stride=1),
+    "B": dict(title="10 devices x 1,000 uint16 every 100 ms", devices=10, tags=1000,
+              interval=100, type="uint16", stride=1),
+    "C": dict(title="10 devices x 1,000 float32 (CDAB) every 1,000 ms", devices=10, tags=1000,
+              interval=1000, type="float32", stride=2),
+    "D": dict(title="1 device x 1,000 uint16, 3 unused registers between tags, every 1,000 ms",
+              devices=1, tags=1000, interval=1000, type="uint16", stride=4),
+    "E": dict(title="500 devices (one TCP connection each) x 30 uint16 every 1,000 ms",
+              devices=500, tags=30, interval=1000, type="uint16", stride=1),
+    "F": dict(title="saturation: 2 devices x 10,000 uint16, shortest interval without loss",
+              devices=2, tags=10000, interval=10, type="uint16", stride=1),
+}
+CLOCK_REGS = 4  # holding 0..3: the simulator's clock_ms (uint64 ABCD), read as clk_hi/clk_lo
+F_INTERVALS = [10, 20, 50, 100]  # 10 ms is the configuration's shortest interval_ms
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def proc_cpu(pid):
+    """utime + stime of the whole process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def proc_status(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmHWM", "VmRSS"):
+                out[k] = int(v.split()[0])  # KiB
+            elif k == "Threads":
+                out[k] = int(v)
+    return out
+
+
+def segs_out(pid, ports):
+    """Data segments sent by PID's TCP sockets to the given ports (= Modbus requests: libmodbus
+    sends each request with one send() on a TCP_NODELAY socket)."""
+    out = subprocess.run(["ss", "-tinHp", "state", "established"], capture_output=True,
+                         text=True).stdout
+    total, lines = 0, out.splitlines()
+    wanted = {str(p) for p in ports}
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*\d+\s+\d+\s+\S+:\d+\s+127\.0\.0\.1:(\d+)\s+users:.*pid=(\d+),", line)
+        if not m or m.group(2) != str(pid) or m.group(1) not in wanted:
+            continue
+        info = lines[i + 1] if i + 1 < len(lines) else ""
+        s = re.search(r"data_segs_out:(\d+)", info)
+        total += int(s.group(1)) if s else 0
+    return total
+
+
+class Proc:
+    def __init__(self, argv, logpath, **kw):
+        self.logpath = logpath
+        self.log = open(logpath, "wb")
+        self.p = subprocess.Popen(argv, stdout=kw.pop("stdout", self.log), stderr=self.log,
+                                  stdin=subprocess.DEVNULL, **kw)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, timeout=10):
+        if self.alive():
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+
+class Env:
+    def __init__(self, args, work):
+        self.args, self.work = args, work
+        b = Path(args.build)
+        self.daemon = b / "daemon/ironbridge"
+        self.sim = b / "tests/sim/ironbridge-sim"
+        self.sub = b / "bench/bench_sub"
+        self.pub = b / "bench/bench_pub"
+        self.modbus = b / "bench/bench_modbus"
+        for p in (self.daemon, self.sim, self.sub, self.pub, self.modbus):
+            if not os.access(p, os.X_OK):
+                raise RuntimeError(f"{p} is missing: build first (bench/run.sh does)")
+        self.procs = []
+
+    def start(self, argv, name, **kw):
+        p = Proc([str(a) for a in argv], self.work / f"{name}.log", **kw)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            p.stop()
+        self.procs.clear()
+
+
+def start_mosquitto(env):
+    port = free_port()
+    conf = env.work / "mosquitto.conf"
+    lines = [f"listener {port} {LOOPBACK}", "allow_anonymous true", "persistence false",
+             "log_dest none",
+             # mosquitto's defaults (1,000 queued messages per client) would drop messages for a
+             # subscriber that is briefly behind; the broker is not what is measured here.
+             "max_queued_messages 0", "max_queued_bytes 0",
+             # Without it, mosquitto's socket to the subscriber holds the tail of a large
+             # message for Nagle + delayed ACK: measured +100 ms at p99 on C, on the broker's
+             # side of the path, not the gateway's (docs/benchmarks.md).
+             "set_tcp_nodelay true"]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    conf.write_text("\n".join(lines) + "\n")
+    p = Proc(["/usr/sbin/mosquitto", "-c", str(conf)], env.work / "mosquitto.log")
+
+    def up():
+        try:
+            socket.create_connection((LOOPBACK, port), 0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_for(lambda: up() or not p.alive(), 10, "mosquitto")
+    if not p.alive():
+        raise RuntimeError(f"mosquitto did not start: {p.logpath}")
+    return p, port, lines
+
+
+def sim_map(w):
+    regs = CLOCK_REGS + w["tags"] * w["stride"]
+    lines = [f"size holding {regs}", "holding 0 uint64 ABCD clock_ms"]
+    for i in range(w["tags"]):
+        a = CLOCK_REGS + i * w["stride"]
+        if w["type"] == "float32":
+            # Values change every tick (100 ms); ramps of a non-terminating binary fraction.
+            lines.append(f"holding {a} float32 CDAB ramp {i}.1 0.7 1000000")
+        else:
+            lines.append(f"holding {a} uint16 - ramp {i % 1000} 1 65535")
+    return "\n".join(lines) + "\n"
+
+
+def start_farm(env, name, w, nports):
+    m = env.work / f"{name}.map"
+    m.write_text(sim_map(w))
+    pf = env.work / f"{name}.ports"
+    p = env.start([env.sim, "--map", m, "--port", "0", "--ports", nports, "--port-file", pf,
+                   "--quiet"], f"{name}-sim", stdout=subprocess.DEVNULL)
+    wait_for(lambda: pf.exists() or not p.alive(), 20, "the simulator farm")
+    if not p.alive():
+        raise RuntimeError(f"simulator failed: {p.logpath}")
+    return p, [int(x) for x in pf.read_text().split()]
+
+
+def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml):
+    typ = w["type"]
+    out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:", "  mqtt:",
+           f"    url: mqtt://{LOOPBACK}:{mqtt_port}", "    allow_insecure: true",
+           f"    qos: {qos}", "    topic: ironbridge/{gateway}/data/{device}/{group}"]
+    out += store_yaml
+    out.append("connections:")
+    for d in range(w["devices"]):
+        out += [f"  - name: c{d}", "    plugin: modbus", f"    host: {LOOPBACK}",
+                f"    port: {ports[d]}", "    devices:", f"      - name: d{d}",
+                "        byte_order: CDAB" if typ == "float32" else "        unit_id: 1",
+                "        groups:", "          - name: g", f"            interval_ms: {interval}",
+                "            tags:",
+                "              - {name: clk_hi, table: holding, address: 0, type: uint32, order: ABCD}",
+                "              - {name: clk_lo, table: holding, address: 2, type: uint32, order: ABCD}"]
+        for i in range(w["tags"]):
+            a = CLOCK_REGS + i * w["stride"]
+            out.append(f"              - {{name: t{i}, table: holding, address: {a}, type: {typ}}}")
+    return "\n".join(out) + "\n"
+
+
+def detect_store(env):
+    """QoS 1 through the durable store when this daemon has one, else QoS 0 (issue 9).
+
+    Asks `ironbridge --check` about a config with a `store:` section pointing at a temp dir.
+    The store's key for its directory is not known to this branch: a few likely spellings are
+    tried, then any key that `--check` lists as known under `store` and names a dir or path."""
+    d = env.work / "store-probe"
+    d.mkdir()
+    base = ["gateway:", "  id: probe", "north:", "  mqtt:", "    url: mqtt://127.0.0.1:1",
+            "    allow_insecure: true"]
+    keys, tried, last = ["path", "dir", "directory"], set(), ""
+    while keys:
+        key = keys.pop(0)
+        if key in tried:
+            continue
+        tried.add(key)
+        store = ["store:", f"  {key}: {d / 'state'}"]
+        cfg = d / f"probe-{key}.yaml"
+        cfg.write_text("\n".join(base + store) + "\n")
+        r = subprocess.run([str(env.daemon), "--check", "-c", str(cfg)], capture_output=True,
+                           text=True)
+        if r.returncode == 0:
+            return 1, store, f"QoS 1 through the on-disk store (store.{key})"
+        last = (r.stdout + r.stderr).strip()
+        m = re.search(r"store\.\S+: unknown key; known keys here: (.*)", last)
+        if m:
+            keys += [k.strip() for k in m.group(1).split(",")
+                     if "dir" in k or "path" in k]
+    return 0, [], ("QoS 0: this daemon refuses a store: section (ironbridge --check: "
+                   f"{last.splitlines()[0] if last else '?'}), so records go through the "
+                   "in-memory queue")
+
+
+def run_sub(env, name, mqtt_port, topic, qos, clock, expect):
+    ready = env.work / f"{name}.ready"
+    out = env.work / f"{name}.json"
+    f = open(out, "w")
+    argv = [env.sub, "--url", f"tcp://{LOOPBACK}:{mqtt_port}", "--topic", topic, "--qos", qos,
+            "--ready-file", ready]
+    if clock:
+        argv += ["--clock", "clk", "--expect", expect]
+    p = env.start(argv, f"{name}-sub", stdout=f)
+    wait_for(lambda: ready.exists() or not p.alive(), 10, "the subscriber")
+    if not p.alive():
+        raise RuntimeError(f"subscriber failed: {p.logpath}")
+    return p, out
+
+
+def finish_sub(p, out):
+    p.p.send_signal(signal.SIGUSR2)
+    p.p.wait(15)
+    return json.loads(Path(out).read_text().strip().splitlines()[-1])
+
+
+def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window):
+    name = f"{letter}-{interval}"
+    sim, ports = start_farm(env, name, w, w["devices"])
+    cfg = env.work / f"{name}.yaml"
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml))
+    per_record = w["tags"] + 2
+    sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, per_record)
+    gw = env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+    time.sleep(warmup)
+    if not gw.alive():
+        raise RuntimeError(f"gateway exited: {gw.logpath}")
+    seg0, c0, s0, sim0 = (segs_out(gw.pid, ports), proc_cpu(gw.pid), proc_cpu(sub.pid),
+                          proc_cpu(sim.pid))
+    sub.p.send_signal(signal.SIGUSR1)
+    t0 = time.monotonic()
+    time.sleep(window)
+    c1, s1, sim1 = proc_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
+    seg1 = segs_out(gw.pid, ports)
+    r = finish_sub(sub, out)
+    t1 = time.monotonic()
+    st = proc_status(gw.pid)
+    gw.stop()
+    sim.stop()
+    env.procs = [p for p in env.procs if p.alive()]
+    el = t1 - t0
+    cpu = c1 - c0
+    expected = w["devices"] * per_record * 1000.0 / interval
+    lost = r["missing_records"] * per_record + r["short_values"]
+    polls = r["records"]
+    exp_polls = el * 1000.0 / interval
+    res = {
+        "title": w["title"], "devices": w["devices"], "tags_per_device": w["tags"],
+        "values_per_record": per_record, "interval_ms": interval, "type": w["type"],
+        "window_s": round(el, 3),
+        "expected_values_per_s": round(expected),
+        "delivered_values_per_s": round(r["values"] / el),
+        "records": r["records"], "values": r["values"], "bad_values": r["bad"],
+        "lost_values": lost, "missing_records": r["missing_records"],
+        "duplicate_records": r["dup_records"], "short_values": r["short_values"],
+        "devices_seen": r["devices"],
+        "polls_per_device_min": r["polls_min"], "polls_per_device_max": r["polls_max"],
+        "polls_per_device_expected": round(exp_polls, 1),
+        "modbus_requests_per_poll": round((seg1 - seg0) / polls, 2) if polls else None,
+        "cpu_s": round(cpu, 3),
+        "cpu_pct_of_one_core": round(100 * cpu / el, 2),
+        "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
+        "peak_rss_kib": st.get("VmHWM"), "rss_kib": st.get("VmRSS"), "threads": st.get("Threads"),
+        # From the simulator's change (its clock tag, updated every 100 ms tick) to receipt:
+        # includes the value's age when polled (0-100 ms, set by the phase between the
+        # simulator's tick and the gateway's schedule).
+        "latency_ms": {"p50": r["lat_p50_ms"], "p99": r["lat_p99_ms"], "max": r["lat_max_ms"],
+                       "n": r["lat_n"]},
+        # From the response's arrival at the gateway (the clock tag's source "ts") to receipt:
+        # the gateway's own pipeline plus the broker.
+        "pipeline_latency_ms": {"p50": r["pipe_p50_ms"], "p99": r["pipe_p99_ms"],
+                                "max": r["pipe_max_ms"]},
+        "bytes_per_value": round(r["bytes"] / r["values"], 1) if r["values"] else None,
+        "mean_record_bytes": round(r["bytes"] / r["records"]) if r["records"] else None,
+        "subscriber_cpu_pct": round(100 * (s1 - s0) / el, 1),
+        "simulator_cpu_pct": round(100 * (sim1 - sim0) / el, 1),
+        "subscriber_connection_lost": r["connection_lost"],
+    }
+    return res
+
+
+def targets(letter, r, raw1):
+    """The issue's targets for this machine: a list of (text, met)."""
+    t = []
+    lat_ok = r["latency_ms"]["p99"] >= 0 and r["latency_ms"]["p99"] < r["interval_ms"] + 20
+    held = r["devices_seen"] == r["devices"] and \
+        r["polls_per_device_min"] >= int(r["polls_per_device_expected"]) - 1
+    t.append(("no loss", r["lost_values"] == 0))
+    if letter != "F":
+        t.append((f"p99 < {r['interval_ms'] + 20} ms", lat_ok))
+        t.append(("every device at its period", held))
+    if letter == "B":
+        t.append(("< 0.5 CPU s/M values", (r["cpu_s_per_million_values"] or 99) < 0.5))
+        t.append(("<= 5% of a core", r["cpu_pct_of_one_core"] <= 5))
+        t.append(("<= 16 MB RSS", r["peak_rss_kib"] <= 16 * 1024))
+    if letter == "E":
+        t.append(("<= 10% of a core", r["cpu_pct_of_one_core"] <= 10))
+        t.append(("<= 32 MB RSS", r["peak_rss_kib"] <= 32 * 1024))
+    if letter == "F" and raw1:
+        t.append((">= 80% of raw libmodbus (1 connection)",
+                  r["delivered_values_per_s"] >= 0.8 * raw1))
+    return [{"target": a, "met": b} for a, b in t]
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+
+    def ver(pkg):
+        r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True,
+                           text=True)
+        return r.stdout or None
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    return {"cores": os.cpu_count(), "model": model, "kernel": platform.release(),
+            "memory_mib": mem,
+            "packages": {p: ver(p) for p in ("mosquitto", "libpaho-mqtt1.3", "libmodbus5")}}
+
+
+def commit():
+    def git(*a):
+        return subprocess.run(["git", "-C", str(ROOT), *a], capture_output=True,
+                              text=True).stdout.strip()
+    c = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": c, "short": c[:10], "branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+            "dirty": bool(dirty)}
+
+
+def fmt_int(v):
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def markdown(res):
+    L = []
+    s = res["settings"]
+    L.append(f"# ironbridge benchmark {res['date']} commit {res['git']['short']}"
+             f"{' (dirty)' if res['git']['dirty'] else ''}")
+    L.append(f"{res['machine']['cores']} cores, {res['machine']['model']}; {s['mode']}; "
+             f"warm-up {s['warmup_s']} s, window {s['window_s']} s per workload; plaintext MQTT "
+             "on 127.0.0.1 (allow_insecure); values include each device's 2 clock tags")
+    L.append("")
+    L.append("| | workload | values/s delivered (expected) | lost | requests/poll | CPU s per M values "
+             "| % of a core | peak RSS MB | threads | latency change→receipt p50 / p99 / max ms "
+             "| gateway+broker p50 / p99 ms | targets |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---|")
+    for k, r in res["workloads"].items():
+        lat = r["latency_ms"]
+        tg = "; ".join(("met: " if t["met"] else "**MISSED**: ") + t["target"]
+                       for t in r["targets"])
+        L.append(f"| {k} | {r['title']}{' (interval ' + str(r['interval_ms']) + ' ms)' if k == 'F' else ''} "
+                 f"| {fmt_int(r['delivered_values_per_s'])} ({fmt_int(r['expected_values_per_s'])}) "
+                 f"| {fmt_int(r['lost_values'])} | {r['modbus_requests_per_poll']} "
+                 f"| {r['cpu_s_per_million_values']} | {r['cpu_pct_of_one_core']} "
+                 f"| {r['peak_rss_kib'] / 1024:.1f} | {r['threads']} "
+                 f"| {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} "
+                 f"| {r['pipeline_latency_ms']['p50']:.1f} / {r['pipeline_latency_ms']['p99']:.1f} | {tg} |")
+    lim = res["limits"]
+    L.append("")
+    L.append("| practical limit (same run, same farm and broker) | figure |")
+    L.append("|---|---:|")
+    m1, m2 = lim.get("modbus_1_connection"), lim.get("modbus_2_connections")
+    if m1:
+        L.append(f"| raw libmodbus, 125-register reads, 1 connection | {fmt_int(round(m1['values_per_s']))} values/s "
+                 f"({fmt_int(round(m1['requests_per_s']))} requests/s) |")
+    if m2:
+        L.append(f"| raw libmodbus, 125-register reads, 2 connections | {fmt_int(round(m2['values_per_s']))} values/s |")
+    for key in ("publish", "publish_socket"):
+        p = lim.get(key)
+        if not p:
+            continue
+        what = (f"raw paho publish loop (MQTTAsync, QoS {p['qos']}, {p['window']} outstanding)"
+                if key == "publish" else "raw MQTT publish loop on a plain socket (QoS 0, no library)")
+        L.append(f"| {what}, {fmt_int(p['size'])}-byte messages "
+                 f"| {fmt_int(round(p['messages_per_s']))} msg/s, {p['bytes_per_s'] / 1e6:.1f} MB/s sent; "
+                 f"{p['delivered_bytes_per_s'] / 1e6:.1f} MB/s delivered"
+                 + (f" = {fmt_int(round(p['values_per_s_ceiling']))} values/s at F's {p['bytes_per_value']} bytes/value"
+                    if p.get("values_per_s_ceiling") else "") + " |")
+    f = res["workloads"].get("F")
+    if f and m1:
+        L.append(f"| F end to end / raw libmodbus 1 connection | {f['delivered_values_per_s'] / m1['values_per_s']:.1%} |")
+        for key in ("publish", "publish_socket"):
+            p = lim.get(key)
+            if p and p.get("values_per_s_ceiling"):
+                L.append(f"| F end to end / {key.replace('_', ' ')} ceiling | "
+                         f"{f['delivered_values_per_s'] / p['values_per_s_ceiling']:.1%} |")
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--warmup", type=float, default=4)
+    ap.add_argument("--window", type=float, default=12)
+    ap.add_argument("--only", default="ABCDEF", help="workload letters to run (default ABCDEF)")
+    ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ib-bench-"))
+    env = Env(args, work)
+    t_start = time.monotonic()
+    res = {"schema": 1, "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"), "git": commit(), "machine": machine()}
+    mq = None
+    try:
+        qos, store_yaml, mode = detect_store(env)
+        mq, mqtt_port, mq_lines = start_mosquitto(env)
+        res["settings"] = {"qos": qos, "mode": mode, "store": bool(store_yaml),
+                           "warmup_s": args.warmup, "window_s": args.window,
+                           "transport": "plaintext MQTT 3.1.1 on 127.0.0.1 (allow_insecure: true)",
+                           "report": "always", "layout": "batch",
+                           "simulator_tick_ms": 100, "mosquitto_conf": mq_lines,
+                           "f_intervals_tried_ms": F_INTERVALS}
+        log(mode)
+        res["limits"] = {}
+        res["workloads"] = {}
+
+        # The machine's Modbus limit first, against the same farm F uses.
+        w = WORKLOADS["F"]
+        sim, ports = start_farm(env, "raw", w, 2)
+        for n, key in ((1, "modbus_1_connection"), (2, "modbus_2_connections")):
+            r = subprocess.run([str(env.modbus), str(min(args.window, 8)),
+                                str(CLOCK_REGS + w["tags"]), *map(str, ports[:n])],
+                               capture_output=True, text=True)
+            res["limits"][key] = json.loads(r.stdout)
+            log(f"raw libmodbus, {n} connection(s): {res['limits'][key]['values_per_s']:.0f} values/s")
+        sim.stop()
+        env.procs.remove(sim)
+        raw1 = res["limits"]["modbus_1_connection"]["values_per_s"]
+
+        for letter in args.only:
+            w = WORKLOADS[letter]
+            intervals = F_INTERVALS if letter == "F" else [w["interval"]]
+            best = None
+            for iv in intervals:
+                log(f"{letter}: {w['title']} (interval {iv} ms)")
+                r = measure(env, letter, w, iv, mqtt_port, qos, store_yaml, args.warmup,
+                            args.window)
+                log(f"{letter}: {r['delivered_values_per_s']} values/s, lost {r['lost_values']}, "
+                    f"{r['cpu_pct_of_one_core']}% CPU, {r['peak_rss_kib']} KiB, "
+                    f"p99 {r['latency_ms']['p99']} ms")
+                if letter == "F":
+                    r.setdefault("attempts", [])
+                    res.setdefault("f_attempts", []).append(
+                        {k: r[k] for k in ("interval_ms", "delivered_values_per_s", "lost_values",
+                                           "cpu_pct_of_one_core", "peak_rss_kib")})
+                    if r["lost_values"] == 0 and r["polls_per_device_min"] > 0:
+                        best = r
+                        break
+                    best = best or r
+                else:
+                    best = r
+            best["targets"] = targets(letter, best, raw1)
+            res["workloads"][letter] = best
+
+        # The machine's publish limit, with records the size of F's, into the same broker.
+        f = res["workloads"].get("F")
+        size = f["mean_record_bytes"] if f and f["mean_record_bytes"] else 500000
+        for key, window in (("publish", 16), ("publish_socket", 0)):
+            sub, out = run_sub(env, key, mqtt_port, "bench/raw", qos if window else 0, False, 0)
+            sub.p.send_signal(signal.SIGUSR1)
+            r = subprocess.run([str(env.pub), f"tcp://{LOOPBACK}:{mqtt_port}", "bench/raw",
+                                str(size), str(qos if window else 0), str(min(args.window, 6)),
+                                str(window)], capture_output=True, text=True)
+            time.sleep(0.5)
+            s = finish_sub(sub, out)
+            p = json.loads(r.stdout)
+            p["delivered_messages_per_s"] = s["records"] / p["seconds"]
+            p["delivered_bytes_per_s"] = s["bytes"] / p["seconds"]
+            if f and f["bytes_per_value"]:
+                p["bytes_per_value"] = f["bytes_per_value"]
+                p["values_per_s_ceiling"] = p["delivered_bytes_per_s"] / f["bytes_per_value"]
+            res["limits"][key] = p
+            log(f"raw publish ({p['client']}): {p['messages_per_s']:.0f} msg/s sent, "
+                f"{p['delivered_messages_per_s']:.0f} delivered")
+    finally:
+        env.stop_all()
+        if mq:
+            mq.stop()
+    res["suite_seconds"] = round(time.monotonic() - t_start, 1)
+    md = markdown(res)
+    print(md)
+    out = Path(args.out) if args.out else ROOT / "bench/results" / (
+        f"{res['date'][:10]}-{res['git']['short']}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    res["markdown"] = md
+    out.write_text(json.dumps(res, indent=2) + "\n")
+    log(f"results: {out} (suite took {res['suite_seconds']} s)")
+    if args.keep:
+        log(f"work directory kept: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# ironbridge's benchmark suite in one command: installs missing Debian packages (as test.sh
+# does), builds, then runs bench/run.py: workloads A-F and the machine's limits on 127.0.0.1.
+# Prints a Markdown table; writes bench/results/DATE-COMMIT.json. Arguments go to run.py
+# (--only ABC, --window S, --warmup S, --out FILE, --keep). Takes about 4 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib/deps.sh
+source tests/lib/deps.sh
+ib_install_deps
+missing=$(ib_missing_pkgs iproute2)   # ss: counts the gateway's Modbus requests
+if [[ -n $missing ]]; then
+    apt-get install -y --no-install-recommends iproute2
+fi
+[[ -d build ]] || meson setup build
+ninja -C build
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+exec /usr/bin/python3 bench/run.py "$@"
