@@ -266,6 +266,23 @@ def mount_tmpfs(path, size):
                       f"system and needs root: mount failed: {r.stderr.strip()}")
 
 
+def recover_and_deliver(gw, broker, pki, proxy, what):
+    """After a disk fault was cleared: the store writes to disk again, then the broker becomes
+    reachable and every record from seq 1 on arrives. Returns the highest seq."""
+    check(wait_until(lambda: re.search(r"store: writing to .* again after", gw.log()), 10),
+          f"the store did not recover after {what}\n{gw.log()[-2000:]}")
+    sub = Subscriber(broker, data_topic(), cafile=pki.ca)
+    proxy.restore()
+    check(wait_until(lambda: "replay finished" in gw.log(), 30),
+          f"the backlog was not replayed\n{gw.log()[-3000:]}")
+    time.sleep(0.5)
+    check(gw.stop() == 0, f"exit status {gw.returncode}")
+    got = received(sub)
+    gap = missing(got, 1, max(got))
+    check(not gap, f"{len(gap)} records lost around {what}, e.g. {gap[:10]}")
+    return max(got)
+
+
 def test_disk_full(d):
     """The store's file system fills up: polling goes on (records in memory), the status and the
     log say so, and when space is freed the store writes to disk again and every record is
@@ -291,22 +308,12 @@ def test_disk_full(d):
             st2 = wait_status(ns, lambda s: (status_number(s, "records in memory") or 0) > n1 + 50,
                               5, "more records in memory (polling goes on)")
             filler.unlink()
-            check(wait_until(lambda: re.search(r"store: writing to .* again after", gw.log()), 10),
-                  f"the store did not recover when space was freed\n{gw.log()[-2000:]}")
-            st3 = wait_status(ns, lambda s: "FAILING" not in s, 5, "no disk fault")
-            sub = Subscriber(b, data_topic(), cafile=p.ca)
-            proxy.restore()
-            check(wait_until(lambda: "replay finished" in gw.log(), 30),
-                  f"the backlog was not replayed\n{gw.log()[-3000:]}")
-            time.sleep(0.5)
-            check(gw.stop() == 0, f"exit status {gw.returncode}")
-            got = received(sub)
-            gap = missing(got, 1, max(got))
-            check(not gap, f"{len(gap)} records lost around the full disk, e.g. {gap[:10]}")
+            st3 = wait_status(ns, lambda s: "FAILING" not in s, 10, "no disk fault")
+            hi = recover_and_deliver(gw, b, p, proxy, "the full disk")
             recovered = [l for l in gw.log().splitlines() if "again after" in l][0]
             note(f"disk full: '{st}'; then '{st2}'; after freeing space: '{st3}'")
             note(recovered.split(" store: ", 1)[-1])
-            note(f"seq 1..{max(got)} all delivered")
+            note(f"seq 1..{hi} all delivered")
             proxy.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
@@ -336,19 +343,9 @@ def test_read_only_disk(d):
             r = subprocess.run(["mount", "-o", "remount,rw", str(mnt)], capture_output=True,
                                text=True)
             check(r.returncode == 0, f"cannot remount {mnt} read-write: {r.stderr.strip()}")
-            check(wait_until(lambda: re.search(r"store: writing to .* again after", gw.log()), 10),
-                  f"the store did not recover\n{gw.log()[-2000:]}")
-            sub = Subscriber(b, data_topic(), cafile=p.ca)
-            proxy.restore()
-            check(wait_until(lambda: "replay finished" in gw.log(), 30),
-                  f"the backlog was not replayed\n{gw.log()[-3000:]}")
-            time.sleep(0.5)
-            check(gw.stop() == 0, f"exit status {gw.returncode}")
-            got = received(sub)
-            gap = missing(got, 1, max(got))
-            check(not gap, f"{len(gap)} records lost around the read-only disk, e.g. {gap[:10]}")
+            hi = recover_and_deliver(gw, b, p, proxy, "the read-only disk")
             note(f"read-only at start: '{st2}'; after remounting read-write every record "
-                 f"(seq 1..{max(got)}) was delivered")
+                 f"(seq 1..{hi}) was delivered")
             proxy.close()
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
