@@ -18,6 +18,7 @@ scenarios.
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -172,6 +173,8 @@ def main():
                              cpu_per_s / rate * 1e6 if rate else float("nan"), dropped, queue))
     finally:
         stop_all()
+        if os.environ.get("IB_KEEP") != "1":
+            shutil.rmtree(d, ignore_errors=True)
     print()
     north = "plaintext MQTT, QoS 0" if PLAIN else "MQTT over TLS, QoS 1"
     print(f"# bench_modbus: {TAGS} uint16 tags per group, {seconds:g} s per measurement, "
