@@ -851,8 +851,17 @@ static void record_done(struct ib_store *s, uint64_t seq)
         return;
     }
     long i = seg_index(s, seq);
-    if (i < 0)
-        return; /* its segment was dropped; it was counted then */
+    if (i < 0) {
+        /* Its segment was dropped while the record was in flight, and the drop counted it.
+         * The broker has it after all: it was delivered, not dropped. (A record in flight
+         * whose acknowledgement never comes stays counted.) */
+        for (int w = 0; w < N_DROP; w++)
+            if (s->dropped[w]) {
+                s->dropped[w]--;
+                break;
+            }
+        return;
+    }
     struct seg *g = &s->segs[i];
     if (!g->n || seq > g->last || g->done >= g->n)
         return;
