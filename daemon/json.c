@@ -73,46 +73,75 @@ int ib_json_cstr(struct ib_buf *b, const char *s)
     return ib_json_str(b, s, strlen(s));
 }
 
-/* Digits of an unsigned integer written backwards into the end of `tmp`; returns the start. */
-static char *utoa_rev(char *end, uint64_t v)
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                     "25262728293031323334353637383940414243444546474849"
+                                     "50515253545556575859606162636465666768697071727374"
+                                     "75767778798081828384858687888990919293949596979899";
+
+/* Decimal digits of v at out (no terminator); returns their number. Two digits per step. */
+static int fmt_u64(char *out, uint64_t v)
 {
-    char *p = end;
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return p;
+    char tmp[20];
+    char *p = tmp + sizeof tmp;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * r, 2);
+    }
+    if (v >= 10) {
+        p -= 2;
+        memcpy(p, digit_pairs + 2 * v, 2);
+    } else {
+        *--p = (char)('0' + v);
+    }
+    int n = (int)(tmp + sizeof tmp - p);
+    memcpy(out, p, (size_t)n);
+    return n;
 }
 
-static int put_int(struct ib_buf *b, uint64_t mag, int neg, int quote)
+/* An integer as JSON: a number, or a string beyond 2^53 (docs/payload.md). */
+static int fmt_int(char *out, uint64_t mag, bool neg)
 {
-    char tmp[24];
-    char *end = tmp + sizeof tmp;
-    char *p = utoa_rev(end, mag);
+    bool quote = mag > (uint64_t)IB_JSON_MAX_SAFE_INT;
+    char *o = out;
+    if (quote)
+        *o++ = '"';
     if (neg)
-        *--p = '-';
-    size_t n = (size_t)(end - p);
-    if (ib_buf_reserve(b, n + 2) < 0)
-        return -1;
+        *o++ = '-';
+    o += fmt_u64(o, mag);
     if (quote)
-        b->p[b->len++] = '"';
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    if (quote)
-        b->p[b->len++] = '"';
-    b->p[b->len] = '\0';
-    return 0;
+        *o++ = '"';
+    return (int)(o - out);
+}
+
+int ib_fmt_json_int(char *out, int64_t v)
+{
+    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    return fmt_int(out, mag, v < 0);
+}
+
+int ib_fmt_json_uint(char *out, uint64_t v)
+{
+    return fmt_int(out, v, false);
 }
 
 int ib_json_int(struct ib_buf *b, int64_t v)
 {
-    uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    return put_int(b, mag, v<0, mag>(uint64_t) IB_JSON_MAX_SAFE_INT);
+    if (ib_buf_reserve(b, 24) < 0)
+        return -1;
+    b->len += (size_t)ib_fmt_json_int(b->p + b->len, v);
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 int ib_json_uint(struct ib_buf *b, uint64_t v)
 {
-    return put_int(b, v, 0, v > (uint64_t)IB_JSON_MAX_SAFE_INT);
+    if (ib_buf_reserve(b, 24) < 0)
+        return -1;
+    b->len += (size_t)ib_fmt_json_uint(b->p + b->len, v);
+    b->p[b->len] = '\0';
+    return 0;
 }
 
 /* Powers of ten that are exact doubles (5^22 < 2^53). */

@@ -15,6 +15,9 @@ int ib_json_str(struct ib_buf *b, const char *s, size_t len);
 int ib_json_cstr(struct ib_buf *b, const char *s);
 int ib_json_int(struct ib_buf *b, int64_t v);
 int ib_json_uint(struct ib_buf *b, uint64_t v);
+/* The same into `out` (room for 24 bytes; no terminator); return the length written. */
+int ib_fmt_json_int(char *out, int64_t v);
+int ib_fmt_json_uint(char *out, uint64_t v);
 int ib_json_double(struct ib_buf *b, double v); /* v must be finite */
 int ib_json_value(struct ib_buf *b, const struct ib_value *v);
 

@@ -82,11 +82,14 @@ const char *ib_quality_name(uint8_t q)
     }
 }
 
-static char *frag_take(struct ib_buf *b)
+/* Append a fragment to `b` and record where it is; -1 when it does not fit the offsets. */
+static int frag_add(struct ib_buf *b, const char *s, size_t n, uint32_t *off, uint16_t *len)
 {
-    char *s = strdup(b->p ? b->p : "");
-    ib_buf_reset(b);
-    return s;
+    if (n > UINT16_MAX || b->len > UINT32_MAX - n)
+        return -1;
+    *off = (uint32_t)b->len;
+    *len = (uint16_t)n;
+    return ib_buf_append(b, s, n);
 }
 
 int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
@@ -94,46 +97,52 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
                       const struct ib_cfg_group *cg)
 {
     memset(e, 0, sizeof *e);
-    struct ib_buf b = {0};
+    struct ib_buf text = {0}, f = {0};
     int rc = 0;
-    rc |= ib_buf_puts(&b, ",\"gateway\":");
-    rc |= ib_json_cstr(&b, gateway);
-    rc |= ib_buf_puts(&b, ",\"connection\":");
-    rc |= ib_json_cstr(&b, connection);
-    rc |= ib_buf_puts(&b, ",\"device\":");
-    rc |= ib_json_cstr(&b, device);
-    rc |= ib_buf_puts(&b, ",\"group\":");
-    rc |= ib_json_cstr(&b, g->name);
+    rc |= ib_buf_puts(&text, ",\"gateway\":");
+    rc |= ib_json_cstr(&text, gateway);
+    rc |= ib_buf_puts(&text, ",\"connection\":");
+    rc |= ib_json_cstr(&text, connection);
+    rc |= ib_buf_puts(&text, ",\"device\":");
+    rc |= ib_json_cstr(&text, device);
+    rc |= ib_buf_puts(&text, ",\"group\":");
+    rc |= ib_json_cstr(&text, g->name);
     if (meta_json) {
-        rc |= ib_buf_puts(&b, ",\"meta\":");
-        rc |= ib_buf_puts(&b, meta_json);
+        rc |= ib_buf_puts(&text, ",\"meta\":");
+        rc |= ib_buf_puts(&text, meta_json);
     }
-    e->head = frag_take(&b);
+    e->head_len = (uint32_t)text.len;
     e->n_tags = g->n_tags;
-    e->tag_open = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_open);
-    e->tag_name = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_name);
-    e->tag_unit = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tag_unit);
-    if (rc || !e->head || !e->tag_open || !e->tag_name || !e->tag_unit)
+    e->tags = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tags);
+    if (rc || !e->tags)
         goto fail;
-    for (uint32_t i = 0; i < g->n_tags; i++) {
-        rc |= ib_json_cstr(&b, g->tags[i].name);
-        rc |= ib_buf_puts(&b, ":{");
-        e->tag_open[i] = frag_take(&b);
-        rc |= ib_buf_puts(&b, ",\"tag\":");
-        rc |= ib_json_cstr(&b, g->tags[i].name);
-        e->tag_name[i] = frag_take(&b);
+    for (uint32_t i = 0; i < g->n_tags && !rc; i++) {
+        struct ib_tag_frag *t = &e->tags[i];
+        ib_buf_reset(&f);
+        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= ib_buf_puts(&f, ":{");
+        rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->open, &t->open_len);
+        ib_buf_reset(&f);
+        rc |= ib_buf_puts(&f, ",\"tag\":");
+        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->name, &t->name_len);
+        ib_buf_reset(&f);
         if (cg->tags[i].unit) {
-            rc |= ib_buf_puts(&b, ",\"unit\":");
-            rc |= ib_json_cstr(&b, cg->tags[i].unit);
+            rc |= ib_buf_puts(&f, ",\"unit\":");
+            rc |= ib_json_cstr(&f, cg->tags[i].unit);
         }
-        e->tag_unit[i] = frag_take(&b);
-        if (rc || !e->tag_open[i] || !e->tag_name[i] || !e->tag_unit[i])
-            goto fail;
+        rc |= rc ? 0 : frag_add(&text, f.p ? f.p : "", f.len, &t->unit, &t->unit_len);
     }
-    ib_buf_free(&b);
+    ib_buf_free(&f);
+    if (rc)
+        goto fail;
+    /* Exactly sized: thousands of groups may be configured. */
+    char *p = realloc(text.p, text.len + 1);
+    e->text = p ? p : text.p;
     return 0;
 fail:
-    ib_buf_free(&b);
+    ib_buf_free(&f);
+    ib_buf_free(&text);
     ib_group_enc_free(e);
     return -1;
 }
@@ -142,23 +151,21 @@ void ib_group_enc_free(struct ib_group_enc *e)
 {
     if (!e)
         return;
-    for (uint32_t i = 0; i < e->n_tags; i++) {
-        if (e->tag_open)
-            free(e->tag_open[i]);
-        if (e->tag_name)
-            free(e->tag_name[i]);
-        if (e->tag_unit)
-            free(e->tag_unit[i]);
-    }
-    free(e->tag_open);
-    free(e->tag_name);
-    free(e->tag_unit);
-    free(e->head);
+    free(e->text);
+    free(e->tags);
     memset(e, 0, sizeof *e);
 }
 
+static inline char *put_mem(char *o, const void *s, size_t n)
+{
+    memcpy(o, s, n);
+    return o + n;
+}
+#define PUT_LIT(o, lit) put_mem((o), (lit), sizeof(lit) - 1)
+
 /* "v":..,"q":"good","ts":..,"unit":".." or "q":"bad","reason":"..","ts":.. (no braces). */
-static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *unit_frag)
+static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *unit_frag,
+                      size_t unit_len)
 {
     int rc = 0;
     if (s->quality == IB_Q_GOOD) {
@@ -179,8 +186,46 @@ static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *u
     }
     rc |= ib_buf_puts(b, ",\"ts\":");
     rc |= ib_json_int(b, s->ts_ms);
-    rc |= ib_buf_puts(b, unit_frag);
+    rc |= ib_buf_append(b, unit_frag, unit_len);
     return rc;
+}
+
+/* Room a good numeric sample needs beyond its name and unit fragments: , "v": a number of at
+ * most 32 characters (quotes included) ,"q":"good","ts": 20 digits } and the terminator. */
+#define GOOD_NUM_ROOM 96
+
+/* The fast path of ib_record_encode: a good number, written without per-piece checks. `tsc`
+ * caches the digits of the last source time (samples of one request share it). */
+struct ts_cache {
+    int64_t ts;
+    uint8_t n;
+    char d[24];
+};
+
+static char *put_good_number(char *o, const struct ib_value *v, int64_t ts, struct ts_cache *tc)
+{
+    o = PUT_LIT(o, "\"v\":");
+    switch (v->type) {
+    case IB_V_BOOL:
+        o = v->v.b ? PUT_LIT(o, "true") : PUT_LIT(o, "false");
+        break;
+    case IB_V_INT:
+        o += ib_fmt_json_int(o, v->v.i);
+        break;
+    case IB_V_UINT:
+        o += ib_fmt_json_uint(o, v->v.u);
+        break;
+    default: {
+        int n = ib_fmt_scalar(o, v);
+        o = n < 0 ? PUT_LIT(o, "null") : o + n;
+    }
+    }
+    o = PUT_LIT(o, ",\"q\":\"good\",\"ts\":");
+    if (ts != tc->ts || !tc->n) {
+        tc->ts = ts;
+        tc->n = (uint8_t)ib_fmt_json_int(tc->d, ts);
+    }
+    return put_mem(o, tc->d, tc->n);
 }
 
 int ib_record_encode(struct ib_buf *b, const struct ib_group_enc *e, int64_t poll_ts_ms,
@@ -188,17 +233,33 @@ int ib_record_encode(struct ib_buf *b, const struct ib_group_enc *e, int64_t pol
 {
     int rc = 0;
     ib_buf_reset(b);
-    rc |= ib_buf_puts(b, e->head);
+    rc |= ib_buf_append(b, e->text, e->head_len);
     rc |= ib_buf_puts(b, ",\"ts\":");
     rc |= ib_json_int(b, poll_ts_ms);
     rc |= ib_buf_puts(b, ",\"values\":{");
     uint32_t n = idx ? n_idx : e->n_tags;
-    for (uint32_t k = 0; k < n; k++) {
+    struct ts_cache tc = {0};
+    for (uint32_t k = 0; k < n && !rc; k++) {
         uint32_t i = idx ? idx[k] : k;
+        const struct ib_tag_frag *t = &e->tags[i];
+        const struct ib_sample *sm = &s[i];
+        if (sm->quality == IB_Q_GOOD && sm->value.type != IB_V_STRING) {
+            if (ib_buf_reserve(b, (size_t)t->open_len + t->unit_len + GOOD_NUM_ROOM) < 0)
+                return -1;
+            char *o = b->p + b->len;
+            if (k)
+                *o++ = ',';
+            o = put_mem(o, e->text + t->open, t->open_len);
+            o = put_good_number(o, &sm->value, sm->ts_ms, &tc);
+            o = put_mem(o, e->text + t->unit, t->unit_len);
+            *o++ = '}';
+            b->len = (size_t)(o - b->p);
+            continue;
+        }
         if (k)
             rc |= ib_buf_append(b, ",", 1);
-        rc |= ib_buf_puts(b, e->tag_open[i]);
-        rc |= put_sample(b, &s[i], e->tag_unit[i]);
+        rc |= ib_buf_append(b, e->text + t->open, t->open_len);
+        rc |= put_sample(b, sm, e->text + t->unit, t->unit_len);
         rc |= ib_buf_append(b, "}", 1);
     }
     rc |= ib_buf_puts(b, "}}");
@@ -210,10 +271,11 @@ int ib_record_encode_tag(struct ib_buf *b, const struct ib_group_enc *e, uint32_
 {
     int rc = 0;
     ib_buf_reset(b);
-    rc |= ib_buf_puts(b, e->head);
-    rc |= ib_buf_puts(b, e->tag_name[tag]);
+    const struct ib_tag_frag *t = &e->tags[tag];
+    rc |= ib_buf_append(b, e->text, e->head_len);
+    rc |= ib_buf_append(b, e->text + t->name, t->name_len);
     rc |= ib_buf_append(b, ",", 1);
-    rc |= put_sample(b, s, e->tag_unit[tag]);
+    rc |= put_sample(b, s, e->text + t->unit, t->unit_len);
     rc |= ib_buf_append(b, "}", 1);
     return rc ? -1 : 0;
 }

@@ -20,13 +20,17 @@ void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struc
 const char *ib_reason_name(uint8_t reason);
 const char *ib_quality_name(uint8_t quality);
 
-/* Precomputed JSON fragments of one group (names escaped once). Owned by the caller; free with
- * ib_group_enc_free (accepts NULL members). */
+/* Precomputed JSON fragments of one group (names escaped once), all in one block `text`:
+ * offsets and lengths per tag, so that encoding copies without strlen. Owned by the caller;
+ * free with ib_group_enc_free (accepts a zeroed or half-built one). */
+struct ib_tag_frag {
+    uint32_t open, name, unit;             /* offsets into text */
+    uint16_t open_len, name_len, unit_len; /* "name":{  ,"tag":"name"  ,"unit":"V" or "" */
+};
 struct ib_group_enc {
-    char *head;      /* ,"gateway":"..","connection":"..","device":"..","group":".."[,"meta":{}] */
-    char **tag_open; /* per tag: "name":{ */
-    char **tag_name; /* per tag: ,"tag":"name" (layout tag) */
-    char **tag_unit; /* per tag: ,"unit":"V" or "" */
+    char *text;
+    struct ib_tag_frag *tags;
+    uint32_t head_len; /* text[0 .. head_len-1]: ,"gateway":"..",..,"group":".."[,"meta":{}] */
     uint32_t n_tags;
 };
 
