@@ -514,8 +514,8 @@ static const struct ib_schema_entry config_entries[] = {
      .max = 600000,
      .description = "quiet time after the last change before it is applied"},
 };
-static const struct ib_schema config_schema = {sizeof(struct config_section), 2, config_entries,
-                                               {0}};
+static const struct ib_schema config_schema = {
+    sizeof(struct config_section), 2, config_entries, {0}};
 
 static const struct ib_schema_entry remote_entries[] = {
     {.key = "enabled",
@@ -530,8 +530,8 @@ static const struct ib_schema_entry remote_entries[] = {
     E_STR("file", struct ib_remote_cfg, file, "50-remote.yaml",
           "name of the conf.d file an accepted document is written to"),
 };
-static const struct ib_schema remote_schema = {sizeof(struct ib_remote_cfg), 4, remote_entries,
-                                               {0}};
+static const struct ib_schema remote_schema = {
+    sizeof(struct ib_remote_cfg), 4, remote_entries, {0}};
 
 struct log_section {
     int32_t level;
@@ -686,10 +686,15 @@ static const struct ib_schema_entry group_entries[] = {
      .flags = IB_SF_REQUIRED,
      .offset = offsetof(struct group_section, name),
      .description = "group name, unique in its device"},
-    E_INT("interval_ms", struct group_section, interval_ms, "1000", 10, 86400000,
-          "poll interval of the group"),
+    E_INT("interval_ms", struct group_section, interval_ms, "1000", 0, 86400000,
+          "poll interval of the group (at least 10; 0: continuously, each poll as soon as the "
+          "connection's previous one is done)"),
 };
 static const struct ib_schema group_schema = {sizeof(struct group_section), 2, group_entries, {0}};
+
+/* A continuous group (interval_ms: 0) counts 1 s as its "poll interval" for the default
+ * stale_after (3 intervals). */
+#define CONTINUOUS_STALE_MS 1000
 
 /* report: at group and tag level. */
 struct report_section {
@@ -1492,8 +1497,14 @@ static void load_devices(struct loader *L, const struct listsrc *src, size_t nsr
                          join_path(L, gpath, "report"), "deadband",
                          "'%s' is not a deadband: write a number >= 0 (0.5) or a percent (2%%)",
                          gr.deadband);
+            if (gs.interval_ms > 0 && gs.interval_ms < 10)
+                err_node(L, map_get(L, gn, "interval_ms"), gpath, "interval_ms",
+                         "%lld ms is too short a period: use at least 10, or 0 to poll "
+                         "continuously",
+                         (long long)gs.interval_ms);
             c->devices[d].groups[g].stale_after_ms =
-                gr.stale_after_ms ? gr.stale_after_ms : 3 * gs.interval_ms;
+                gr.stale_after_ms ? gr.stale_after_ms
+                                  : 3 * (gs.interval_ms ? gs.interval_ms : CONTINUOUS_STALE_MS);
             groups[g].name = gs.name;
             groups[g].interval_ms = (uint32_t)gs.interval_ms;
             groups[g].where = make_where(L, gn, gpath);
@@ -1755,7 +1766,8 @@ static void load_root(struct loader *L)
 
     struct ib_remote_cfg *rc = &L->cfg->remote;
     struct spec rsp = {&remote_schema, rc};
-    if ((n = pick_section(L, "remote_config")) && apply_mapping(L, n, "remote_config", &rsp, 1, ov)) {
+    if ((n = pick_section(L, "remote_config")) &&
+        apply_mapping(L, n, "remote_config", &rsp, 1, ov)) {
         rc->public_key = resolve(L, rc->public_key);
         const char *f = rc->file;
         size_t fl = f ? strlen(f) : 0;
@@ -1765,8 +1777,8 @@ static void load_root(struct loader *L)
         char what[64];
         const char *e = ib_topic_check(rc->topic, IB_TOPIC_GATEWAY, what, sizeof what);
         if (e)
-            err_node(L, map_get(L, n, "topic"), "remote_config", "topic", "'%s': %s%s%s",
-                     rc->topic, e, *what ? ": " : "", what);
+            err_node(L, map_get(L, n, "topic"), "remote_config", "topic", "'%s': %s%s%s", rc->topic,
+                     e, *what ? ": " : "", what);
         if (rc->enabled && !rc->public_key)
             err_node(L, n, "remote_config", NULL,
                      "enabled: true needs public_key: the Ed25519 key that signs the documents");

@@ -100,7 +100,7 @@ struct ib_gateway {
     char *config_status;         /* retained config-status payload, republished on connect */
     ib_north_msg_fn remote_fn;   /* receives signed configuration documents */
     void *remote_ud;
-    struct ib_store *store;      /* opened with the first north; stays across reloads */
+    struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
     bool running;
     int64_t rate_t0;
@@ -304,6 +304,10 @@ oom:
            "out of memory encoding group %s; this poll is lost", g->g->name);
 }
 
+/* A continuous group whose poll failed (no connection, a unit backed off) waits this long
+ * instead of spinning on failures. */
+#define CONTINUOUS_RETRY_MS 100
+
 static void *poller_main(void *arg)
 {
     struct poller *p = arg;
@@ -322,13 +326,17 @@ static void *poller_main(void *arg)
         int64_t wait = g->next_due - now;
         if (wait <= 0) {
             int64_t ts = ib_now_ms();
-            poll_group(p, g);
+            int rc = poll_group(p, g);
             publish_group(p, g, ts);
             int64_t after = ib_monotonic_ms();
-            /* Keep the phase; a poll that overran skips the missed cycles rather than bunching. */
-            g->next_due += g->g->interval_ms;
-            if (g->next_due <= after)
-                g->next_due += ((after - g->next_due) / g->g->interval_ms + 1) * g->g->interval_ms;
+            /* Keep the phase; a poll that overran skips the missed cycles rather than bunching.
+             * A continuous group (interval 0) is due again at once, behind any group that was
+             * due before it finished; after a failed poll, in CONTINUOUS_RETRY_MS. */
+            int64_t iv = g->g->interval_ms;
+            if (iv == 0)
+                g->next_due = after + (rc != 0 ? CONTINUOUS_RETRY_MS : 0);
+            else if ((g->next_due += iv) <= after)
+                g->next_due += ((after - g->next_due) / iv + 1) * iv;
             pthread_mutex_lock(&p->mu);
             continue;
         }
@@ -412,8 +420,7 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
             g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
             g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
-            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples ||
-                !g->all_idx ||
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples || !g->all_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
                                   cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
@@ -923,8 +930,8 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
     char store[200] = "no store";
     if (gw->store)
         ib_store_describe(gw->store, store, sizeof store);
-    snprintf(buf, len, "connections %zu/%zu up%s, %.0f values/s, broker %s, %s", up,
-             gw->n_pollers, stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
+    snprintf(buf, len, "connections %zu/%zu up%s, %.0f values/s, broker %s, %s", up, gw->n_pollers,
+             stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
@@ -936,8 +943,7 @@ bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
     int64_t now = ib_monotonic_ms();
     for (size_t i = 0; i < gw->n_pollers; i++) {
         struct poller *p = gw->pollers[i];
-        if (p->running &&
-            (poller_stalled(p) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
+        if (p->running && (poller_stalled(p) || now - atomic_load(&p->heartbeat_ms) > max_age_ms))
             return false;
     }
     return true;

@@ -344,7 +344,8 @@ static void account_device(struct poll_ctx *pc)
         if (dev->backoff_max_ms == 0)
             return;
         unsigned shift = dev->failed_polls - 1 < 20 ? dev->failed_polls - 1 : 20;
-        int64_t interval = pc->grp->interval_ms;
+        /* A continuous group (interval 0) backs off in steps of 100 ms. */
+        int64_t interval = pc->grp->interval_ms ? pc->grp->interval_ms : 100;
         int64_t delay = interval << shift;
         if (delay > dev->backoff_max_ms)
             delay = dev->backoff_max_ms;
