@@ -46,7 +46,7 @@ struct ib_tag_config {
 
 struct ib_group_config {
     const char *name;
-    uint32_t interval_ms;
+    uint32_t interval_ms; /* 0: polled continuously (read_group again as soon as it returns) */
     uint32_t n_tags;
     const struct ib_tag_config *tags;
     const void *where;

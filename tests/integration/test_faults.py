@@ -72,6 +72,37 @@ def test_dead_and_hanging_connections(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}, expected 0")
 
 
+def test_continuous_polling(d):
+    """interval_ms: 0 polls a group back to back; on a dead connection it does not spin but
+    retries every 100 ms."""
+    p = pki()
+    dead_port = free_port()
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(SIM_MAP, d) as sim:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        cfg = gateway_config(mqtt_section(b, p), [
+            modbus_connection("sim", sim.port, [device("meter1", [group("fast", TAGS, 0)])]),
+            modbus_connection("dead", dead_port, [device("ghost", [group("fast", TAGS, 0)])]),
+        ], log_level="info")
+        gw = Gateway(cfg, d)
+        wait_sample(sub, "meter1", "u16", lambda s: good(s) and s.get("v") == 1234, 20)
+        wait_sample(sub, "ghost", "u16", lambda s: s.get("q") == "bad", 20,
+                    "a bad sample from the dead connection")
+
+        def count(dev):
+            return len([m for m in sub.messages() if is_data(m, dev)])
+        live0, dead0 = count("meter1"), count("ghost")
+        time.sleep(3)
+        live, dead = count("meter1") - live0, count("ghost") - dead0
+        note(f"continuous group: {live} polls delivered in 3 s; dead connection: {dead} "
+             "bad records in 3 s")
+        # More than the shortest period (10 ms) could give: the group is polled back to back.
+        check(live > 300, f"a continuous group delivered only {live} polls in 3 s")
+        # A failing continuous group retries every 100 ms (30 in 3 s), not as fast as it can.
+        check(dead <= 45, f"a continuous group on a dead connection published {dead} records "
+              "in 3 s: it spins instead of waiting 100 ms between failed polls")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}, expected 0")
+
+
 def test_no_broker_at_start(d):
     p = pki()
     port = free_port()
@@ -189,5 +220,5 @@ def test_unknown_key(d):
 
 
 if __name__ == "__main__":
-    run([test_dead_and_hanging_connections, test_no_broker_at_start, test_sigterm_exits_0,
-         test_status_every_second, test_unknown_key])
+    run([test_dead_and_hanging_connections, test_continuous_polling, test_no_broker_at_start,
+         test_sigterm_exits_0, test_status_every_second, test_unknown_key])

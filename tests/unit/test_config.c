@@ -366,6 +366,33 @@ static void report_settings(void **state)
                 check_defaults);
 }
 
+#define CONT_HEAD                                                                                  \
+    NORTH "connections:\n  - name: plc\n    plugin: modbus\n    host: h\n    devices:\n"           \
+          "      - name: m1\n        groups:\n          - name: g\n"
+
+static void check_continuous(const struct ib_config *cfg)
+{
+    const struct ib_cfg_group *g = &cfg->connections[0].devices[0].groups[0];
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[0].interval_ms, 0);
+    assert_int_equal(g->stale_after_ms, 3000); /* a continuous group counts 1 s */
+}
+
+/* interval_ms: 0 polls continuously; 1-9 ms is refused with the way out. */
+static void continuous_interval(void **state)
+{
+    (void)state;
+    with_config(CONT_HEAD "            interval_ms: 0\n            tags:\n"
+                          "              - { name: a, table: holding, address: 0 }\n",
+                check_continuous);
+    expect_error(CONT_HEAD "            interval_ms: 5\n            tags:\n"
+                           "              - { name: a, table: holding, address: 0 }\n",
+                 ":13:26: connections[0].devices[0].groups[0].interval_ms: 5 ms is too short a "
+                 "period: use at least 10, or 0 to poll continuously");
+    expect_error(CONT_HEAD "            interval_ms: -1\n            tags:\n"
+                           "              - { name: a, table: holding, address: 0 }\n",
+                 "interval_ms: -1 is out of range");
+}
+
 static void report_errors(void **state)
 {
     (void)state;
@@ -577,7 +604,7 @@ static void store_section(void **state)
     expect_error(NORTH "store:\n  max_bytes: 1 gigabyte\n",
                  "gw.yaml:6:14: store.max_bytes: expected a size such as 1GiB");
     expect_error(NORTH "store:\n  max_bytes: 1KiB\n", "gw.yaml:6:14: store.max_bytes: '1KiB' "
-                                                       "is out of range [1.0 MiB, 1024.0 TiB]");
+                                                      "is out of range [1.0 MiB, 1024.0 TiB]");
     expect_error(NORTH "store:\n  max_age: 7\n",
                  "gw.yaml:6:12: store.max_age: expected a duration with a unit");
     expect_error(NORTH "store:\n  fsync: sometimes\n",
@@ -608,6 +635,7 @@ int main(void)
         cmocka_unit_test(plugin_semantic_errors),
         cmocka_unit_test(no_north_with_connections),
         cmocka_unit_test(report_settings),
+        cmocka_unit_test(continuous_interval),
         cmocka_unit_test(report_errors),
         cmocka_unit_test(layout_tag_topics),
         cmocka_unit_test(dropins_merge),
