@@ -584,6 +584,8 @@ static const struct ib_schema_entry mqtt_entries[] = {
           "longest reconnect delay"),
     E_INT("max_inflight", struct ib_mqtt_cfg, max_inflight, "256", 1, 65535,
           "QoS 1 messages awaiting PUBACK"),
+    E_STR("max_inflight_bytes", struct ib_mqtt_cfg, max_inflight_size, "8MiB",
+          "bytes of QoS 1 messages awaiting PUBACK (one message is always let through)"),
     E_INT("flush_timeout_ms", struct ib_mqtt_cfg, flush_timeout_ms, "5000", 0, 600000,
           "time given at stop to deliver what is queued"),
     E_STR("username", struct ib_mqtt_cfg, username, NULL, "MQTT user name"),
@@ -816,6 +818,9 @@ double ib_scale_divisor(double scale)
 
 /* ---- Sections -------------------------------------------------------------------------------- */
 
+static int64_t size_setting(struct loader *L, yaml_node_t *n, const char *path, const char *text,
+                            const char *key, int64_t lo, int64_t hi);
+
 static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
 {
     struct ib_mqtt_cfg *m = &L->cfg->mqtt;
@@ -824,6 +829,8 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
     if (!apply_mapping(L, n, path, &sp, 1, extra))
         return;
     struct ib_where *w = make_where(L, n, path);
+    m->max_inflight_bytes =
+        size_setting(L, n, path, m->max_inflight_size, "max_inflight_bytes", 65536, 1LL << 30);
     yaml_node_t *tn = map_get(L, n, "tls");
     const char *tpath = join_path(L, path, "tls");
     struct spec tsp = {&tls_schema, m};
@@ -941,14 +948,14 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
 }
 
 /* A size key of the store: text such as "1GiB" or a number of bytes, range-checked. */
-static int64_t store_size(struct loader *L, yaml_node_t *n, const char *text, const char *key,
-                          int64_t lo, int64_t hi)
+static int64_t size_setting(struct loader *L, yaml_node_t *n, const char *path, const char *text,
+                            const char *key, int64_t lo, int64_t hi)
 {
     int64_t v = 0;
     yaml_node_t *vn = map_get(L, n, key);
     yaml_node_t *at = vn ? vn : n;
     if (ib_parse_size(text, &v) < 0) {
-        err_node(L, at, "store", key,
+        err_node(L, at, path, key,
                  "expected a size such as 1GiB, 512MiB, 64KiB, 10MB or a number of bytes, found "
                  "'%s'",
                  text);
@@ -958,7 +965,7 @@ static int64_t store_size(struct loader *L, yaml_node_t *n, const char *text, co
         char a[32], b[32];
         ib_format_size(a, sizeof a, (uint64_t)lo);
         ib_format_size(b, sizeof b, (uint64_t)hi);
-        err_node(L, at, "store", key, "'%s' is out of range [%s, %s]", text, a, b);
+        err_node(L, at, path, key, "'%s' is out of range [%s, %s]", text, a, b);
         return lo;
     }
     return v;
@@ -974,10 +981,10 @@ static void load_store(struct loader *L, yaml_node_t *n)
     if (!apply_mapping(L, n ? n : &empty, "store", &sp, 1, ov))
         return;
     struct ib_store_cfg *st = &L->cfg->store;
-    st->max_bytes = store_size(L, n, ss.max_bytes, "max_bytes", 1LL << 20, 1LL << 50);
-    st->fsync_bytes = store_size(L, n, ss.fsync_bytes, "fsync_bytes", 4096, 1LL << 30);
+    st->max_bytes = size_setting(L, n, "store", ss.max_bytes, "max_bytes", 1LL << 20, 1LL << 50);
+    st->fsync_bytes = size_setting(L, n, "store", ss.fsync_bytes, "fsync_bytes", 4096, 1LL << 30);
     st->memory_max_bytes =
-        store_size(L, n, ss.memory_max_bytes, "memory_max_bytes", 65536, 1LL << 40);
+        size_setting(L, n, "store", ss.memory_max_bytes, "memory_max_bytes", 65536, 1LL << 40);
     st->max_age_ms = ss.max_age_ms;
     st->fsync = ss.fsync;
     st->fsync_interval_ms = ss.fsync_interval_ms;

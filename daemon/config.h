@@ -78,6 +78,7 @@ struct ib_mqtt_cfg {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
+    const char *max_inflight_size; /* max_inflight_bytes as written */
     int64_t flush_timeout_ms;
     int32_t layout; /* enum ib_layout */
     const char *username;
@@ -85,6 +86,7 @@ struct ib_mqtt_cfg {
     /* tls: */
     const char *ca, *ca_path, *cert, *key;
     /* derived: */
+    int64_t max_inflight_bytes;
     bool tls;
     const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
     const char *host;
@@ -122,7 +124,7 @@ struct ib_config {
     size_t n_files;         /* files of the tree read */
     const char *gateway_id;
     const char *plugin_dir;
-    int log_level; /* enum ib_log_level */
+    int log_level;          /* enum ib_log_level */
     bool watch;             /* apply changes of the files by themselves */
     int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;

@@ -170,11 +170,11 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     h_str(h, "key", m->key);
     h_kv(h,
          "insecure=%d qos=%lld layout=%d keepalive=%lld connect=%lld rmin=%lld rmax=%lld "
-         "inflight=%lld flush=%lld",
+         "inflight=%lld inflight_bytes=%lld flush=%lld",
          m->allow_insecure, (long long)m->qos, m->layout, (long long)m->keepalive_s,
          (long long)m->connect_timeout_ms, (long long)m->reconnect_min_ms,
          (long long)m->reconnect_max_ms, (long long)m->max_inflight,
-         (long long)m->flush_timeout_ms);
+         (long long)m->max_inflight_bytes, (long long)m->flush_timeout_ms);
     if (files) {
         h_file(h, "ca", m->ca);
         h_file(h, "cert", m->cert);

@@ -25,6 +25,7 @@ enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
 struct sendctx {
     struct ib_north *n;
     uint64_t seq; /* 0: a status message, not a record */
+    size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
     unsigned gen;
     struct sendctx *prev, *next;
 };
@@ -48,6 +49,7 @@ struct ib_north {
     bool cfgstat_sent; /* published on the current connection */
     char fail_msg[256];
     struct sendctx *ctxs;
+    size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
     atomic_bool connected;
 
     /* north thread only: */
@@ -122,6 +124,7 @@ static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *
 /* Take `c` off the list of contexts paho holds; n->mu is held. */
 static void ctx_unlink(struct ib_north *n, struct sendctx *c)
 {
+    n->inflight_bytes -= c->len;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -172,6 +175,22 @@ static int on_tls_error(const char *str, size_t len, void *u)
 
 /* ---- the north thread ------------------------------------------------------------------------ */
 
+/* How many records may be in flight now: max_inflight, or, while the payloads paho holds reach
+ * max_inflight_bytes, only those already in flight (so the next waits for an acknowledgement;
+ * one record is always let through). Large records must not make paho hold max_inflight copies
+ * of themselves: 256 records of 480 KB were 123 MB of RSS. */
+static unsigned inflight_limit(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool full = n->inflight_bytes >= (size_t)n->cfg->max_inflight_bytes;
+    pthread_mutex_unlock(&n->mu);
+    if (!full)
+        return (unsigned)n->cfg->max_inflight;
+    struct ib_store_stats st;
+    ib_store_stats(n->q, &st);
+    return st.inflight ? (unsigned)st.inflight : 1;
+}
+
 static int read_secret(const char *path, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
@@ -185,15 +204,17 @@ static int read_secret(const char *path, char *out, size_t len)
     return 0;
 }
 
-static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq)
+static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
 {
     struct sendctx *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->n = n;
     c->seq = seq;
+    c->len = len;
     pthread_mutex_lock(&n->mu);
     c->gen = n->gen;
+    n->inflight_bytes += len;
     c->next = n->ctxs;
     if (n->ctxs)
         n->ctxs->prev = c;
@@ -205,7 +226,7 @@ static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq)
 static int publish(struct ib_north *n, const char *topic, const void *payload, size_t len, int qos,
                    int retained, uint64_t seq)
 {
-    struct sendctx *c = ctx_new(n, seq);
+    struct sendctx *c = ctx_new(n, seq, len);
     if (!c)
         return -1;
     MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -239,6 +260,7 @@ static void drop_client(struct ib_north *n)
     n->gen++;
     struct sendctx *c = n->ctxs;
     n->ctxs = NULL;
+    n->inflight_bytes = 0;
     n->state = N_DISCONNECTED;
     n->conn_failed = n->conn_lost = false;
     pthread_mutex_unlock(&n->mu);
@@ -356,8 +378,8 @@ static void on_connected(struct ib_north *n)
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
         if (rc != MQTTASYNC_SUCCESS)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s",
-                   n->sub_topic, MQTTAsync_strerror(rc));
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s", n->sub_topic,
+                   MQTTAsync_strerror(rc));
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
@@ -434,7 +456,7 @@ static void *north_main(void *arg)
             continue;
         }
         struct ib_store_rec r;
-        if (!ib_store_next(n->q, 200, (unsigned)n->cfg->max_inflight, &r))
+        if (!ib_store_next(n->q, 200, inflight_limit(n), &r))
             continue;
         int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
         if (rc != 0) {
@@ -487,8 +509,7 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
         snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);
     if (ib_topic_expand(cfg->config_status_topic, &v, n->cfgstat_topic, sizeof n->cfgstat_topic) <
         0)
-        snprintf(n->cfgstat_topic, sizeof n->cfgstat_topic, "ironbridge/%s/config",
-                 gateway_id);
+        snprintf(n->cfgstat_topic, sizeof n->cfgstat_topic, "ironbridge/%s/config", gateway_id);
     return n;
 }
 
@@ -537,8 +558,7 @@ void ib_north_free(struct ib_north *n)
     free(n);
 }
 
-void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn,
-                               void *ud)
+void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn, void *ud)
 {
     snprintf(n->sub_topic, sizeof n->sub_topic, "%s", topic);
     n->sub_fn = fn;

@@ -111,6 +111,7 @@ static void valid_minimal(void **state)
     assert_int_equal(cfg->n_connections, 1);
     assert_int_equal(cfg->n_tags, 1);
     assert_int_equal(cfg->mqtt.qos, 1);
+    assert_int_equal(cfg->mqtt.max_inflight_bytes, 8 << 20);
     assert_string_equal(cfg->mqtt.topic, "ironbridge/{gateway}/{device}/{group}");
     assert_string_equal(cfg->mqtt.server_uri, "tcp://127.0.0.1:1883");
     assert_int_equal(cfg->connections[0].pub.devices[0].groups[0].interval_ms, 1000);
@@ -153,6 +154,12 @@ static void out_of_range(void **state)
                  "700 is out of range [1, 125]");
     expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n    qos: 2\n",
                  "gw.yaml:5:10: north.mqtt.qos: 2 is out of range [0, 1]");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    max_inflight_bytes: lots\n",
+                 "gw.yaml:5:25: north.mqtt.max_inflight_bytes: expected a size such as 1GiB");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    max_inflight_bytes: 1KiB\n",
+                 "north.mqtt.max_inflight_bytes: '1KiB' is out of range [64.0 KiB, 1.0 GiB]");
 }
 
 static void bad_enum(void **state)
