@@ -15,9 +15,13 @@ struct ib_arena {
     struct ib_arena_chunk *chunks;
 };
 
-/* Zeroed memory owned by the arena; aborts on out-of-memory (configuration time only). */
+/* Zeroed memory owned by the arena; aborts on out-of-memory (configuration time only).
+ * ib_arena_alloc aligns for any type; ib_arena_alloc_align to `align` (a power of two, at most
+ * alignof(max_align_t)). Strings are not aligned at all. */
 void *ib_arena_alloc(struct ib_arena *a, size_t size);
+void *ib_arena_alloc_align(struct ib_arena *a, size_t size, size_t align);
 char *ib_arena_strdup(struct ib_arena *a, const char *s);
+char *ib_arena_strndup(struct ib_arena *a, const char *s, size_t n); /* n bytes of s, then NUL */
 char *ib_arena_printf(struct ib_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ib_arena_free(struct ib_arena *a);
