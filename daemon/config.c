@@ -100,11 +100,12 @@ static const char *scalar(const struct ynode *n)
     return n && n->type == YNODE_SCALAR ? n->u.text : NULL;
 }
 
-static struct ib_where *make_where(struct loader *L, struct ynode *n, const char *path)
+/* Where node `n` is, for messages after loading (a plugin's among them): its file, position and
+ * its keys' positions. The caller sets the key path. */
+static struct ib_where *where_of(struct loader *L, struct ynode *n)
 {
     struct ib_where *w = ib_arena_alloc(&L->cfg->arena, sizeof *w);
     w->file = L->file;
-    w->path = ib_arena_strdup(&L->cfg->arena, path);
     w->line = (int)n->line;
     w->col = (int)n->col;
     if (n->type == YNODE_MAPPING) {
@@ -122,6 +123,26 @@ static struct ib_where *make_where(struct loader *L, struct ynode *n, const char
         w->keys = k;
         w->n_keys = m;
     }
+    return w;
+}
+
+/* ... with the key path `path` (static or in the configuration's arena: it is not copied). */
+static struct ib_where *make_where(struct loader *L, struct ynode *n, const char *path)
+{
+    struct ib_where *w = where_of(L, n);
+    w->path = path;
+    return w;
+}
+
+/* ... for item `index` of list `list` of the node at `parent`: parent's path.list[index]. */
+static struct ib_where *make_item_where(struct loader *L, struct ynode *n,
+                                        const struct ib_where *parent, const char *list,
+                                        size_t index)
+{
+    struct ib_where *w = where_of(L, n);
+    w->parent = parent;
+    w->path = list;
+    w->index = (unsigned)index;
     return w;
 }
 
@@ -1340,7 +1361,8 @@ static void load_tags(struct loader *L, struct ynode *gn, const char *gpath,
         use_doc(L, src[k].doc);
         for (size_t j = 0; j < list_len(src[k].list); j++, i++) {
             struct ynode *tn = item_at(L, src[k].list, j);
-            char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
+            char tpath[256]; /* for messages now: the tag's where does not keep it */
+            snprintf(tpath, sizeof tpath, "%s.tags[%zu]", gpath, i);
             struct tag_section ts = {0};
             void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
             struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
@@ -1349,7 +1371,7 @@ static void load_tags(struct loader *L, struct ynode *gn, const char *gpath,
                 continue;
             tags[i].name = ts.name;
             tags[i].params = params;
-            tags[i].where = make_where(L, tn, tpath);
+            tags[i].where = make_item_where(L, tn, cg->where, "tags", i);
             tags[i].writable = ts.writable;
             cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
                                                .offset = ts.offset,
