@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 struct ib_arena_chunk {
     struct ib_arena_chunk *next;
@@ -232,4 +234,25 @@ int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t
     if (cap <= min_ms)
         return min_ms;
     return min_ms + (int64_t)(ib_rand64(rng) % (uint64_t)(cap - min_ms + 1));
+}
+
+void ib_stack_trim(void)
+{
+    pthread_attr_t at;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &at) != 0)
+        return;
+    int rc = pthread_attr_getstack(&at, &lo, &size);
+    pthread_attr_destroy(&at);
+    uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+    if (rc != 0 || frame < (uintptr_t)lo || frame >= (uintptr_t)lo + size)
+        return;
+    /* Nothing below this frame is live: the frame and the madvise() call beneath it take far
+     * less than 1 KiB; the pages wholly below that go. */
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = (frame - 1024) & ~(pg - 1);
+    uintptr_t base = ((uintptr_t)lo + pg - 1) & ~(pg - 1);
+    if (top > base)
+        madvise((void *)base, top - base, MADV_DONTNEED);
 }

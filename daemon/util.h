@@ -53,6 +53,11 @@ int ib_cond_init_monotonic(pthread_cond_t *cv);
 int64_t ib_now_ms(void);       /* CLOCK_REALTIME, ms since the epoch */
 int64_t ib_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
 
+/* Give back the pages of the calling thread's stack below the current frame (a page is kept
+ * below it): a deep call leaves them resident for the thread's life otherwise. Threads made
+ * by pthread_create only. */
+void ib_stack_trim(void);
+
 /* Capped exponential back-off with full jitter: a delay in [min, min(max, min * 2^attempt)]. */
 int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t *rng);
 uint64_t ib_rand64(uint64_t *state);
