@@ -44,7 +44,8 @@ struct group_rt {
     int64_t next_due;
     int last_rc;
     uint8_t last_reason;
-    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call */
+    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
+     * at the group's first stall (most groups never stall) */
     struct ib_sample *stall_samples;
     uint32_t *all_idx; /* 0 .. n_tags-1 */
     struct ib_buf stall_body;
@@ -419,16 +420,12 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
-            g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
-            g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
-            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples || !g->all_idx ||
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
                                   cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
-            for (uint32_t t = 0; t < g->g->n_tags; t++) {
+            for (uint32_t t = 0; t < g->g->n_tags; t++)
                 ib_report_state_init(&g->rs[t], now);
-                g->all_idx[t] = t;
-            }
             if (!cfg->has_north)
                 continue;
             struct ib_topic_vars v = {.gateway = cfg->gateway_id,
@@ -954,6 +951,21 @@ bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
  * buffers: the group's encoder is only read, never written, so sharing it is safe. */
 static void publish_stalled(struct poller *p, struct group_rt *g, int64_t ts)
 {
+    if (!g->stall_samples) {
+        g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
+        g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
+        if (!g->stall_samples || !g->all_idx) {
+            free(g->stall_samples);
+            free(g->all_idx);
+            g->stall_samples = NULL;
+            g->all_idx = NULL;
+            ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
+                   "out of memory: group %s is not reported bad", g->g->name);
+            return;
+        }
+        for (uint32_t t = 0; t < g->g->n_tags; t++)
+            g->all_idx[t] = t;
+    }
     for (uint32_t t = 0; t < g->g->n_tags; t++)
         ib_sample_bad(&g->stall_samples[t], ts, IB_R_TIMEOUT, 0);
     if (!p->cfg->has_north)
