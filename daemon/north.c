@@ -356,8 +356,8 @@ static void on_connected(struct ib_north *n)
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
         if (rc != MQTTASYNC_SUCCESS)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s",
-                   n->sub_topic, MQTTAsync_strerror(rc));
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s", n->sub_topic,
+                   MQTTAsync_strerror(rc));
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
@@ -470,9 +470,21 @@ static void *north_main(void *arg)
     return NULL;
 }
 
+/* paho initialises OpenSSL itself unless told not to, whether or not TLS is used: that runs
+ * enough of libcrypto to keep 1.3 MB of it resident. OpenSSL 3 initialises itself when a TLS
+ * connection first needs it. */
+static void paho_init(void)
+{
+    MQTTAsync_init_options o = MQTTAsync_init_options_initializer;
+    o.do_openssl_init = 0;
+    MQTTAsync_global_init(&o);
+}
+
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
                               struct ib_store *q)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, paho_init);
     struct ib_north *n = calloc(1, sizeof *n);
     if (!n)
         return NULL;
@@ -487,8 +499,7 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
         snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);
     if (ib_topic_expand(cfg->config_status_topic, &v, n->cfgstat_topic, sizeof n->cfgstat_topic) <
         0)
-        snprintf(n->cfgstat_topic, sizeof n->cfgstat_topic, "ironbridge/%s/config",
-                 gateway_id);
+        snprintf(n->cfgstat_topic, sizeof n->cfgstat_topic, "ironbridge/%s/config", gateway_id);
     return n;
 }
 
@@ -537,8 +548,7 @@ void ib_north_free(struct ib_north *n)
     free(n);
 }
 
-void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn,
-                               void *ud)
+void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn, void *ud)
 {
     snprintf(n->sub_topic, sizeof n->sub_topic, "%s", topic);
     n->sub_fn = fn;
