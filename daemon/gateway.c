@@ -40,7 +40,7 @@ struct group_rt {
     struct ib_report_state *rs; /* per tag: what was last sent */
     uint32_t *send_idx;         /* per poll: the tags to send */
     char **tag_topics;          /* layout tag: per tag */
-    char topic[512];
+    char *topic;                /* layout batch (with a north) */
     int64_t next_due;
     int last_rc;
     uint8_t last_reason;
@@ -382,6 +382,7 @@ static void poller_free(struct poller *p)
         ib_buf_free(&g->stall_body);
         free(g->send_idx);
         free(g->tag_topics);
+        free(g->topic);
         free(g->raw);
         free(g->norm);
         ib_group_enc_free(&g->enc);
@@ -433,12 +434,15 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
                                       .device = dc->name,
                                       .group = g->g->name};
             if (cfg->mqtt.layout != IB_LAYOUT_TAG) {
-                if (ib_topic_expand(cfg->mqtt.topic, &v, g->topic, sizeof g->topic) < 0) {
+                char buf[512];
+                if (ib_topic_expand(cfg->mqtt.topic, &v, buf, sizeof buf) < 0) {
                     ib_diag_add(diag, dc->where, NULL,
                                 "the topic of group '%s' is longer than %zu bytes", g->g->name,
-                                sizeof g->topic - 1);
+                                sizeof buf - 1);
                     return -1;
                 }
+                if (!(g->topic = strdup(buf)))
+                    return -1;
                 continue;
             }
             g->tag_topics = calloc(g->g->n_tags, sizeof *g->tag_topics);
