@@ -1,8 +1,8 @@
-/* A YAML document as a compact tree, built from libyaml's event API (docs/configuration.md).
+/* A YAML document as a compact tree, built from libyaml's event API.
  *
  * libyaml's own document API keeps ~100 bytes per node in one array that doubles as it grows,
- * plus a heap string per scalar and per tag: a configuration of 16,000 tags took 30 MB to
- * load. Here a node is 24 bytes in chunks that never move (a node pointer stays valid while
+ * plus a heap string per scalar and per tag: loading a configuration of 16,000 tags took over
+ * 30 MB. Here a node is 24 bytes in chunks that never move (a node pointer stays valid while
  * the tree lives), every scalar text is kept once however often it occurs (in a string pool the
  * caller may share with what it keeps), and a collection's children are an exact-size array of
  * node ids, written when the collection ends. Node id 0 is "none"; the root is id 1. */
