@@ -1,4 +1,4 @@
-/* Configuration loading: libyaml's document tree walked against schemas (the core's own and
+/* Configuration loading: YAML trees (ytree.h) walked against schemas (the core's own and
  * each plugin's), strictly: unknown keys, wrong types, ranges, duplicates and missing files are
  * errors with file:line:column and the key path, and every error is reported, not only the first.
  */
@@ -14,40 +14,44 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <yaml.h>
-
 #include "json.h"
 #include "plugin_loader.h"
 #include "topic.h"
 #include "units.h"
+#include "ytree.h"
 
 /* One source document: a YAML file of the tree, or a CSV tag list turned into YAML nodes. */
 struct srcdoc {
     const char *file;
     const char *dir; /* for relative paths in it */
-    yaml_document_t doc;
+    struct ytree tree;
 };
 
 struct loader {
     struct ib_config *cfg;
     struct ib_diag *diag;
-    yaml_document_t *doc; /* the document being walked (node indices are per document) */
+    struct ytree *t; /* the document being walked (node ids are per document) */
+    size_t cur;      /* its index in docs */
     const char *file;
     const char *dir;
     struct ib_plugin_registry *plugins;
     struct srcdoc **docs;  /* every document read, in merge order; CSV documents after */
     size_t n_docs, n_tree; /* n_tree: the YAML files of the tree, docs[0 .. n_tree-1] */
+    /* Every scalar of every document, each distinct text once, in the configuration's arena:
+     * what the configuration keeps of them (names, keys, strings) is these very texts. */
+    struct ystrpool strings;
 };
 
 /* A list of nodes (devices, tags) that comes from one document. */
 struct listsrc {
     size_t doc;
-    yaml_node_t *list;
+    struct ynode *list;
 };
 
 static void use_doc(struct loader *L, size_t i)
 {
-    L->doc = &L->docs[i]->doc;
+    L->cur = i;
+    L->t = &L->docs[i]->tree;
     L->file = L->docs[i]->file;
     L->dir = L->docs[i]->dir;
 }
@@ -60,49 +64,60 @@ struct spec {
 
 /* ---- YAML helpers ---------------------------------------------------------------------------- */
 
-static yaml_node_t *node_at(struct loader *L, int idx)
+/* Item `i` of sequence `n`; key and value of pair `i` of mapping `n`. */
+static struct ynode *item_at(struct loader *L, const struct ynode *n, size_t i)
 {
-    return yaml_document_get_node(L->doc, idx);
+    return ytree_item(L->t, n, i);
 }
 
-static const char *node_kind(const yaml_node_t *n)
+static struct ynode *key_at(struct loader *L, const struct ynode *n, size_t i)
+{
+    return ytree_key(L->t, n, i);
+}
+
+static struct ynode *value_at(struct loader *L, const struct ynode *n, size_t i)
+{
+    return ytree_value(L->t, n, i);
+}
+
+static const char *node_kind(const struct ynode *n)
 {
     switch (n->type) {
-    case YAML_SCALAR_NODE:
+    case YNODE_SCALAR:
         return "a scalar";
-    case YAML_SEQUENCE_NODE:
+    case YNODE_SEQUENCE:
         return "a list";
-    case YAML_MAPPING_NODE:
+    case YNODE_MAPPING:
         return "a mapping";
     default:
         return "nothing";
     }
 }
 
-static const char *scalar(const yaml_node_t *n)
+/* A scalar's text (it lives as long as the configuration), or NULL for anything else. */
+static const char *scalar(const struct ynode *n)
 {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+    return n && n->type == YNODE_SCALAR ? n->u.text : NULL;
 }
 
-static struct ib_where *make_where(struct loader *L, yaml_node_t *n, const char *path)
+/* Where node `n` is, for messages after loading (a plugin's among them): its file, position and
+ * its keys' positions. The caller sets the key path. */
+static struct ib_where *where_of(struct loader *L, struct ynode *n)
 {
     struct ib_where *w = ib_arena_alloc(&L->cfg->arena, sizeof *w);
     w->file = L->file;
-    w->path = ib_arena_strdup(&L->cfg->arena, path);
-    w->line = (int)n->start_mark.line + 1;
-    w->col = (int)n->start_mark.column + 1;
-    if (n->type == YAML_MAPPING_NODE) {
-        size_t cnt = (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
-        struct ib_keypos *k = ib_arena_alloc(&L->cfg->arena, (cnt ? cnt : 1) * sizeof *k);
+    w->line = (int)n->line;
+    w->col = (int)n->col;
+    if (n->type == YNODE_MAPPING) {
+        struct ib_keypos *k = ib_arena_alloc(&L->cfg->arena, (n->n ? n->n : 1) * sizeof *k);
         unsigned m = 0;
-        for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *kn = node_at(L, p->key);
+        for (size_t i = 0; i < n->n; i++) {
+            struct ynode *kn = key_at(L, n, i);
             if (!scalar(kn))
                 continue;
-            k[m].key = ib_arena_strdup(&L->cfg->arena, scalar(kn));
-            k[m].line = (int)kn->start_mark.line + 1;
-            k[m].col = (int)kn->start_mark.column + 1;
+            k[m].key = scalar(kn);
+            k[m].line = (int)kn->line;
+            k[m].col = (int)kn->col;
             m++;
         }
         w->keys = k;
@@ -111,14 +126,32 @@ static struct ib_where *make_where(struct loader *L, yaml_node_t *n, const char 
     return w;
 }
 
+/* ... with the key path `path` (static or in the configuration's arena: it is not copied). */
+static struct ib_where *make_where(struct loader *L, struct ynode *n, const char *path)
+{
+    struct ib_where *w = where_of(L, n);
+    w->path = path;
+    return w;
+}
+
+/* ... for item `index` of list `list` of the node at `parent`: parent's path.list[index]. */
+static struct ib_where *make_item_where(struct loader *L, struct ynode *n,
+                                        const struct ib_where *parent, const char *list,
+                                        size_t index)
+{
+    struct ib_where *w = where_of(L, n);
+    w->parent = parent;
+    w->path = list;
+    w->index = (unsigned)index;
+    return w;
+}
+
 /* An error at node `n` whose key path is `path` (and optional `key` below it). */
 __attribute__((format(printf, 5, 6))) static void
-err_node(struct loader *L, yaml_node_t *n, const char *path, const char *key, const char *fmt, ...)
+err_node(struct loader *L, struct ynode *n, const char *path, const char *key, const char *fmt, ...)
 {
-    struct ib_where w = {.file = L->file,
-                         .path = path,
-                         .line = n ? (int)n->start_mark.line + 1 : 0,
-                         .col = n ? (int)n->start_mark.column + 1 : 0};
+    struct ib_where w = {
+        .file = L->file, .path = path, .line = n ? (int)n->line : 0, .col = n ? (int)n->col : 0};
     va_list ap;
     va_start(ap, fmt);
     ib_diag_addv(L->diag, &w, key, fmt, ap);
@@ -126,13 +159,13 @@ err_node(struct loader *L, yaml_node_t *n, const char *path, const char *key, co
 }
 
 /* The value node of `key` in mapping `map`, or NULL. */
-static yaml_node_t *map_get(struct loader *L, yaml_node_t *map, const char *key)
+static struct ynode *map_get(struct loader *L, struct ynode *map, const char *key)
 {
-    if (!map || map->type != YAML_MAPPING_NODE)
+    if (!map || map->type != YNODE_MAPPING)
         return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++)
-        if (scalar(node_at(L, p->key)) && strcmp(scalar(node_at(L, p->key)), key) == 0)
-            return node_at(L, p->value);
+    for (size_t i = 0; i < map->n; i++)
+        if (scalar(key_at(L, map, i)) && strcmp(scalar(key_at(L, map, i)), key) == 0)
+            return value_at(L, map, i);
     return NULL;
 }
 
@@ -283,7 +316,7 @@ static const char *store_value(struct loader *L, const struct ib_schema_entry *e
             snprintf(msg, msglen, "must not be empty");
             return msg;
         }
-        const char *p = ib_arena_strdup(&L->cfg->arena, s);
+        const char *p = ystr_intern(&L->strings, s, strlen(s));
         memcpy(field, &p, sizeof p);
         return NULL;
     }
@@ -330,24 +363,24 @@ static bool is_extra(const char *key, const char *const *extra)
 /* Validate mapping `n` at `path`: every key must belong to one of the specs or to `extra` (keys
  * the caller handles itself). Fills the spec structs with values and defaults. Returns false if
  * `n` is not a mapping. */
-static bool apply_mapping(struct loader *L, yaml_node_t *n, const char *path,
+static bool apply_mapping(struct loader *L, struct ynode *n, const char *path,
                           const struct spec *specs, size_t n_specs, const char *const *extra)
 {
-    if (!n || n->type != YAML_MAPPING_NODE) {
+    if (!n || n->type != YNODE_MAPPING) {
         err_node(L, n, path, NULL, "expected a mapping, found %s", n ? node_kind(n) : "nothing");
         return false;
     }
     char msg[640];
-    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = node_at(L, p->key), *vn = node_at(L, p->value);
+    for (size_t p = 0; p < n->n; p++) {
+        struct ynode *kn = key_at(L, n, p), *vn = value_at(L, n, p);
         const char *key = scalar(kn);
         if (!key) {
             err_node(L, kn, path, NULL, "a key must be a plain word, found %s", node_kind(kn));
             continue;
         }
         bool dup = false;
-        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
-            if (scalar(node_at(L, q->key)) && strcmp(scalar(node_at(L, q->key)), key) == 0)
+        for (size_t q = 0; q < p; q++)
+            if (scalar(key_at(L, n, q)) && strcmp(scalar(key_at(L, n, q)), key) == 0)
                 dup = true;
         if (dup) {
             err_node(L, kn, path, key, "duplicate key");
@@ -381,7 +414,7 @@ static bool apply_mapping(struct loader *L, yaml_node_t *n, const char *path,
             err_node(L, kn, path, key, "unknown key; known keys here: %s", msg);
             continue;
         }
-        if (vn->type != YAML_SCALAR_NODE) {
+        if (vn->type != YNODE_SCALAR) {
             err_node(L, vn, path, key, "expected %s, found %s", type_word(e->type), node_kind(vn));
             continue;
         }
@@ -416,25 +449,25 @@ static bool apply_mapping(struct loader *L, yaml_node_t *n, const char *path,
 
 /* The items of a list at `key` of `map`; NULL (and an error when required) if absent or not a
  * list. */
-static yaml_node_t *get_list(struct loader *L, yaml_node_t *map, const char *path, const char *key,
-                             bool required)
+static struct ynode *get_list(struct loader *L, struct ynode *map, const char *path,
+                              const char *key, bool required)
 {
-    yaml_node_t *n = map_get(L, map, key);
+    struct ynode *n = map_get(L, map, key);
     if (!n) {
         if (required)
             err_node(L, map, path, NULL, "missing required key '%s' (a list)", key);
         return NULL;
     }
-    if (n->type != YAML_SEQUENCE_NODE) {
+    if (n->type != YNODE_SEQUENCE) {
         err_node(L, n, path, key, "expected a list, found %s", node_kind(n));
         return NULL;
     }
     return n;
 }
 
-static size_t list_len(yaml_node_t *n)
+static size_t list_len(const struct ynode *n)
 {
-    return n ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 0;
+    return n ? n->n : 0;
 }
 
 /* ---- Names ----------------------------------------------------------------------------------- */
@@ -463,7 +496,7 @@ static bool valid_tag_name(const char *s)
     return true;
 }
 
-static void check_ident(struct loader *L, yaml_node_t *map, const char *path, const char *name)
+static void check_ident(struct loader *L, struct ynode *map, const char *path, const char *name)
 {
     if (name && !valid_ident(name))
         err_node(L, map_get(L, map, "name"), path, "name",
@@ -603,7 +636,7 @@ static const struct ib_schema_entry tls_entries[] = {
 };
 static const struct ib_schema tls_schema = {sizeof(struct ib_mqtt_cfg), 4, tls_entries, {0}};
 
-/* Sizes are read as text and converted with their units by store_size(). */
+/* Sizes are read as text and converted with their units by size_setting(). */
 struct store_section {
     const char *path, *max_bytes, *fsync_bytes, *memory_max_bytes;
     int32_t fsync;
@@ -784,7 +817,7 @@ static const char *resolve(struct loader *L, const char *p)
     return ib_arena_printf(&L->cfg->arena, "%s/%s", L->dir, p);
 }
 
-static void check_file(struct loader *L, yaml_node_t *map, const char *path, const char *key,
+static void check_file(struct loader *L, struct ynode *map, const char *path, const char *key,
                        const char *file, bool secret, bool dir)
 {
     struct stat st;
@@ -818,10 +851,10 @@ double ib_scale_divisor(double scale)
 
 /* ---- Sections -------------------------------------------------------------------------------- */
 
-static int64_t size_setting(struct loader *L, yaml_node_t *n, const char *path, const char *text,
+static int64_t size_setting(struct loader *L, struct ynode *n, const char *path, const char *text,
                             const char *key, int64_t lo, int64_t hi);
 
-static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
+static void load_mqtt(struct loader *L, struct ynode *n, const char *path)
 {
     struct ib_mqtt_cfg *m = &L->cfg->mqtt;
     static const char *const extra[] = {"tls", NULL};
@@ -831,7 +864,7 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
     struct ib_where *w = make_where(L, n, path);
     m->max_inflight_bytes =
         size_setting(L, n, path, m->max_inflight_size, "max_inflight_bytes", 65536, 1LL << 30);
-    yaml_node_t *tn = map_get(L, n, "tls");
+    struct ynode *tn = map_get(L, n, "tls");
     const char *tpath = join_path(L, path, "tls");
     struct spec tsp = {&tls_schema, m};
     if (tn)
@@ -895,7 +928,7 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
                             m->url);
         }
     }
-    struct ib_where *tw = tn && tn->type == YAML_MAPPING_NODE ? make_where(L, tn, tpath) : w;
+    struct ib_where *tw = tn && tn->type == YNODE_MAPPING ? make_where(L, tn, tpath) : w;
     m->ca = resolve(L, m->ca);
     m->ca_path = resolve(L, m->ca_path);
     m->cert = resolve(L, m->cert);
@@ -947,13 +980,14 @@ static void load_mqtt(struct loader *L, yaml_node_t *n, const char *path)
     L->cfg->has_north = true;
 }
 
-/* A size key of the store: text such as "1GiB" or a number of bytes, range-checked. */
-static int64_t size_setting(struct loader *L, yaml_node_t *n, const char *path, const char *text,
+/* A size key (of the store, north.mqtt): text such as "1GiB" or a number of bytes, range-checked.
+ */
+static int64_t size_setting(struct loader *L, struct ynode *n, const char *path, const char *text,
                             const char *key, int64_t lo, int64_t hi)
 {
     int64_t v = 0;
-    yaml_node_t *vn = map_get(L, n, key);
-    yaml_node_t *at = vn ? vn : n;
+    struct ynode *vn = map_get(L, n, key);
+    struct ynode *at = vn ? vn : n;
     if (ib_parse_size(text, &v) < 0) {
         err_node(L, at, path, key,
                  "expected a size such as 1GiB, 512MiB, 64KiB, 10MB or a number of bytes, found "
@@ -972,11 +1006,11 @@ static int64_t size_setting(struct loader *L, yaml_node_t *n, const char *path, 
 }
 
 /* `n` is the store section or NULL (defaults only). */
-static void load_store(struct loader *L, yaml_node_t *n)
+static void load_store(struct loader *L, struct ynode *n)
 {
     struct store_section ss = {0};
     struct spec sp = {&store_schema, &ss};
-    static yaml_node_t empty = {.type = YAML_MAPPING_NODE};
+    static struct ynode empty = {.type = YNODE_MAPPING};
     static const char *const ov[] = {"override", NULL};
     if (!apply_mapping(L, n ? n : &empty, "store", &sp, 1, ov))
         return;
@@ -1014,12 +1048,12 @@ static int parse_deadband(const char *s, double *v, bool *pct)
 }
 
 /* The report section of a group or tag at key "report" of `n`, or all absent (mode -1). */
-static void load_report(struct loader *L, yaml_node_t *n, const char *path,
+static void load_report(struct loader *L, struct ynode *n, const char *path,
                         const struct ib_schema *schema, struct report_section *r)
 {
     memset(r, 0, sizeof *r);
     r->mode = -1;
-    yaml_node_t *rn = map_get(L, n, "report");
+    struct ynode *rn = map_get(L, n, "report");
     if (!rn)
         return;
     struct spec sp = {schema, r};
@@ -1027,18 +1061,19 @@ static void load_report(struct loader *L, yaml_node_t *n, const char *path,
 }
 
 /* A tag's range: [min, max], for percent deadbands. */
-static bool load_range(struct loader *L, yaml_node_t *tn, const char *tpath, double *lo, double *hi)
+static bool load_range(struct loader *L, struct ynode *tn, const char *tpath, double *lo,
+                       double *hi)
 {
-    yaml_node_t *rn = map_get(L, tn, "range");
+    struct ynode *rn = map_get(L, tn, "range");
     if (!rn)
         return false;
     double v[2];
-    if (rn->type != YAML_SEQUENCE_NODE || list_len(rn) != 2) {
+    if (rn->type != YNODE_SEQUENCE || list_len(rn) != 2) {
         err_node(L, rn, tpath, "range", "expected [min, max], found %s", node_kind(rn));
         return false;
     }
     for (int i = 0; i < 2; i++) {
-        yaml_node_t *x = node_at(L, rn->data.sequence.items.start[i]);
+        struct ynode *x = item_at(L, rn, (size_t)i);
         if (!scalar(x) || parse_double(scalar(x), &v[i]) < 0) {
             err_node(L, x, tpath, "range", "expected a number, found %s",
                      scalar(x) ? scalar(x) : node_kind(x));
@@ -1055,7 +1090,7 @@ static bool load_range(struct loader *L, yaml_node_t *tn, const char *tpath, dou
 }
 
 /* Resolve a tag's reporting from its own keys over its group's: mode, deadband, heartbeat. */
-static void resolve_report(struct loader *L, yaml_node_t *tn, const char *tpath,
+static void resolve_report(struct loader *L, struct ynode *tn, const char *tpath,
                            const struct report_section *gr, const struct tag_section *ts,
                            struct ib_report_cfg *out)
 {
@@ -1199,22 +1234,16 @@ static int csv_parse(char *buf, void (*row)(void *ud, struct csv_field *f, int n
 
 struct csv_ctx {
     struct loader *L;
-    yaml_document_t *doc;
-    int seq;
+    struct ytree *t;
     struct csv_field header[64];
     int n_header;
     bool have_header;
     const char *path;
 };
 
-static int csv_scalar(yaml_document_t *doc, const char *text, int line, int col)
+static void csv_scalar(struct ytree *t, const char *text, int line, int col)
 {
-    int id = yaml_document_add_scalar(doc, NULL, (yaml_char_t *)text, (int)strlen(text),
-                                      YAML_PLAIN_SCALAR_STYLE);
-    yaml_node_t *n = yaml_document_get_node(doc, id);
-    n->start_mark.line = (size_t)(line - 1);
-    n->start_mark.column = (size_t)(col - 1);
-    return id;
+    ytree_scalar(t, text, strlen(text), line, col);
 }
 
 static void csv_row(void *ud, struct csv_field *f, int n, int line)
@@ -1231,10 +1260,7 @@ static void csv_row(void *ud, struct csv_field *f, int n, int line)
         c->have_header = true;
         return;
     }
-    int map = yaml_document_add_mapping(c->doc, NULL, YAML_BLOCK_MAPPING_STYLE);
-    yaml_node_t *mn = yaml_document_get_node(c->doc, map);
-    mn->start_mark.line = (size_t)(line - 1);
-    mn->start_mark.column = 0;
+    ytree_begin(c->t, YNODE_MAPPING, line, 1); /* the next item of the list */
     for (int i = 0; i < n; i++) {
         if (!*f[i].text)
             continue; /* an empty cell: the key is absent */
@@ -1246,33 +1272,27 @@ static void csv_row(void *ud, struct csv_field *f, int n, int line)
         }
         /* The key carries the cell's position too: an error about this tag's key (an unknown
          * column, a plugin's complaint) names the row, not only the header. */
-        int k = csv_scalar(c->doc, c->header[i].text, f[i].line, f[i].col);
-        int v;
+        csv_scalar(c->t, c->header[i].text, f[i].line, f[i].col);
         char *dots = strcmp(c->header[i].text, "range") == 0 ? strstr(f[i].text, "..") : NULL;
         if (dots) {
             /* range as "min..max" */
             *dots = '\0';
-            v = yaml_document_add_sequence(c->doc, NULL, YAML_FLOW_SEQUENCE_STYLE);
-            yaml_document_append_sequence_item(c->doc, v,
-                                               csv_scalar(c->doc, f[i].text, f[i].line, f[i].col));
-            yaml_document_append_sequence_item(c->doc, v,
-                                               csv_scalar(c->doc, dots + 2, f[i].line, f[i].col));
-            yaml_node_t *vn = yaml_document_get_node(c->doc, v);
-            vn->start_mark.line = (size_t)(f[i].line - 1);
-            vn->start_mark.column = (size_t)(f[i].col - 1);
+            ytree_begin(c->t, YNODE_SEQUENCE, f[i].line, f[i].col);
+            csv_scalar(c->t, f[i].text, f[i].line, f[i].col);
+            csv_scalar(c->t, dots + 2, f[i].line, f[i].col);
+            ytree_end(c->t);
         } else {
-            v = csv_scalar(c->doc, f[i].text, f[i].line, f[i].col);
+            csv_scalar(c->t, f[i].text, f[i].line, f[i].col);
         }
-        yaml_document_append_mapping_pair(c->doc, map, k, v);
     }
-    yaml_document_append_sequence_item(c->doc, c->seq, map);
+    ytree_end(c->t);
 }
 
 /* Read a CSV tag list (docs/configuration.md): a header row naming the columns (the tag keys:
  * name, table, address, type, order, scale, offset, unit, deadband, range, writable,
  * description...), then one tag per row. The rows become YAML nodes positioned at their cells,
  * so every error names file:line:column. Returns the new document's index, or -1. */
-static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const char *gpath)
+static int read_csv(struct loader *L, const char *path, struct ynode *at, const char *gpath)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -1290,10 +1310,9 @@ static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const c
     struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
     sd->file = ib_arena_strdup(&L->cfg->arena, path);
     sd->dir = L->dir;
-    yaml_document_initialize(&sd->doc, NULL, NULL, NULL, 1, 1);
-    struct csv_ctx c = {.L = L, .doc = &sd->doc, .path = sd->file};
-    c.seq = yaml_document_add_sequence(&sd->doc, NULL, YAML_BLOCK_SEQUENCE_STYLE);
-    yaml_document_get_node(&sd->doc, c.seq)->start_mark.line = 0;
+    ytree_init(&sd->tree, &L->strings);
+    struct csv_ctx c = {.L = L, .t = &sd->tree, .path = sd->file};
+    ytree_begin(c.t, YNODE_SEQUENCE, 1, 1); /* the root: a list of the rows */
     int bad_line = 0;
     /* Skip a UTF-8 byte order mark, which spreadsheet exports like to add. */
     char *text = b.p;
@@ -1301,6 +1320,7 @@ static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const c
         (unsigned char)text[2] == 0xbf)
         text += 3;
     int rc = csv_parse(text, csv_row, &c, &bad_line);
+    ytree_end(c.t);
     ib_buf_free(&b);
     if (rc < 0 || !c.have_header) {
         struct ib_where w = {.file = sd->file, .line = rc < 0 ? bad_line : 1, .col = 1};
@@ -1308,7 +1328,7 @@ static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const c
                     rc < 0 ? "a quoted cell is never closed"
                            : "the CSV file is empty: it needs a header row "
                              "naming its columns (name,table,address,...)");
-        yaml_document_delete(&sd->doc);
+        ytree_free(&sd->tree);
         return -1;
     }
     struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
@@ -1320,17 +1340,14 @@ static int read_csv(struct loader *L, const char *path, yaml_node_t *at, const c
 }
 
 /* The tags of a group: its `tags` list and/or the rows of its `tags_csv` file, in that order. */
-static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
+static void load_tags(struct loader *L, struct ynode *gn, const char *gpath,
                       struct ib_group_config *g, struct ib_cfg_group *cg,
                       const struct ib_plugin *plugin, const struct report_section *gr)
 {
     struct listsrc src[2];
-    size_t nsrc = 0, n = 0, home = (size_t)(L->doc - &L->docs[0]->doc);
-    for (size_t i = 0; i < L->n_docs; i++)
-        if (&L->docs[i]->doc == L->doc)
-            home = i;
-    yaml_node_t *csv = map_get(L, gn, "tags_csv");
-    yaml_node_t *list =
+    size_t nsrc = 0, n = 0, home = L->cur;
+    struct ynode *csv = map_get(L, gn, "tags_csv");
+    struct ynode *list =
         map_get(L, gn, "tags") || !csv ? get_list(L, gn, gpath, "tags", true) : NULL;
     if (list)
         src[nsrc++] = (struct listsrc){home, list};
@@ -1340,8 +1357,7 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
         } else {
             int d = read_csv(L, resolve(L, scalar(csv)), csv, gpath);
             if (d >= 0)
-                src[nsrc++] =
-                    (struct listsrc){(size_t)d, yaml_document_get_root_node(&L->docs[d]->doc)};
+                src[nsrc++] = (struct listsrc){(size_t)d, ytree_root(&L->docs[d]->tree)};
         }
         use_doc(L, home);
     }
@@ -1357,8 +1373,9 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
     for (size_t k = 0; k < nsrc; k++) {
         use_doc(L, src[k].doc);
         for (size_t j = 0; j < list_len(src[k].list); j++, i++) {
-            yaml_node_t *tn = node_at(L, src[k].list->data.sequence.items.start[j]);
-            char *tpath = ib_arena_printf(&L->cfg->arena, "%s.tags[%zu]", gpath, i);
+            struct ynode *tn = item_at(L, src[k].list, j);
+            char tpath[256]; /* for messages now: the tag's where does not keep it */
+            snprintf(tpath, sizeof tpath, "%s.tags[%zu]", gpath, i);
             struct tag_section ts = {0};
             void *params = ib_arena_alloc(&L->cfg->arena, plugin->tag_schema->struct_size);
             struct spec sp[2] = {{&tag_schema, &ts}, {plugin->tag_schema, params}};
@@ -1367,7 +1384,7 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
                 continue;
             tags[i].name = ts.name;
             tags[i].params = params;
-            tags[i].where = make_where(L, tn, tpath);
+            tags[i].where = make_item_where(L, tn, cg->where, "tags", i);
             tags[i].writable = ts.writable;
             cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
                                                .offset = ts.offset,
@@ -1390,12 +1407,12 @@ static void load_tags(struct loader *L, yaml_node_t *gn, const char *gpath,
 
 /* A device's metadata: free key/value pairs (site, line, asset ids) sent with each of its
  * messages as a JSON object of strings. */
-static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *dpath)
+static const char *load_metadata(struct loader *L, struct ynode *mn, const char *dpath)
 {
     if (!mn)
         return NULL;
     const char *path = join_path(L, dpath, "metadata");
-    if (mn->type != YAML_MAPPING_NODE) {
+    if (mn->type != YNODE_MAPPING) {
         err_node(L, mn, dpath, "metadata", "expected a mapping of names to values, found %s",
                  node_kind(mn));
         return NULL;
@@ -1403,8 +1420,8 @@ static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *
     struct ib_buf b = {0};
     ib_buf_puts(&b, "{");
     int n = 0;
-    for (yaml_node_pair_t *p = mn->data.mapping.pairs.start; p < mn->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = node_at(L, p->key), *vn = node_at(L, p->value);
+    for (size_t p = 0; p < mn->n; p++) {
+        struct ynode *kn = key_at(L, mn, p), *vn = value_at(L, mn, p);
         if (!scalar(kn) || !*scalar(kn)) {
             err_node(L, kn, path, NULL, "a metadata name must be a non-empty word");
             continue;
@@ -1413,8 +1430,8 @@ static const char *load_metadata(struct loader *L, yaml_node_t *mn, const char *
             err_node(L, vn, path, scalar(kn), "expected a single value, found %s", node_kind(vn));
             continue;
         }
-        for (yaml_node_pair_t *q = mn->data.mapping.pairs.start; q < p; q++)
-            if (scalar(node_at(L, q->key)) && !strcmp(scalar(node_at(L, q->key)), scalar(kn)))
+        for (size_t q = 0; q < p; q++)
+            if (scalar(key_at(L, mn, q)) && !strcmp(scalar(key_at(L, mn, q)), scalar(kn)))
                 err_node(L, kn, path, scalar(kn), "duplicate key");
         if (n++)
             ib_buf_puts(&b, ",");
@@ -1451,7 +1468,7 @@ static void load_devices(struct loader *L, const struct listsrc *src, size_t nsr
             j = 0;
         }
         use_doc(L, src[k].doc);
-        yaml_node_t *dn = node_at(L, src[k].list->data.sequence.items.start[j]);
+        struct ynode *dn = item_at(L, src[k].list, j);
         char *dpath = ib_arena_printf(&L->cfg->arena, "%s.devices[%zu]", cpath, d);
         struct named nm = {0};
         void *params = ib_arena_alloc(&L->cfg->arena, plugin->device_schema->struct_size);
@@ -1477,7 +1494,7 @@ static void load_devices(struct loader *L, const struct listsrc *src, size_t nsr
                              ow->file, ow->line, ow->col);
                 }
         }
-        yaml_node_t *glist = get_list(L, dn, dpath, "groups", true);
+        struct ynode *glist = get_list(L, dn, dpath, "groups", true);
         size_t ng = list_len(glist);
         if (glist && ng == 0)
             err_node(L, glist, dpath, "groups", "a device needs at least one group");
@@ -1488,7 +1505,7 @@ static void load_devices(struct loader *L, const struct listsrc *src, size_t nsr
         devs[d].groups = groups;
         devs[d].n_groups = (uint32_t)ng;
         for (size_t g = 0; g < ng; g++) {
-            yaml_node_t *gn = node_at(L, glist->data.sequence.items.start[g]);
+            struct ynode *gn = item_at(L, glist, g);
             char *gpath = ib_arena_printf(&L->cfg->arena, "%s.groups[%zu]", dpath, g);
             struct group_section gs = {0};
             struct spec gsp = {&group_schema, &gs};
@@ -1548,23 +1565,23 @@ static void load_devices(struct loader *L, const struct listsrc *src, size_t nsr
     }
 }
 
-static bool flag_set(struct loader *L, yaml_node_t *map, const char *key)
+static bool flag_set(struct loader *L, struct ynode *map, const char *key)
 {
     const char *v = scalar(map_get(L, map, key));
     bool b = false;
     return v && parse_bool(v, &b) == 0 && b;
 }
 
-static const char *where_text(struct loader *L, yaml_node_t *n)
+static const char *where_text(struct loader *L, struct ynode *n)
 {
-    return ib_arena_printf(&L->cfg->arena, "%s:%zu:%zu", L->file, n->start_mark.line + 1,
-                           n->start_mark.column + 1);
+    return ib_arena_printf(&L->cfg->arena, "%s:%u:%u", L->file, (unsigned)n->line,
+                           (unsigned)n->col);
 }
 
 /* A connection as merged from the files: its item, and the device lists extending it. */
 struct csrc {
     size_t doc;
-    yaml_node_t *node;
+    struct ynode *node;
     const char *name;
     struct listsrc dev[16];
     size_t n_dev;
@@ -1573,10 +1590,10 @@ struct csrc {
 static void load_connection(struct loader *L, struct csrc *cs, size_t i)
 {
     use_doc(L, cs->doc);
-    yaml_node_t *cn = cs->node;
+    struct ynode *cn = cs->node;
     char *cpath = ib_arena_printf(&L->cfg->arena, "connections[%zu]", i);
     struct ib_cfg_connection *c = &L->cfg->connections[i];
-    if (cn->type != YAML_MAPPING_NODE) {
+    if (cn->type != YNODE_MAPPING) {
         err_node(L, cn, cpath, NULL, "expected a mapping, found %s", node_kind(cn));
         return;
     }
@@ -1589,7 +1606,7 @@ static void load_connection(struct loader *L, struct csrc *cs, size_t i)
         err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "expected a plugin name");
     else {
         char err[1024];
-        c->plugin_name = ib_arena_strdup(&L->cfg->arena, pname);
+        c->plugin_name = pname;
         c->plugin = ib_plugins_get(L->plugins, pname, err, sizeof err);
         if (!c->plugin)
             err_node(L, map_get(L, cn, "plugin"), cpath, "plugin", "%s", err);
@@ -1605,8 +1622,6 @@ static void load_connection(struct loader *L, struct csrc *cs, size_t i)
         apply_mapping(L, cn, cpath, sp, 2, extra);
     } else {
         nm.name = scalar(map_get(L, cn, "name"));
-        if (nm.name)
-            nm.name = ib_arena_strdup(&L->cfg->arena, nm.name);
     }
     c->pub.name = nm.name;
     c->call_timeout_ms = nm.call_timeout_ms;
@@ -1616,7 +1631,7 @@ static void load_connection(struct loader *L, struct csrc *cs, size_t i)
         return; /* its blocks cannot be judged without the plugin's schemas */
     struct listsrc src[17];
     size_t nsrc = 0;
-    yaml_node_t *own = get_list(L, cn, cpath, "devices", cs->n_dev == 0);
+    struct ynode *own = get_list(L, cn, cpath, "devices", cs->n_dev == 0);
     if (own)
         src[nsrc++] = (struct listsrc){cs->doc, own};
     for (size_t k = 0; k < cs->n_dev; k++)
@@ -1633,10 +1648,10 @@ static void load_connections(struct loader *L)
     size_t n = 0, cap = 0;
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
-        yaml_node_t *root = yaml_document_get_root_node(L->doc);
-        yaml_node_t *list = get_list(L, root, "", "connections", false);
+        struct ynode *root = ytree_root(L->t);
+        struct ynode *list = get_list(L, root, "", "connections", false);
         for (size_t j = 0; j < list_len(list); j++) {
-            yaml_node_t *cn = node_at(L, list->data.sequence.items.start[j]);
+            struct ynode *cn = item_at(L, list, j);
             const char *name = scalar(map_get(L, cn, "name"));
             size_t k = 0;
             while (name && k < n && !(cs[k].name && strcmp(cs[k].name, name) == 0))
@@ -1652,7 +1667,7 @@ static void load_connections(struct loader *L)
                 struct spec sp = {&name_schema, &nm};
                 static const char *const ext[] = {"extend", "devices", NULL};
                 apply_mapping(L, cn, path, &sp, 1, ext);
-                yaml_node_t *devs = get_list(L, cn, path, "devices", true);
+                struct ynode *devs = get_list(L, cn, path, "devices", true);
                 if (!known)
                     err_node(L, cn, path, "extend",
                              "extends connection '%s', which no earlier file defines",
@@ -1682,8 +1697,7 @@ static void load_connections(struct loader *L)
                     abort();
                 cs = ncs;
             }
-            cs[n++] = (struct csrc){
-                .doc = di, .node = cn, .name = name ? ib_arena_strdup(&L->cfg->arena, name) : NULL};
+            cs[n++] = (struct csrc){.doc = di, .node = cn, .name = name};
         }
     }
     L->cfg->connections =
@@ -1697,13 +1711,13 @@ static void load_connections(struct loader *L)
 
 /* The one definition of a top-level section: a later file may define it again only with
  * `override: true` in it (it then replaces the earlier one). Leaves that document in use. */
-static yaml_node_t *pick_section(struct loader *L, const char *key)
+static struct ynode *pick_section(struct loader *L, const char *key)
 {
-    yaml_node_t *found = NULL;
+    struct ynode *found = NULL;
     size_t fdoc = 0;
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
-        yaml_node_t *n = map_get(L, yaml_document_get_root_node(L->doc), key);
+        struct ynode *n = map_get(L, ytree_root(L->t), key);
         if (!n)
             continue;
         if (found && !flag_set(L, n, "override")) {
@@ -1729,15 +1743,15 @@ static void load_root(struct loader *L)
                                         "connections", "config", "remote_config", NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         use_doc(L, di);
-        yaml_node_t *root = yaml_document_get_root_node(L->doc);
-        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root)))
+        struct ynode *root = ytree_root(L->t);
+        if (!root || (root->type == YNODE_SCALAR && !*scalar(root)))
             continue; /* an empty drop-in is harmless */
         apply_mapping(L, root, "", NULL, 0, extra);
     }
     static const char *const ov[] = {"override", NULL};
     struct gw_section gw = {0};
-    yaml_node_t *n;
-    if ((n = pick_section(L, "gateway")) && n->type != YAML_SCALAR_NODE) {
+    struct ynode *n;
+    if ((n = pick_section(L, "gateway")) && n->type != YNODE_SCALAR) {
         struct spec sp = {&gw_schema, &gw};
         apply_mapping(L, n, "gateway", &sp, 1, ov);
         if (gw.id && !valid_ident(gw.id))
@@ -1758,13 +1772,13 @@ static void load_root(struct loader *L)
 
     struct log_section lg = {.level = 3}; /* info */
     struct spec lsp = {&log_schema, &lg};
-    if ((n = pick_section(L, "log")) && n->type != YAML_SCALAR_NODE)
+    if ((n = pick_section(L, "log")) && n->type != YNODE_SCALAR)
         apply_mapping(L, n, "log", &lsp, 1, ov);
     L->cfg->log_level = IB_LOG_ERR + lg.level;
 
     struct config_section cs = {0};
     struct spec csp = {&config_schema, &cs};
-    if ((n = pick_section(L, "config")) && n->type != YAML_SCALAR_NODE)
+    if ((n = pick_section(L, "config")) && n->type != YNODE_SCALAR)
         apply_mapping(L, n, "config", &csp, 1, ov);
     else
         cs.delay_ms = 1000;
@@ -1799,14 +1813,14 @@ static void load_root(struct loader *L)
     if ((n = pick_section(L, "north"))) {
         static const char *const nextra[] = {"mqtt", "override", NULL};
         if (apply_mapping(L, n, "north", NULL, 0, nextra)) {
-            yaml_node_t *m = map_get(L, n, "mqtt");
+            struct ynode *m = map_get(L, n, "mqtt");
             if (m)
                 load_mqtt(L, m, "north.mqtt");
             else
                 err_node(L, n, "north", NULL, "missing required key 'mqtt'");
         }
     }
-    if ((n = pick_section(L, "store")) && n->type == YAML_SCALAR_NODE)
+    if ((n = pick_section(L, "store")) && n->type == YNODE_SCALAR)
         n = NULL; /* "store:" alone: the defaults */
     load_store(L, n);
     if (L->cfg->has_north && !L->cfg->mqtt.client_id)
@@ -1830,21 +1844,27 @@ static int read_yaml(struct loader *L, const char *path, const char *text)
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
+    ytree_init(&sd->tree, &L->strings);
+    struct yerror ye;
     int rc = -1;
-    if (!yaml_parser_load(&parser, &sd->doc)) {
-        ib_diag_add(L->diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path,
-                    parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                    parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-                    parser.context ? parser.context : "");
+    if (ytree_load(&sd->tree, &parser, &ye) < 0) {
+        ib_diag_add(L->diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path, ye.line,
+                    ye.col, ye.problem ? ye.problem : "unknown", ye.context ? " " : "",
+                    ye.context ? ye.context : "");
+        ytree_free(&sd->tree);
     } else {
-        /* A second document in the same file would be silently ignored: refuse it. */
-        yaml_document_t doc2;
-        if (yaml_document_get_root_node(&sd->doc) && yaml_parser_load(&parser, &doc2)) {
-            if (yaml_document_get_root_node(&doc2))
-                ib_diag_add(L->diag, NULL, NULL,
-                            "%s: holds more than one YAML document ('---'); keep one", path);
-            yaml_document_delete(&doc2);
-        }
+        /* A second document in the same file would be silently ignored: refuse it. It is read
+         * into a scratch tree whose strings are thrown away with it. */
+        struct ib_arena scratch = {0};
+        struct ystrpool sp = {.arena = &scratch};
+        struct ytree doc2;
+        ytree_init(&doc2, &sp);
+        if (ytree_root(&sd->tree) && ytree_load(&doc2, &parser, &ye) == 0 && ytree_root(&doc2))
+            ib_diag_add(L->diag, NULL, NULL,
+                        "%s: holds more than one YAML document ('---'); keep one", path);
+        ytree_free(&doc2);
+        ystr_free(&sp);
+        ib_arena_free(&scratch);
         struct srcdoc **nd = realloc(L->docs, (L->n_docs + 1) * sizeof *nd);
         if (!nd)
             abort();
@@ -1923,13 +1943,13 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     }
     cfg->refs = 1;
     cfg->file = ib_arena_strdup(&cfg->arena, path);
-    struct loader L = {.cfg = cfg, .diag = diag, .plugins = plugins};
+    struct loader L = {.cfg = cfg, .diag = diag, .plugins = plugins, .strings = {&cfg->arena}};
     if (read_yaml(&L, path, NULL) == 0) {
         read_dropins(&L, path, extra);
         L.n_tree = L.n_docs;
         use_doc(&L, 0);
-        yaml_node_t *root = yaml_document_get_root_node(L.doc);
-        if (!root || (root->type == YAML_SCALAR_NODE && !*scalar(root) && L.n_tree == 1)) {
+        struct ynode *root = ytree_root(L.t);
+        if (!root || (root->type == YNODE_SCALAR && !*scalar(root) && L.n_tree == 1)) {
             ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
         } else {
             load_root(&L);
@@ -1948,7 +1968,8 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     }
     cfg->n_files = L.n_tree;
     for (size_t i = 0; i < L.n_docs; i++)
-        yaml_document_delete(&L.docs[i]->doc);
+        ytree_free(&L.docs[i]->tree);
+    ystr_free(&L.strings);
     free(L.docs);
     if (diag->n > errs_before) {
         ib_config_free(cfg);

@@ -1,33 +1,33 @@
 /* Canonical digests of a configuration. Each value is written as "path=value\n" in a fixed
  * order and format (integers in decimal, numbers with 17 significant digits, strings escaped),
- * then hashed with SHA-256 through OpenSSL. */
+ * then hashed with SHA-256 through OpenSSL's SHA256_* functions. Not EVP: its first use loads
+ * OpenSSL's providers, which keeps 1.5 MB of libcrypto resident in a daemon that may never use
+ * TLS; the 1.1.1 API, deprecated since 3.0 but kept, computes the same digest without that. */
 #include "config_hash.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/evp.h>
+#define OPENSSL_API_COMPAT 10101 /* SHA256_Init and co., see above */
+#include <openssl/sha.h>
 
 #include "json.h"
 
 struct hasher {
-    EVP_MD_CTX *ctx;
+    SHA256_CTX ctx;
     struct ib_buf b;
 };
 
 static void h_begin(struct hasher *h)
 {
-    h->ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL);
+    SHA256_Init(&h->ctx);
     h->b = (struct ib_buf){0};
 }
 
 static void h_end(struct hasher *h, unsigned char out[32])
 {
-    unsigned len = 32;
-    EVP_DigestFinal_ex(h->ctx, out, &len);
-    EVP_MD_CTX_free(h->ctx);
+    SHA256_Final(out, &h->ctx);
     ib_buf_free(&h->b);
 }
 
@@ -41,8 +41,8 @@ __attribute__((format(printf, 2, 3))) static void h_kv(struct hasher *h, const c
     va_end(ap);
     if (n < 0)
         return;
-    EVP_DigestUpdate(h->ctx, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
-    EVP_DigestUpdate(h->ctx, "\n", 1);
+    SHA256_Update(&h->ctx, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    SHA256_Update(&h->ctx, "\n", 1);
 }
 
 static void h_str(struct hasher *h, const char *key, const char *v)
@@ -55,7 +55,7 @@ static void h_str(struct hasher *h, const char *key, const char *v)
     else
         ib_buf_puts(&h->b, "null");
     ib_buf_puts(&h->b, "\n");
-    EVP_DigestUpdate(h->ctx, h->b.p, h->b.len);
+    SHA256_Update(&h->ctx, h->b.p, h->b.len);
 }
 
 /* A plugin's params struct, key by key, through its schema. */

@@ -6,6 +6,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
+/* The key path of a where that has a parent. */
+static void where_path(const struct ib_where *w, struct ib_buf *b)
+{
+    if (w->parent)
+        where_path(w->parent, b);
+    else if (w->path)
+        ib_buf_puts(b, w->path);
+    if (w->parent)
+        ib_buf_printf(b, ".%s[%u]", w->path, w->index);
+}
+
 void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt,
                   va_list ap)
 {
@@ -22,7 +35,10 @@ void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, 
     }
     char *out = NULL;
     int rc;
-    const char *path = w && w->path ? w->path : "";
+    struct ib_buf pb = {0};
+    if (w && w->parent)
+        where_path(w, &pb);
+    const char *path = pb.p ? pb.p : w && w->path ? w->path : "";
     const char *dot = (*path && key) ? "." : "";
     if (w && w->file && line > 0 && !*path && !key)
         rc = asprintf(&out, "%s:%d:%d: %s", w->file, line, col, msg);
@@ -34,6 +50,7 @@ void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, 
                       (*path || key) ? ": " : "", msg);
     else
         rc = asprintf(&out, "%s", msg);
+    ib_buf_free(&pb);
     if (rc < 0)
         return;
     if (d->n == d->cap) {

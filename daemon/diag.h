@@ -15,9 +15,14 @@ struct ib_keypos {
 
 struct ib_where {
     const char *file;
-    const char *path; /* key path of the node: connections[0].devices[1] */
-    int line, col;    /* 1-based */
+    /* The key path of the node: connections[0].devices[1]. With `parent`, only its last step:
+     * the path is the parent's, then ".", this, "[index]" (so that each of a group's thousands
+     * of tags does not keep a copy of the group's path). */
+    const char *path;
+    const struct ib_where *parent;
+    int line, col; /* 1-based */
     unsigned n_keys;
+    unsigned index;
     const struct ib_keypos *keys;
 };
 

@@ -40,11 +40,12 @@ struct group_rt {
     struct ib_report_state *rs; /* per tag: what was last sent */
     uint32_t *send_idx;         /* per poll: the tags to send */
     char **tag_topics;          /* layout tag: per tag */
-    char topic[512];
+    char *topic;                /* layout batch (with a north) */
     int64_t next_due;
     int last_rc;
     uint8_t last_reason;
-    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call */
+    /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
+     * at the group's first stall (most groups never stall) */
     struct ib_sample *stall_samples;
     uint32_t *all_idx; /* 0 .. n_tags-1 */
     struct ib_buf stall_body;
@@ -87,6 +88,7 @@ struct poller {
     /* poller thread only: */
     bool open;
     unsigned open_failures;
+    unsigned opens; /* attempts to open, ever */
     int64_t next_open_ms;
     uint64_t rng;
 };
@@ -202,6 +204,7 @@ static void ensure_open(struct poller *p, int64_t now)
 {
     if (p->open || now < p->next_open_ms)
         return;
+    p->opens++;
     int rc = plugin_open(p);
     if (rc == 0) {
         p->open = true;
@@ -311,6 +314,7 @@ oom:
 static void *poller_main(void *arg)
 {
     struct poller *p = arg;
+    unsigned trimmed = 0; /* p->opens when the stack was last trimmed */
     int64_t start = ib_monotonic_ms();
     for (size_t i = 0; i < p->n_groups; i++)
         p->groups[i].next_due = start;
@@ -339,6 +343,12 @@ static void *poller_main(void *arg)
                 g->next_due += ((after - g->next_due) / iv + 1) * iv;
             pthread_mutex_lock(&p->mu);
             continue;
+        }
+        /* Opening a connection runs deep (libmodbus resolves the host with getaddrinfo): give
+         * back the stack pages that only it touched, 4 KiB per poller otherwise kept. */
+        if (p->opens != trimmed) {
+            ib_stack_trim();
+            trimmed = p->opens;
         }
         /* Sleep at most 1 s so that the heartbeat stays fresh for the watchdog. */
         if (wait > 1000)
@@ -380,6 +390,7 @@ static void poller_free(struct poller *p)
         ib_buf_free(&g->stall_body);
         free(g->send_idx);
         free(g->tag_topics);
+        free(g->topic);
         free(g->raw);
         free(g->norm);
         ib_group_enc_free(&g->enc);
@@ -418,16 +429,12 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
-            g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
-            g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
-            if (!g->raw || !g->norm || !g->rs || !g->send_idx || !g->stall_samples || !g->all_idx ||
+            if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
                                   cc->devices[d].meta_json, g->g, g->cg))
                 return -1;
-            for (uint32_t t = 0; t < g->g->n_tags; t++) {
+            for (uint32_t t = 0; t < g->g->n_tags; t++)
                 ib_report_state_init(&g->rs[t], now);
-                g->all_idx[t] = t;
-            }
             if (!cfg->has_north)
                 continue;
             struct ib_topic_vars v = {.gateway = cfg->gateway_id,
@@ -435,12 +442,15 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
                                       .device = dc->name,
                                       .group = g->g->name};
             if (cfg->mqtt.layout != IB_LAYOUT_TAG) {
-                if (ib_topic_expand(cfg->mqtt.topic, &v, g->topic, sizeof g->topic) < 0) {
+                char buf[512];
+                if (ib_topic_expand(cfg->mqtt.topic, &v, buf, sizeof buf) < 0) {
                     ib_diag_add(diag, dc->where, NULL,
                                 "the topic of group '%s' is longer than %zu bytes", g->g->name,
-                                sizeof g->topic - 1);
+                                sizeof buf - 1);
                     return -1;
                 }
+                if (!(g->topic = strdup(buf)))
+                    return -1;
                 continue;
             }
             g->tag_topics = calloc(g->g->n_tags, sizeof *g->tag_topics);
@@ -953,6 +963,21 @@ bool ib_gateway_healthy(struct ib_gateway *gw, int64_t max_age_ms)
  * buffers: the group's encoder is only read, never written, so sharing it is safe. */
 static void publish_stalled(struct poller *p, struct group_rt *g, int64_t ts)
 {
+    if (!g->stall_samples) {
+        g->stall_samples = calloc(g->g->n_tags, sizeof *g->stall_samples);
+        g->all_idx = calloc(g->g->n_tags, sizeof *g->all_idx);
+        if (!g->stall_samples || !g->all_idx) {
+            free(g->stall_samples);
+            free(g->all_idx);
+            g->stall_samples = NULL;
+            g->all_idx = NULL;
+            ib_log(IB_LOG_ERR, p->cc->pub.name, g->dev_name, NULL,
+                   "out of memory: group %s is not reported bad", g->g->name);
+            return;
+        }
+        for (uint32_t t = 0; t < g->g->n_tags; t++)
+            g->all_idx[t] = t;
+    }
     for (uint32_t t = 0; t < g->g->n_tags; t++)
         ib_sample_bad(&g->stall_samples[t], ts, IB_R_TIMEOUT, 0);
     if (!p->cfg->has_north)

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,8 +423,8 @@ static void set_idle_or_clear(struct daemon *d)
 
 /* Apply `next` (loaded by the caller, errors so far in `diag`) or report why not. Returns 0 if
  * applied. */
-static int apply(struct daemon *d, const char *why, struct ib_config *next, struct ib_diag *diag,
-                 int64_t attempted)
+static int apply_config(struct daemon *d, const char *why, struct ib_config *next,
+                        struct ib_diag *diag, int64_t attempted)
 {
     struct ib_reload_summary sum;
     if (!next || ib_gateway_reload(d->gw, next, diag, &sum) < 0) {
@@ -456,6 +457,16 @@ static int apply(struct daemon *d, const char *why, struct ib_config *next, stru
     set_idle_or_clear(d);
     publish_config_status(d, "applied", attempted, NULL);
     return 0;
+}
+
+static int apply(struct daemon *d, const char *why, struct ib_config *next, struct ib_diag *diag,
+                 int64_t attempted)
+{
+    int rc = apply_config(d, why, next, diag, attempted);
+    /* The load freed its YAML trees, and what was replaced or refused (a configuration,
+     * pollers) is gone too: give the pages back, which glibc keeps otherwise. */
+    malloc_trim(0);
+    return rc;
 }
 
 static void notify_reloading(const char *why)
@@ -779,6 +790,9 @@ int main(int argc, char **argv)
     }
     if (o.log_level < 0)
         ib_log_set_level(cfg->log_level);
+    /* Loading freed its YAML trees; glibc keeps freed heap pages until asked. (At start the
+     * gateway's allocations mostly reuse them; after a reload this matters: see apply().) */
+    malloc_trim(0);
 
     int rc = 0;
     if (o.check) {

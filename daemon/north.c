@@ -492,9 +492,21 @@ static void *north_main(void *arg)
     return NULL;
 }
 
+/* paho initialises OpenSSL itself unless told not to, whether or not TLS is used: that runs
+ * enough of libcrypto to keep 1.3 MB of it resident. OpenSSL 3 initialises itself when a TLS
+ * connection first needs it. */
+static void paho_init(void)
+{
+    MQTTAsync_init_options o = MQTTAsync_init_options_initializer;
+    o.do_openssl_init = 0;
+    MQTTAsync_global_init(&o);
+}
+
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
                               struct ib_store *q)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, paho_init);
     struct ib_north *n = calloc(1, sizeof *n);
     if (!n)
         return NULL;

@@ -5,7 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 struct ib_arena_chunk {
     struct ib_arena_chunk *next;
@@ -13,39 +15,61 @@ struct ib_arena_chunk {
     max_align_t data[];
 };
 
+#define ARENA_CHUNK 16384
+
+/* `size` bytes at a multiple of `align` (a power of two, at most that of max_align_t), not
+ * zeroed. A request larger than a quarter chunk gets a chunk of its own, kept behind the current
+ * one so that the current one's free space stays in use. */
+static void *arena_take(struct ib_arena *a, size_t size, size_t align)
+{
+    struct ib_arena_chunk *c = a->chunks;
+    size_t off = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (c && off <= c->size && c->size - off >= size) {
+        c->used = off + size;
+        return (char *)c->data + off;
+    }
+    bool own = size > ARENA_CHUNK / 4;
+    size_t csize = own ? size : ARENA_CHUNK;
+    struct ib_arena_chunk *n = malloc(sizeof(*n) + csize);
+    if (!n) {
+        fputs("ironbridge: out of memory\n", stderr);
+        abort();
+    }
+    n->used = size;
+    n->size = csize;
+    if (own && c) {
+        n->next = c->next;
+        c->next = n;
+    } else {
+        n->next = c;
+        a->chunks = n;
+    }
+    return n->data;
+}
+
 void *ib_arena_alloc(struct ib_arena *a, size_t size)
 {
-    const size_t align = sizeof(max_align_t);
-    size = (size + align - 1) / align * align;
-    if (size == 0)
-        size = align;
-    struct ib_arena_chunk *c = a->chunks;
-    if (!c || c->size - c->used < size) {
-        size_t csize = size > 16384 ? size : 16384;
-        c = malloc(sizeof(*c) + csize);
-        if (!c) {
-            fputs("ironbridge: out of memory\n", stderr);
-            abort();
-        }
-        c->used = 0;
-        c->size = csize;
-        c->next = a->chunks;
-        a->chunks = c;
-    }
-    void *p = (char *)c->data + c->used;
-    c->used += size;
+    return ib_arena_alloc_align(a, size, sizeof(max_align_t));
+}
+
+void *ib_arena_alloc_align(struct ib_arena *a, size_t size, size_t align)
+{
+    void *p = arena_take(a, size ? size : 1, align);
     memset(p, 0, size);
+    return p;
+}
+
+char *ib_arena_strndup(struct ib_arena *a, const char *s, size_t n)
+{
+    char *p = arena_take(a, n + 1, 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
     return p;
 }
 
 char *ib_arena_strdup(struct ib_arena *a, const char *s)
 {
-    if (!s)
-        return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = ib_arena_alloc(a, n);
-    memcpy(p, s, n);
-    return p;
+    return s ? ib_arena_strndup(a, s, strlen(s)) : NULL;
 }
 
 /* GCC 12 with -fsanitize=undefined claims "null format string" for vsnprintf with a format
@@ -61,7 +85,7 @@ char *ib_arena_printf(struct ib_arena *a, const char *fmt, ...)
     va_end(ap);
     if (n < 0)
         n = 0;
-    char *p = ib_arena_alloc(a, (size_t)n + 1);
+    char *p = arena_take(a, (size_t)n + 1, 1);
     if ((size_t)n < sizeof small) {
         memcpy(p, small, (size_t)n + 1);
     } else {
@@ -210,4 +234,25 @@ int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t
     if (cap <= min_ms)
         return min_ms;
     return min_ms + (int64_t)(ib_rand64(rng) % (uint64_t)(cap - min_ms + 1));
+}
+
+void ib_stack_trim(void)
+{
+    pthread_attr_t at;
+    void *lo;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &at) != 0)
+        return;
+    int rc = pthread_attr_getstack(&at, &lo, &size);
+    pthread_attr_destroy(&at);
+    uintptr_t frame = (uintptr_t)__builtin_frame_address(0);
+    if (rc != 0 || frame < (uintptr_t)lo || frame >= (uintptr_t)lo + size)
+        return;
+    /* Nothing below this frame is live: the frame and the madvise() call beneath it take far
+     * less than 1 KiB; the pages wholly below that go. */
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t top = (frame - 1024) & ~(pg - 1);
+    uintptr_t base = ((uintptr_t)lo + pg - 1) & ~(pg - 1);
+    if (top > base)
+        madvise((void *)base, top - base, MADV_DONTNEED);
 }

@@ -15,9 +15,13 @@ struct ib_arena {
     struct ib_arena_chunk *chunks;
 };
 
-/* Zeroed memory owned by the arena; aborts on out-of-memory (configuration time only). */
+/* Zeroed memory owned by the arena; aborts on out-of-memory (configuration time only).
+ * ib_arena_alloc aligns for any type; ib_arena_alloc_align to `align` (a power of two, at most
+ * alignof(max_align_t)). Strings are not aligned at all. */
 void *ib_arena_alloc(struct ib_arena *a, size_t size);
+void *ib_arena_alloc_align(struct ib_arena *a, size_t size, size_t align);
 char *ib_arena_strdup(struct ib_arena *a, const char *s);
+char *ib_arena_strndup(struct ib_arena *a, const char *s, size_t n); /* n bytes of s, then NUL */
 char *ib_arena_printf(struct ib_arena *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ib_arena_free(struct ib_arena *a);
@@ -48,6 +52,11 @@ int ib_cond_init_monotonic(pthread_cond_t *cv);
 
 int64_t ib_now_ms(void);       /* CLOCK_REALTIME, ms since the epoch */
 int64_t ib_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */
+
+/* Give back the pages of the calling thread's stack below the current frame (a page is kept
+ * below it): a deep call leaves them resident for the thread's life otherwise. Threads made
+ * by pthread_create only. */
+void ib_stack_trim(void);
 
 /* Capped exponential back-off with full jitter: a delay in [min, min(max, min * 2^attempt)]. */
 int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t *rng);

@@ -55,8 +55,9 @@ struct mb_group {
     struct mb_tag *tags; /* config order */
     struct mb_plan plan; /* the planner's requests: what the group reads when nothing refuses */
     uint32_t n_reqs;
-    struct mb_req *reqs;    /* as read now; room for n_tags */
-    struct mb_req *scratch; /* room for n_tags: bisection results */
+    struct mb_req *reqs;    /* as read now; room for plan.n_requests, or for n_tags once scratch
+                               is made (a block was refused: bisection may split it per tag) */
+    struct mb_req *scratch; /* NULL, or room for n_tags: bisection results */
     uint32_t *req_of;       /* tag -> its request in reqs */
     uint16_t *regs;         /* plan.n_registers */
     uint8_t *bits;          /* plan.n_bits, one byte per bit as libmodbus stores them */

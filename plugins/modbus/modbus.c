@@ -453,11 +453,10 @@ static int build_group(struct resolver *rs, const struct ib_group_config *gc,
     /* calloc(0) may return NULL; keep one element so NULL always means out of memory. */
     grp->regs = calloc(grp->plan.n_registers + 1, sizeof(*grp->regs));
     grp->bits = calloc(grp->plan.n_bits + 1, sizeof(*grp->bits));
-    grp->reqs = calloc(n + 1, sizeof(*grp->reqs));
-    grp->scratch = calloc(n + 1, sizeof(*grp->scratch));
+    /* Room for the planned requests; a refusal makes room for a request per tag (poll.c). */
+    grp->reqs = calloc(grp->plan.n_requests + 1, sizeof(*grp->reqs));
     grp->req_of = calloc(n + 1, sizeof(*grp->req_of));
-    if (grp->regs == NULL || grp->bits == NULL || grp->reqs == NULL || grp->scratch == NULL ||
-        grp->req_of == NULL)
+    if (grp->regs == NULL || grp->bits == NULL || grp->reqs == NULL || grp->req_of == NULL)
         return IB_ERR_NOMEM; /* the caller's mb_destroy() frees what was allocated */
     for (uint32_t i = 0; i < n; i++) {
         const struct mb_plan_slot *s = &grp->plan.slots[i];

@@ -101,6 +101,10 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     }
     plan->n_slots = n_items;
     free(sorted);
+    /* Room was made for a request per item; keep what is used (a shrink that fails keeps it). */
+    struct mb_plan_request *fit = realloc(plan->requests, plan->n_requests * sizeof(*fit));
+    if (fit != NULL)
+        plan->requests = fit;
 
     for (uint32_t r = 0; r < plan->n_requests; r++) {
         struct mb_plan_request *req = &plan->requests[r];

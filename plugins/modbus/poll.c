@@ -2,6 +2,7 @@
  * is bisected down to the tags it refuses and the split is kept; a device that stops answering
  * costs one timeout and is then backed off, so the others on the line keep their period. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <modbus.h>
@@ -180,6 +181,25 @@ static void bisect(struct poll_ctx *pc, const struct mb_req *parent, uint32_t a,
     uint32_t mid = a + (b - a) / 2;
     bisect(pc, parent, a, mid, false, 0);
     bisect(pc, parent, mid, b, false, 0);
+}
+
+/* Bisection needs room for a request per tag, in reqs and in scratch. Most groups never meet a
+ * refusal: the room is made at the first. 0, or -1 (out of memory: nothing changed). */
+static int make_room(struct mb_group *grp)
+{
+    if (grp->scratch != NULL)
+        return 0;
+    struct mb_req *scratch = calloc(grp->n_tags + 1, sizeof(*scratch));
+    if (scratch == NULL)
+        return -1;
+    struct mb_req *reqs = realloc(grp->reqs, (grp->n_tags + 1) * sizeof(*reqs));
+    if (reqs == NULL) {
+        free(scratch);
+        return -1;
+    }
+    grp->reqs = reqs;
+    grp->scratch = scratch;
+    return 0;
 }
 
 /* Replace reqs[r] by the scratch list. The requests still partition the tags, so there is room:
@@ -426,10 +446,12 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
         if (f.reason == IB_R_EXCEPTION)
             pc.answered = true;
         if (is_refusal(&f) && q->n_items > 1) {
-            r += narrow_down(&pc, r, &f, e) - 1;
-            continue;
-        }
-        if (is_refusal(&f) && !q->refused) {
+            if (make_room(grp) == 0) {
+                r += narrow_down(&pc, r, &f, e) - 1;
+                continue;
+            }
+            /* Out of memory: the block fails this poll and is narrowed down at a later one. */
+        } else if (is_refusal(&f) && !q->refused) {
             q->refused = true;
             q->refused_code = f.code;
             grp->split = true;

@@ -231,6 +231,42 @@ static void yaml_syntax(void **state)
     expect_error("north: [\n", "YAML syntax error");
 }
 
+/* Anchors, aliases and documents behave as libyaml's own loader made them: an alias is the
+ * anchored node itself (its errors point at the anchor's node, once per use), an undefined
+ * alias and a reused anchor are syntax errors with their position, a second document is
+ * refused. */
+static void yaml_anchors_and_documents(void **state)
+{
+    (void)state;
+    struct ib_diag d = {0};
+    load(NORTH CONN_HEAD "              - {name: a, table: &t holding, address: 0}\n"
+                         "              - {name: b, table: *t, address: 1}\n",
+         &d);
+    assert_int_equal(d.n, 0);
+    ib_diag_free(&d);
+    load(NORTH CONN_HEAD "              - &tag {name: a, table: holing, address: 0}\n"
+                         "              - *tag\n",
+         &d);
+    assert_int_equal(d.n, 3);
+    assert_non_null(strstr(d.msgs[0], "gw.yaml:14:39: connections[0].devices[0].groups[0]."
+                                      "tags[0].table: unknown value 'holing'"));
+    assert_non_null(strstr(d.msgs[1], "gw.yaml:14:39: connections[0].devices[0].groups[0]."
+                                      "tags[1].table: unknown value 'holing'"));
+    assert_non_null(strstr(d.msgs[2], "gw.yaml:14:23: connections[0].devices[0].groups[0]."
+                                      "tags[1].name: duplicate tag name 'a'"));
+    ib_diag_free(&d);
+    expect_error(NORTH CONN_HEAD "              - {name: a, table: *nope, address: 0}\n",
+                 "gw.yaml:14:34: YAML syntax error: found undefined alias");
+    expect_error(NORTH CONN_HEAD "              - {name: &x a, table: holding, address: 0}\n"
+                                 "              - {name: &x b, table: holding, address: 1}\n",
+                 "gw.yaml:15:24: YAML syntax error: second occurrence found duplicate anchor; "
+                 "first occurrence");
+    expect_error("log:\n  level: [\n", "gw.yaml:3:1: YAML syntax error: did not find expected "
+                                       "node content while parsing a flow node");
+    expect_error(NORTH "---\nlog: {level: info}\n",
+                 "gw.yaml: holds more than one YAML document ('---'); keep one");
+}
+
 static void plaintext_refused(void **state)
 {
     (void)state;
@@ -634,6 +670,7 @@ int main(void)
         cmocka_unit_test(unknown_plugin),
         cmocka_unit_test(missing_file),
         cmocka_unit_test(yaml_syntax),
+        cmocka_unit_test(yaml_anchors_and_documents),
         cmocka_unit_test(plaintext_refused),
         cmocka_unit_test(tls_needs_ca),
         cmocka_unit_test(private_key_permissions),
