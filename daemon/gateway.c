@@ -42,6 +42,7 @@ struct group_rt {
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
     int64_t next_due;
+    int64_t last_poll_ms; /* monotonic start of its last poll */
     int last_rc;
     uint8_t last_reason;
     /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
@@ -310,6 +311,17 @@ oom:
 /* A continuous group whose poll failed (no connection, a unit backed off) waits this long
  * instead of spinning on failures. */
 #define CONTINUOUS_RETRY_MS 100
+/* A continuous group does not outrun the north: while more than this many records wait to be
+ * sent, it waits in steps of CONTINUOUS_HOLD_STEP_MS, but at most CONTINUOUS_RETRY_MS after its
+ * previous poll (so that it keeps collecting, into the store, while the broker is away). */
+#define CONTINUOUS_MAX_UNSENT   8
+#define CONTINUOUS_HOLD_STEP_MS 2
+
+static bool continuous_held(struct poller *p, const struct group_rt *g, int64_t now)
+{
+    return g->g->interval_ms == 0 && now - g->last_poll_ms < CONTINUOUS_RETRY_MS &&
+           ib_store_unsent(p->gw->store) > CONTINUOUS_MAX_UNSENT;
+}
 
 static void *poller_main(void *arg)
 {
@@ -328,7 +340,13 @@ static void *poller_main(void *arg)
             if (p->groups[i].next_due < g->next_due)
                 g = &p->groups[i];
         int64_t wait = g->next_due - now;
+        if (wait <= 0 && continuous_held(p, g, now)) {
+            g->next_due = now + CONTINUOUS_HOLD_STEP_MS; /* another group may be due meanwhile */
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         if (wait <= 0) {
+            g->last_poll_ms = now;
             int64_t ts = ib_now_ms();
             int rc = poll_group(p, g);
             publish_group(p, g, ts);

@@ -1060,6 +1060,18 @@ void ib_store_wake(struct ib_store *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+uint64_t ib_store_unsent(struct ib_store *s)
+{
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    uint64_t n = s->boundary_pending                     ? s->pending
+                 : s->next_seq > s->lane[LANE_LIVE].next ? s->next_seq - s->lane[LANE_LIVE].next
+                                                         : 0;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
 void ib_store_stats(struct ib_store *s, struct ib_store_stats *st)
 {
     pthread_mutex_lock(&s->mu);

@@ -64,6 +64,10 @@ void ib_store_rewind(struct ib_store *s);
 /* Wake a waiter of ib_store_next (the north's state changed). */
 void ib_store_wake(struct ib_store *s);
 
+/* Records queued and not yet handed to the north: while connected, the live records it has
+ * not taken yet; while not, everything not acknowledged. 0 for NULL. */
+uint64_t ib_store_unsent(struct ib_store *s);
+
 void ib_store_stats(struct ib_store *s, struct ib_store_stats *st);
 /* One phrase for the status line: "queue 12 records, 0 dropped" (the backlog: records not yet
  * acknowledged), then only when there is something to say: ", 3 damaged", ", replaying 1200",

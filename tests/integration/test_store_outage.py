@@ -89,5 +89,47 @@ def test_broker_stopped_60s(d):
         proxy.close()
 
 
+def test_continuous_group_outage(d):
+    """A continuous group (interval_ms: 0) does not outrun the north: while the broker is away
+    it collects into the store about every 100 ms instead of as fast as the device answers,
+    and everything it collected arrives afterwards."""
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(sim_map(10), d) as sim, \
+            NotifySocket(d) as ns:
+        proxy = CuttableProxy(b.port)
+        sub1 = Subscriber(b, data_topic(), cafile=p.ca)
+        m = proxied_mqtt(proxy, p)
+        text = store_config(sim.port, m, devices=1, groups=1, tags=10, interval_ms=0)
+        gw = start_gateway(text, d, "gw", ns)
+        check(wait_until(lambda: len(received(sub1)) >= 500, 20),
+              f"no flow from the continuous group\n{gw.log()[-2000:]}")
+        proxy.cut()
+        b.stop()
+        t_stop = time.monotonic()
+        time.sleep(1.5)
+        st1 = status(ns)
+        time.sleep(3)
+        st2 = status(ns)
+        q1, q2 = status_number(st1, "records"), status_number(st2, "records")
+        note(f"continuous group without a broker: status {st1!r}, 3 s later {st2!r}")
+        # About 10 polls/s (one every 100 ms): some 30 in 3 s, not thousands.
+        check(q1 is not None and q2 is not None and q2 - q1 <= 50,
+              f"a continuous group queued {q2 - q1 if q1 and q2 else '?'} records in 3 s "
+              f"without a broker: {st1!r} -> {st2!r}")
+        b.start()
+        sub2 = Subscriber(b, data_topic(), cafile=p.ca)
+        replays = gw.log().count("replay finished")
+        proxy.restore()
+        check(wait_until(lambda: gw.log().count("replay finished") > replays and
+                         len(received(sub2)) >= 500, 30),
+              f"the backlog was not delivered: {status(ns)}\n{gw.log()[-2000:]}")
+        time.sleep(1)
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+        first = [x for x in sub1.messages() if is_data(x) and x.time < t_stop]
+        got = {x.payload["seq"] for x in first + [x for x in sub2.messages() if is_data(x)]}
+        lost = missing(got, min(got), max(got))
+        check(not lost, f"{len(lost)} sequence numbers lost, e.g. {lost[:10]}")
+
+
 if __name__ == "__main__":
-    run([test_broker_stopped_60s])
+    run([test_continuous_group_outage, test_broker_stopped_60s])
