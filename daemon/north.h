@@ -32,7 +32,6 @@ bool ib_north_connected(struct ib_north *n);
 /* Subscribe to `topic` (QoS 1) on every connect and hand each message to fn, called on paho's
  * thread: it must only copy the payload and signal (never block). Set before ib_north_start. */
 typedef void (*ib_north_msg_fn)(void *ud, const char *payload, size_t len);
-void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn,
-                               void *ud);
+void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn, void *ud);
 
 #endif
