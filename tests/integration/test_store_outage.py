@@ -90,22 +90,22 @@ def test_broker_stopped_60s(d):
 
 
 def test_continuous_group_outage(d):
-    """A continuous group (interval_ms: 0) does not outrun the north: while the broker is away
-    it collects into the store about every 100 ms instead of as fast as the device answers,
-    and everything it collected arrives afterwards."""
+    """A continuous group (interval_ms: 0) does not outrun the north: while the broker is out of
+    reach it collects into the store about every 100 ms instead of as fast as the device
+    answers, and everything it collected arrives afterwards. The network is cut, not the broker
+    stopped: a stopped broker loses what it acknowledged but had not yet passed on to a
+    subscriber that fell behind, which is not the gateway's to test."""
     p = session_pki()
     with Mosquitto(d, tls=p.server_tls()) as b, Simulator(sim_map(10), d) as sim, \
             NotifySocket(d) as ns:
         proxy = CuttableProxy(b.port)
-        sub1 = Subscriber(b, data_topic(), cafile=p.ca)
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
         m = proxied_mqtt(proxy, p)
         text = store_config(sim.port, m, devices=1, groups=1, tags=10, interval_ms=0)
         gw = start_gateway(text, d, "gw", ns)
-        check(wait_until(lambda: len(received(sub1)) >= 500, 20),
+        check(wait_until(lambda: len(received(sub)) >= 500, 20),
               f"no flow from the continuous group\n{gw.log()[-2000:]}")
         proxy.cut()
-        b.stop()
-        t_stop = time.monotonic()
         time.sleep(1.5)
         st1 = status(ns)
         time.sleep(3)
@@ -116,17 +116,14 @@ def test_continuous_group_outage(d):
         check(q1 is not None and q2 is not None and q2 - q1 <= 50,
               f"a continuous group queued {q2 - q1 if q1 and q2 else '?'} records in 3 s "
               f"without a broker: {st1!r} -> {st2!r}")
-        b.start()
-        sub2 = Subscriber(b, data_topic(), cafile=p.ca)
         replays = gw.log().count("replay finished")
         proxy.restore()
-        check(wait_until(lambda: gw.log().count("replay finished") > replays and
-                         len(received(sub2)) >= 500, 30),
+        check(wait_until(lambda: gw.log().count("replay finished") > replays, 30),
               f"the backlog was not delivered: {status(ns)}\n{gw.log()[-2000:]}")
         time.sleep(1)
         check(gw.stop() == 0, f"exit status {gw.returncode}")
-        first = [x for x in sub1.messages() if is_data(x) and x.time < t_stop]
-        got = {x.payload["seq"] for x in first + [x for x in sub2.messages() if is_data(x)]}
+        time.sleep(0.5)
+        got = set(received(sub))
         lost = missing(got, min(got), max(got))
         check(not lost, f"{len(lost)} sequence numbers lost, e.g. {lost[:10]}")
 
