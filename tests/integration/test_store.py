@@ -63,14 +63,15 @@ def continue_at(gw):
     return int(m.group(1)) if m else None
 
 
-def start_gateway(text, d, name, ns, state=None):
+def start_gateway(text, d, name, ns, state=None, asan=()):
     """A gateway reporting to notify socket ns; runs given the same state share one store.
     Under AddressSanitizer freed memory is not reused while in quarantine, which would make RSS
     grow with every reconnect attempt: the quarantine is off so that RSS means what it means."""
     env = dict(ns.env())
     env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"),
                                                  "quarantine_size_mb=0",
-                                                 "thread_local_quarantine_size_kb=0"]))
+                                                 "thread_local_quarantine_size_kb=0",
+                                                 *asan]))
     if state is not None:
         env["STATE_DIRECTORY"] = str(state)
     gw = Gateway(text, d, name=name, env=env)
