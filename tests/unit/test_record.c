@@ -110,6 +110,49 @@ static void record_json(void **state)
     ib_group_enc_free(&e);
 }
 
+/* The encoder's fast path for good numbers (fixed-size fragment copies, cached time digits)
+ * gives the same text as the general path: every numeric kind, integers past 2^53, float32,
+ * names and units longer than one 16-byte step, changing source times, and a string (the
+ * general path) between fast ones. */
+static void record_fast_path(void **state)
+{
+    (void)state;
+    struct ib_tag_config tags[6] = {
+        {.name = "i"},   {.name = "u_past_2_pow_53"},
+        {.name = "f32"}, {.name = "a_tag_name_of_forty_characters_exactly_"},
+        {.name = "s"},   {.name = "neg_min"}};
+    struct ib_tag_core core[6] = {{0}, {0}, {.unit = "kWh"}, {.unit = "a unit of 20 chars.."}};
+    struct ib_group_config g = {.name = "g", .n_tags = 6, .tags = tags};
+    struct ib_cfg_group cg = {.tags = core};
+    struct ib_group_enc e;
+    assert_int_equal(ib_group_enc_init(&e, "gw", "c", "d", NULL, &g, &cg), 0);
+    struct ib_sample s[6] = {
+        good((struct ib_value){.type = IB_V_INT, .v.i = -42}),
+        good((struct ib_value){.type = IB_V_UINT, .v.u = UINT64_MAX}),
+        good((struct ib_value){.type = IB_V_DOUBLE, .flags = IB_VF_FLOAT32, .v.d = 123.456f}),
+        good((struct ib_value){.type = IB_V_BOOL, .v.b = true}),
+        good((struct ib_value){.type = IB_V_STRING, .v.s = {"ok", 2}}),
+        good((struct ib_value){.type = IB_V_INT, .v.i = INT64_MIN}),
+    };
+    s[3].ts_ms = 1764163200123; /* a time of its own, then back to 1000 */
+    struct ib_buf b = {0};
+    assert_int_equal(ib_record_encode(&b, &e, 5, s, NULL, 0), 0);
+    assert_string_equal(b.p,
+                        ",\"gateway\":\"gw\",\"connection\":\"c\",\"device\":\"d\","
+                        "\"group\":\"g\",\"ts\":5,\"values\":{"
+                        "\"i\":{\"v\":-42,\"q\":\"good\",\"ts\":1000},"
+                        "\"u_past_2_pow_53\":{\"v\":\"18446744073709551615\",\"q\":\"good\","
+                        "\"ts\":1000},"
+                        "\"f32\":{\"v\":123.456,\"q\":\"good\",\"ts\":1000,\"unit\":\"kWh\"},"
+                        "\"a_tag_name_of_forty_characters_exactly_\":{\"v\":true,\"q\":\"good\","
+                        "\"ts\":1764163200123,\"unit\":\"a unit of 20 chars..\"},"
+                        "\"s\":{\"v\":\"ok\",\"q\":\"good\",\"ts\":1000},"
+                        "\"neg_min\":{\"v\":\"-9223372036854775808\",\"q\":\"good\","
+                        "\"ts\":1000}}}");
+    ib_buf_free(&b);
+    ib_group_enc_free(&e);
+}
+
 static void subset_tag_layout_meta_stale(void **state)
 {
     (void)state;
@@ -152,9 +195,13 @@ static void reason_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(scaling),           cmocka_unit_test(decimal_scales_exact),
-        cmocka_unit_test(non_finite_is_bad), cmocka_unit_test(bad_passes_through),
-        cmocka_unit_test(record_json),       cmocka_unit_test(subset_tag_layout_meta_stale),
+        cmocka_unit_test(scaling),
+        cmocka_unit_test(decimal_scales_exact),
+        cmocka_unit_test(non_finite_is_bad),
+        cmocka_unit_test(bad_passes_through),
+        cmocka_unit_test(record_json),
+        cmocka_unit_test(record_fast_path),
+        cmocka_unit_test(subset_tag_layout_meta_stale),
         cmocka_unit_test(reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
