@@ -10,22 +10,12 @@
 #include <ironbridge/plugin.h>
 
 #include "diag.h"
+#include "north.h"
+#include "report.h"
+#include "store.h"
 #include "util.h"
 
 struct ib_plugin_registry;
-
-enum ib_report_mode {
-    IB_REPORT_ALWAYS = 0,    /* every poll */
-    IB_REPORT_ON_CHANGE = 1, /* when the value differs at all */
-    IB_REPORT_DEADBAND = 2,  /* when a number moved by more than the deadband since last sent */
-};
-
-/* How a tag is reported, resolved from its group's report section and its own keys. */
-struct ib_report_cfg {
-    uint8_t mode;         /* enum ib_report_mode */
-    double deadband;      /* absolute, in the tag's (scaled) unit; a percent is resolved */
-    int64_t heartbeat_ms; /* re-send an unchanged value after this long; 0: never */
-};
 
 /* What the core does with a tag's value, beside what the plugin reads. */
 struct ib_tag_core {
@@ -51,11 +41,6 @@ struct ib_cfg_device {
     const char *meta_json; /* the device's metadata as a JSON object, or NULL */
 };
 
-enum ib_layout {
-    IB_LAYOUT_BATCH = 0, /* one message per device group per poll */
-    IB_LAYOUT_TAG = 1,   /* one message per tag */
-};
-
 struct ib_cfg_connection {
     struct ib_connection_config pub; /* handed to the plugin's create() */
     const char *plugin_name;
@@ -63,49 +48,6 @@ struct ib_cfg_connection {
     struct ib_cfg_device *devices;  /* parallel to pub.devices[] */
     const struct ib_where *where;
     int64_t call_timeout_ms; /* a plugin call longer than this stalls the connection */
-};
-
-struct ib_mqtt_cfg {
-    const char *url;
-    const char *client_id;
-    bool allow_insecure;
-    int64_t qos;
-    const char *topic;
-    const char *status_topic;
-    const char *config_status_topic;
-    int64_t keepalive_s;
-    int64_t connect_timeout_ms;
-    int64_t reconnect_min_ms;
-    int64_t reconnect_max_ms;
-    int64_t max_inflight;
-    const char *max_inflight_size; /* max_inflight_bytes as written */
-    int64_t flush_timeout_ms;
-    int32_t layout; /* enum ib_layout */
-    const char *username;
-    const char *password_file;
-    /* tls: */
-    const char *ca, *ca_path, *cert, *key;
-    /* derived: */
-    int64_t max_inflight_bytes;
-    bool tls;
-    const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
-    const char *host;
-    int port;
-};
-
-enum ib_fsync_policy { IB_FSYNC_BATCH = 0, IB_FSYNC_ALWAYS = 1 };
-
-/* The durable queue between the core and the north (docs/store.md). */
-struct ib_store_cfg {
-    const char *path;  /* absolute */
-    bool path_default; /* no store.path in the file: $STATE_DIRECTORY/queue or /var/lib/... */
-    int64_t max_bytes;
-    int64_t max_age_ms;
-    int32_t fsync; /* enum ib_fsync_policy */
-    int64_t fsync_interval_ms;
-    int64_t fsync_bytes;
-    int64_t replay_rate; /* backlog records per second; 0: unlimited */
-    int64_t memory_max_bytes;
 };
 
 /* Signed configuration over MQTT (docs/remote-config.md). */

@@ -8,8 +8,41 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "store.h"
+
+enum ib_layout {
+    IB_LAYOUT_BATCH = 0, /* one message per device group per poll */
+    IB_LAYOUT_TAG = 1,   /* one message per tag */
+};
+
+/* The north's settings: the north.mqtt section (docs/configuration.md). */
+struct ib_mqtt_cfg {
+    const char *url;
+    const char *client_id;
+    bool allow_insecure;
+    int64_t qos;
+    const char *topic;
+    const char *status_topic;
+    const char *config_status_topic;
+    int64_t keepalive_s;
+    int64_t connect_timeout_ms;
+    int64_t reconnect_min_ms;
+    int64_t reconnect_max_ms;
+    int64_t max_inflight;
+    const char *max_inflight_size; /* max_inflight_bytes as written */
+    int64_t flush_timeout_ms;
+    int32_t layout; /* enum ib_layout */
+    const char *username;
+    const char *password_file;
+    /* tls: */
+    const char *ca, *ca_path, *cert, *key;
+    /* derived: */
+    int64_t max_inflight_bytes;
+    bool tls;
+    const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
+    const char *host;
+    int port;
+};
 
 struct ib_north;
 

@@ -8,7 +8,18 @@
 
 #include <ironbridge/value.h>
 
-#include "config.h"
+enum ib_report_mode {
+    IB_REPORT_ALWAYS = 0,    /* every poll */
+    IB_REPORT_ON_CHANGE = 1, /* when the value differs at all */
+    IB_REPORT_DEADBAND = 2,  /* when a number moved by more than the deadband since last sent */
+};
+
+/* How a tag is reported, resolved from its group's report section and its own keys. */
+struct ib_report_cfg {
+    uint8_t mode;         /* enum ib_report_mode */
+    double deadband;      /* absolute, in the tag's (scaled) unit; a percent is resolved */
+    int64_t heartbeat_ms; /* re-send an unchanged value after this long; 0: never */
+};
 
 /* What was last sent for a tag. Strings are copied into memory the state owns, which grows
  * only when a longer string comes (not per poll). Zero-initialize; free with

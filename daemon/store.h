@@ -8,7 +8,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
+/* The store section (docs/store.md). */
+enum ib_fsync_policy { IB_FSYNC_BATCH = 0, IB_FSYNC_ALWAYS = 1 };
+
+/* The durable queue between the core and the north (docs/store.md). */
+struct ib_store_cfg {
+    const char *path;  /* absolute */
+    bool path_default; /* no store.path in the file: $STATE_DIRECTORY/queue or /var/lib/... */
+    int64_t max_bytes;
+    int64_t max_age_ms;
+    int32_t fsync; /* enum ib_fsync_policy */
+    int64_t fsync_interval_ms;
+    int64_t fsync_bytes;
+    int64_t replay_rate; /* backlog records per second; 0: unlimited */
+    int64_t memory_max_bytes;
+};
 
 struct ib_store;
 

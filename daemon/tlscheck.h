@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "north.h"
 
 /* Connect to cfg->host:cfg->port, handshake with the configured CA, client certificate and host
  * name check, and write one sentence into `out`. Returns 0 if the handshake and verification

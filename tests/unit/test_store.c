@@ -18,6 +18,7 @@
 
 #include "crc32c.h"
 #include "log.h"
+#include "config.h"
 #include "store.h"
 #include "units.h"
 
