@@ -84,7 +84,8 @@ static void registers(const uint16_t *regs, unsigned n, enum mb_type type, enum 
 
 static void string(const uint16_t *regs, unsigned n, enum mb_order order)
 {
-    char *out = malloc(MB_STRING_CAP(n) ? MB_STRING_CAP(n) : 1);
+    size_t cap = MB_STRING_CAP(n);
+    char *out = malloc(cap > 0 ? cap : 1);
     struct ib_value v;
     uint32_t len = mb_decode_string(regs, n, order, out, &v);
     CHECK(len <= MB_STRING_CAP(n));

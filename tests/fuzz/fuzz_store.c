@@ -152,7 +152,7 @@ static size_t read_all(const char *path, uint8_t *buf, size_t cap)
 static void pack(const char *out, const char *name, uint8_t flags)
 {
     static uint8_t buf[1 << 20];
-    char path[600];
+    char path[1024];
     size_t n = 3;
     snprintf(path, sizeof path, "%s/checkpoint", store_dir);
     size_t ck = read_all(path, buf + 3, 256);
