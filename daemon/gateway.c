@@ -293,14 +293,15 @@ static void publish_group(struct poller *p, struct group_rt *g, int64_t poll_ts)
     if (!g->tag_topics) {
         if (ib_record_encode(&g->body, &g->enc, poll_ts, g->norm, g->send_idx, n) < 0)
             goto oom;
-        ib_store_push(p->gw->store, g->topic, g->body.p, g->body.len);
+        ib_store_push(p->gw->store, g->topic, ib_record_seq_head, NULL, g->body.p, g->body.len);
         return;
     }
     for (uint32_t k = 0; k < n; k++) {
         uint32_t i = g->send_idx[k];
         if (ib_record_encode_tag(&g->body, &g->enc, i, &g->norm[i]) < 0)
             goto oom;
-        ib_store_push(p->gw->store, g->tag_topics[i], g->body.p, g->body.len);
+        ib_store_push(p->gw->store, g->tag_topics[i], ib_record_seq_head, NULL, g->body.p,
+                      g->body.len);
     }
     return;
 oom:
@@ -1003,12 +1004,14 @@ static void publish_stalled(struct poller *p, struct group_rt *g, int64_t ts)
     if (!g->tag_topics) {
         if (ib_record_encode(&g->stall_body, &g->enc, ts, g->stall_samples, g->all_idx,
                              g->g->n_tags) == 0)
-            ib_store_push(p->gw->store, g->topic, g->stall_body.p, g->stall_body.len);
+            ib_store_push(p->gw->store, g->topic, ib_record_seq_head, NULL, g->stall_body.p,
+                          g->stall_body.len);
         return;
     }
     for (uint32_t t = 0; t < g->g->n_tags; t++)
         if (ib_record_encode_tag(&g->stall_body, &g->enc, t, &g->stall_samples[t]) == 0)
-            ib_store_push(p->gw->store, g->tag_topics[t], g->stall_body.p, g->stall_body.len);
+            ib_store_push(p->gw->store, g->tag_topics[t], ib_record_seq_head, NULL, g->stall_body.p,
+                          g->stall_body.len);
 }
 
 size_t ib_gateway_supervise(struct ib_gateway *gw)

@@ -52,6 +52,13 @@ struct ib_north {
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
     atomic_bool connected;
 
+    /* The north thread's own wake-up: paho's callbacks, the store (ib_store_set_notify) and the
+     * main thread set `woken` and signal; the north thread waits here between its steps. A leaf
+     * lock: nothing else is taken while it is held (lock order in north.h). */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    bool woken;
+
     /* north thread only: */
     MQTTAsync client;
     unsigned attempt;
@@ -61,9 +68,29 @@ struct ib_north {
     char password[256];
 };
 
+/* Any thread, with or without n->mu or store.mu held. */
 static void wake(struct ib_north *n)
 {
-    ib_store_wake(n->q);
+    pthread_mutex_lock(&n->wake_mu);
+    n->woken = true;
+    pthread_cond_signal(&n->wake_cv);
+    pthread_mutex_unlock(&n->wake_mu);
+}
+
+static void wake_from_store(void *ud)
+{
+    wake(ud);
+}
+
+/* The north thread: wait up to ms for a wake-up (one since the last wait counts). */
+static void wait_wake(struct ib_north *n, int64_t ms)
+{
+    struct timespec dl = ib_deadline_ms(ms > 0 ? ms : 0);
+    pthread_mutex_lock(&n->wake_mu);
+    while (!n->woken && pthread_cond_timedwait(&n->wake_cv, &n->wake_mu, &dl) == 0)
+        ;
+    n->woken = false;
+    pthread_mutex_unlock(&n->wake_mu);
 }
 
 /* ---- paho callbacks (paho's threads) --------------------------------------------------------- */
@@ -443,28 +470,29 @@ static void *north_main(void *arg)
             if (now >= n->next_attempt_ms)
                 start_connect(n);
             else
-                ib_store_next(
-                    n->q, (int)(n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now),
-                    0, &(struct ib_store_rec){0});
+                wait_wake(n, n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now);
             continue;
         }
         if (st == N_CONNECTING) {
             /* Wait for paho's answer; the callbacks wake us. */
             if (stopping && now >= flush_deadline)
                 break;
-            ib_store_next(n->q, 200, 0, &(struct ib_store_rec){0});
+            wait_wake(n, 200);
             continue;
         }
         struct ib_store_rec r;
-        if (!ib_store_next(n->q, 200, inflight_limit(n), &r))
+        int64_t wait_ms;
+        if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
+            wait_wake(n, wait_ms > 0 && wait_ms < 200 ? wait_ms : 200);
             continue;
+        }
         int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
         if (rc != 0) {
             ib_store_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
                 set_failure(n, true, "disconnected while sending");
             } else {
-                ib_store_next(n->q, 50, 0, &(struct ib_store_rec){0});
+                wait_wake(n, 50);
             }
         }
     }
@@ -513,6 +541,8 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
     n->cfg = cfg;
     n->q = q;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->wake_mu, NULL);
+    ib_cond_init_monotonic(&n->wake_cv);
     n->rng = (uint64_t)ib_now_ms() ^ ((uint64_t)(uintptr_t)n << 16);
     n->rl_fail = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 3);
     n->rl_tls = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 6);
@@ -527,8 +557,11 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
 
 int ib_north_start(struct ib_north *n)
 {
-    if (pthread_create(&n->thread, NULL, north_main, n) != 0)
+    ib_store_set_notify(n->q, wake_from_store, n);
+    if (pthread_create(&n->thread, NULL, north_main, n) != 0) {
+        ib_store_set_notify(n->q, NULL, NULL);
         return -1;
+    }
     n->started = true;
     return 0;
 }
@@ -556,6 +589,7 @@ void ib_north_stop(struct ib_north *n, bool flush)
     pthread_mutex_unlock(&n->mu);
     wake(n);
     pthread_join(n->thread, NULL);
+    ib_store_set_notify(n->q, NULL, NULL);
     n->started = false;
 }
 
@@ -566,6 +600,8 @@ void ib_north_free(struct ib_north *n)
     ib_north_stop(n, false);
     free(n->cfgstat);
     pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->wake_mu);
+    pthread_cond_destroy(&n->wake_cv);
     explicit_bzero(n->password, sizeof n->password);
     free(n);
 }

@@ -1,7 +1,16 @@
 /* The north: publishes the outbound queue's records to an MQTT broker through paho MQTTAsync,
  * over TLS with verification unless plaintext was allowed explicitly. One thread of its own
  * drives connect, reconnect with capped jittered back-off, and sending; pollers never wait on it.
- */
+ *
+ * Threads and locks: the north thread, paho's threads (callbacks) and the main thread (start,
+ * stop, config status). Two locks of the north and one of the store, always taken in this order:
+ *   north.mu       the connection state and the contexts paho holds; a PUBACK callback holds it
+ *                  while it calls ib_store_ack/nack (which take store.mu);
+ *   store.mu       the store's state (store.h); the store calls the north's wake-up under it;
+ *   north.wake_mu  the north thread's own wake-up (a flag and a condition variable): a leaf,
+ *                  nothing is taken while it is held.
+ * The north thread waits only on its wake-up, never on the store's lock or conditions; the
+ * store wakes it (ib_store_set_notify) when records, acknowledgements or floors change. */
 #ifndef IB_NORTH_H
 #define IB_NORTH_H
 

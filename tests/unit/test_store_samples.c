@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "log.h"
+#include "record.h"
 #include "store.h"
 
 struct sample {
@@ -84,7 +85,7 @@ static void expect_records(struct ib_store *s, const uint64_t *want, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         struct ib_store_rec r;
-        assert_true(ib_store_next(s, 0, 1000, &r));
+        assert_true(ib_store_next(s, 1000, &r, NULL));
         assert_int_equal(r.seq, want[i]);
         assert_string_equal(r.topic, "plant/line1/meter");
         char p[96];
@@ -94,7 +95,7 @@ static void expect_records(struct ib_store *s, const uint64_t *want, size_t n)
         assert_memory_equal(r.payload, p, r.len);
     }
     struct ib_store_rec r;
-    assert_false(ib_store_next(s, 0, 1000, &r));
+    assert_false(ib_store_next(s, 1000, &r, NULL));
 }
 
 static size_t range(uint64_t *out, uint64_t lo, uint64_t hi, uint64_t skip)
@@ -126,7 +127,7 @@ static void whole(void **state)
     assert_null(strstr(log_text(&x), "damaged"));
     uint64_t w[32];
     expect_records(s, w, range(w, 4, 20, 0));
-    assert_int_equal(ib_store_push(s, "t", "}", 1), 21);
+    assert_int_equal(ib_store_push(s, "t", ib_record_seq_head, NULL, "}", 1), 21);
     close_sample(&x);
 }
 
