@@ -154,7 +154,8 @@ static void refuse(const struct ib_store_cfg *cfg, const char *what, int err)
                : "make store.path a directory this user can write");
 }
 
-struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
+/* A store with its settings copied, nothing opened yet; NULL when out of memory. */
+static struct ib_store *store_new(const struct ib_store_cfg *cfg)
 {
     struct ib_store *s = calloc(1, sizeof *s);
     char *path = strdup(cfg->path);
@@ -165,7 +166,7 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
     }
     s->settings = *cfg;
     s->settings.path = path;
-    s->cfg = cfg = &s->settings;
+    s->cfg = &s->settings;
     s->dirfd = s->ckpt_fd = s->active_fd = s->sealed_fd = -1;
     s->lane[0].fd = s->lane[1].fd = -1;
     pthread_mutex_init(&s->mu, NULL);
@@ -178,22 +179,28 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
                                            : mb / 16;
     s->max_record = mb / 4 < MAX_RECORD ? mb / 4 : MAX_RECORD;
     s->seg_age_ms = cfg->max_age_ms / 8 > 1000 ? cfg->max_age_ms / 8 : 1000;
+    return s;
+}
 
+/* Create, open and lock the directory. Returns false after logging why. */
+static bool open_dir(struct ib_store *s)
+{
+    const struct ib_store_cfg *cfg = s->cfg;
     if (make_dirs(cfg->path) < 0) {
         refuse(cfg, "cannot create the store directory", errno);
-        goto fail;
+        return false;
     }
     s->dirfd = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0) {
         refuse(cfg, "cannot open the store directory", errno);
-        goto fail;
+        return false;
     }
     if (flock(s->dirfd, LOCK_EX | LOCK_NB) < 0) {
         ib_log(IB_LOG_ERR, NULL, NULL, NULL,
                "store: %s is in use by another process (another ironbridge?); two gateways "
                "cannot share a store: give each its own store.path",
                cfg->path);
-        goto fail;
+        return false;
     }
     struct stat st;
     if (fstat(s->dirfd, &st) == 0 && (st.st_mode & 077))
@@ -202,59 +209,68 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
                "data: chmod 700 it",
                cfg->path, (unsigned)(st.st_mode & 07777));
     read_boot_id(s->boot_id, sizeof s->boot_id);
+    return true;
+}
 
-    struct ib_store_ckpt ck = {0};
-    bool have_ck = false;
-    s->ckpt_fd = openat(s->dirfd, CKPT_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->ckpt_fd < 0) {
+/* Open the checkpoint file and read it into *ck. Returns 1 (read), 0 (none, or damaged: logged)
+ * or -1 after logging why the store cannot be used. */
+static int open_checkpoint(struct ib_store *s, struct ib_store_ckpt *ck)
+{
+    int fd = s->ckpt_fd = openat(s->dirfd, CKPT_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
         int e = errno;
         if (!disk_condition(e)) {
-            refuse(cfg, "cannot write in the store directory", e);
-            goto fail;
+            refuse(s->cfg, "cannot write in the store directory", e);
+            return -1;
         }
-        int ro = openat(s->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
-        if (ro >= 0) {
-            have_ck = store_ckpt_read(ro, &ck);
-            close(ro);
-        }
-    } else {
-        have_ck = store_ckpt_read(s->ckpt_fd, &ck);
+        fd = openat(s->dirfd, CKPT_NAME, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return 0;
     }
-    if (have_ck)
-        s->ck_gen = ck.gen;
+    int rc = store_ckpt_read(fd, ck);
+    if (fd != s->ckpt_fd)
+        close(fd);
+    if (rc == 0)
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "store: the checkpoint %s/%s is damaged (no valid slot): which records were "
+               "acknowledged is unknown, so every record on disk is sent again (duplicates, "
+               "not losses); sequence numbers continue after the highest on disk",
+               s->cfg->path, CKPT_NAME);
+    if (rc <= 0)
+        return 0;
+    s->ck_gen = ck->gen;
+    return 1;
+}
 
-    struct store_open_report rep = {0};
-    int rc = store_load_segments(s, &ck, have_ck, &rep);
-    if (rc < 0) {
-        refuse(cfg, "cannot read the store directory", -rc);
-        goto fail;
-    }
-    uint64_t disk_last = 0;
+/* The highest number that may have been used before this start (docs/store.md "Sequence
+ * numbers"); *jumped when it is above what the disk holds because the machine restarted. */
+static uint64_t seq_high(const struct ib_store *s, const struct ib_store_ckpt *ck, bool have_ck,
+                         bool *jumped)
+{
+    uint64_t hi = have_ck ? ck->acked : 0;
     for (size_t i = 0; i < s->n_segs; i++)
-        if (s->segs[i].n && s->segs[i].last > disk_last)
-            disk_last = s->segs[i].last;
-    uint64_t hi = disk_last, acked = have_ck ? ck.acked : 0;
-    if (acked > hi)
-        hi = acked;
-    bool jumped = false;
-    if (have_ck && ck.clean) {
-        if (ck.next_seq - 1 > hi)
-            hi = ck.next_seq - 1;
-    } else if (have_ck && strcmp(ck.boot_id, s->boot_id) == 0 && s->boot_id[0]) {
+        if (s->segs[i].n && s->segs[i].last > hi)
+            hi = s->segs[i].last;
+    *jumped = false;
+    if (!have_ck)
+        return hi;
+    if (ck->clean)
+        return ck->next_seq - 1 > hi ? ck->next_seq - 1 : hi;
+    if (s->boot_id[0] && strcmp(ck->boot_id, s->boot_id) == 0)
         /* Killed, but the machine kept running: the page cache kept every byte written, and
          * records sent from memory stayed below the persisted mem_floor. */
-        if (ck.mem_floor > hi)
-            hi = ck.mem_floor;
-    } else if (have_ck) {
-        /* Power loss or a crash of the machine: records of the last fsync window may be gone
-         * although sent. Continue above every number that could have been sent. */
-        if (ck.floor > hi) {
-            hi = ck.floor;
-            jumped = true;
-        }
-    }
+        return ck->mem_floor > hi ? ck->mem_floor : hi;
+    /* Power loss or a crash of the machine: records of the last fsync window may be gone
+     * although sent. Continue above every number that could have been sent. */
+    *jumped = ck->floor > hi;
+    return *jumped ? ck->floor : hi;
+}
+
+/* Set the counters and lanes for the records found, numbers continuing after hi. */
+static void resume(struct ib_store *s, uint64_t hi, uint64_t acked, uint64_t damaged)
+{
     s->next_seq = hi + 1;
-    s->damaged = rep.damaged;
+    s->damaged = damaged;
     for (size_t i = 0; i < s->n_segs; i++)
         s->pending += s->segs[i].n - s->segs[i].done;
     s->lane[LANE_BACKLOG] =
@@ -264,34 +280,44 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
     s->backlog_active = true;
     s->floor_ok = s->mem_floor_ok = hi;
     s->ck_acked = acked;
+}
 
+/* Persist the reservation and start the active segment. Returns false after logging why the
+ * store cannot be used (a full or read-only disk is not a reason). */
+static bool start_writing(struct ib_store *s, uint64_t hi, uint64_t acked)
+{
     struct ib_store_ckpt now = {.acked = acked, .floor = hi + SEQ_RESERVE, .mem_floor = hi};
-    rc = store_ckpt_write(s, &now);
+    int rc = store_ckpt_write(s, &now);
     if (rc == 0) {
         s->floor_ok = now.floor;
     } else {
         if (!disk_condition(-rc)) {
-            refuse(cfg, "cannot write the checkpoint in", -rc);
-            goto fail;
+            refuse(s->cfg, "cannot write the checkpoint in", -rc);
+            return false;
         }
         s->ck_failed = true;
     }
     rc = store_seg_create(s, s->next_seq);
     if (rc < 0) {
         if (!disk_condition(-rc)) {
-            refuse(cfg, "cannot create a segment file in", -rc);
-            goto fail;
+            refuse(s->cfg, "cannot create a segment file in", -rc);
+            return false;
         }
         store_disk_fail(s, -rc);
     }
-    if (rep.damaged || rep.places) {
-        char b[32];
-        ib_format_size(b, sizeof b, rep.damaged_bytes);
+    return true;
+}
+
+static void log_open(const struct ib_store *s, const struct store_open_report *rep, bool jumped)
+{
+    char b[32];
+    if (rep->damaged || rep->places) {
+        ib_format_size(b, sizeof b, rep->damaged_bytes);
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                "store: discarded %" PRIu64 " damaged records (%s in %" PRIu64
                " places: a torn tail from a crash or power cut, or damaged media) while opening "
                "%s; the other records are kept and will be sent",
-               rep.damaged, b, rep.places, cfg->path);
+               rep->damaged, b, rep->places, s->cfg->path);
     }
     if (jumped)
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
@@ -300,12 +326,34 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
                "lost; sequence numbers continue at %" PRIu64
                ", above every number it could have sent",
                s->next_seq);
-    char b[32];
-    ib_format_size(b, sizeof b, rep.bytes);
+    ib_format_size(b, sizeof b, rep->bytes);
     ib_log(IB_LOG_INFO, NULL, NULL, NULL,
            "store: %s: %" PRIu64 " records (%s) waiting from an earlier run; sequence numbers "
            "continue at %" PRIu64,
-           cfg->path, s->pending, b, s->next_seq);
+           s->cfg->path, s->pending, b, s->next_seq);
+}
+
+struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
+{
+    struct ib_store *s = store_new(cfg);
+    if (!s)
+        return NULL;
+    struct ib_store_ckpt ck = {0};
+    int have_ck = open_dir(s) ? open_checkpoint(s, &ck) : -1;
+    if (have_ck < 0)
+        goto fail;
+    struct store_open_report rep = {0};
+    int rc = store_load_segments(s, &ck, have_ck, &rep);
+    if (rc < 0) {
+        refuse(s->cfg, "cannot read the store directory", -rc);
+        goto fail;
+    }
+    bool jumped;
+    uint64_t hi = seq_high(s, &ck, have_ck, &jumped), acked = have_ck ? ck.acked : 0;
+    resume(s, hi, acked, rep.damaged);
+    if (!start_writing(s, hi, acked))
+        goto fail;
+    log_open(s, &rep, jumped);
     if (pthread_create(&s->flusher, NULL, store_flusher_main, s) != 0) {
         ib_log(IB_LOG_ERR, NULL, NULL, NULL, "store: cannot start its flusher thread");
         goto fail;

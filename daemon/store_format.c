@@ -73,6 +73,7 @@ int ib_store_scan_segment(const unsigned char *m, size_t size, uint64_t id, uint
                 r->first = f.seq;
             r->n++;
             r->done += f.seq <= acked;
+            r->open_bytes += f.seq <= acked ? 0 : fl;
             r->last = f.seq;
             r->last_ts = f.ts;
             prev = f.seq;

@@ -65,6 +65,7 @@ struct ib_store_scan {
     uint64_t first, last, n, done; /* seqs of the first and last intact record; intact records;
                                       those at or below `acked` */
     uint64_t valid_end;            /* offset after the last intact frame */
+    uint64_t open_bytes;           /* bytes of the intact frames above `acked` */
     int64_t last_ts;               /* append time of the last intact record */
     uint64_t bad_regions, bad_records, bad_bytes; /* damage followed by an intact frame */
     uint64_t tail_bytes;                          /* damage up to the end: a torn tail */

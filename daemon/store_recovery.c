@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include "units.h"
+
 struct copy_out {
     int fd;
     uint64_t off;
@@ -107,6 +109,63 @@ static bool seg_load(struct ib_store *s, const char *name, uint64_t id, uint64_t
     return true;
 }
 
+/* What lies around a segment file: the last record of the files before it, the next file's id
+ * (0: none), the last record on disk at a clean stop (0: unknown). */
+struct gap {
+    uint64_t prev_last, next_id, clean_last;
+};
+
+/* Records a torn tail held: up to the next file's first record, or up to the last record
+ * written before a clean stop; at least one (the incomplete one). */
+static uint64_t torn_records(uint64_t id, const struct ib_store_scan *r, const struct gap *g)
+{
+    uint64_t last = r->n ? r->last : id - 1;
+    if (g->next_id)
+        return g->next_id > last + 1 ? g->next_id - last - 1 : 0;
+    return g->clean_last > last ? g->clean_last - last : 1;
+}
+
+/* A file named like a segment with neither a valid header nor an intact record, whose name
+ * falls among records another file holds: the store never made it (it names each new segment
+ * after the next seq, above every record before it), so it held none of ours. */
+static bool foreign_file(uint64_t id, const struct ib_store_scan *r, const struct gap *g)
+{
+    return r->header_bad && !r->n && r->valid_end + r->tail_bytes >= SEG_HDR &&
+           (id == 0 || g->prev_last >= id);
+}
+
+/* Count and log what a segment file lost (docs/store.md "Damage"). */
+static void report_damage(const char *name, uint64_t id, const struct ib_store_scan *r,
+                          const struct gap *g, struct store_open_report *rep)
+{
+    uint64_t size = r->valid_end + r->tail_bytes, places = r->bad_regions + !!r->tail_bytes;
+    if (foreign_file(id, r, g)) {
+        char b[32];
+        ib_format_size(b, sizeof b, size);
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "store: %s is not a segment of this store (%s without a valid header or any "
+               "intact record, named among records another file holds): deleted; no record was "
+               "lost",
+               name, b);
+        return;
+    }
+    uint64_t lost = r->bad_records + (r->tail_bytes ? torn_records(id, r, g) : 0);
+    rep->places += places;
+    rep->damaged_bytes += r->bad_bytes + r->tail_bytes;
+    rep->damaged += lost;
+    if (lost || places)
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "store: %s: %" PRIu64 " damaged bytes in %" PRIu64 " place%s%s: %" PRIu64
+               " records discarded",
+               name, r->bad_bytes + r->tail_bytes, places, places == 1 ? "" : "s",
+               r->tail_bytes ? " (a torn tail cut off)" : "", lost);
+    if (r->header_bad && r->n)
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "store: %s: its header was damaged (bad media?); rewritten, its %" PRIu64
+               " intact records are kept",
+               name, r->n);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -151,38 +210,18 @@ int store_load_segments(struct ib_store *s, const struct ib_store_ckpt *ck, bool
     closedir(d);
     if (n) /* qsort(NULL, 0) is undefined */
         qsort(ids, n, sizeof *ids, cmp_u64);
-    uint64_t acked = have_ck ? ck->acked : 0;
+    uint64_t acked = have_ck ? ck->acked : 0, prev_last = 0;
     for (size_t i = 0; i < n; i++) {
         char name[40];
         store_seg_name(name, sizeof name, ids[i]);
         struct ib_store_scan r;
         bool keep = seg_load(s, name, ids[i], acked, &r);
-        uint64_t lost = r.bad_records;
-        if (r.tail_bytes) {
-            /* What the torn tail held: up to the next file's first record, or up to the last
-             * record written before a clean stop; at least one (the incomplete one). */
-            uint64_t last = r.n ? r.last : ids[i] - 1, t = 1;
-            if (i + 1 < n) {
-                t = ids[i + 1] > last + 1 ? ids[i + 1] - last - 1 : 0;
-            } else if (have_ck && ck->clean && ck->disk_last > last) {
-                t = ck->disk_last - last;
-            }
-            lost += t;
-            rep->places++;
-            rep->damaged_bytes += r.tail_bytes;
-        }
-        if (r.bad_regions) {
-            rep->places += r.bad_regions;
-            rep->damaged_bytes += r.bad_bytes;
-        }
-        if (lost || r.tail_bytes || r.bad_regions)
-            ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
-                   "store: %s: %" PRIu64 " damaged bytes in %" PRIu64 " place%s%s: %" PRIu64
-                   " records discarded",
-                   name, r.bad_bytes + r.tail_bytes, r.bad_regions + (r.tail_bytes ? 1 : 0),
-                   r.bad_regions + (r.tail_bytes ? 1 : 0) == 1 ? "" : "s",
-                   r.tail_bytes ? " (a torn tail cut off)" : "", lost);
-        rep->damaged += lost;
+        struct gap g = {.prev_last = prev_last,
+                        .next_id = i + 1 < n ? ids[i + 1] : 0,
+                        .clean_last = have_ck && ck->clean ? ck->disk_last : 0};
+        report_damage(name, ids[i], &r, &g, rep);
+        if (r.n && r.last > prev_last)
+            prev_last = r.last;
         if (!keep)
             continue;
         if (s->n_segs == s->cap_segs) {
@@ -213,7 +252,7 @@ int store_load_segments(struct ib_store *s, const struct ib_store_ckpt *ck, bool
                                             .last_ts = r.last_ts};
         s->disk_bytes += size;
         rep->records += r.n - r.done;
-        rep->bytes += size;
+        rep->bytes += r.open_bytes;
     }
     free(ids);
     return 0;
