@@ -4,6 +4,7 @@
 #include "north.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,6 +13,8 @@
 
 #include <MQTTAsync.h>
 
+#include <ironbridge/log.h>
+
 #include "log.h"
 #include "tlscheck.h"
 #include "topic.h"
@@ -19,12 +22,17 @@
 
 enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
 
+/* A connection that holds this long (with nothing to deliver) ends a failure episode. */
+#define NORTH_STABLE_MS 10000
+/* The sendctx seq of the retained "online" published at each connect. */
+#define SEQ_ONLINE UINT64_MAX
+
 /* One per message handed to paho: the callback finds its record by seq. `gen` tells a callback
  * of an earlier client from one of the current. Listed so that what paho never calls back is
  * freed when the client is destroyed. */
 struct sendctx {
     struct ib_north *n;
-    uint64_t seq; /* 0: a status message, not a record */
+    uint64_t seq; /* 0: a status message, not a record; SEQ_ONLINE: the "online" status */
     size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
     unsigned gen;
     struct sendctx *prev, *next;
@@ -47,9 +55,12 @@ struct ib_north {
     bool conn_failed, conn_lost, stopping, flush;
     char *cfgstat;     /* retained config-status payload */
     bool cfgstat_sent; /* published on the current connection */
-    char fail_msg[256];
+    char fail_msg[512];
     struct sendctx *ctxs;
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
+    bool delivered;        /* the broker acknowledged a record on this connection */
+    bool ready;            /* it acknowledged the "online" status: records may go */
+    char tls_raw[256];     /* OpenSSL's last line of this attempt (logged at debug only) */
     atomic_bool connected;
 
     /* The north thread's own wake-up: paho's callbacks, the store (ib_store_set_notify) and the
@@ -63,9 +74,12 @@ struct ib_north {
     MQTTAsync client;
     unsigned attempt;
     int64_t next_attempt_ms;
+    int64_t up_since_ms; /* when the current connection came up */
     uint64_t rng;
-    struct ib_ratelimit rl_fail, rl_tls;
-    char password[256];
+    struct ib_episode ep; /* the broker connection failing: from the first failure until a
+                             connection delivers (or holds for NORTH_STABLE_MS) */
+    bool plain_warned;
+    char password[IB_NORTH_PASSWORD_MAX + 1];
 };
 
 /* Any thread, with or without n->mu or store.mu held. */
@@ -122,7 +136,11 @@ static void set_failure(struct ib_north *n, bool lost, const char *why)
 static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 {
     char why[256];
-    if (r && r->message)
+    const char *refused = r ? ib_north_connack_text(r->code) : NULL;
+    if (refused)
+        snprintf(why, sizeof why, "the broker refused the connection: CONNACK return code %d (%s)",
+                 r->code, refused);
+    else if (r && r->message)
         snprintf(why, sizeof why, "%s", r->message);
     else if (r)
         snprintf(why, sizeof why, "%s (code %d)", MQTTAsync_strerror(r->code), r->code);
@@ -164,11 +182,14 @@ static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
     pthread_mutex_lock(&n->mu);
-    if (c->gen == n->gen && c->seq) {
+    if (c->gen == n->gen && c->seq == SEQ_ONLINE) {
+        n->ready |= ok;
+    } else if (c->gen == n->gen && c->seq) {
         if (ok)
             ib_store_ack(n->q, c->seq);
         else
             ib_store_nack(n->q, c->seq);
+        n->delivered |= ok;
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
@@ -187,16 +208,16 @@ static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
     ctx_done(ctx, false);
 }
 
+/* OpenSSL's own line for a failed handshake, on paho's thread. It comes before the clear cause
+ * (the diagnostic handshake, schedule_retry) and at every retry: kept for debug only. */
 static int on_tls_error(const char *str, size_t len, void *u)
 {
     struct ib_north *n = u;
-    /* Called on paho's thread during the handshake; the rate limit is ours alone there. */
+    int l = (int)(len > 0 && str[len - 1] == '\n' ? len - 1 : len);
     pthread_mutex_lock(&n->mu);
-    int ok = ib_ratelimit_ok(&n->rl_tls, ib_monotonic_ms());
+    snprintf(n->tls_raw, sizeof n->tls_raw, "%.*s", l, str);
     pthread_mutex_unlock(&n->mu);
-    if (ok >= 0)
-        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: TLS with %s failed: %.*s", n->cfg->url,
-               (int)(len > 0 && str[len - 1] == '\n' ? len - 1 : len), str);
+    ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: TLS with %s: %.*s", n->cfg->url, l, str);
     return 0;
 }
 
@@ -218,17 +239,52 @@ static unsigned inflight_limit(struct ib_north *n)
     return st.inflight ? (unsigned)st.inflight : 1;
 }
 
-static int read_secret(const char *path, char *out, size_t len)
+int ib_north_read_password(const char *path, char *out, size_t len, char *err, size_t err_len)
 {
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
+        snprintf(err, err_len, "cannot read password_file %s: %s", path, strerror(errno));
         return -1;
-    size_t n = fread(out, 1, len - 1, f);
+    }
+    size_t n = fread(out, 1, len, f);
     fclose(f);
-    out[n] = '\0';
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        out[--n] = '\0';
+    size_t line = 0;
+    while (line < n && out[line] != '\n' && out[line] != '\0')
+        line++;
+    bool ended = line < n || n < len; /* a newline (or NUL) or the end of the file came */
+    if (line && out[line - 1] == '\r')
+        line--;
+    if (!ended || line >= len) {
+        explicit_bzero(out, len);
+        snprintf(err, err_len,
+                 "password_file %s: its first line is longer than %zu bytes, the longest "
+                 "password ironbridge sends; not connecting: put the password alone on the "
+                 "first line",
+                 path, len - 1);
+        return -1;
+    }
+    out[line] = '\0';
+    explicit_bzero(out + line, len - line);
+    if (!line) {
+        snprintf(err, err_len,
+                 "password_file %s: its first line is empty; not connecting: put the password "
+                 "on the first line",
+                 path);
+        return -1;
+    }
     return 0;
+}
+
+const char *ib_north_connack_text(int code)
+{
+    static const char *const text[] = {
+        [1] = "unacceptable protocol version",
+        [2] = "client identifier rejected",
+        [3] = "server unavailable",
+        [4] = "bad user name or password",
+        [5] = "not authorized",
+    };
+    return code >= 1 && code <= 5 ? text[code] : NULL;
 }
 
 static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
@@ -290,6 +346,8 @@ static void drop_client(struct ib_north *n)
     n->inflight_bytes = 0;
     n->state = N_DISCONNECTED;
     n->conn_failed = n->conn_lost = false;
+    n->delivered = n->ready = false;
+    n->tls_raw[0] = '\0';
     pthread_mutex_unlock(&n->mu);
     atomic_store(&n->connected, false);
     while (c) {
@@ -303,6 +361,12 @@ static void drop_client(struct ib_north *n)
 static void start_connect(struct ib_north *n)
 {
     const struct ib_mqtt_cfg *cfg = n->cfg;
+    char err[512];
+    if (cfg->password_file && ib_north_read_password(cfg->password_file, n->password,
+                                                     sizeof n->password, err, sizeof err) < 0) {
+        set_failure(n, false, err); /* the file may be fixed: tried again with back-off */
+        return;
+    }
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
     co.sendWhileDisconnected = 0; /* our queue holds data while offline, not paho's buffer */
     /* paho counts messages not yet written against maxBufferedMessages even while connected
@@ -347,7 +411,8 @@ static void start_connect(struct ib_north *n)
         ssl.ssl_error_cb = on_tls_error;
         ssl.ssl_error_context = n;
         o.ssl = &ssl;
-    } else {
+    } else if (!n->plain_warned) {
+        n->plain_warned = true;
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                "north: connecting to %s in PLAINTEXT (allow_insecure: true): data and "
                "credentials travel unencrypted",
@@ -355,13 +420,8 @@ static void start_connect(struct ib_north *n)
     }
     if (cfg->username)
         o.username = cfg->username;
-    if (cfg->password_file) {
-        if (read_secret(cfg->password_file, n->password, sizeof n->password) < 0)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot read password_file %s: %s",
-                   cfg->password_file, strerror(errno));
-        else
-            o.password = n->password;
-    }
+    if (cfg->password_file)
+        o.password = n->password;
     pthread_mutex_lock(&n->mu);
     n->state = N_CONNECTING;
     n->conn_failed = n->conn_lost = false;
@@ -372,35 +432,92 @@ static void start_connect(struct ib_north *n)
         set_failure(n, false, MQTTAsync_strerror(rc));
 }
 
-static void schedule_retry(struct ib_north *n, const char *why)
+/* A code for a failure's cause: another text is another cause (ib_episode). */
+static long cause_code(bool lost, const char *why)
+{
+    uint32_t h = lost ? 2166136261u : 2166136262u;
+    for (const unsigned char *p = (const unsigned char *)why; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (long)h;
+}
+
+/* paho says only "TCP/TLS connect failure" for a refused certificate: find out why with a
+ * handshake of our own, so that the log tells a person what to fix. */
+static const char *clear_cause(struct ib_north *n, bool lost, const char *why, char *buf,
+                               size_t len)
+{
+    if (lost || !n->cfg->tls || strstr(why, "CONNACK") || strstr(why, "password_file"))
+        return why;
+    if (ib_tls_diagnose(n->cfg, 3000, buf, len) < 0)
+        return buf;
+    return why;
+}
+
+/* A connection attempt failed or a connection was lost: log it as one episode (its start, a
+ * change of cause, a reminder every 10 min; repeats are counted) and schedule the next try with
+ * capped, jittered back-off. */
+static void schedule_retry(struct ib_north *n, bool lost, const char *why_in)
 {
     int64_t delay =
         ib_backoff_ms(n->cfg->reconnect_min_ms, n->cfg->reconnect_max_ms, n->attempt, &n->rng);
     n->attempt++;
-    int s = ib_ratelimit_ok(&n->rl_fail, ib_monotonic_ms());
-    if (s >= 0) {
-        /* paho says only "TCP/TLS connect failure" for a refused certificate: find out why with
-         * a handshake of our own, so that the log tells a person what to fix. */
-        char diag[512] = "";
-        if (n->cfg->tls && ib_tls_diagnose(n->cfg, 3000, diag, sizeof diag) < 0)
-            why = diag;
+    char buf[512];
+    const char *why = clear_cause(n, lost, why_in, buf, sizeof buf);
+    int64_t now = ib_monotonic_ms();
+    const char *url = n->cfg->url;
+    switch (ib_episode_fail(&n->ep, cause_code(lost, why), now)) {
+    case IB_EPISODE_STARTED:
+        if (lost)
+            ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+                   "north: connection to %s lost: %s; unacknowledged messages will be sent "
+                   "again; reconnecting (repeats are counted, not logged, until a connection "
+                   "delivers again)",
+                   url, why);
+        else
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+                   "north: cannot connect to the broker %s: %s; retrying in %.1f s (repeats "
+                   "are counted, not logged, until a connection delivers again)",
+                   url, why, (double)delay / 1000.0);
+        break;
+    case IB_EPISODE_CHANGED:
         ib_log(IB_LOG_ERR, NULL, NULL, NULL,
-               "north: cannot connect to the broker %s: %s; retrying in %.1f s%s", n->cfg->url, why,
-               (double)delay / 1000.0, s > 0 ? " (similar messages were suppressed)" : "");
+               "north: still no working connection to %s, now: %s%s (%" PRIu64
+               " failures in %" PRId64 " s)",
+               url, lost ? "connection lost: " : "", why, n->ep.count,
+               ib_episode_age_s(&n->ep, now));
+        break;
+    case IB_EPISODE_REMIND:
+        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
+               "north: still no working connection to %s: %s%s (%" PRIu64 " failures in %" PRId64
+               " s); retrying",
+               url, lost ? "connection lost: " : "", why, n->ep.count,
+               ib_episode_age_s(&n->ep, now));
+        break;
+    default:
+        ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: %s %s: %s; retrying in %.1f s",
+               lost ? "lost" : "cannot connect to", url, why, (double)delay / 1000.0);
+        break;
     }
-    n->next_attempt_ms = ib_monotonic_ms() + delay;
+    n->next_attempt_ms = now + delay;
 }
 
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
-    if (n->attempt > 0)
-        ib_log(IB_LOG_NOTICE, NULL, NULL, NULL, "north: connected to %s after %u failed attempts",
-               n->cfg->url, n->attempt);
-    else
+    n->up_since_ms = ib_monotonic_ms();
+    if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
-    n->attempt = 0;
-    publish(n, n->status_topic, "online", 6, 1, 1, 0);
+        n->attempt = 0;
+    } else {
+        ib_log(IB_LOG_DEBUG, NULL, NULL, NULL,
+               "north: connected to %s (failing since %" PRId64 " s ago)", n->cfg->url,
+               ib_episode_age_s(&n->ep, n->up_since_ms));
+    }
+    if (publish(n, n->status_topic, "online", 6, 1, 1, SEQ_ONLINE) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->ready = true; /* not handed to paho: do not wait for its acknowledgement */
+        pthread_mutex_unlock(&n->mu);
+    }
     if (n->sub_topic[0]) {
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
@@ -411,6 +528,39 @@ static void on_connected(struct ib_north *n)
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
     pthread_mutex_unlock(&n->mu);
+}
+
+/* Records go to paho only once the broker acknowledged this connection's "online" status. A
+ * broker that drops the connection at each PUBLISH then never holds records: paho 1.3.12 does
+ * not free the messages it still holds unsent when the connection drops (upstream issue 1689;
+ * MQTTAsync_destroy does not either), so what is lost to paho per dropped connection is bounded
+ * by that one small status message. Costs one round trip per connect. */
+static bool connection_ready(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool ready = n->ready;
+    pthread_mutex_unlock(&n->mu);
+    return ready;
+}
+
+/* The failure episode ends when a connection delivers a record, or holds NORTH_STABLE_MS with
+ * nothing to deliver: a broker that takes the connection and drops it at each PUBLISH is
+ * still failing. */
+static void check_stable(struct ib_north *n, int64_t now)
+{
+    if (!n->ep.active)
+        return;
+    pthread_mutex_lock(&n->mu);
+    bool delivered = n->delivered;
+    pthread_mutex_unlock(&n->mu);
+    if (!delivered && now - n->up_since_ms < NORTH_STABLE_MS)
+        return;
+    if (ib_episode_ok(&n->ep, now) == IB_EPISODE_ENDED)
+        ib_log(IB_LOG_NOTICE, NULL, NULL, NULL,
+               "north: connected to %s and delivering again, after %" PRIu64
+               " failed attempts or dropped connections in %" PRId64 " s",
+               n->cfg->url, n->ep.count, ib_episode_age_s(&n->ep, now));
+    n->attempt = 0;
 }
 
 /* Publish the config-status message if it changed or was not sent on this connection. */
@@ -437,7 +587,7 @@ static void *north_main(void *arg)
         enum nstate st = n->state;
         bool failed = n->conn_failed, lost = n->conn_lost, stopping = n->stopping;
         bool flush = n->flush;
-        char why[256];
+        char why[sizeof n->fail_msg];
         memcpy(why, n->fail_msg, sizeof why);
         pthread_mutex_unlock(&n->mu);
         int64_t now = ib_monotonic_ms();
@@ -446,18 +596,13 @@ static void *north_main(void *arg)
             flush_deadline = now + (flush ? n->cfg->flush_timeout_ms : 0);
         if (failed || lost) {
             drop_client(n);
-            if (lost)
-                ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
-                       "north: connection to %s lost: %s; unacknowledged messages will be sent "
-                       "again",
-                       n->cfg->url, why);
-            schedule_retry(n, why);
+            schedule_retry(n, lost, why);
             continue;
         }
         if (st == N_CONNECTED && !atomic_load(&n->connected))
             on_connected(n);
         if (st == N_CONNECTED)
-            send_cfgstat(n);
+            check_stable(n, now);
         if (stopping) {
             struct ib_store_stats s;
             ib_store_stats(n->q, &s);
@@ -480,6 +625,13 @@ static void *north_main(void *arg)
             wait_wake(n, 200);
             continue;
         }
+        if (!connection_ready(n)) {
+            if (stopping && now >= flush_deadline)
+                break;
+            wait_wake(n, 200);
+            continue;
+        }
+        send_cfgstat(n);
         struct ib_store_rec r;
         int64_t wait_ms;
         if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
@@ -544,8 +696,6 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
     pthread_mutex_init(&n->wake_mu, NULL);
     ib_cond_init_monotonic(&n->wake_cv);
     n->rng = (uint64_t)ib_now_ms() ^ ((uint64_t)(uintptr_t)n << 16);
-    n->rl_fail = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 3);
-    n->rl_tls = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 6);
     struct ib_topic_vars v = {.gateway = gateway_id};
     if (ib_topic_expand(cfg->status_topic, &v, n->status_topic, sizeof n->status_topic) < 0)
         snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);

@@ -15,6 +15,7 @@
 #define IB_NORTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -70,6 +71,17 @@ void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
 
 bool ib_north_connected(struct ib_north *n);
+
+/* The longest password sent (bytes of password_file's first line). */
+#define IB_NORTH_PASSWORD_MAX 255
+
+/* Read the password: the first line of `path` (without its \n or \r\n) into out (len bytes,
+ * IB_NORTH_PASSWORD_MAX + 1). Returns 0, or -1 with a sentence in err (naming the file, never
+ * its content) when the file cannot be read, its first line is empty or does not fit. */
+int ib_north_read_password(const char *path, char *out, size_t len, char *err, size_t err_len);
+
+/* The meaning of an MQTT 3.1.1 CONNACK return code 1..5 ("not authorized"), else NULL. */
+const char *ib_north_connack_text(int code);
 
 /* Subscribe to `topic` (QoS 1) on every connect and hand each message to fn, called on paho's
  * thread: it must only copy the payload and signal (never block). Set before ib_north_start. */
