@@ -347,7 +347,6 @@ static void drop_client(struct ib_north *n)
     n->state = N_DISCONNECTED;
     n->conn_failed = n->conn_lost = false;
     n->delivered = n->ready = false;
-    n->tls_raw[0] = '\0';
     pthread_mutex_unlock(&n->mu);
     atomic_store(&n->connected, false);
     while (c) {
@@ -425,6 +424,7 @@ static void start_connect(struct ib_north *n)
     pthread_mutex_lock(&n->mu);
     n->state = N_CONNECTING;
     n->conn_failed = n->conn_lost = false;
+    n->tls_raw[0] = '\0';
     pthread_mutex_unlock(&n->mu);
     ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: connecting to %s", cfg->url);
     rc = MQTTAsync_connect(n->client, &o);
@@ -450,7 +450,12 @@ static const char *clear_cause(struct ib_north *n, bool lost, const char *why, c
         return why;
     if (ib_tls_diagnose(n->cfg, 3000, buf, len) < 0)
         return buf;
-    return why;
+    pthread_mutex_lock(&n->mu); /* our handshake passed, paho's did not: OpenSSL's line helps */
+    bool raw = n->tls_raw[0];
+    if (raw)
+        snprintf(buf, len, "%s (OpenSSL: %s)", why, n->tls_raw);
+    pthread_mutex_unlock(&n->mu);
+    return raw ? buf : why;
 }
 
 /* A connection attempt failed or a connection was lost: log it as one episode (its start, a

@@ -105,14 +105,13 @@ static void housekeeping(struct ib_store *s)
         store_try_recover(s);
     int64_t now = ib_monotonic_ms();
     for (int i = 0; i < N_DROP; i++) {
-        struct episode *e = &s->ep[i];
-        if (e->active && now - e->last_ms >= EPISODE_END_MS) {
+        struct drop_episode *e = &s->ep[i];
+        if (e->ep.active && now - e->last_ms >= EPISODE_END_MS &&
+            ib_episode_ok(&e->ep, now) == IB_EPISODE_ENDED)
             ib_log(IB_LOG_NOTICE, NULL, NULL, NULL,
                    "store: %" PRIu64 " records dropped because %s (seq %" PRIu64 "..%" PRIu64
                    "); no more drops for %d s",
                    e->n, store_drop_reason[i], e->lo, e->hi, EPISODE_END_MS / 1000);
-            e->active = false;
-        }
     }
     if (store_acked_through(s) != s->ck_acked || s->ck_failed)
         store_checkpoint_flush(s);

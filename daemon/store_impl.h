@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include <ironbridge/log.h>
+
 #include "log.h"
 #include "store.h"
 #include "store_format.h"
@@ -73,10 +75,12 @@ struct range {
     uint64_t lo, hi;
 };
 
-struct episode {
-    bool active;
-    uint64_t n, lo, hi;
-    int64_t last_ms;
+/* An episode of drops for one reason (docs/store.md "Counting"): logged when it starts, as a
+ * reminder every 10 min while it lasts, and when no drop came for EPISODE_END_MS. */
+struct drop_episode {
+    struct ib_episode ep;
+    uint64_t n, lo, hi; /* records dropped, first and last seq */
+    int64_t last_ms;    /* the last drop */
 };
 
 struct ib_store {
@@ -130,7 +134,7 @@ struct ib_store {
 
     uint64_t pending, pushed, acked;
     uint64_t dropped[N_DROP], dropped_large, damaged;
-    struct episode ep[N_DROP];
+    struct drop_episode ep[N_DROP];
     struct ib_ratelimit rl_large, rl_damage;
 
     struct ib_buf send; /* the record handed out by ib_store_next */

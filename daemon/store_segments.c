@@ -61,18 +61,30 @@ void store_seg_remove(struct ib_store *s, size_t i)
 
 void store_drop_note(struct ib_store *s, int why, uint64_t n, uint64_t lo, uint64_t hi)
 {
-    struct episode *e = &s->ep[why];
+    struct drop_episode *e = &s->ep[why];
+    int64_t now = ib_monotonic_ms();
     s->dropped[why] += n;
-    if (!e->active) {
-        *e = (struct episode){.active = true, .lo = lo};
+    switch (ib_episode_fail(&e->ep, why, now)) {
+    case IB_EPISODE_STARTED:
+        e->n = 0;
+        e->lo = lo;
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                "store: dropping the oldest records because %s (first seq %" PRIu64
                "); every dropped record is counted in the status",
                store_drop_reason[why], lo);
+        break;
+    case IB_EPISODE_REMIND:
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "store: still dropping the oldest records because %s: %" PRIu64 " in %" PRId64
+               " s (seq %" PRIu64 "..%" PRIu64 ")",
+               store_drop_reason[why], e->n + n, ib_episode_age_s(&e->ep, now), e->lo, hi);
+        break;
+    default:
+        break;
     }
     e->n += n;
     e->hi = hi;
-    e->last_ms = ib_monotonic_ms();
+    e->last_ms = now;
 }
 
 void store_pending_sub(struct ib_store *s, uint64_t n)
