@@ -9,7 +9,7 @@
 
 #include <ironbridge/error.h>
 
-#include "planner.h"
+#include "proto.h"
 
 static bool all_digits(const char *s, size_t n)
 {

@@ -113,7 +113,6 @@ struct mb_failure {
 struct mb_failure mb_classify(int e);
 int mb_severity(int err);
 const char *mb_errtext(int e);
-const char *mb_table_name(unsigned table);
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */

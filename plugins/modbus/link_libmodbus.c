@@ -7,8 +7,7 @@
 #include <modbus.h>
 
 #include "link_impl.h"
-#include "planner.h"
-#include "rtu.h"
+#include "proto.h"
 
 struct lmb_link {
     struct mb_link base; /* first: the link functions cast between the two */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "link_impl.h"
-#include "planner.h"
+#include "proto.h"
 #include "rtu.h"
 
 struct rtcp_link {
@@ -181,20 +181,13 @@ static int transact(struct rtcp_link *l, const uint8_t *req, size_t req_len, uin
     return (int)have;
 }
 
-static const uint8_t read_fc[MB_TABLE_COUNT] = {
-    [MB_TABLE_COIL] = MB_FC_READ_COILS,
-    [MB_TABLE_DISCRETE_INPUT] = MB_FC_READ_DISCRETE_INPUTS,
-    [MB_TABLE_INPUT] = MB_FC_READ_INPUT_REGISTERS,
-    [MB_TABLE_HOLDING] = MB_FC_READ_HOLDING_REGISTERS,
-};
-
 static int rtcp_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, uint16_t count,
                      void *dest)
 {
     uint8_t req[MB_RTU_MAX_ADU], rsp[MB_RTU_MAX_ADU];
     if (table >= MB_TABLE_COUNT)
         return fail(EINVAL);
-    size_t req_len = mb_rtu_read_request(req, (uint8_t)unit, read_fc[table], addr, count);
+    size_t req_len = mb_rtu_read_request(req, (uint8_t)unit, mb_table_read_fc(table), addr, count);
     int len = transact(rtcp(link), req, req_len, rsp);
     if (len < 0)
         return -1;

@@ -93,7 +93,7 @@ void mb_group_restore_plan(struct mb_group *grp)
 
 static void *buffer_at(struct mb_group *grp, uint32_t table, uint32_t buf)
 {
-    if (mb_plan_table_is_bits((enum mb_table)table))
+    if (mb_table_is_bits((enum mb_table)table))
         return grp->bits + buf;
     return grp->regs + buf;
 }

@@ -6,20 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 /* The longest RTU frame: unit, function, 252 bytes of data, CRC. */
 #define MB_RTU_MAX_ADU 256
-
-/* Function codes the plugin sends. */
-enum mb_fc {
-    MB_FC_READ_COILS = 0x01,
-    MB_FC_READ_DISCRETE_INPUTS = 0x02,
-    MB_FC_READ_HOLDING_REGISTERS = 0x03,
-    MB_FC_READ_INPUT_REGISTERS = 0x04,
-    MB_FC_WRITE_SINGLE_COIL = 0x05,
-    MB_FC_WRITE_SINGLE_REGISTER = 0x06,
-    MB_FC_WRITE_MULTIPLE_COILS = 0x0F,
-    MB_FC_WRITE_MULTIPLE_REGISTERS = 0x10,
-};
 
 /* CRC-16/MODBUS of p[0 .. n-1] (polynomial 0xA001 reflected, initial 0xFFFF). On the wire the
  * low byte goes first. */

@@ -8,18 +8,6 @@
 
 #include "instance.h"
 #include "link_impl.h" /* mb_link_now_us */
-#include "rtu.h"       /* function codes */
-
-const char *mb_table_name(unsigned table)
-{
-    static const char *const names[MB_TABLE_COUNT] = {
-        [MB_TABLE_COIL] = "coil",
-        [MB_TABLE_DISCRETE_INPUT] = "discrete_input",
-        [MB_TABLE_INPUT] = "input",
-        [MB_TABLE_HOLDING] = "holding",
-    };
-    return table < MB_TABLE_COUNT ? names[table] : "?";
-}
 
 const char *mb_errtext(int e)
 {

@@ -7,7 +7,6 @@
 #include <modbus.h>
 
 #include "instance.h"
-#include "rtu.h"
 
 /* A failed request of a write: logged, and the ib_err it means. */
 static int write_failed(struct mb_instance *in, const struct mb_device *dev, const struct mb_tag *t,
