@@ -95,6 +95,7 @@ struct mb_instance {
     bool opened_once;
     bool loss_logged;        /* the loss of the current connection was logged */
     int64_t last_request_us; /* when the last request ended (pause_between_requests_ms) */
+    char why[160]; /* what was wrong with the last failed request's response ("" unknown) */
     uint32_t n_devices;
     struct mb_device *devices;
 };
@@ -113,6 +114,8 @@ struct mb_failure {
 struct mb_failure mb_classify(int e);
 int mb_severity(int err);
 const char *mb_errtext(int e);
+/* errno e for a log line, with what was wrong when known (why may be NULL or ""): writes buf. */
+const char *mb_describe(char *buf, size_t n, int e, const char *why);
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */
@@ -120,7 +123,8 @@ int mb_ensure_open(struct mb_instance *in);
 /* Log that opening the link failed with errno err, unless that was the last failure too. */
 void mb_log_open_error(struct mb_instance *in, int err);
 /* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
- * attempt (the link is recovered, or closed when lost). */
+ * attempt (the link is recovered, or closed when lost) and in->why what was wrong with its
+ * response when the link knows. */
 int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
                      uint32_t addr, uint32_t count, void *dest, int *e);
 int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,

@@ -2,6 +2,7 @@
  * is bisected down to the tags it refuses and the split is kept; a device that stops answering
  * costs one timeout and is then backed off, so the others on the line keep their period. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +23,14 @@ struct poll_ctx {
     struct mb_failure worst;
     uint32_t worst_table, worst_start, worst_count;
     int worst_errno;
+    char worst_why[160]; /* what was wrong with its response, when known */
     /* Bisection of one refused block. */
     uint32_t n_scratch;
     bool aborted;
     uint32_t abort_at;
     struct mb_failure abort_f;
     int abort_errno;
+    char abort_why[160];
 };
 
 /* The device refuses the addresses (exception 2, illegal data address) or the length
@@ -53,7 +56,7 @@ static void set_state(struct mb_req *q, int64_t ts, uint8_t reason, uint16_t cod
 }
 
 static void note_worst(struct poll_ctx *pc, const struct mb_failure *f, uint32_t table,
-                       uint32_t start, uint32_t count, int e)
+                       uint32_t start, uint32_t count, int e, const char *why)
 {
     if (mb_severity(f->err) <= mb_severity(pc->worst.err))
         return;
@@ -62,6 +65,7 @@ static void note_worst(struct poll_ctx *pc, const struct mb_failure *f, uint32_t
     pc->worst_start = start;
     pc->worst_count = count;
     pc->worst_errno = e;
+    snprintf(pc->worst_why, sizeof(pc->worst_why), "%s", why);
 }
 
 static void rebuild_req_of(struct mb_group *grp)
@@ -168,6 +172,7 @@ static void bisect(struct poll_ctx *pc, const struct mb_req *parent, uint32_t a,
             pc->abort_at = a;
             pc->abort_f = f;
             pc->abort_errno = e;
+            snprintf(pc->abort_why, sizeof(pc->abort_why), "%s", pc->in->why);
             return;
         }
         pc->answered = true;
@@ -251,7 +256,7 @@ static uint32_t narrow_down(struct poll_ctx *pc, uint32_t r, const struct mb_fai
         append(pc, &parent, pc->abort_at, parent.first + parent.n_items, false, 0,
                pc->in->host->now_ms());
         set_state(q, q->ts_ms, pc->abort_f.reason, pc->abort_f.code);
-        note_worst(pc, &pc->abort_f, q->table, q->start, q->count, pc->abort_errno);
+        note_worst(pc, &pc->abort_f, q->table, q->start, q->count, pc->abort_errno, pc->abort_why);
         if (pc->abort_f.reason == IB_R_CONN_LOST) {
             pc->lost = true;
             mb_note_connection_lost(pc->in, pc->dev, pc->abort_errno);
@@ -265,7 +270,7 @@ static uint32_t narrow_down(struct poll_ctx *pc, uint32_t r, const struct mb_fai
                        &(struct mb_failure){IB_R_EXCEPTION, grp->scratch[k].refused_code,
                                             IB_ERR_EXCEPTION},
                        grp->scratch[k].table, grp->scratch[k].start, grp->scratch[k].count,
-                       MODBUS_ENOBASE + grp->scratch[k].refused_code);
+                       MODBUS_ENOBASE + grp->scratch[k].refused_code, "");
     splice(grp, r, ns);
     MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, NULL,
            "group %s: unit %d refused %s %u..%u (%s); narrowed down to %u request(s) and %u "
@@ -333,10 +338,12 @@ static void log_group_outcome(struct poll_ctx *pc)
         return;
     grp->logged_reason = f->reason;
     grp->logged_code = f->code;
+    char text[256];
     MB_LOG(pc->in, IB_LOG_WARNING, pc->dev->name, NULL,
            "group %s: reading %s %u..%u (unit %d) failed: %s; logged again when this changes",
            grp->name, mb_table_name(pc->worst_table), pc->worst_start,
-           pc->worst_start + pc->worst_count - 1, pc->dev->unit_id, mb_errtext(pc->worst_errno));
+           pc->worst_start + pc->worst_count - 1, pc->dev->unit_id,
+           mb_describe(text, sizeof(text), pc->worst_errno, pc->worst_why));
 }
 
 /* After a poll: back a silent device off for 1, 2, 4 ... poll intervals (at most
@@ -346,6 +353,7 @@ static void account_device(struct poll_ctx *pc)
 {
     struct mb_device *dev = pc->dev;
     struct mb_instance *in = pc->in;
+    char text[256];
     if (pc->silent) {
         dev->failed_polls++;
         if (dev->failed_polls == 1) {
@@ -354,12 +362,15 @@ static void account_device(struct poll_ctx *pc)
                        "unit %d does not answer (%s): its tags are bad, and it is asked again "
                        "only after 1, 2, 4... poll intervals (at most every %u ms) so that the "
                        "other devices keep their poll period",
-                       dev->unit_id, mb_errtext(pc->worst_errno), dev->backoff_max_ms);
+                       dev->unit_id,
+                       mb_describe(text, sizeof(text), pc->worst_errno, pc->worst_why),
+                       dev->backoff_max_ms);
             else
                 MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
                        "unit %d does not answer (%s): its tags are bad; it is asked again at "
                        "every poll (backoff_max_ms: 0)",
-                       dev->unit_id, mb_errtext(pc->worst_errno));
+                       dev->unit_id,
+                       mb_describe(text, sizeof(text), pc->worst_errno, pc->worst_why));
         }
         if (dev->backoff_max_ms == 0)
             return;
@@ -422,7 +433,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
         if (q->refused && grp->polls % MB_REFUSED_RECHECK_POLLS != 0) {
             set_state(q, in->host->now_ms(), IB_R_EXCEPTION, q->refused_code);
             note_worst(&pc, &(struct mb_failure){IB_R_EXCEPTION, q->refused_code, IB_ERR_EXCEPTION},
-                       q->table, q->start, q->count, MODBUS_ENOBASE + q->refused_code);
+                       q->table, q->start, q->count, MODBUS_ENOBASE + q->refused_code, "");
             continue;
         }
         int e = 0;
@@ -458,7 +469,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
             log_refused_tag(&pc, &grp->tags[grp->plan.order[q->first]], f.code);
         }
         set_state(q, ts, f.reason, f.code);
-        note_worst(&pc, &f, q->table, q->start, q->count, e);
+        note_worst(&pc, &f, q->table, q->start, q->count, e, in->why);
         if (f.reason == IB_R_CONN_LOST) {
             pc.lost = true;
             mb_note_connection_lost(in, dev, e);

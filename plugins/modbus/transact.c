@@ -1,6 +1,7 @@
 /* One request as a device needs it: its pause after the previous request, its retries, the check
  * for bytes after the response, and the link brought back into step after a failure. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,12 +15,23 @@ const char *mb_errtext(int e)
     if (e == MB_ESTRAY)
         return "more bytes arrived than the response frame holds";
     if (e == EMBBADSLAVE)
-        return "another unit id answered";
+        return "wrong unit id";
     if (e == ETIMEDOUT)
         return "no response within the timeout";
     if (e == MB_ENORESOLVE)
         return "the host name does not resolve";
+    if (e == EMBBADDATA)
+        return "invalid response";
     return modbus_strerror(e);
+}
+
+const char *mb_describe(char *buf, size_t n, int e, const char *why)
+{
+    if (why == NULL || why[0] == '\0')
+        snprintf(buf, n, "%s", mb_errtext(e));
+    else
+        snprintf(buf, n, "%s: %s", mb_errtext(e), why);
+    return buf;
 }
 
 struct mb_failure mb_classify(int e)
@@ -95,13 +107,10 @@ void mb_log_open_error(struct mb_instance *in, int err)
         MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot %s %s: %s",
                mb_link_kind(in->link) == MB_LINK_RTU ? "open" : "connect to",
                mb_link_name(in->link),
-               /* libmodbus 3.1.6 reports a name that does not resolve as ECONNREFUSED. */
-               err == ECONNREFUSED && mb_link_kind(in->link) == MB_LINK_TCP
-                   ? "connection refused, or the host name does not resolve"
-               : err == ECONNREFUSED ? "connection refused"
-               : err == ETIMEDOUT    ? "no answer within connect_timeout_ms"
-               : err == ENOTTY       ? "the port has no RS-485 mode (rs485: true)"
-                                     : mb_errtext(err));
+               err == ECONNREFUSED ? "connection refused"
+               : err == ETIMEDOUT  ? "no answer within connect_timeout_ms"
+               : err == ENOTTY     ? "the port has no RS-485 mode (rs485: true)"
+                                   : mb_errtext(err));
     }
     in->open_errno = err;
 }
@@ -157,7 +166,7 @@ static int transact(struct mb_instance *in, const struct mb_device *dev, const s
         uint32_t expect = single ? 1 : op->count;
         bool ok = false;
         if (n >= 0) {
-            /* A count other than asked for cannot come from libmodbus or rtu.c (both check
+            /* A count other than asked for cannot come from libmodbus, rtu.c or mbap.c (both check
              * it), but a wrong value must never pass on that assumption alone. */
             if ((uint32_t)n != expect)
                 *e = EMBBADDATA;
@@ -167,8 +176,11 @@ static int transact(struct mb_instance *in, const struct mb_device *dev, const s
                 ok = true;
         }
         in->last_request_us = mb_link_now_us();
-        if (ok)
+        if (ok) {
+            in->why[0] = '\0';
             return n;
+        }
+        snprintf(in->why, sizeof(in->why), "%s", mb_link_why(in->link));
         int lost = mb_link_recover(in->link, *e);
         if (lost != 0) {
             if (mb_classify(*e).reason != IB_R_CONN_LOST)

@@ -13,8 +13,10 @@ static int write_failed(struct mb_instance *in, const struct mb_device *dev, con
                         const char *what, int e)
 {
     struct mb_failure f = mb_classify(e);
+    char text[256];
     MB_LOG(in, IB_LOG_WARNING, dev->name, t->name, "%s %s %u (unit %d) failed: %s", what,
-           mb_table_name(t->table), t->address, dev->unit_id, mb_errtext(e));
+           mb_table_name(t->table), t->address, dev->unit_id,
+           mb_describe(text, sizeof(text), e, in->why));
     if (f.reason == IB_R_CONN_LOST)
         mb_note_connection_lost(in, dev, e);
     return f.err;

@@ -359,6 +359,15 @@ static void spoil(const struct mbt_server *s, enum mbt_fault f, uint8_t *r, size
             }
         }
         return;
+    case MBT_LENGTH_FIELD:
+        if (tcp) {
+            r[4] = 0;
+            r[5] = 46;
+        } else {
+            r[fc + 1] = (uint8_t)(r[fc + 1] + 40);
+            set_crc(r, *n);
+        }
+        return;
     case MBT_WRONG_FUNCTION:
         r[fc] = r[fc] == 4 ? 3 : 4;
         if (!tcp)

@@ -100,6 +100,8 @@ enum mbt_fault {
     MBT_FLIP,            /* XOR byte flip_pos % length of the answer with flip_xor */
     MBT_SLOW,            /* answer after slow_ms */
     MBT_LATE,            /* answer only once the next request has arrived, before reading it */
+    MBT_LENGTH_FIELD,    /* TCP: the MBAP length says 46; RTU: the byte count 40 more (CRC
+                            made to fit); the rest of the answer as it was */
 };
 
 struct mbt_server {
