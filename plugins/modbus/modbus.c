@@ -1,6 +1,7 @@
 /* Modbus driver plugin (TCP, RTU, RTU over TCP): the exported descriptor and its callbacks
  * (create, destroy, open, close, read_group, write_tag), each checking its arguments and handing
  * off to resolve.c, poll.c, write.c and the link. */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -77,14 +78,18 @@ static int mb_open(void *instance)
         mb_log_open_error(in, err);
         return IB_ERR_CONNECTION;
     }
-    if (!in->opened_once)
+    if (!in->opened_once) {
+        in->polls_on_link = 0;
+        int64_t now = in->host->monotonic_ms();
+        if (ib_episode_ok(&in->open_ep, now) == IB_EPISODE_ENDED)
+            MB_LOG(in, IB_LOG_NOTICE, NULL, NULL,
+                   "connected to %s, after %" PRIu64 " failed attempt(s) in %" PRId64 " s",
+                   mb_link_name(in->link), in->open_ep.count, ib_episode_age_s(&in->open_ep, now));
         log_plan(in);
-    else
-        MB_LOG(in, in->open_errno != 0 || in->loss_logged ? IB_LOG_NOTICE : IB_LOG_INFO, NULL, NULL,
-               "connected to %s again", mb_link_name(in->link));
-    in->open_errno = 0;
+    } else {
+        mb_note_opened(in, IB_LOG_INFO);
+    }
     in->opened_once = true;
-    in->loss_logged = false;
     return 0;
 }
 

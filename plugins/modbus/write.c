@@ -114,8 +114,9 @@ int mb_write(struct mb_instance *in, uint32_t device, uint32_t group, uint32_t t
     rc = write_now(in, dev, t, regs, bit);
     if (rc != IB_ERR_CONNECTION && rc != IB_ERR_TIMEOUT && dev->failed_polls > 0) {
         /* It answered: end its back-off now rather than at its next probe. */
-        MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "unit %d answers again (to a write)",
-               dev->unit_id);
+        if (ib_episode_ok(&dev->silent_ep, in->host->monotonic_ms()) == IB_EPISODE_ENDED)
+            MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "unit %d answers again (to a write)",
+                   dev->unit_id);
         dev->failed_polls = 0;
         dev->retry_at_ms = 0;
     }
