@@ -132,8 +132,9 @@ static void resolve_tag(struct resolver *rs, const struct ib_tag_config *tc,
     }
     if (a.table < 0 && p->table < 0) {
         cfg_error(rs, tc->where, "table",
-                  "the table is missing: coil, discrete_input, input or holding (or write the "
-                  "address as a Modicon reference, modicon:4xxxxx)");
+                  "the table is missing: write table: coil, discrete_input, input or holding "
+                  "(or the address as a Modicon reference, e.g. modicon:4%05u for holding %u)",
+                  a.address + 1, a.address);
         return;
     }
     t->table = (uint8_t)(a.table >= 0 ? a.table : (int)mb_schema_table_map[p->table]);

@@ -87,6 +87,7 @@ static void fake_config_error(struct ib_host_ctx *ctx, const void *where, const 
         f->config_where[f->n_config_errors] = where;
     }
     f->n_config_errors++;
+    snprintf(f->last_config_error, sizeof(f->last_config_error), "%s", msg);
     fprintf(stderr, "  [config error] %s: %s\n", key ? key : "-", msg);
 }
 

@@ -34,6 +34,7 @@ struct fake_host {
     unsigned n_config_errors;
     char config_keys[16][24];
     const void *config_where[16];
+    char last_config_error[512];
 };
 
 void fake_init(struct fake_host *f);
