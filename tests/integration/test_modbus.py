@@ -5,13 +5,15 @@ and against pymodbus over Modbus TCP; Modbus RTU through a socat pty pair and RT
 through a socat bridge, both against pymodbus's RTU server; and a dead unit among five on one
 line that must not cost the live ones their poll period."""
 
+import re
 import struct
+import subprocess
 import time
 
-from ibtest import (Gateway, Mosquitto, PymodbusRtuServer, PymodbusServer, Simulator,
+from ibtest import (ROOT, Gateway, Mosquitto, PymodbusRtuServer, PymodbusServer, Simulator,
                     SocatPtyPair, SocatTcpBridge, Subscriber, check, data_topic, device,
                     gateway_config, group, is_data, log_has, modbus_connection, mqtt_section,
-                    note, run, session_pki, wait_until)
+                    note, daemon_path, plugin_dir, run, run_check, session_pki, wait_until)
 
 INTERVAL_MS = 200
 HOLDING_SIZE = 50
@@ -275,7 +277,39 @@ def test_dead_unit_keeps_the_period_of_the_others(d):
           f"{periods}")
 
 
+def test_docs_agree_with_the_plugin(d):
+    """docs/modbus.md against the code: its Modbus TCP example passes --check, its voltage_l1
+    sits where docs/reload.md's CSV puts it, every key --list-plugins prints for the plugin is
+    documented, and CSV tag lists (which work) are not called missing."""
+    text = (ROOT / "docs" / "modbus.md").read_text()
+    example = text[text.index("```yaml\nconnections:"):]
+    example = example[len("```yaml\n"):example.index("  - name: rs485-line-a")]
+    config = ("gateway: {id: docs}\n"
+              "north: {mqtt: {url: \"mqtt://127.0.0.1:1883\", allow_insecure: true}}\n"
+              "store: {path: queue}\n" + example)
+    rc, out = run_check(config, d, "docs-example")
+    check(rc == 0, f"docs/modbus.md's example fails --check:\n{out}\n{config}")
+
+    def voltage_l1(doc, pattern):
+        m = re.search(pattern, doc)
+        check(m, f"no voltage_l1 found with {pattern!r}")
+        return int(m.group(1))
+    reload_doc = (ROOT / "docs" / "reload.md").read_text()
+    a = voltage_l1(text, r"name: voltage_l1, table: holding, address: (\d+)")
+    b = voltage_l1(reload_doc, r"\nvoltage_l1,holding,(\d+),")
+    check(a == b, f"voltage_l1 at {a} in docs/modbus.md, at {b} in docs/reload.md")
+
+    daemon = subprocess.run([str(daemon_path()), "--plugin-dir", str(plugin_dir()),
+                             "--list-plugins"], capture_output=True, text=True, timeout=30)
+    listing = daemon.stdout[daemon.stdout.index("\nmodbus "):]
+    keys = re.findall(r"\n    ([a-z_0-9]+) +(?:string|integer|enum|bool|duration)", listing)
+    check(len(keys) > 20, f"--list-plugins printed too few modbus keys: {keys}")
+    missing = [k for k in keys if f"`{k}`" not in text]
+    check(not missing, f"keys of the plugin not in docs/modbus.md: {missing}")
+    check("not there yet" not in text, "docs/modbus.md still calls something missing")
+
+
 if __name__ == "__main__":
     run([test_types_against_simulator, test_types_against_pymodbus,
          test_rtu_serial_against_pymodbus, test_rtu_over_tcp_through_socat,
-         test_dead_unit_keeps_the_period_of_the_others])
+         test_dead_unit_keeps_the_period_of_the_others, test_docs_agree_with_the_plugin])
