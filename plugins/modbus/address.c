@@ -137,8 +137,7 @@ static int refuse_decimal(const char *text, size_t n, char *err, size_t errlen)
                     text, v);
     if (marked_parses(text))
         return fail(err, errlen,
-                    "address %s is past 65535; protocol addresses are 0 to 65535. If it is a "
-                    "Modicon reference, mark it: modicon:%s",
+                    "address %s is past 65535; if it is a Modicon reference, mark it: modicon:%s",
                     text, text);
     return fail(err, errlen,
                 "address %s is past 65535: protocol addresses are 0 to 65535 (0x0000 to 0xFFFF); "

@@ -1,5 +1,8 @@
-/* Modbus plugin: an instance (one connection) as create() builds it, shared by the callbacks in
- * modbus.c, poll.c, write.c and transact.c. Private to the plugin. */
+/* Modbus plugin: an instance (one connection) as create() builds it (resolve.c), and the calls
+ * its parts make on it: modbus.c (callbacks), poll.c (reads), write.c (writes), transact.c
+ * (requests), connection.c (opening and losing the link), errors.c (what an errno means).
+ * Private to the plugin. All of it runs on the connection's poller thread, except create and
+ * destroy (the daemon's main thread, before the poller starts and after it stopped). */
 #ifndef IB_MODBUS_INSTANCE_H
 #define IB_MODBUS_INSTANCE_H
 
@@ -115,12 +118,14 @@ struct mb_failure {
     int err;        /* enum ib_err */
 };
 
-/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery. */
+/* errors.c */
 struct mb_failure mb_classify(int e);
 int mb_severity(int err);
 const char *mb_errtext(int e);
 /* errno e for a log line, with what was wrong when known (why may be NULL or ""): writes buf. */
 const char *mb_describe(char *buf, size_t n, int e, const char *why);
+
+/* connection.c */
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */
@@ -133,15 +138,17 @@ void mb_note_opened(struct mb_instance *in, int level);
 /* A poll ended on a link that is still open (or closed by close_after_poll) and was not lost:
  * ends a loss episode once a connection has outlived a poll. */
 void mb_note_link_held(struct mb_instance *in);
-/* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
+/* The link was lost with errno e: logged when that starts, changes or is reminded. */
+void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
+
+/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery.
+ * Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
  * attempt (the link is recovered, or closed when lost) and in->why what was wrong with its
  * response when the link knows. */
 int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
                      uint32_t addr, uint32_t count, void *dest, int *e);
 int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
                       uint32_t addr, uint32_t count, const void *data, int *e);
-/* The link was lost with errno e: logged when that starts, changes or is reminded. */
-void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
 
 /* poll.c */
 int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
