@@ -1,5 +1,8 @@
-/* Modbus plugin: an instance (one connection) as create() builds it, shared by the callbacks in
- * modbus.c, poll.c, write.c and transact.c. Private to the plugin. */
+/* Modbus plugin: an instance (one connection) as create() builds it (resolve.c), and the calls
+ * its parts make on it: modbus.c (callbacks), poll.c (reads), write.c (writes), transact.c
+ * (requests), connection.c (opening and losing the link), errors.c (what an errno means).
+ * Private to the plugin. All of it runs on the connection's poller thread, except create and
+ * destroy (the daemon's main thread, before the poller starts and after it stopped). */
 #ifndef IB_MODBUS_INSTANCE_H
 #define IB_MODBUS_INSTANCE_H
 
@@ -7,6 +10,7 @@
 #include <stdint.h>
 
 #include <ironbridge/ironbridge.h>
+#include <ironbridge/log.h>
 
 #include "decode.h"
 #include "link.h"
@@ -27,9 +31,9 @@ struct mb_tag {
     uint8_t bit;    /* MB_TYPE_BIT: which bit, 0 = least significant */
     bool writable;
     bool verify_write;
-    bool decode_failing; /* a decode error was logged; log again only after a good value */
-    bool refusal_logged; /* its refusal (exception when read alone) was logged */
-    char *text;          /* MB_TYPE_STRING: MB_STRING_CAP(width) bytes the sample points into */
+    struct ib_episode decode_ep;  /* its registers hold NaN or infinity */
+    struct ib_episode refusal_ep; /* the device refuses it when it is read alone */
+    char *text; /* MB_TYPE_STRING: MB_STRING_CAP(width) bytes the sample points into */
 };
 
 /* One request as it is read now. The group starts with the planner's requests; a block that the
@@ -63,9 +67,8 @@ struct mb_group {
     uint8_t *bits;          /* plan.n_bits, one byte per bit as libmodbus stores them */
     uint32_t polls;
     bool split; /* reqs differ from the plan */
-    /* The failure last logged (IB_R_NONE: none), so a repeating one is logged once. */
-    uint8_t logged_reason;
-    uint16_t logged_code;
+    /* Its reads fail (cause: reason << 16 | code), logged when that starts, changes, ends. */
+    struct ib_episode ep;
 };
 
 struct mb_device {
@@ -79,9 +82,10 @@ struct mb_device {
     uint32_t n_groups;
     struct mb_group *groups;
     /* Back-off of a device that stopped answering. */
-    uint32_t failed_polls; /* consecutive polls without an answer */
-    int64_t retry_at_ms;   /* monotonic: no I/O before this */
-    uint8_t down_reason;   /* what its bad samples say meanwhile */
+    uint32_t failed_polls;       /* consecutive polls without an answer */
+    struct ib_episode silent_ep; /* it does not answer (cause: reason << 16 | code) */
+    int64_t retry_at_ms;         /* monotonic: no I/O before this */
+    uint8_t down_reason;         /* what its bad samples say meanwhile */
     uint16_t down_code;
 };
 
@@ -91,10 +95,15 @@ struct mb_instance {
     struct mb_link *link;
     uint32_t timeout_ms;
     bool close_after_poll;
-    int open_errno; /* errno of the last failed open (0: the last open succeeded) */
     bool opened_once;
-    bool loss_logged;        /* the loss of the current connection was logged */
+    /* Opening fails (cause: errno). Ends at the next open that succeeds. */
+    struct ib_episode open_ep;
+    /* An open link is lost (cause: errno). Ends only when a connection outlives a poll: a
+     * device that closes after every answer is one episode, however often it is reopened. */
+    struct ib_episode loss_ep;
+    uint32_t polls_on_link;  /* polls that began on the link since it was opened */
     int64_t last_request_us; /* when the last request ended (pause_between_requests_ms) */
+    char why[160]; /* what was wrong with the last failed request's response ("" unknown) */
     uint32_t n_devices;
     struct mb_device *devices;
 };
@@ -109,24 +118,37 @@ struct mb_failure {
     int err;        /* enum ib_err */
 };
 
-/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery. */
+/* errors.c */
 struct mb_failure mb_classify(int e);
 int mb_severity(int err);
 const char *mb_errtext(int e);
-const char *mb_table_name(unsigned table);
+/* errno e for a log line, with what was wrong when known (why may be NULL or ""): writes buf. */
+const char *mb_describe(char *buf, size_t n, int e, const char *why);
+
+/* connection.c */
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */
 int mb_ensure_open(struct mb_instance *in);
-/* Log that opening the link failed with errno err, unless that was the last failure too. */
+/* Opening the link failed with errno err: logged when that starts, changes or is reminded. */
 void mb_log_open_error(struct mb_instance *in, int err);
-/* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
- * attempt (the link is recovered, or closed when lost). */
+/* Opening the link succeeded: ends an open failure episode (logged), and says it at `level`
+ * otherwise (routine reopenings inside a loss episode only at debug level; level < 0: not). */
+void mb_note_opened(struct mb_instance *in, int level);
+/* A poll ended on a link that is still open (or closed by close_after_poll) and was not lost:
+ * ends a loss episode once a connection has outlived a poll. */
+void mb_note_link_held(struct mb_instance *in);
+/* The link was lost with errno e: logged when that starts, changes or is reminded. */
+void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
+
+/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery.
+ * Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
+ * attempt (the link is recovered, or closed when lost) and in->why what was wrong with its
+ * response when the link knows. */
 int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
                      uint32_t addr, uint32_t count, void *dest, int *e);
 int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
                       uint32_t addr, uint32_t count, const void *data, int *e);
-void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
 
 /* poll.c */
 int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
