@@ -5,7 +5,10 @@
 
 #include <modbus.h>
 
-#include "instance.h"
+#include <ironbridge/ironbridge.h>
+
+#include "errors.h"
+#include "link.h" /* MB_ESTRAY, MB_ENORESOLVE */
 
 const char *mb_errtext(int e)
 {

@@ -1,6 +1,6 @@
 /* Modbus plugin: an instance (one connection) as create() builds it (resolve.c), and the calls
- * its parts make on it: modbus.c (callbacks), poll.c (reads), write.c (writes), transact.c
- * (requests), connection.c (opening and losing the link), errors.c (what an errno means).
+ * its parts make on it: modbus.c (callbacks), poll.c (reads), write.c (writes), transact.h
+ * (requests), connection.c (opening and losing the link), errors.h (what an errno means).
  * Private to the plugin. All of it runs on the connection's poller thread, except create and
  * destroy (the daemon's main thread, before the poller starts and after it stopped). */
 #ifndef IB_MODBUS_INSTANCE_H
@@ -13,8 +13,10 @@
 #include <ironbridge/log.h>
 
 #include "decode.h"
+#include "errors.h"
 #include "link.h"
 #include "planner.h"
+#include "transact.h"
 
 /* A refused tag (the device answers it alone with an exception) is tried again alone every this
  * many polls of its group. */
@@ -111,20 +113,6 @@ struct mb_instance {
 #define MB_LOG(in, level, dev, tag, ...)                                                           \
     (in)->host->log((in)->ctx, (level), (dev), (tag), __VA_ARGS__)
 
-/* How a failed request is reported. */
-struct mb_failure {
-    uint8_t reason; /* enum ib_reason */
-    uint16_t code;  /* Modbus exception number */
-    int err;        /* enum ib_err */
-};
-
-/* errors.c */
-struct mb_failure mb_classify(int e);
-int mb_severity(int err);
-const char *mb_errtext(int e);
-/* errno e for a log line, with what was wrong when known (why may be NULL or ""): writes buf. */
-const char *mb_describe(char *buf, size_t n, int e, const char *why);
-
 /* connection.c */
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
@@ -141,14 +129,35 @@ void mb_note_link_held(struct mb_instance *in);
 /* The link was lost with errno e: logged when that starts, changes or is reminded. */
 void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
 
-/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery.
- * Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
- * attempt (the link is recovered, or closed when lost) and in->why what was wrong with its
- * response when the link knows. */
-int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
-                     uint32_t addr, uint32_t count, void *dest, int *e);
-int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
-                      uint32_t addr, uint32_t count, const void *data, int *e);
+/* A request to a device through the instance's link, as transact.h does it; a device in
+ * back-off gets one try: it is probed, not waited for. */
+static inline struct mb_request_ctx mb_request_of(struct mb_instance *in,
+                                                  const struct mb_device *dev)
+{
+    return (struct mb_request_ctx){.link = in->link,
+                                   .unit = dev->unit_id,
+                                   .timeout_ms = dev->timeout_ms,
+                                   .retries = dev->failed_polls > 0 ? 0 : dev->retries,
+                                   .pause_ms = dev->pause_ms,
+                                   .last_request_us = &in->last_request_us,
+                                   .why = in->why,
+                                   .whylen = sizeof in->why};
+}
+
+static inline int mb_transact_read(struct mb_instance *in, const struct mb_device *dev,
+                                   unsigned table, uint32_t addr, uint32_t count, void *dest,
+                                   int *e)
+{
+    struct mb_request_ctx c = mb_request_of(in, dev);
+    return mb_request_read(&c, table, addr, count, dest, e);
+}
+
+static inline int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
+                                    uint32_t addr, uint32_t count, const void *data, int *e)
+{
+    struct mb_request_ctx c = mb_request_of(in, dev);
+    return mb_request_write(&c, fc, addr, count, data, e);
+}
 
 /* poll.c */
 int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,

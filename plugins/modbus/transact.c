@@ -1,20 +1,25 @@
 /* One request as a device needs it: its pause after the previous request, its retries, the check
  * for bytes after the response, and the link brought back into step after a failure. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <modbus.h>
 
-#include "instance.h"
-#include "link_impl.h" /* mb_link_now_us */
+#include <ironbridge/ironbridge.h>
 
-static void pause_for(struct mb_instance *in, const struct mb_device *dev)
+#include "errors.h"
+#include "link_impl.h" /* mb_link_now_us */
+#include "proto.h"
+#include "transact.h"
+
+static void pause_for(const struct mb_request_ctx *c)
 {
-    if (dev->pause_ms == 0 || in->last_request_us == 0)
+    if (c->pause_ms == 0 || *c->last_request_us == 0)
         return;
-    int64_t wait = in->last_request_us + (int64_t)dev->pause_ms * 1000 - mb_link_now_us();
+    int64_t wait = *c->last_request_us + (int64_t)c->pause_ms * 1000 - mb_link_now_us();
     if (wait <= 0)
         return;
     struct timespec ts = {.tv_sec = wait / 1000000, .tv_nsec = (wait % 1000000) * 1000};
@@ -39,21 +44,18 @@ struct op {
     const void *data;
 };
 
-static int transact(struct mb_instance *in, const struct mb_device *dev, const struct op *op,
-                    int *e)
+static int transact(const struct mb_request_ctx *c, const struct op *op, int *e)
 {
-    /* A device in back-off gets one try: it is probed, not waited for. */
-    uint32_t retries = dev->failed_polls > 0 ? 0 : dev->retries;
-    mb_link_set_timeout(in->link, dev->timeout_ms);
+    mb_link_set_timeout(c->link, c->timeout_ms);
     for (uint32_t attempt = 0;; attempt++) {
-        if (!mb_link_is_open(in->link)) {
+        if (!mb_link_is_open(c->link)) {
             *e = ENOTCONN;
             return -1;
         }
-        pause_for(in, dev);
-        int n = op->write ? mb_link_write(in->link, dev->unit_id, op->fc, (uint16_t)op->addr,
+        pause_for(c);
+        int n = op->write ? mb_link_write(c->link, c->unit, op->fc, (uint16_t)op->addr,
                                           (uint16_t)op->count, op->data)
-                          : mb_link_read(in->link, dev->unit_id, op->table, (uint16_t)op->addr,
+                          : mb_link_read(c->link, c->unit, op->table, (uint16_t)op->addr,
                                          (uint16_t)op->count, op->dest);
         *e = errno;
         bool single = op->write &&
@@ -65,38 +67,38 @@ static int transact(struct mb_instance *in, const struct mb_device *dev, const s
              * it), but a wrong value must never pass on that assumption alone. */
             if ((uint32_t)n != expect)
                 *e = EMBBADDATA;
-            else if (mb_link_settle(in->link) < 0)
+            else if (mb_link_settle(c->link) < 0)
                 *e = errno;
             else
                 ok = true;
         }
-        in->last_request_us = mb_link_now_us();
+        *c->last_request_us = mb_link_now_us();
         if (ok) {
-            in->why[0] = '\0';
+            c->why[0] = '\0';
             return n;
         }
-        snprintf(in->why, sizeof(in->why), "%s", mb_link_why(in->link));
-        int lost = mb_link_recover(in->link, *e);
+        snprintf(c->why, c->whylen, "%s", mb_link_why(c->link));
+        int lost = mb_link_recover(c->link, *e);
         if (lost != 0) {
             if (mb_classify(*e).reason != IB_R_CONN_LOST)
                 *e = lost; /* a reconnect after a protocol error failed */
             return -1;
         }
-        if (!retryable(*e) || attempt >= retries)
+        if (!retryable(*e) || attempt >= c->retries)
             return -1;
     }
 }
 
-int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
-                     uint32_t addr, uint32_t count, void *dest, int *e)
+int mb_request_read(const struct mb_request_ctx *c, unsigned table, uint32_t addr, uint32_t count,
+                    void *dest, int *e)
 {
     struct op op = {.table = table, .addr = addr, .count = count, .dest = dest};
-    return transact(in, dev, &op, e);
+    return transact(c, &op, e);
 }
 
-int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
-                      uint32_t addr, uint32_t count, const void *data, int *e)
+int mb_request_write(const struct mb_request_ctx *c, uint8_t fc, uint32_t addr, uint32_t count,
+                     const void *data, int *e)
 {
     struct op op = {.write = true, .fc = fc, .addr = addr, .count = count, .data = data};
-    return transact(in, dev, &op, e);
+    return transact(c, &op, e);
 }

@@ -104,6 +104,17 @@ static void test_responses(void **state)
     memcpy(rsp, good, n);
     rsp[0] = 6;
     expect_errno(req, rl, rsp, with_crc(rsp, 7), EMBBADSLAVE);
+    /* What was wrong is said, for the log. */
+    char why[160];
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, regs, why, sizeof(why)), -1);
+    assert_string_equal(why, "unit 6 answered, expected unit 5");
+    rsp[3] ^= 1;
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, regs, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "CRC is 0x"));
+    uint8_t count6[] = {5, 3, 6, 0x12, 0x34, 0xAB, 0xCD, 0, 0, 0, 0};
+    assert_int_equal(
+        mb_rtu_check_response(req, rl, count6, with_crc(count6, 9), regs, why, sizeof(why)), -1);
+    assert_string_equal(why, "byte count 6, expected 4 for 2 registers");
     memcpy(rsp, good, n);
     rsp[1] = 4;
     expect_errno(req, rl, rsp, with_crc(rsp, 7), EMBBADDATA);
