@@ -83,7 +83,9 @@ uint64_t ib_store_push(struct ib_store *s, const char *topic, ib_store_head_fn h
  * appended, an acknowledgement freed room, a sequence floor was persisted, a rewind. It must
  * only signal (a leaf lock at most) and never call the store. */
 typedef void (*ib_store_notify_fn)(void *ud);
-/* Set (or clear, NULL) the sender's wake-up; before the sender starts calling ib_store_next. */
+/* Set the sender's wake-up (one sender at a time: a new one replaces the last), before it starts
+ * calling ib_store_next; with fn NULL, clear it if `ud` is still the one set (so that a north
+ * stopping after its successor started does not clear the successor's). Any thread. */
 void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud);
 
 /* Take the next record to send, without waiting, and mark it in flight. Live records (queued

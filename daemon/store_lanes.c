@@ -426,8 +426,10 @@ bool ib_store_next(struct ib_store *s, unsigned max_inflight, struct ib_store_re
 void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud)
 {
     pthread_mutex_lock(&s->mu);
-    s->notify = fn;
-    s->notify_ud = ud;
+    if (fn || s->notify_ud == ud) {
+        s->notify = fn;
+        s->notify_ud = fn ? ud : NULL;
+    }
     pthread_mutex_unlock(&s->mu);
 }
 
