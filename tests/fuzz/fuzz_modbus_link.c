@@ -1,7 +1,7 @@
 /* fuzz_modbus_link.c: fuzz target of what a Modbus device answers, through the plugin's real
  * link (plugins/modbus/link.c and its backends) on a real TCP connection over 127.0.0.1: Modbus
- * TCP responses (MBAP header and PDU, parsed by libmodbus behind link_libmodbus.c) when built
- * with FUZZ_LINK_KIND=MB_LINK_TCP, RTU frames on a TCP socket (link_rtu_tcp.c and rtu.c) with
+ * TCP responses (MBAP header and PDU: link_stream.c, mbap.c, pdu.c) when built with
+ * FUZZ_LINK_KIND=MB_LINK_TCP, RTU frames on a TCP socket (link_stream.c, rtu.c, pdu.c) with
  * FUZZ_LINK_KIND=MB_LINK_RTU_OVER_TCP. Each input is one transaction: a request of the
  * plugin's, the input's bytes as the answer, then mb_link_settle() (bytes after the frame) or
  * mb_link_recover() (after a failure), as transact.c does.
@@ -23,7 +23,7 @@
 
 #include "fuzz_util.h"
 #include "link.h"
-#include "planner.h"
+#include "proto.h"
 #include "rtu.h"
 
 #ifndef FUZZ_LINK_KIND

@@ -1,6 +1,7 @@
 /* fuzz_modbus_rtu.c: fuzz target of Modbus RTU response frames (plugins/modbus/rtu.c): the frame
  * length judged byte by byte as link_rtu_tcp.c receives (mb_rtu_response_length), then the
- * complete frame checked against the request (mb_rtu_check_response). Pure: no I/O.
+ * complete frame checked against the request (mb_rtu_check_response, then pdu.c's checks). Pure:
+ * no I/O.
  *
  * Input: [0] bits 0-2 the request's function (FC1-4 reads, FC5/6/15/16 writes), bit 3 leave the
  * CRC as given (else it is made valid); [1] unit; [2..3] count; [4..5] address; then the frame. */
@@ -64,7 +65,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         memcpy(frame, rsp, (size_t)flen);
         size_t dest_size = sel < 2 ? count : sel < 4 ? 2u * count : 1;
         void *dest = malloc(dest_size);
-        int rc = mb_rtu_check_response(req, req_len, frame, (size_t)flen, sel < 4 ? dest : NULL);
+        char why[256];
+        int rc = mb_rtu_check_response(req, req_len, frame, (size_t)flen, sel < 4 ? dest : NULL,
+                                       why, sizeof why);
         if (rc >= 0 && rc != (sel == 4 || sel == 5 ? 1 : count)) {
             fprintf(stderr, "fuzz_modbus_rtu: success with %d values, %u asked\n", rc, count);
             abort();
@@ -75,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The whole input as one frame too (what a caller with its own framing would pass). */
     if (len <= MB_RTU_MAX_ADU) {
         static uint8_t dest[4096];
-        (void)mb_rtu_check_response(req, req_len, rsp, len, sel < 4 ? dest : NULL);
+        (void)mb_rtu_check_response(req, req_len, rsp, len, sel < 4 ? dest : NULL, NULL, 0);
     }
     free(rsp);
     return 0;

@@ -120,8 +120,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[512];
     if (ib_remote_sign((const char *)data + 9, size - 9, version, key_path, &env, err,
                        sizeof err) != 0) {
-        fprintf(stderr, "fuzz_remote: cannot sign: %s\n", err);
-        abort();
+        ib_buf_free(&env); /* refused (a version out of bounds): nothing to verify */
+        return 0;
     }
     if ((mode & 2) && env.len > 0)
         env.p[(size_t)(mode >> 2) % env.len] ^= 0x01;

@@ -82,7 +82,7 @@ static void write_segment(uint8_t *m, size_t size, int seal, int misname)
 static void run(struct ib_store *s)
 {
     struct ib_store_rec rec;
-    for (int i = 0; i < 64 && ib_store_next(s, 0, 1000, &rec); i++) {
+    for (int i = 0; i < 64 && ib_store_next(s, 1000, &rec, NULL); i++) {
         if (!rec.topic || !rec.payload)
             abort();
         if (i % 3 == 0)
@@ -196,9 +196,9 @@ static void make_seeds(const char *out)
         if (!s)
             abort();
         for (int i = 0; i < (round == 0 ? 3 : 40); i++)
-            ib_store_push(s, "ib/gw1/plc/meter/fast", body, sizeof body - 1);
+            ib_store_push(s, "ib/gw1/plc/meter/fast", NULL, NULL, body, sizeof body - 1);
         struct ib_store_rec rec;
-        for (int i = 0; round == 1 && i < 10 && ib_store_next(s, 0, 100, &rec); i++)
+        for (int i = 0; round == 1 && i < 10 && ib_store_next(s, 100, &rec, NULL); i++)
             ib_store_ack(s, rec.seq);
         ib_store_close(s);
         char name[32];
