@@ -93,17 +93,52 @@ static void choices_text(const struct ib_schema_entry *e, char *buf, size_t len)
         off += (size_t)snprintf(buf + off, len - off, "%s%s", c == e->choices ? "" : ", ", *c);
 }
 
+/* The unit an integer key's name gives it ("interval_ms", "keepalive_s"): its length in ms, or
+ * 0 when the name says none. */
+static int64_t name_unit_ms(const char *key)
+{
+    size_t n = strlen(key);
+    if (n > 3 && strcmp(key + n - 3, "_ms") == 0)
+        return 1;
+    if (n > 2 && strcmp(key + n - 2, "_s") == 0)
+        return 1000;
+    return 0;
+}
+
+/* A duration with a unit ("1s", "500ms") for a key whose name gives its unit, in that unit;
+ * -1 if `s` is not one, or not a whole number of that unit. */
+static int duration_in_unit(const char *s, int64_t unit_ms, int64_t *v)
+{
+    int64_t ms;
+    if (ib_parse_duration_ms(s, &ms) < 0 || ms % unit_ms != 0)
+        return -1;
+    *v = ms / unit_ms;
+    return 0;
+}
+
 static const char *store_int(const struct ib_schema_entry *e, const char *s, char *field, char *msg,
                              size_t msglen)
 {
     int64_t v;
-    if (parse_int(s, &v) < 0) {
-        snprintf(msg, msglen, "expected an integer, found '%s'", s);
+    int64_t unit = name_unit_ms(e->key);
+    bool with_unit = parse_int(s, &v) < 0;
+    if (with_unit && (!unit || duration_in_unit(s, unit, &v) < 0)) {
+        if (unit)
+            snprintf(msg, msglen,
+                     "expected a number of %s or a duration with a unit (500ms, 1s, 5min), "
+                     "found '%s'",
+                     unit == 1 ? "milliseconds" : "seconds", s);
+        else
+            snprintf(msg, msglen, "expected an integer, found '%s'", s);
         return msg;
     }
     if ((e->flags & IB_SF_RANGE) && (v < e->min || v > e->max)) {
-        snprintf(msg, msglen, "%lld is out of range [%lld, %lld]", (long long)v, (long long)e->min,
-                 (long long)e->max);
+        if (with_unit)
+            snprintf(msg, msglen, "%s is out of range [%lld, %lld] (%s)", s, (long long)e->min,
+                     (long long)e->max, unit == 1 ? "milliseconds" : "seconds");
+        else
+            snprintf(msg, msglen, "%lld is out of range [%lld, %lld]", (long long)v,
+                     (long long)e->min, (long long)e->max);
         return msg;
     }
     memcpy(field, &v, sizeof v);

@@ -655,6 +655,54 @@ static void store_section(void **state)
     expect_error(NORTH "store:\n  max_byte: 1GiB\n", "gw.yaml:6:3: store.max_byte: unknown key");
 }
 
+/* Issue 13: every duration key accepts a unit; a bare number stays accepted where the key's
+ * name says its unit (interval_ms, keepalive_s), and is refused where it does not. */
+static void check_durations(const struct ib_config *cfg)
+{
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[0].interval_ms, 1000);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[1].interval_ms, 250);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[2].interval_ms, 120000);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[3].interval_ms, 0);
+    assert_int_equal(cfg->mqtt.keepalive_s, 60);
+    assert_int_equal(cfg->mqtt.reconnect_max_ms, 30000);
+    assert_int_equal(cfg->mqtt.flush_timeout_ms, 1500);
+    assert_int_equal(cfg->store.fsync_interval_ms, 200);
+}
+
+#define GROUP(name, interval)                                                                      \
+    "          - name: " name "\n"                                                                 \
+    "            interval_ms: " interval "\n"                                                      \
+    "            tags: [ { name: t" name ", table: coil, address: 1 } ]\n"
+
+static void durations_with_units(void **state)
+{
+    (void)state;
+    with_config("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                "    keepalive_s: 1min\n    reconnect_max_ms: 30s\n    flush_timeout_ms: 1.5s\n"
+                "store: { fsync_interval_ms: 200ms }\n"
+                "connections:\n  - name: plc\n    plugin: modbus\n    host: 127.0.0.1\n"
+                "    timeout_ms: 2s\n"
+                "    devices:\n      - name: m1\n        groups:\n" GROUP("a", "1s")
+                    GROUP("b", "250") GROUP("c", "2min") GROUP("d", "0s"),
+                check_durations);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: soon\n",
+                 "groups[0].interval_ms: expected a number of milliseconds or a duration with a "
+                 "unit (500ms, 1s, 5min), found 'soon'");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: 2d\n",
+                 "groups[0].interval_ms: 2d is out of range [0, 86400000] (milliseconds)");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    keepalive_s: 1500ms\n",
+                 "north.mqtt.keepalive_s: expected a number of seconds or a duration with a unit");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: 5ms\n",
+                 "5 ms is too short a period");
+    /* The name says no unit: a bare number is still refused. */
+    expect_error(NORTH "store:\n  max_age: 3600\n",
+                 "store.max_age: expected a duration with a unit");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +734,7 @@ int main(void)
         cmocka_unit_test(csv_tags),
         cmocka_unit_test(empty_config_is_idle),
         cmocka_unit_test(store_section),
+        cmocka_unit_test(durations_with_units),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
