@@ -133,7 +133,7 @@ static void read_dropins(struct ib_loader *L, const char *main_path,
 struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry *plugins,
                                     struct ib_diag *diag, const struct ib_config_extra *extra)
 {
-    size_t errs_before = diag->n;
+    size_t errs_before = ib_diag_total(diag);
     struct ib_config *cfg = calloc(1, sizeof *cfg);
     if (!cfg) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
@@ -168,8 +168,9 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     for (size_t i = 0; i < L.n_docs; i++)
         ytree_free(&L.docs[i]->tree);
     ystr_free(&L.strings);
+    ib_nameset_free(&L.device_names);
     free(L.docs);
-    if (diag->n > errs_before) {
+    if (ib_diag_total(diag) > errs_before) {
         ib_config_free(cfg);
         return NULL;
     }

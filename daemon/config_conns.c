@@ -83,6 +83,7 @@ static const char *load_metadata(struct ib_loader *L, struct ynode *mn, const ch
     struct ib_buf b = {0};
     ib_buf_puts(&b, "{");
     int n = 0;
+    struct ib_nameset seen = {0};
     for (size_t p = 0; p < mn->n; p++) {
         struct ynode *kn = key_at(L, mn, p), *vn = value_at(L, mn, p);
         if (!scalar(kn) || !*scalar(kn)) {
@@ -94,15 +95,16 @@ static const char *load_metadata(struct ib_loader *L, struct ynode *mn, const ch
                           ib_loader_kind(vn));
             continue;
         }
-        for (size_t q = 0; q < p; q++)
-            if (scalar(key_at(L, mn, q)) && !strcmp(scalar(key_at(L, mn, q)), scalar(kn)))
-                ib_loader_err(L, kn, path, scalar(kn), "duplicate key");
+        size_t first;
+        if (!ib_nameset_add(&seen, scalar(kn), p, &first))
+            ib_loader_err(L, kn, path, scalar(kn), "duplicate key");
         if (n++)
             ib_buf_puts(&b, ",");
         ib_json_cstr(&b, scalar(kn));
         ib_buf_puts(&b, ":");
         ib_json_cstr(&b, scalar(vn));
     }
+    ib_nameset_free(&seen);
     ib_buf_puts(&b, "}");
     const char *out = n ? ib_arena_strdup(&L->cfg->arena, b.p) : NULL;
     ib_buf_free(&b);
@@ -110,6 +112,21 @@ static const char *load_metadata(struct ib_loader *L, struct ynode *mn, const ch
 }
 
 /* The devices of a connection: from its own item and from later files' `extend: true` items. */
+/* Device names are unique across the gateway: they key topics and journald fields. Each repeat
+ * is reported once, naming the first. */
+static void unique_device(struct ib_loader *L, struct ynode *dn, const char *dpath,
+                          const struct ib_device_config *dev)
+{
+    size_t first;
+    if (!dev->name ||
+        ib_nameset_add(&L->device_names, dev->name, (size_t)(uintptr_t)dev->where, &first))
+        return;
+    const struct ib_where *ow = (const struct ib_where *)(uintptr_t)first;
+    ib_loader_err(L, ib_loader_get(L, dn, "name"), dpath, "name",
+                  "duplicate device name '%s' (first defined at %s:%d:%d)", dev->name, ow->file,
+                  ow->line, ow->col);
+}
+
 static void load_devices(struct ib_loader *L, const struct ib_listsrc *src, size_t nsrc,
                          const char *cpath, struct ib_cfg_connection *c)
 {
@@ -146,18 +163,7 @@ static void load_devices(struct ib_loader *L, const struct ib_listsrc *src, size
         devs[d].where = ib_loader_where(L, dn, dpath);
         c->devices[d].where = devs[d].where;
         ib_loader_check_ident(L, dn, dpath, nm.name);
-        /* Device names are unique across the gateway: they key topics and journald fields. */
-        for (size_t ci = 0; ci < L->cfg->n_connections && nm.name; ci++) {
-            struct ib_cfg_connection *oc = &L->cfg->connections[ci];
-            size_t lim = oc == c ? d : oc->pub.n_devices;
-            for (size_t od = 0; od < lim; od++)
-                if (oc->pub.devices[od].name && strcmp(oc->pub.devices[od].name, nm.name) == 0) {
-                    const struct ib_where *ow = oc->pub.devices[od].where;
-                    ib_loader_err(L, ib_loader_get(L, dn, "name"), dpath, "name",
-                                  "duplicate device name '%s' (first defined at %s:%d:%d)", nm.name,
-                                  ow->file, ow->line, ow->col);
-                }
-        }
+        unique_device(L, dn, dpath, &devs[d]);
         ib_loader_groups(L, dn, dpath, c, d, &devs[d]);
         L->cfg->n_devices++;
     }

@@ -3,9 +3,12 @@
  * deadband, range, writable, description...), then one tag per row, each node positioned at its
  * cell, so that every error about a tag names file:line:column. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config_loader.h"
 #include "csv.h"
@@ -77,25 +80,53 @@ static int csv_row(void *ud, const struct ib_csv_cell *f, int n, int line)
     return 0;
 }
 
-/* The whole file into `b`; -1 with errno. */
-static int slurp(const char *path, struct ib_buf *b)
+/* A tag list is read whole into memory: bound it (a runaway export, or a path that names a
+ * device file, must not take the memory of the machine). */
+#define CSV_MAX_BYTES (64 << 20)
+
+/* The whole file into `b`: a regular file of at most CSV_MAX_BYTES. Opened without blocking,
+ * so that a FIFO is refused instead of waited on. -1 after an error (reported). */
+static int slurp(struct ib_loader *L, const char *path, struct ynode *at, const char *gpath,
+                 struct ib_buf *b)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        ib_loader_err(L, at, gpath, "tags_csv", "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ib_loader_err(L, at, gpath, "tags_csv", "%s is not a regular file: name a CSV file", path);
+        close(fd);
+        return -1;
+    }
     char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        ib_buf_append(b, chunk, got);
-    fclose(f);
+    ssize_t got = 0;
+    while (b->len <= CSV_MAX_BYTES && (got = read(fd, chunk, sizeof chunk)) > 0)
+        ib_buf_append(b, chunk, (size_t)got);
+    int e = errno;
+    close(fd);
+    if (got < 0) {
+        ib_loader_err(L, at, gpath, "tags_csv", "cannot read %s: %s", path, strerror(e));
+        return -1;
+    }
+    if (b->len > CSV_MAX_BYTES) {
+        ib_loader_err(L, at, gpath, "tags_csv",
+                      "%s is larger than 64 MiB: a tag list may be at most that; split it over "
+                      "groups",
+                      path);
+        return -1;
+    }
     return 0;
 }
 
 int ib_loader_read_csv(struct ib_loader *L, const char *path, struct ynode *at, const char *gpath)
 {
     struct ib_buf b = {0};
-    if (slurp(path, &b) < 0) {
-        ib_loader_err(L, at, gpath, "tags_csv", "cannot read %s: %s", path, strerror(errno));
+    if (slurp(L, path, at, gpath, &b) < 0) {
+        ib_buf_free(&b);
         return -1;
     }
     struct ib_srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
@@ -109,11 +140,15 @@ int ib_loader_read_csv(struct ib_loader *L, const char *path, struct ynode *at, 
     ytree_end(c.t);
     ib_buf_free(&b);
     if (rc < 0 || !c.have_header) {
-        struct ib_where w = {.file = sd->file, .line = rc < 0 ? ce.line : 1, .col = 1};
-        ib_diag_add(L->diag, &w, NULL, "%s",
-                    rc < 0 ? ce.what
-                           : "the CSV file is empty: it needs a header row "
-                             "naming its columns (name,table,address,...)");
+        struct ib_where w = {
+            .file = sd->file, .line = rc < 0 ? ce.line : 1, .col = rc < 0 ? ce.col : 1};
+        if (rc < 0 && ce.byte > 0)
+            ib_diag_add(L->diag, &w, NULL, "%s (byte 0x%02X)", ce.what, (unsigned)ce.byte);
+        else
+            ib_diag_add(L->diag, &w, NULL, "%s",
+                        rc < 0 ? ce.what
+                               : "the CSV file is empty: it needs a header row "
+                                 "naming its columns (name,table,address,...)");
         ytree_free(&sd->tree);
         return -1;
     }

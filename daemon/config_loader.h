@@ -18,6 +18,18 @@ struct ib_srcdoc {
     struct ytree tree;
 };
 
+/* A set of texts of this load, each distinct text interned once (struct ystrpool), so that
+ * equal texts are the same pointer: duplicate names are found in linear time. Heap memory,
+ * freed by ib_nameset_free. */
+struct ib_nameset {
+    const char **slot;
+    size_t *val;
+    size_t n, cap;
+};
+/* Adds `s` with value `v`; returns true if it was new, else false with *old its first value. */
+bool ib_nameset_add(struct ib_nameset *set, const char *s, size_t v, size_t *old);
+void ib_nameset_free(struct ib_nameset *set);
+
 struct ib_loader {
     struct ib_config *cfg;
     struct ib_diag *diag;
@@ -31,6 +43,7 @@ struct ib_loader {
     /* Every scalar of every document, each distinct text once, in the configuration's arena:
      * what the configuration keeps of them (names, keys, strings) is these very texts. */
     struct ystrpool strings;
+    struct ib_nameset device_names; /* every device so far, to the where of its first */
 };
 
 /* A list of nodes (devices, tags) that comes from one document. */
@@ -103,18 +116,6 @@ bool ib_loader_flag(struct ib_loader *L, struct ynode *map, const char *key);
  * and (with `secret`) private to its owner; errors at `map`'s `key`. */
 void ib_loader_check_file(struct ib_loader *L, struct ynode *map, const char *path, const char *key,
                           const char *file, bool secret, bool dir);
-
-/* A set of texts of this load, each distinct text interned once (struct ystrpool), so that
- * equal texts are the same pointer: duplicate names are found in linear time. Heap memory,
- * freed by ib_nameset_free. */
-struct ib_nameset {
-    const char **slot;
-    size_t *val;
-    size_t n, cap;
-};
-/* Adds `s` with value `v`; returns true if it was new, else false with *old its first value. */
-bool ib_nameset_add(struct ib_nameset *set, const char *s, size_t v, size_t *old);
-void ib_nameset_free(struct ib_nameset *set);
 
 /* Names of connections, devices and groups appear in MQTT topics and journald fields. */
 bool ib_loader_valid_ident(const char *s);

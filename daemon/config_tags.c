@@ -107,6 +107,9 @@ static const struct ib_schema_entry tag_entries[] = {
 };
 static const struct ib_schema tag_schema = {sizeof(struct tag_section), 7, tag_entries, {0}};
 
+/* A unit goes with every value of the tag into the payload: keep it short. */
+#define MAX_UNIT 256
+
 /* Tag names are JSON keys: any printable text but topic separators and wildcards. */
 static bool valid_tag_name(const char *s)
 {
@@ -280,6 +283,11 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
                     ts.name);
             if (ts.scale == 0.0)
                 ib_loader_err(L, ib_loader_get(L, tn, "scale"), tpath, "scale", "must not be 0");
+            if (ts.unit && strlen(ts.unit) > MAX_UNIT)
+                ib_loader_err(L, ib_loader_get(L, tn, "unit"), tpath, "unit",
+                              "is %zu bytes long: a unit may be at most %d (it is sent with every "
+                              "value)",
+                              strlen(ts.unit), MAX_UNIT);
             resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
         }
     }
@@ -290,7 +298,8 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
 /* One group of a device: its keys, its reporting and its tags. */
 static void load_group(struct ib_loader *L, struct ynode *gn, const char *gpath,
                        const struct ib_cfg_connection *c, struct ib_device_config *dev,
-                       struct ib_group_config *groups, struct ib_cfg_group *cgroups, size_t g)
+                       struct ib_group_config *groups, struct ib_cfg_group *cgroups, size_t g,
+                       struct ib_nameset *names)
 {
     struct ib_cfg_group *cg = &cgroups[g];
     const char *device_name = dev->name;
@@ -321,11 +330,11 @@ static void load_group(struct ib_loader *L, struct ynode *gn, const char *gpath,
     groups[g].where = ib_loader_where(L, gn, gpath);
     cg->where = groups[g].where;
     ib_loader_check_ident(L, gn, gpath, gs.name);
-    for (size_t og = 0; og < g; og++)
-        if (groups[og].name && gs.name && strcmp(groups[og].name, gs.name) == 0)
-            ib_loader_err(L, ib_loader_get(L, gn, "name"), gpath, "name",
-                          "duplicate group name '%s' in device '%s'", gs.name,
-                          device_name ? device_name : "?");
+    size_t first; /* each repeat reported once */
+    if (gs.name && !ib_nameset_add(names, gs.name, g, &first))
+        ib_loader_err(L, ib_loader_get(L, gn, "name"), gpath, "name",
+                      "duplicate group name '%s' in device '%s'", gs.name,
+                      device_name ? device_name : "?");
     load_tags(L, gn, gpath, &groups[g], cg, c->plugin, &gr);
     L->cfg->n_groups++;
 }
@@ -362,9 +371,11 @@ void ib_loader_groups(struct ib_loader *L, struct ynode *dn, const char *dpath,
     c->devices[d].groups = cgroups;
     dev->groups = groups;
     dev->n_groups = (uint32_t)ng;
+    struct ib_nameset names = {0};
     for (size_t g = 0; g < ng; g++) {
         char *gpath = ib_arena_printf(&L->cfg->arena, "%s.groups[%zu]", dpath, g);
-        load_group(L, item_at(L, glist, g), gpath, c, dev, groups, cgroups, g);
+        load_group(L, item_at(L, glist, g), gpath, c, dev, groups, cgroups, g, &names);
     }
+    ib_nameset_free(&names);
     unique_tags(L, dev, dev->name);
 }

@@ -23,16 +23,21 @@ struct ib_csv_cell {
  * other value to stop the parse (ib_csv_parse then returns that value). */
 typedef int (*ib_csv_row_fn)(void *ud, const struct ib_csv_cell *cells, int n, int line);
 
-/* Why a text was refused: a static message and where (1-based line and column). */
+/* Why a text was refused: a static message and where (1-based line and column: of the byte
+ * at fault, or of the cell that holds it); `byte` is that byte, or -1. */
 struct ib_csv_error {
     const char *what;
     int line, col;
+    int byte;
 };
 
 /* Parse `len` bytes at `buf` (need not be NUL-terminated; a leading UTF-8 byte order mark is
- * skipped). Rows are handed to `row` as they are read, so rows before an error have been
- * delivered. Returns 0 after the last row; -1 with `err` set when the text is refused; or what
- * `row` returned when it stopped the parse. */
+ * skipped). Refused, with the position: a quoted cell never closed, a NUL byte (anywhere: a
+ * UTF-16 file or a binary one), a row of more than IB_CSV_MAX_CELLS cells, and a cell that is
+ * not valid UTF-8 (a Latin-1 or Windows-1252 export; comment rows are not checked). Rows are
+ * handed to `row` as they are read, so rows before an error have been delivered. Returns 0
+ * after the last row; -1 with `err` set when the text is refused; or what `row` returned when
+ * it stopped the parse. Reads only the `len` bytes; any thread. */
 int ib_csv_parse(const char *buf, size_t len, ib_csv_row_fn row, void *ud,
                  struct ib_csv_error *err);
 

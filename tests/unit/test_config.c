@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -703,6 +704,170 @@ static void durations_with_units(void **state)
                  "store.max_age: expected a duration with a unit");
 }
 
+/* Issue 15 #1: an empty size value is refused with a message, and nothing reads it after. */
+static void empty_size_refused(void **state)
+{
+    (void)state;
+    expect_error(NORTH "store: { max_bytes: }\n",
+                 "gw.yaml:5:21: store.max_bytes: must not be empty");
+    expect_error(NORTH "store: { max_bytes: '' }\n", "store.max_bytes: must not be empty");
+    expect_error(NORTH "store:\n  fsync_bytes:\n", "store.fsync_bytes: must not be empty");
+    expect_error(NORTH "store:\n  memory_max_bytes:\n",
+                 "store.memory_max_bytes: must not be empty");
+    expect_error(NORTH "store:\n  max_bytes: [1]\n", "store.max_bytes: expected a size");
+    expect_error(NORTH "    max_inflight_bytes:\n",
+                 "north.mqtt.max_inflight_bytes: must not be empty");
+    expect_error(NORTH "    max_inflight_bytes: { a: 1 }\n",
+                 "north.mqtt.max_inflight_bytes: expected a size");
+}
+
+/* How many messages of `d` contain `needle`. */
+static size_t count_msgs(const struct ib_diag *d, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        n += strstr(d->msgs[i], needle) != NULL;
+    return n;
+}
+
+/* Issue 15 #4: N copies of a name give N - 1 errors, not N * (N - 1) / 2; the errors kept are
+ * capped, the rest counted ("and N more"). */
+static void duplicates_reported_once(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, NORTH "connections:\n  - name: plc\n    plugin: modbus\n    host: h\n"
+                          "    devices:\n      - name: m1\n        metadata:\n");
+    for (int i = 0; i < 30; i++)
+        ib_buf_printf(&b, "          site: s%d\n", i);
+    ib_buf_puts(&b, "        groups:\n");
+    for (int i = 0; i < 40; i++)
+        ib_buf_printf(
+            &b, "          - { name: g, tags: [ { name: t%d, table: coil, address: %d } ] }\n", i,
+            i);
+    struct ib_diag d = {0};
+    load(b.p, &d);
+    assert_int_equal(count_msgs(&d, "duplicate group name 'g'"), 39);
+    assert_int_equal(count_msgs(&d, "metadata.site: duplicate key"), 29);
+    assert_int_equal(d.more, 0);
+    ib_diag_free(&d);
+
+    ib_buf_reset(&b);
+    ib_buf_puts(&b, NORTH CONN_HEAD
+                "              - { name: a, table: holding, address: 0 }\n"
+                "          - &g { name: g2, tags: [ { name: b, table: coil, address: 1 } ] }\n");
+    for (int i = 0; i < 2000; i++)
+        ib_buf_puts(&b, "          - *g\n");
+    load(b.p, &d);
+    assert_int_equal(d.n, IB_DIAG_KEEP + 1);
+    assert_int_equal(ib_diag_total(&d), 2000 + 2000); /* the group, and its tag, each time */
+    assert_non_null(strstr(d.msgs[d.n - 1], "... and 3900 more errors (only the first 100"));
+    ib_diag_free(&d);
+    ib_buf_free(&b);
+}
+
+/* Issue 15 #9: a unit too long for the payload's encoder is refused with a message. */
+static void long_unit_refused(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b,
+                NORTH CONN_HEAD "              - { name: a, table: holding, address: 0, unit: ");
+    for (int i = 0; i < 70000; i++)
+        ib_buf_puts(&b, "u");
+    ib_buf_puts(&b, " }\n");
+    expect_error(b.p, "tags[0].unit: is 70000 bytes long: a unit may be at most 256");
+    ib_buf_free(&b);
+}
+
+#define CSV_CONFIG                                                                                 \
+    NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"                    \
+                    "            tags_csv: tags.csv\n"
+
+/* Issue 15 #3 and #6: what a CSV tag list cannot carry faithfully is refused with its position:
+ * invalid UTF-8 (a Latin-1 export), a NUL byte, cells past column 64. */
+static void csv_refusals(void **state)
+{
+    (void)state;
+    write_in("tags.csv", "name,table,address,unit\nt,holding,1,\xb0"
+                         "C\n");
+    expect_error(CSV_CONFIG, "tags.csv:2:13: this cell is not valid UTF-8: the file is in another "
+                             "encoding (a spreadsheet's Latin-1 or Windows-1252 export writes");
+    expect_error(CSV_CONFIG, "save the tag list as CSV in UTF-8 (byte 0xB0)");
+    write_in("tags.csv", "name,table,address,unit\nt,holding,1,\xc2\xb0"
+                         "C\n");
+    struct ib_diag d = {0};
+    load(CSV_CONFIG, &d);
+    assert_int_equal(d.n, 0);
+    ib_diag_free(&d);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/tags.csv", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("name,table,address\nx,holding,1\ny,hol\0ding,2\nz,bad\n", 1, 49, f);
+    fclose(f);
+    expect_error(CSV_CONFIG, "tags.csv:3:6: a NUL byte: this is not a text file, or not UTF-8");
+
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, "name,table,address\nx,holding,1");
+    for (int i = 3; i < 70; i++)
+        ib_buf_puts(&b, ",");
+    ib_buf_puts(&b, "\n");
+    write_in("tags.csv", b.p);
+    expect_error(CSV_CONFIG, "tags.csv:2:74: more than 64 cells in this row");
+    ib_buf_free(&b);
+    rm_in("tags.csv");
+}
+
+/* Issue 15 #8: tags_csv must name a regular file (not /dev/zero, not a FIFO that would block the
+ * check forever), of at most 64 MiB. */
+static void csv_must_be_regular_file(void **state)
+{
+    (void)state;
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: /dev/zero\n",
+                 "tags_csv: /dev/zero is not a regular file: name a CSV file");
+    char path[512];
+    snprintf(path, sizeof path, "%s/fifo.csv", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: fifo.csv\n",
+                 "fifo.csv is not a regular file");
+    rm_in("fifo.csv");
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (64 << 20) + 1), 0);
+    fclose(f);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: big.csv\n",
+                 "big.csv is larger than 64 MiB");
+    rm_in("big.csv");
+}
+
+/* Issue 15 #7: anchors are found by name in a table; thousands of them load (and resolve). */
+static void check_many_anchors(const struct ib_config *cfg)
+{
+    const struct ib_group_config *g = &cfg->connections[0].pub.devices[0].groups[0];
+    assert_int_equal(g->n_tags, 5000);
+    assert_string_equal(g->tags[4999].name, "t4999");
+    assert_string_equal(cfg->mqtt.topic, "ironbridge/{gateway}/{device}/{group}");
+}
+
+static void many_anchors(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, NORTH CONN_HEAD);
+    for (int i = 0; i < 5000; i++)
+        ib_buf_printf(&b, "              - &a%d { name: t%d, table: coil, address: %d }\n", i, i,
+                      i);
+    ib_buf_puts(&b, "      - { name: m2, groups: [ { name: h, tags: [ *a0, *a4999 ] } ] }\n");
+    with_config(b.p, check_many_anchors);
+    ib_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +900,12 @@ int main(void)
         cmocka_unit_test(empty_config_is_idle),
         cmocka_unit_test(store_section),
         cmocka_unit_test(durations_with_units),
+        cmocka_unit_test(empty_size_refused),
+        cmocka_unit_test(duplicates_reported_once),
+        cmocka_unit_test(long_unit_refused),
+        cmocka_unit_test(csv_refusals),
+        cmocka_unit_test(csv_must_be_regular_file),
+        cmocka_unit_test(many_anchors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
