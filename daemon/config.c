@@ -30,10 +30,14 @@ size_t ib_loader_add_doc(struct ib_loader *L, struct ib_srcdoc *sd)
     return L->n_docs++;
 }
 
-/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error. */
-static int read_yaml(struct ib_loader *L, const char *path, const char *text)
+/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error.
+ * `shown`: the name messages give it (NULL: `path`); its relative paths resolve against the
+ * directory of `path` all the same. */
+static int read_yaml(struct ib_loader *L, const char *path, const char *text, const char *shown)
 {
-    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(path, "rb");
+    const char *rpath = path;
+    path = shown ? shown : path;
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(rpath, "rb");
     if (!f) {
         ib_diag_add(L->diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
                     strerror(errno));
@@ -41,7 +45,7 @@ static int read_yaml(struct ib_loader *L, const char *path, const char *text)
     }
     struct ib_srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
     sd->file = ib_arena_strdup(&L->cfg->arena, path);
-    char *dir = ib_arena_strdup(&L->cfg->arena, path);
+    char *dir = ib_arena_strdup(&L->cfg->arena, rpath);
     char *slash = strrchr(dir, '/');
     sd->dir = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
     yaml_parser_t parser;
@@ -125,7 +129,7 @@ static void read_dropins(struct ib_loader *L, const char *main_path,
     for (size_t i = 0; i < n; i++) {
         const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
         bool is_extra = extra && extra->name && strcmp(names[i], extra->name) == 0;
-        read_yaml(L, path, is_extra ? extra->text : NULL);
+        read_yaml(L, path, is_extra ? extra->text : NULL, is_extra ? extra->shown_as : NULL);
     }
     free(names);
 }
@@ -142,7 +146,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     cfg->refs = 1;
     cfg->file = ib_arena_strdup(&cfg->arena, path);
     struct ib_loader L = {.cfg = cfg, .diag = diag, .plugins = plugins, .strings = {&cfg->arena}};
-    if (read_yaml(&L, path, NULL) == 0) {
+    if (read_yaml(&L, path, NULL, NULL) == 0) {
         read_dropins(&L, path, extra);
         L.n_tree = L.n_docs;
         ib_loader_use_doc(&L, 0);

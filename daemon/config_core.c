@@ -61,7 +61,7 @@ static const struct ib_schema_entry remote_entries[] = {
     IB_E_STR("topic", struct ib_remote_cfg, topic, "ironbridge/{gateway}/config-set",
              "topic the documents are published to"),
     IB_E_STR("file", struct ib_remote_cfg, file, "50-remote.yaml",
-             "name of the conf.d file an accepted document is written to"),
+             "name an accepted document is kept under (state directory, remote/NAME)"),
 };
 const struct ib_schema ib_config_remote_schema = {
     sizeof(struct ib_remote_cfg), 4, remote_entries, {0}};
@@ -197,7 +197,7 @@ static void load_remote(struct ib_loader *L)
     size_t fl = f ? strlen(f) : 0;
     if (f && (fl < 6 || strcmp(f + fl - 5, ".yaml") != 0 || f[0] == '.' || strchr(f, '/')))
         ib_loader_err(L, ib_loader_get(L, n, "file"), "remote_config", "file",
-                      "'%s' must be a file name ending in .yaml (it is written into conf.d)", f);
+                      "'%s' must be a file name ending in .yaml (it stands for conf.d/NAME)", f);
     char what[64];
     const char *e = ib_topic_check(rc->topic, IB_TOPIC_GATEWAY, what, sizeof what);
     if (e)

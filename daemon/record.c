@@ -205,6 +205,11 @@ static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *u
     return rc;
 }
 
+int ib_record_encode_sample(struct ib_buf *b, const struct ib_sample *s)
+{
+    return put_sample(b, s, "", 0) ? -1 : 0;
+}
+
 /* Room a good numeric sample needs beyond its name and unit fragments: , "v": a number of at
  * most 32 characters (quotes included) ,"q":"good","ts": 20 digits } and the terminator. */
 #define GOOD_NUM_ROOM (96 + FRAG_PAD)
@@ -293,4 +298,21 @@ int ib_record_encode_tag(struct ib_buf *b, const struct ib_group_enc *e, uint32_
     rc |= put_sample(b, s, e->text + t->unit, t->unit_len);
     rc |= ib_buf_append(b, "}", 1);
     return rc ? -1 : 0;
+}
+
+size_t ib_record_seq_head(void *ud, uint64_t seq, char *buf, size_t cap)
+{
+    (void)ud;
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq);
+    if (cap < 7 + n)
+        return 0;
+    memcpy(buf, "{\"seq\":", 7);
+    for (size_t i = 0; i < n; i++)
+        buf[7 + i] = digits[n - 1 - i];
+    return 7 + n;
 }
