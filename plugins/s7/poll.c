@@ -1,0 +1,228 @@
+/* S7 plugin, the read path: one poll of one group sends its planned Read Var requests in turn,
+ * records each item's outcome, then decodes every tag from the group buffer — good only when
+ * every item its bytes came from succeeded, else bad with that item's reason and return code.
+ * A transport failure closes the session; the daemon reopens it with back-off. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "instance.h"
+
+uint8_t s7_reason_of(int err)
+{
+    switch (err) {
+    case IB_ERR_TIMEOUT:
+        return IB_R_TIMEOUT;
+    case IB_ERR_PROTOCOL:
+        return IB_R_PROTOCOL;
+    default:
+        return IB_R_CONN_LOST;
+    }
+}
+
+static int pack_group(struct s7_group *grp, uint32_t pdu, uint32_t max_items)
+{
+    if (grp->plan.pdu == pdu && grp->state != NULL)
+        return 0;
+    int rc = s7_plan_pack(&grp->plan, pdu, max_items);
+    if (rc != 0)
+        return rc;
+    free(grp->state);
+    free(grp->ts);
+    grp->state = calloc(grp->plan.n_chunks + 1, sizeof *grp->state);
+    grp->ts = calloc(grp->plan.n_requests + 1, sizeof *grp->ts);
+    return grp->state == NULL || grp->ts == NULL ? IB_ERR_NOMEM : 0;
+}
+
+int s7_pack_all(struct s7_instance *in, uint32_t pdu)
+{
+    for (uint32_t d = 0; d < in->n_devices; d++)
+        for (uint32_t g = 0; g < in->devices[d].n_groups; g++) {
+            int rc = pack_group(&in->devices[d].groups[g], pdu, in->devices[d].max_items);
+            if (rc != 0)
+                return rc;
+        }
+    return 0;
+}
+
+static void mark_request(struct s7_group *grp, uint32_t r, uint8_t reason, uint16_t code,
+                         int64_t ts)
+{
+    const struct s7_plan_request *rq = &grp->plan.requests[r];
+    for (uint32_t c = rq->first; c < rq->first + rq->n; c++)
+        grp->state[c] = (struct s7_chunk_state){reason, code};
+    grp->ts[r] = ts;
+}
+
+/* Send request r of the group and store its items. 0, or the session's ib_err (the session is
+ * closed then), or IB_ERR_EXCEPTION when the PLC refused the whole request. */
+static int read_request(struct s7_instance *in, struct s7_group *grp, uint32_t r)
+{
+    struct s7_session *s = &in->session;
+    const struct s7_plan_request *rq = &grp->plan.requests[r];
+    struct s7_item items[S7_MAX_ITEMS];
+    struct s7_result res[S7_MAX_ITEMS];
+    for (uint32_t k = 0; k < rq->n; k++)
+        items[k] = s7_plan_item_of(&grp->plan, &grp->plan.chunks[rq->first + k]);
+    uint16_t ref = s7_session_next_ref(s);
+    size_t len = s7_wire_read(s->tx, sizeof s->tx, ref, items, rq->n);
+    struct s7_pdu pdu;
+    int rc = len == 0 ? IB_ERR_INVALID : s7_session_transact(s, len, ref, &pdu);
+    int64_t ts = in->host->now_ms();
+    if (rc != 0) {
+        mark_request(grp, r, rc == IB_ERR_INVALID ? IB_R_INTERNAL : s7_reason_of(rc), 0, ts);
+        return rc;
+    }
+    if (pdu.err_class != 0 || pdu.err_code != 0) {
+        snprintf(s->error, sizeof s->error,
+                 "the PLC refused a Read Var request of %u items: "
+                 "error class %02X code %02X",
+                 rq->n, pdu.err_class, pdu.err_code);
+        mark_request(grp, r, IB_R_EXCEPTION, (uint16_t)(pdu.err_class << 8 | pdu.err_code), ts);
+        return IB_ERR_EXCEPTION;
+    }
+    if (s7_wire_read_ack(&pdu, rq->n, res) != 0) {
+        snprintf(s->error, sizeof s->error,
+                 "%s:%d answered a Read Var request of %u items "
+                 "with a malformed response",
+                 s->cfg.host, s->cfg.port, rq->n);
+        s7_session_close(s);
+        mark_request(grp, r, IB_R_PROTOCOL, 0, ts);
+        return IB_ERR_PROTOCOL;
+    }
+    grp->ts[r] = ts;
+    for (uint32_t k = 0; k < rq->n; k++) {
+        const struct s7_plan_chunk *c = &grp->plan.chunks[rq->first + k];
+        struct s7_chunk_state *st = &grp->state[rq->first + k];
+        if (res[k].rc != S7_RC_OK) {
+            *st = (struct s7_chunk_state){IB_R_EXCEPTION, res[k].rc};
+        } else if (res[k].len != c->len) {
+            *st = (struct s7_chunk_state){IB_R_PROTOCOL, 0};
+        } else {
+            memcpy(grp->buf + c->buf, res[k].data, c->len);
+            *st = (struct s7_chunk_state){IB_R_NONE, 0};
+        }
+    }
+    return 0;
+}
+
+/* The first chunk whose bytes end after `at` (chunks are sorted by buffer offset). */
+static uint32_t first_chunk(const struct s7_plan *plan, uint32_t at)
+{
+    uint32_t lo = 0, hi = plan->n_chunks;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (plan->chunks[mid].buf + plan->chunks[mid].len <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void log_tag(struct s7_instance *in, const struct s7_device *dev, struct s7_tag *t,
+                    uint8_t reason, uint16_t code)
+{
+    if (t->logged_reason == reason && t->logged_code == code)
+        return;
+    t->logged_reason = reason;
+    t->logged_code = code;
+    if (reason != IB_R_EXCEPTION && reason != IB_R_DECODE)
+        return; /* connection-wide failures are logged once for the connection */
+    char ab[40];
+    s7_address_format(&t->addr, ab, sizeof ab);
+    if (reason == IB_R_DECODE)
+        S7_LOG(in, IB_LOG_WARNING, dev->name, t->name,
+               "%s does not hold a valid %s value (bad quality, decode error)", ab,
+               s7_type_names[t->type]);
+    else if (code > 0xFF)
+        S7_LOG(in, IB_LOG_WARNING, dev->name, t->name,
+               "the PLC refused the request reading %s: error class %02X code %02X", ab, code >> 8,
+               code & 0xFF);
+    else
+        S7_LOG(in, IB_LOG_WARNING, dev->name, t->name, "reading %s: %s (return code %02X); %s", ab,
+               s7_wire_rc_text((uint8_t)code), code, s7_wire_rc_hint((uint8_t)code));
+}
+
+static void fill_tag(struct s7_instance *in, const struct s7_device *dev, struct s7_group *grp,
+                     uint32_t i, struct ib_sample *smp)
+{
+    struct s7_tag *t = &grp->tags[i];
+    const struct s7_plan *plan = &grp->plan;
+    int64_t ts = 0;
+    for (uint32_t c = first_chunk(plan, t->slot);
+         c < plan->n_chunks && plan->chunks[c].buf < t->slot + t->size; c++) {
+        const struct s7_chunk_state *st = &grp->state[c];
+        ts = grp->ts[plan->chunks[c].request];
+        if (st->reason != IB_R_NONE) {
+            ib_sample_bad(smp, ts, st->reason, st->code);
+            log_tag(in, dev, t, st->reason, st->code);
+            return;
+        }
+    }
+    if (s7_type_decode((enum s7_type)t->type, (enum s7_time_format)t->format, grp->buf + t->slot,
+                       t->size, t->addr.bit, t->length, t->text, t->text_cap, &smp->value) != 0) {
+        ib_sample_bad(smp, ts, IB_R_DECODE, 0);
+        log_tag(in, dev, t, IB_R_DECODE, 0);
+        return;
+    }
+    ib_sample_good(smp, ts);
+    if (t->logged_reason != IB_R_NONE)
+        S7_LOG(in, IB_LOG_NOTICE, dev->name, t->name, "reads good again");
+    t->logged_reason = IB_R_NONE;
+    t->logged_code = 0;
+}
+
+static void log_io(struct s7_instance *in, const struct s7_device *dev, const struct s7_group *grp,
+                   int rc)
+{
+    int64_t now = in->host->monotonic_ms();
+    switch (ib_episode_fail(&in->io_ep, rc, now)) {
+    case IB_EPISODE_STARTED:
+    case IB_EPISODE_CHANGED:
+        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL, "group %s: %s", grp->name, in->session.error);
+        break;
+    case IB_EPISODE_REMIND:
+        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL,
+               "group %s: %s (still failing: %" PRIu64 " times in %" PRId64 " s)", grp->name,
+               in->session.error, in->io_ep.count, ib_episode_age_s(&in->io_ep, now));
+        break;
+    default:
+        break;
+    }
+}
+
+int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
+                  struct ib_sample *samples)
+{
+    struct s7_device *dev = &in->devices[device];
+    struct s7_group *grp = &dev->groups[group];
+    int worst = 0;
+    if (in->session.fd < 0 || grp->state == NULL) {
+        int64_t now = in->host->now_ms();
+        for (uint32_t i = 0; i < grp->n_tags; i++)
+            ib_sample_bad(&samples[i], now, IB_R_CONN_LOST, 0);
+        return IB_ERR_CONNECTION;
+    }
+    for (uint32_t r = 0; r < grp->plan.n_requests; r++) {
+        if (in->session.fd < 0) { /* lost in this poll: the rest cannot be read */
+            mark_request(grp, r, IB_R_CONN_LOST, 0, in->host->now_ms());
+            continue;
+        }
+        int rc = read_request(in, grp, r);
+        if (rc != 0 && in->session.fd < 0) {
+            log_io(in, dev, grp, rc);
+            worst = IB_ERR_CONNECTION;
+        } else if (rc != 0 && worst == 0) {
+            worst = IB_ERR_EXCEPTION;
+        }
+    }
+    for (uint32_t i = 0; i < grp->n_tags; i++)
+        fill_tag(in, dev, grp, i, &samples[i]);
+    if (in->session.fd < 0)
+        return IB_ERR_CONNECTION;
+    if (worst == 0 && ib_episode_ok(&in->io_ep, in->host->monotonic_ms()) == IB_EPISODE_ENDED)
+        S7_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "group %s reads again", grp->name);
+    return worst == IB_ERR_EXCEPTION ? IB_ERR_EXCEPTION : 0;
+}
