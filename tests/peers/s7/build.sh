@@ -11,6 +11,10 @@ dir=${1:-$here}
 addon=$dir/node_modules/node-snap7/build/Release/node_snap7.node
 stamp=$dir/node_modules/.ib-peer-lock
 
+# Tests running side by side may call this at once: one builds, the others wait.
+mkdir -p "$(dirname "$dir")"
+exec 9>"$dir.lock"
+flock 9
 if [[ -f $addon && -f $stamp ]] && cmp -s "$stamp" "$here/package-lock.json"; then
     exit 0
 fi
@@ -19,7 +23,7 @@ for p in node npm g++ make python3; do
 done
 mkdir -p "$dir"
 if [[ $dir != "$here" ]]; then
-    cp "$here/package.json" "$here/package-lock.json" "$here/server.js" "$dir/"
+    cp "$here/package.json" "$here/package-lock.json" "$dir/"
 fi
 cd "$dir"
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -33,6 +37,12 @@ if ! command -v node-gyp >/dev/null; then
 fi
 nodedir=/usr
 [[ -f /usr/include/node/node.h ]] || { echo "s7 peer: /usr/include/node/node.h missing (nodejs headers)" >&2; exit 1; }
-(cd node_modules/node-snap7 && "${gyp[@]}" rebuild --nodedir="$nodedir" --loglevel=error -j 2 >/dev/null)
+log=$dir/node-gyp.log
+if ! (cd node_modules/node-snap7 && "${gyp[@]}" rebuild --nodedir="$nodedir" --loglevel=error -j 2) \
+        >"$log" 2>&1; then
+    echo "s7 peer: node-gyp rebuild failed; the last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+fi
 [[ -f $addon ]] || { echo "s7 peer: node-gyp did not produce $addon" >&2; exit 1; }
 cp "$here/package-lock.json" "$stamp"

@@ -11,17 +11,18 @@
 //   {"op":"get","area":"DB","db":1,"offset":4,"length":2}        -> {"ok":true,"hex":"0102"}
 //   {"op":"register","area":"DB","db":7,"size":10} / {"op":"unregister","area":"DB","db":7}
 //   {"op":"drop"}   stop the server (every client is disconnected) and start it again
-//   {"op":"stats"}  -> {"ok":true,"pdus":N,"clients":N}  (PDUs received since the start)
+//   {"op":"stats"}  -> {"ok":true,"items":N,"clients":N}  (Read Var items answered so far)
 'use strict';
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
-const snap7 = require(path.join(__dirname, 'node_modules', 'node-snap7'));
+// node_modules as tests/peers/s7/build.sh DIR made it (IB_S7_PEER_DIR), else beside this file.
+const snap7 = require(path.join(process.env.IB_S7_PEER_DIR || __dirname, 'node_modules', 'node-snap7'));
 
 const [specFile, portFile, ctlPortFile] = process.argv.slice(2);
 const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
 const server = new snap7.S7Server();
-let pdus = 0;
+let items = 0; // Read Var items answered (snap7 reports each as an evcDataRead event)
 
 const areaCode = {
   DB: server.srvAreaDB, M: server.srvAreaMK, I: server.srvAreaPE, Q: server.srvAreaPA,
@@ -64,7 +65,7 @@ function handle(req) {
     start();
     return {ok: true};
   case 'stats':
-    return {ok: true, pdus, clients: server.ClientsCount()};
+    return {ok: true, items, clients: server.ClientsCount()};
   default:
     return {ok: false, error: `unknown op ${req.op}`};
   }
@@ -92,8 +93,8 @@ async function main() {
   for (const [db, size] of Object.entries(spec.dbs || {})) register('DB', Number(db), size);
   for (const a of ['M', 'I', 'Q', 'T', 'C'])
     if (spec[a.toLowerCase()]) register(a, 0, spec[a.toLowerCase()]);
-  server.SetEventMask(server.evcPDUincoming);
-  server.on('event', () => { pdus++; });
+  server.SetEventMask(server.evcDataRead);
+  server.on('event', () => { items++; });
   for (let attempt = 0;; attempt++) {
     port = await freePort();
     try { start(); break; } catch (e) { if (attempt > 20) throw e; }
