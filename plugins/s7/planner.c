@@ -129,22 +129,27 @@ int s7_plan_pack(struct s7_plan *plan, uint32_t pdu, uint32_t max_items)
         pdu < S7_JOB_HDR + 2 + S7_READ_ITEM)
         return IB_ERR_INVALID;
     uint32_t cap = 0;
-    struct s7_plan_request *r = NULL;
+    int rc = IB_ERR_NOMEM;
     for (uint32_t k = 0; k < plan->n_spans; k++) {
         const struct s7_plan_span *sp = &plan->spans[k];
         uint32_t unit = unit_of(sp->area);
         for (uint32_t off = 0; off < sp->size;) {
+            /* grow first: it may move the requests */
+            if (grow(plan, &cap) != 0)
+                goto fail;
+            struct s7_plan_request *r =
+                plan->n_requests ? &plan->requests[plan->n_requests - 1] : NULL;
             uint32_t fit = r ? room(pdu, max_items, r) : 0;
             fit -= fit % unit;
             if (fit == 0) {
-                if (grow(plan, &cap) != 0)
-                    goto nomem;
+                if (r != NULL && r->n == 0) {
+                    rc = IB_ERR_INVALID; /* not even one element fits an empty request */
+                    goto fail;
+                }
                 r = &plan->requests[plan->n_requests++];
                 *r = (struct s7_plan_request){plan->n_chunks, 0, S7_ACK_HDR + 2};
                 continue;
             }
-            if (grow(plan, &cap) != 0)
-                goto nomem;
             uint32_t len = sp->size - off < fit ? sp->size - off : fit;
             plan->chunks[plan->n_chunks++] =
                 (struct s7_plan_chunk){k, off, len, sp->buf + off, plan->n_requests - 1};
@@ -155,13 +160,13 @@ int s7_plan_pack(struct s7_plan *plan, uint32_t pdu, uint32_t max_items)
     }
     plan->pdu = pdu;
     return 0;
-nomem:
+fail:
     free(plan->chunks);
     free(plan->requests);
     plan->chunks = NULL;
     plan->requests = NULL;
     plan->n_chunks = plan->n_requests = 0;
-    return IB_ERR_NOMEM;
+    return rc;
 }
 
 struct s7_item s7_plan_item_of(const struct s7_plan *plan, const struct s7_plan_chunk *c)

@@ -188,7 +188,7 @@ static void resolve_connection(struct resolver *rs, const struct ib_connection_c
                      ? cp->connection_type
                      : S7_P_CONN_PG;
     sc->local_tsap = 0x0100;
-    sc->remote_tsap = (uint16_t)((ct + 1) << 8 | (cp->rack & 7) << 5 | (cp->slot & 31));
+    sc->remote_tsap = s7_wire_remote_tsap((unsigned)ct + 1, (unsigned)cp->rack, (unsigned)cp->slot);
     if (cp->host == NULL || cp->host[0] == '\0' || strlen(cp->host) > 253)
         cfg_error(rs, cfg->where, "host", "host must be a host name or IP address of the PLC");
     if (cp->local_tsap != NULL) {

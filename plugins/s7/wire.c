@@ -26,6 +26,11 @@ static uint16_t get16(const uint8_t *p)
     return (uint16_t)(p[0] << 8 | p[1]);
 }
 
+uint16_t s7_wire_remote_tsap(unsigned conn_type, unsigned rack, unsigned slot)
+{
+    return (uint16_t)((conn_type & 0xFF) << 8 | (rack & 7) << 5 | (slot & 31));
+}
+
 uint32_t s7_wire_address(const struct s7_item *it)
 {
     if (it->area == S7_AREA_T || it->area == S7_AREA_C)

@@ -73,6 +73,10 @@ struct s7_result {
     uint32_t len;
 };
 
+/* The remote (called) TSAP of a CPU reached by rack and slot: the connection type (1 PG, 2 OP,
+ * 3..0x10 S7 basic) in the high byte, rack * 32 + slot in the low byte. */
+uint16_t s7_wire_remote_tsap(unsigned conn_type, unsigned rack, unsigned slot);
+
 /* The wire address of an item: bits for byte areas, the number for T and C. */
 uint32_t s7_wire_address(const struct s7_item *it);
 
