@@ -17,7 +17,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 // node_modules as tests/peers/s7/build.sh DIR made it (IB_S7_PEER_DIR), else beside this file.
-const snap7 = require(path.join(process.env.IB_S7_PEER_DIR || __dirname, 'node_modules', 'node-snap7'));
+const snap7 = require(path.resolve(process.env.IB_S7_PEER_DIR || __dirname, 'node_modules', 'node-snap7'));
 
 const [specFile, portFile, ctlPortFile] = process.argv.slice(2);
 const spec = JSON.parse(fs.readFileSync(specFile, 'utf8'));
