@@ -22,6 +22,7 @@ struct s7_tag {
     uint32_t length; /* string, wstring: declared characters */
     uint32_t size;   /* bytes read */
     uint32_t slot;   /* offset in the group buffer */
+    bool alone;      /* read as an item of its own: its address was refused in a shared span */
     char *text;      /* text values: text_cap bytes the sample points into */
     uint32_t text_cap;
     /* what was last logged about it, so a repeating failure is logged once */
@@ -69,6 +70,9 @@ struct s7_instance {
 /* poll.c: one poll of a group; the read_group contract. */
 int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
                   struct ib_sample *samples);
+/* poll.c: (re)build a group's spans and buffers from its tags (no packing yet). 0 or
+ * IB_ERR_NOMEM. */
+int s7_group_build(struct s7_group *grp, uint32_t max_gap);
 /* poll.c: (re)pack every group for the negotiated PDU size. 0 or IB_ERR_NOMEM. */
 int s7_pack_all(struct s7_instance *in, uint32_t pdu);
 /* poll.c: an ib_reason for an ib_err of the session. */

@@ -3,15 +3,17 @@
  * while the previous one still had room. */
 #include "planner.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ironbridge/error.h>
 
 struct sorted {
-    uint8_t area;
+    uint8_t area, alone;
     uint16_t db;
     uint32_t start, end, index;
+    uint32_t span; /* the span it landed in */
 };
 
 static int cmp(const void *pa, const void *pb)
@@ -56,33 +58,36 @@ int s7_plan_spans(const struct s7_plan_item *items, uint32_t n, uint32_t max_gap
     for (uint32_t i = 0; i < n; i++) {
         uint32_t u = unit_of(items[i].area);
         /* work in bytes for T and C too: number * 2 */
-        s[i] = (struct sorted){items[i].area, items[i].db, items[i].start * u,
-                               items[i].start * u + items[i].size, i};
+        s[i] = (struct sorted){items[i].area,
+                               items[i].alone ? 1 : 0,
+                               items[i].db,
+                               items[i].start * u,
+                               items[i].start * u + items[i].size,
+                               i};
     }
     qsort(s, n, sizeof *s, cmp);
     struct s7_plan_span *cur = NULL;
+    bool cur_alone = false;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t gap = is_counted(s[i].area) ? max_gap & ~1u : max_gap;
-        if (cur == NULL || cur->area != s[i].area || cur->db != s[i].db ||
-            s[i].start > cur->start + cur->size + gap) {
+        if (cur == NULL || cur->area != s[i].area || cur->db != s[i].db || cur_alone ||
+            s[i].alone || s[i].start > cur->start + cur->size + gap) {
             cur = &plan->spans[plan->n_spans++];
             *cur = (struct s7_plan_span){s[i].area, s[i].db, s[i].start, 0, 0};
+            cur_alone = s[i].alone;
         }
         if (s[i].end - cur->start > cur->size)
             cur->size = s[i].end - cur->start;
+        s[i].span = plan->n_spans - 1;
     }
     /* buffer offsets, then each item's slot (its span is the last one starting at or before) */
     for (uint32_t k = 0; k < plan->n_spans; k++) {
         plan->spans[k].buf = plan->buf_size;
         plan->buf_size += plan->spans[k].size;
     }
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        while (plan->spans[k].area != s[i].area || plan->spans[k].db != s[i].db ||
-               s[i].start >= plan->spans[k].start + plan->spans[k].size)
-            k++;
-        plan->slot[s[i].index] = plan->spans[k].buf + (s[i].start - plan->spans[k].start);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        plan->slot[s[i].index] =
+            plan->spans[s[i].span].buf + (s[i].start - plan->spans[s[i].span].start);
     /* T and C spans: back to numbers */
     for (uint32_t j = 0; j < plan->n_spans; j++)
         if (is_counted(plan->spans[j].area))

@@ -16,6 +16,8 @@ struct s7_plan_item {
     uint16_t db;
     uint32_t start;
     uint32_t size;
+    uint8_t alone; /* a span of its own: never merged with a neighbour (an address the PLC
+                      refused, so that it does not take its neighbours down with it) */
 };
 
 /* A run of bytes read for one or more tags: where it lies in the PLC and in the group buffer. */
@@ -57,8 +59,8 @@ struct s7_plan {
 };
 
 /* Build the spans of items[0 .. n-1] (any order; overlaps allowed): items of the same area and
- * DB at most max_gap bytes apart share a span. 0, IB_ERR_INVALID (a size of 0) or
- * IB_ERR_NOMEM; on error *plan owns nothing. */
+ * DB at most max_gap bytes apart share a span, except items marked alone. 0, IB_ERR_INVALID (a size
+ * of 0) or IB_ERR_NOMEM; on error *plan owns nothing. */
 int s7_plan_spans(const struct s7_plan_item *items, uint32_t n, uint32_t max_gap,
                   struct s7_plan *plan);
 

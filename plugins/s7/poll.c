@@ -21,6 +21,33 @@ uint8_t s7_reason_of(int err)
     }
 }
 
+int s7_group_build(struct s7_group *grp, uint32_t max_gap)
+{
+    s7_plan_free(&grp->plan);
+    free(grp->buf);
+    free(grp->state);
+    free(grp->ts);
+    grp->buf = NULL;
+    grp->state = NULL;
+    grp->ts = NULL;
+    struct s7_plan_item *items = calloc(grp->n_tags ? grp->n_tags : 1, sizeof *items);
+    if (items == NULL)
+        return IB_ERR_NOMEM;
+    for (uint32_t i = 0; i < grp->n_tags; i++) {
+        const struct s7_tag *t = &grp->tags[i];
+        items[i] =
+            (struct s7_plan_item){t->addr.area, t->addr.db, t->addr.offset, t->size, t->alone};
+    }
+    int rc = s7_plan_spans(items, grp->n_tags, max_gap, &grp->plan);
+    free(items);
+    if (rc != 0)
+        return rc;
+    for (uint32_t i = 0; i < grp->n_tags; i++)
+        grp->tags[i].slot = grp->plan.slot[i];
+    grp->buf = calloc(grp->plan.buf_size + 1, 1);
+    return grp->buf == NULL ? IB_ERR_NOMEM : 0;
+}
+
 static int pack_group(struct s7_group *grp, uint32_t pdu, uint32_t max_items)
 {
     if (grp->plan.pdu == pdu && grp->state != NULL)
@@ -193,6 +220,42 @@ static void log_io(struct s7_instance *in, const struct s7_device *dev, const st
     }
 }
 
+/* Tags refused as "address out of range" while sharing a span with others: read each alone from
+ * the next poll on, so that the one past the end does not take its neighbours with it. */
+static void isolate_refused(struct s7_instance *in, struct s7_device *dev, struct s7_group *grp,
+                            const struct ib_sample *samples)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < grp->n_tags; i++) {
+        struct s7_tag *t = &grp->tags[i];
+        if (t->alone || samples[i].reason != IB_R_EXCEPTION || samples[i].code != S7_RC_ADDRESS)
+            continue;
+        uint32_t span = 0;
+        while (span + 1 < grp->plan.n_spans && grp->plan.spans[span + 1].buf <= t->slot)
+            span++;
+        if (grp->plan.spans[span].size == t->size)
+            continue; /* already alone in its span */
+        t->alone = true;
+        n++;
+    }
+    if (n == 0)
+        return;
+    uint32_t pdu = grp->plan.pdu;
+    int rc = s7_group_build(grp, dev->max_gap);
+    if (rc == 0)
+        rc = pack_group(grp, pdu, dev->max_items);
+    if (rc != 0) {
+        S7_LOG(in, IB_LOG_ERR, dev->name, NULL, "group %s: cannot re-plan: %s", grp->name,
+               ib_strerror(rc));
+        s7_session_close(&in->session); /* reopened (and re-planned) by the daemon */
+        return;
+    }
+    S7_LOG(in, IB_LOG_NOTICE, dev->name, NULL,
+           "group %s: %u tags shared a span with an address the PLC refused (out of range): "
+           "they are read one by one from now on, %u Read Var requests",
+           grp->name, n, grp->plan.n_requests);
+}
+
 int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
                   struct ib_sample *samples)
 {
@@ -222,6 +285,7 @@ int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
         fill_tag(in, dev, grp, i, &samples[i]);
     if (in->session.fd < 0)
         return IB_ERR_CONNECTION;
+    isolate_refused(in, dev, grp, samples);
     if (worst == 0 && ib_episode_ok(&in->io_ep, in->host->monotonic_ms()) == IB_EPISODE_ENDED)
         S7_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "group %s reads again", grp->name);
     return worst == IB_ERR_EXCEPTION ? IB_ERR_EXCEPTION : 0;

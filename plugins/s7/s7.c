@@ -274,26 +274,6 @@ static void resolve_tag(struct resolver *rs, const struct ib_tag_config *tc, str
     resolve_type(rs, tc, p, t);
 }
 
-/* Spans of a resolved group and its buffers. */
-static int build_group(struct s7_group *grp, uint32_t max_gap)
-{
-    struct s7_plan_item *items = calloc(grp->n_tags ? grp->n_tags : 1, sizeof *items);
-    if (items == NULL)
-        return IB_ERR_NOMEM;
-    for (uint32_t i = 0; i < grp->n_tags; i++) {
-        const struct s7_tag *t = &grp->tags[i];
-        items[i] = (struct s7_plan_item){t->addr.area, t->addr.db, t->addr.offset, t->size};
-    }
-    int rc = s7_plan_spans(items, grp->n_tags, max_gap, &grp->plan);
-    free(items);
-    if (rc != 0)
-        return rc;
-    for (uint32_t i = 0; i < grp->n_tags; i++)
-        grp->tags[i].slot = grp->plan.slot[i];
-    grp->buf = calloc(grp->plan.buf_size + 1, 1);
-    return grp->buf == NULL ? IB_ERR_NOMEM : 0;
-}
-
 static int resolve_devices(struct resolver *rs, const struct ib_connection_config *cfg,
                            struct s7_instance *in)
 {
@@ -350,7 +330,7 @@ static int s7_create(const struct ib_host *host, struct ib_host_ctx *ctx,
         rc = IB_ERR_INVALID;
     for (uint32_t d = 0; rc == 0 && d < in->n_devices; d++)
         for (uint32_t g = 0; rc == 0 && g < in->devices[d].n_groups; g++)
-            rc = build_group(&in->devices[d].groups[g], in->devices[d].max_gap);
+            rc = s7_group_build(&in->devices[d].groups[g], in->devices[d].max_gap);
     if (rc != 0)
         goto fail;
     *instance = in;

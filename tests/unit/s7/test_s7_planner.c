@@ -153,13 +153,34 @@ static void big_and_counted(void **state)
     s7_plan_free(&p);
 }
 
+static void alone_items(void **state)
+{
+    (void)state;
+    /* three touching words; the middle one alone: three spans, slots still right */
+    struct s7_plan_item items[] = {
+        {S7_AREA_DB, 2, 94, 2, 0},
+        {S7_AREA_DB, 2, 96, 2, 1},
+        {S7_AREA_DB, 2, 98, 4, 0},
+    };
+    struct s7_plan p;
+    assert_int_equal(s7_plan_spans(items, 3, 32, &p), 0);
+    assert_int_equal(p.n_spans, 3);
+    assert_int_equal(p.slot[0], 0);
+    assert_int_equal(p.slot[1], 2);
+    assert_int_equal(p.slot[2], 4);
+    s7_plan_free(&p);
+    items[1].alone = 0;
+    assert_int_equal(s7_plan_spans(items, 3, 32, &p), 0);
+    assert_int_equal(p.n_spans, 1);
+    s7_plan_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(spans_and_gaps),
-        cmocka_unit_test(dense_fewest),
-        cmocka_unit_test(item_limit),
-        cmocka_unit_test(big_and_counted),
+        cmocka_unit_test(spans_and_gaps), cmocka_unit_test(dense_fewest),
+        cmocka_unit_test(item_limit),     cmocka_unit_test(big_and_counted),
+        cmocka_unit_test(alone_items),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
