@@ -144,51 +144,45 @@ static int send_all(struct s7_session *s, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int recv_exact(struct s7_session *s, uint8_t *p, size_t len, int64_t deadline)
-{
-    while (len > 0) {
-        ssize_t n = recv(s->fd, p, len, 0);
-        if (n > 0) {
-            p += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return fail(s, IB_ERR_CONNECTION, "%s:%d closed the connection", s->cfg.host,
-                        s->cfg.port);
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            int r = wait_fd(s->fd, POLLIN, deadline);
-            if (r > 0)
-                continue;
-            if (r == 0)
-                return fail(s, IB_ERR_TIMEOUT, "no answer from %s:%d within %u ms", s->cfg.host,
-                            s->cfg.port, s->cfg.timeout_ms);
-        }
-        s->last_errno = errno;
-        return fail(s, IB_ERR_CONNECTION, "receiving from %s:%d failed: %s", s->cfg.host,
-                    s->cfg.port, strerror(errno));
-    }
-    return 0;
-}
-
-/* One whole TPKT frame into s->rx; its length in *len. */
+/* Wait for data, then take what arrived, until one whole frame is in s->rx: its length in
+ * *len. One request is outstanding at a time, so bytes past the frame are a peer out of step. */
 static int recv_frame(struct s7_session *s, size_t *len)
 {
     int64_t deadline = now_ms() + s->cfg.timeout_ms;
-    int rc = recv_exact(s, s->rx, S7_TPKT_HDR, deadline);
-    if (rc != 0)
-        return rc;
-    long n = s7_wire_tpkt_length(s->rx, S7_TPKT_HDR);
-    if (n < 0)
-        return fail(s, IB_ERR_PROTOCOL,
-                    "%s:%d sent a frame that is not TPKT (bytes %02x %02x %02x %02x): is this an "
-                    "S7 PLC on port %d?",
-                    s->cfg.host, s->cfg.port, s->rx[0], s->rx[1], s->rx[2], s->rx[3], s->cfg.port);
-    rc = recv_exact(s, s->rx + S7_TPKT_HDR, (size_t)n - S7_TPKT_HDR, deadline);
+    size_t have = 0;
+    long n = -1;
+    while (n < 0 || have < (size_t)n) {
+        int r = wait_fd(s->fd, POLLIN, deadline);
+        if (r == 0)
+            return fail(s, IB_ERR_TIMEOUT, "no answer from %s:%d within %u ms", s->cfg.host,
+                        s->cfg.port, s->cfg.timeout_ms);
+        ssize_t got = r < 0 ? -1 : recv(s->fd, s->rx + have, sizeof s->rx - have, 0);
+        if (got == 0)
+            return fail(s, IB_ERR_CONNECTION, "%s:%d closed the connection", s->cfg.host,
+                        s->cfg.port);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (got < 0) {
+            s->last_errno = errno;
+            return fail(s, IB_ERR_CONNECTION, "receiving from %s:%d failed: %s", s->cfg.host,
+                        s->cfg.port, strerror(errno));
+        }
+        have += (size_t)got;
+        if (n < 0 && have >= S7_TPKT_HDR) {
+            n = s7_wire_tpkt_length(s->rx, S7_TPKT_HDR);
+            if (n < 0)
+                return fail(s, IB_ERR_PROTOCOL,
+                            "%s:%d sent a frame that is not TPKT (bytes %02x %02x %02x %02x): is "
+                            "this an S7 PLC on port %d?",
+                            s->cfg.host, s->cfg.port, s->rx[0], s->rx[1], s->rx[2], s->rx[3],
+                            s->cfg.port);
+        }
+    }
+    if (have > (size_t)n)
+        return fail(s, IB_ERR_PROTOCOL, "%s:%d sent %zu bytes past the end of its answer",
+                    s->cfg.host, s->cfg.port, have - (size_t)n);
     *len = (size_t)n;
-    return rc;
+    return 0;
 }
 
 int s7_session_transact(struct s7_session *s, size_t len, uint16_t ref, struct s7_pdu *pdu)

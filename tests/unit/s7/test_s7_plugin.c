@@ -36,6 +36,7 @@ enum fault {
     F_ITEM_RC,      /* item return code 0x0A */
     F_SILENT,       /* no answer */
     F_CLOSE,        /* close the socket */
+    F_TRAILING,     /* the answer, then 3 bytes more in the same segment */
     F_CR_REFUSED,   /* a disconnect request instead of the connection confirm */
 };
 
@@ -153,6 +154,10 @@ static void answer(struct peer *p, int fd, const uint8_t *req, size_t len)
         default:
             n = read_answer(p, req, f);
         }
+    }
+    if (n > 0 && p->fault == F_TRAILING && req[17] == 0x04) {
+        memcpy(f + n, "\x03\x00\x00", 3);
+        n += 3;
     }
     if (n > 0)
         write(fd, f, n);
@@ -287,6 +292,7 @@ static void hostile(void **state)
     expect_bad(F_ITEM_LONG, IB_ERR_CONNECTION, IB_R_PROTOCOL, 0);
     expect_bad(F_LEN_MISMATCH, IB_ERR_CONNECTION, IB_R_PROTOCOL, 0);
     expect_bad(F_SILENT, IB_ERR_CONNECTION, IB_R_TIMEOUT, 0);
+    expect_bad(F_TRAILING, IB_ERR_CONNECTION, IB_R_PROTOCOL, 0);
     expect_bad(F_CLOSE, IB_ERR_CONNECTION, IB_R_CONN_LOST, 0);
     /* refusals keep the connection */
     expect_bad(F_HDR_ERROR, IB_ERR_EXCEPTION, IB_R_EXCEPTION, 0x8500);
