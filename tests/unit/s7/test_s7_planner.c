@@ -148,6 +148,7 @@ static void big_and_counted(void **state)
         }
     }
     assert_true(p.n_requests >= 2);
+    s7_plan_free(&p);
     struct s7_plan_item zero = {S7_AREA_DB, 1, 0, 0};
     assert_int_equal(s7_plan_spans(&zero, 1, 0, &p), IB_ERR_INVALID);
     s7_plan_free(&p);
