@@ -561,7 +561,7 @@ static const struct ib_schema_entry remote_entries[] = {
     E_STR("topic", struct ib_remote_cfg, topic, "ironbridge/{gateway}/config-set",
           "topic the documents are published to"),
     E_STR("file", struct ib_remote_cfg, file, "50-remote.yaml",
-          "name of the conf.d file an accepted document is written to"),
+          "name an accepted document is kept under (state directory, remote/NAME)"),
 };
 static const struct ib_schema remote_schema = {
     sizeof(struct ib_remote_cfg), 4, remote_entries, {0}};
@@ -1794,7 +1794,7 @@ static void load_root(struct loader *L)
         size_t fl = f ? strlen(f) : 0;
         if (f && (fl < 6 || strcmp(f + fl - 5, ".yaml") != 0 || f[0] == '.' || strchr(f, '/')))
             err_node(L, map_get(L, n, "file"), "remote_config", "file",
-                     "'%s' must be a file name ending in .yaml (it is written into conf.d)", f);
+                     "'%s' must be a file name ending in .yaml (it stands for conf.d/NAME)", f);
         char what[64];
         const char *e = ib_topic_check(rc->topic, IB_TOPIC_GATEWAY, what, sizeof what);
         if (e)
@@ -1827,10 +1827,14 @@ static void load_root(struct loader *L)
         L->cfg->mqtt.client_id = ib_arena_printf(&L->cfg->arena, "ironbridge-%s", gw.id);
 }
 
-/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error. */
-static int read_yaml(struct loader *L, const char *path, const char *text)
+/* Read a YAML file (or `text`, standing for that file) into a new document; -1 on error.
+ * `shown`: the name messages give it (NULL: `path`); its relative paths resolve against the
+ * directory of `path` all the same. */
+static int read_yaml(struct loader *L, const char *path, const char *text, const char *shown)
 {
-    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(path, "rb");
+    const char *rpath = path;
+    path = shown ? shown : path;
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "rb") : fopen(rpath, "rb");
     if (!f) {
         ib_diag_add(L->diag, NULL, NULL, "%s: cannot open the configuration: %s", path,
                     strerror(errno));
@@ -1838,7 +1842,7 @@ static int read_yaml(struct loader *L, const char *path, const char *text)
     }
     struct srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
     sd->file = ib_arena_strdup(&L->cfg->arena, path);
-    char *dir = ib_arena_strdup(&L->cfg->arena, path);
+    char *dir = ib_arena_strdup(&L->cfg->arena, rpath);
     char *slash = strrchr(dir, '/');
     sd->dir = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
     yaml_parser_t parser;
@@ -1927,7 +1931,7 @@ static void read_dropins(struct loader *L, const char *main_path,
     for (size_t i = 0; i < n; i++) {
         const char *path = ib_arena_printf(&L->cfg->arena, "%s/%s", cdir, names[i]);
         bool is_extra = extra && extra->name && strcmp(names[i], extra->name) == 0;
-        read_yaml(L, path, is_extra ? extra->text : NULL);
+        read_yaml(L, path, is_extra ? extra->text : NULL, is_extra ? extra->shown_as : NULL);
     }
     free(names);
 }
@@ -1944,7 +1948,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     cfg->refs = 1;
     cfg->file = ib_arena_strdup(&cfg->arena, path);
     struct loader L = {.cfg = cfg, .diag = diag, .plugins = plugins, .strings = {&cfg->arena}};
-    if (read_yaml(&L, path, NULL) == 0) {
+    if (read_yaml(&L, path, NULL, NULL) == 0) {
         read_dropins(&L, path, extra);
         L.n_tree = L.n_docs;
         use_doc(&L, 0);

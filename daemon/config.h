@@ -55,7 +55,9 @@ struct ib_remote_cfg {
     bool enabled;
     const char *public_key; /* PEM Ed25519 public key of the operators */
     const char *topic;      /* template; {gateway} */
-    const char *file;       /* name of the file in conf.d an accepted document is written to */
+    const char
+        *file; /* NAME.yaml: an accepted document is kept as $STATE_DIRECTORY/remote/NAME.yaml
+                * and stands for conf.d/NAME.yaml in the tree */
 };
 
 struct ib_config {
@@ -83,7 +85,8 @@ struct ib_config {
 struct ib_config_extra {
     const char *name; /* NULL: no file stands in */
     const char *text;
-    bool north_optional; /* connections without north.mqtt are fine (ironbridge-plugin-test) */
+    const char *shown_as; /* the file messages name (NULL: conf.d/name); e.g. the state dir's */
+    bool north_optional;  /* connections without north.mqtt are fine (ironbridge-plugin-test) */
 };
 
 /* Load and validate `path`. Plugins named by connections are loaded from `plugins` and their

@@ -46,8 +46,9 @@ void ib_gateway_set_remote_handler(struct ib_gateway *gw, ib_north_msg_fn fn, vo
 /* The retained config-status message (JSON) the north publishes on each connect. */
 void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json);
 
-/* Poll every group of every connection once, in order, and print a table to `out`. */
-void ib_gateway_once(struct ib_gateway *gw, FILE *out);
+/* Poll every group of every connection once, in order, and print a table to `out`. Returns
+ * true when every sample was good (--once exits non-zero otherwise). */
+bool ib_gateway_once(struct ib_gateway *gw, FILE *out);
 
 /* The same, `polls` times `interval_ms` apart, as a table or as one JSON object per sample and
  * line (ironbridge-plugin-test). Main thread, gateway not started. */

@@ -205,6 +205,11 @@ static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *u
     return rc;
 }
 
+int ib_record_encode_sample(struct ib_buf *b, const struct ib_sample *s)
+{
+    return put_sample(b, s, "", 0) ? -1 : 0;
+}
+
 /* Room a good numeric sample needs beyond its name and unit fragments: , "v": a number of at
  * most 32 characters (quotes included) ,"q":"good","ts": 20 digits } and the terminator. */
 #define GOOD_NUM_ROOM (96 + FRAG_PAD)

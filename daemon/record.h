@@ -50,4 +50,9 @@ int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t p
 int ib_record_encode_tag(struct ib_buf *out, const struct ib_group_enc *e, uint32_t tag,
                          const struct ib_sample *sample);
 
+/* Append a sample's fields as payloads have them, without braces:
+ * "v":..,"q":"good","ts":.. or "q":"bad","reason":"..",["code":N,]"ts":.. (the printers of
+ * --once --json and ironbridge-plugin-test use it, so that JSON has one encoder). 0 or -1. */
+int ib_record_encode_sample(struct ib_buf *out, const struct ib_sample *sample);
+
 #endif

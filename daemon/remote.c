@@ -78,6 +78,13 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
         snprintf(err, errlen, "malformed signed configuration: version '%s'", num);
         return -1;
     }
+    if (v == 0 || v > IB_REMOTE_MAX_VERSION) {
+        snprintf(err, errlen,
+                 "version %s is out of range: versions go from 1 to %llu (2^53); sign the "
+                 "document again with a version in that range",
+                 num, (unsigned long long)IB_REMOTE_MAX_VERSION);
+        return -1;
+    }
     p = e + 1;
     e = p < end ? line_end(p, end) : end;
     if (p >= end || e - p < 11 || memcmp(p, "signature ", 10) != 0) {
@@ -134,6 +141,11 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
 int ib_remote_sign(const char *body, size_t body_len, uint64_t version, const char *key_path,
                    struct ib_buf *out, char *err, size_t errlen)
 {
+    if (version == 0 || version > IB_REMOTE_MAX_VERSION) {
+        snprintf(err, errlen, "the version must be between 1 and %llu (2^53)",
+                 (unsigned long long)IB_REMOTE_MAX_VERSION);
+        return -1;
+    }
     EVP_PKEY *k = read_key(key_path, 1, err, errlen);
     if (!k)
         return -1;
@@ -161,6 +173,19 @@ int ib_remote_sign(const char *body, size_t body_len, uint64_t version, const ch
     return rc;
 }
 
+uint64_t ib_remote_text_version(const char *text)
+{
+    size_t hl = strlen(FILE_HEADER);
+    if (!text || strncmp(text, FILE_HEADER, hl) != 0)
+        return 0;
+    const char *p = text + hl;
+    if (*p < '0' || *p > '9')
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(p, NULL, 10);
+    return errno || v > IB_REMOTE_MAX_VERSION ? 0 : v;
+}
+
 uint64_t ib_remote_file_version(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -170,10 +195,34 @@ uint64_t ib_remote_file_version(const char *path)
     if (!fgets(line, sizeof line, f))
         line[0] = '\0';
     fclose(f);
-    size_t hl = strlen(FILE_HEADER);
-    if (strncmp(line, FILE_HEADER, hl) != 0)
-        return 0;
-    return strtoull(line + hl, NULL, 10);
+    return ib_remote_text_version(line);
+}
+
+int ib_remote_sign_file(const char *path, uint64_t version, const char *key_path, char *err,
+                        size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct ib_buf body = {0}, out = {0};
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (ib_buf_append(&body, chunk, n) < 0 || body.len > IB_REMOTE_MAX_FILE)
+            rc = -1;
+    if (rc < 0 || ferror(f))
+        snprintf(err, errlen, "cannot read %s (at most %d bytes)", path, IB_REMOTE_MAX_FILE);
+    else
+        rc = ib_remote_sign(body.p ? body.p : "", body.len, version, key_path, &out, err, errlen);
+    if (!ferror(f) && rc == 0 && fwrite(out.p, 1, out.len, stdout) != out.len)
+        rc = -1;
+    fclose(f);
+    ib_buf_free(&body);
+    ib_buf_free(&out);
+    return rc < 0 || ferror(stdout) ? -1 : 0;
 }
 
 int ib_remote_file_text(uint64_t version, const char *body, size_t len, struct ib_buf *out)
@@ -186,39 +235,87 @@ int ib_remote_file_text(uint64_t version, const char *body, size_t len, struct i
     return rc | ib_buf_append(out, body, len);
 }
 
+/* mkdir `dir` (0700) unless it exists, its parent too. */
+static int make_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return 0;
+    if (errno != ENOENT)
+        return -1;
+    char parent[4096];
+    const char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return -1;
+    snprintf(parent, sizeof parent, "%.*s", (int)(slash - dir), dir);
+    if (mkdir(parent, 0700) < 0 && errno != EEXIST)
+        return -1;
+    return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int fsync_dir(const char *dir)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int rc = fsync(dfd);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return rc;
+}
+
 int ib_remote_write_file(const char *path, uint64_t version, const char *body, size_t len)
 {
     struct ib_buf b = {0};
-    if (ib_remote_file_text(version, body, len, &b) < 0)
+    if (ib_remote_file_text(version, body, len, &b) < 0) {
+        ib_buf_free(&b);
+        errno = ENOMEM;
         return -1;
+    }
+    int rc = ib_remote_write_text(path, b.p, b.len);
+    int e = errno;
+    ib_buf_free(&b);
+    errno = e;
+    return rc;
+}
+
+int ib_remote_write_text(const char *path, const char *text, size_t len)
+{
     char tmp[8300], dir[4096];
     const char *slash = strrchr(path, '/');
     snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
     snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, slash ? slash + 1 : path);
-    if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-        ib_buf_free(&b);
-        return -1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = -1;
+    int rc = -1, e = 0;
+    int fd = make_dir(dir) == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
     if (fd >= 0) {
-        ssize_t w = write(fd, b.p, b.len);
-        if (w == (ssize_t)b.len && fsync(fd) == 0 && close(fd) == 0) {
+        if (write_all(fd, text, len) == 0 && fsync(fd) == 0) {
+            rc = close(fd);
             fd = -1;
-            if (rename(tmp, path) == 0) {
-                int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0) {
-                    fsync(dfd);
-                    close(dfd);
-                }
-                rc = 0;
-            }
+            if (rc == 0 && (rc = rename(tmp, path)) == 0)
+                rc = fsync_dir(dir); /* the rename is durable only now */
         }
+        e = errno;
         if (fd >= 0)
             close(fd);
         if (rc < 0)
             unlink(tmp);
+    } else {
+        e = errno;
     }
-    ib_buf_free(&b);
+    errno = e;
     return rc;
 }

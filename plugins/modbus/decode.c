@@ -261,6 +261,47 @@ uint32_t mb_decode_string(const uint16_t *regs, unsigned n, enum mb_order order,
     return (uint32_t)o;
 }
 
+static bool valid_order(enum mb_type type, enum mb_order order)
+{
+    if ((unsigned)order > (MB_ORDER_WORD_SWAP | MB_ORDER_BYTE_SWAP))
+        return false;
+    bool wide = mb_decode_width(type) > 1;
+    return wide || !(order & MB_ORDER_WORD_SWAP);
+}
+
+int mb_decode_wire(const uint8_t *p, size_t len, enum mb_type type, enum mb_order order,
+                   unsigned bit, char *text, size_t text_cap, struct ib_value *out)
+{
+    uint16_t regs[MB_STRING_MAX_REGS];
+    memset(out, 0, sizeof(*out));
+    if ((unsigned)type >= MB_TYPE_COUNT || !valid_order(type, order))
+        return IB_ERR_INVALID;
+    if (type == MB_TYPE_BOOL) {
+        if (len < 1)
+            return IB_ERR_INVALID;
+        mb_decode_bit(p[0], out);
+        return 0;
+    }
+    size_t n = type == MB_TYPE_STRING ? len / 2 : mb_decode_width(type);
+    if (n == 0 || n > MB_STRING_MAX_REGS || len < 2 * n)
+        return IB_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        regs[i] = (uint16_t)(p[2 * i] << 8 | p[2 * i + 1]);
+    if (type == MB_TYPE_BIT) {
+        if (bit > 15)
+            return IB_ERR_INVALID;
+        mb_decode_reg_bit(regs[0], bit, order, out);
+        return 0;
+    }
+    if (type == MB_TYPE_STRING) {
+        if (text == NULL || text_cap < MB_STRING_CAP(n))
+            return IB_ERR_INVALID;
+        mb_decode_string(regs, (unsigned)n, order, text, out);
+        return 0;
+    }
+    return mb_decode_registers(regs, type, order, out);
+}
+
 /* *in as a signed integer in [min, max]; doubles only when integral. */
 static int to_int(const struct ib_value *in, int64_t min, int64_t max, int64_t *out)
 {

@@ -77,6 +77,9 @@ uint16_t mb_encode_reg_bit(uint16_t reg, unsigned bit, bool on, enum mb_order or
  * the three bytes of U+FFFD. */
 #define MB_STRING_CAP(n) ((size_t)(n)*6)
 
+/* The most registers a string tag may have (the schema's `length`: one read request). */
+#define MB_STRING_MAX_REGS 125
+
 /* Decode n registers as text. Each register holds two bytes, the first one in its high byte
  * (MB_ORDER_AB) or in its low byte (MB_ORDER_BA). The text ends at the first NUL byte, trailing
  * spaces are trimmed, and each byte that is not part of valid UTF-8 becomes U+FFFD, so that the
@@ -84,6 +87,19 @@ uint16_t mb_encode_reg_bit(uint16_t reg, unsigned bit, bool on, enum mb_order or
  * and returns how many; sets *out_value to an IB_V_STRING pointing at out. */
 uint32_t mb_decode_string(const uint16_t *regs, unsigned n, enum mb_order order, char *out,
                           struct ib_value *out_value);
+
+/* Decode a value straight from response bytes p[0 .. len-1], checking len first: the registers
+ * as they arrive on the wire (two bytes each, high byte first), or for MB_TYPE_BOOL one byte per
+ * bit as libmodbus and the framings hold them (non-zero: on). A type needs mb_decode_width(type)
+ * registers (BOOL: 1 byte; BIT: 1 register and bit 0..15; STRING: len / 2 registers, at least
+ * 1 and at most MB_STRING_MAX_REGS, into text of text_cap >= MB_STRING_CAP(len / 2) bytes,
+ * which *out then points into).
+ * Every type and every order: the order must be one of MB_ORDER_*; a 16-bit type, BIT and
+ * STRING take AB or BA only, as the configuration does. Returns 0, or IB_ERR_INVALID (too
+ * short, an unknown type or order, a bit past 15, text too small, a NaN or infinity), *out then
+ * IB_V_NONE. Pure: no allocation; what a fuzzer calls on a buffer and its length. */
+int mb_decode_wire(const uint8_t *p, size_t len, enum mb_type type, enum mb_order order,
+                   unsigned bit, char *text, size_t text_cap, struct ib_value *out);
 
 /* Encode *in into mb_decode_width(type) registers for a write. The value may come as
  * IB_V_INT, IB_V_UINT or IB_V_DOUBLE (an integral one for integer types); it must fit the type.

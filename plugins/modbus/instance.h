@@ -1,5 +1,8 @@
-/* Modbus plugin: an instance (one connection) as create() builds it, shared by the callbacks in
- * modbus.c, poll.c, write.c and transact.c. Private to the plugin. */
+/* Modbus plugin: an instance (one connection) as create() builds it (resolve.c), and the calls
+ * its parts make on it: modbus.c (callbacks), poll.c (reads), write.c (writes), transact.h
+ * (requests), connection.c (opening and losing the link), errors.h (what an errno means).
+ * Private to the plugin. All of it runs on the connection's poller thread, except create and
+ * destroy (the daemon's main thread, before the poller starts and after it stopped). */
 #ifndef IB_MODBUS_INSTANCE_H
 #define IB_MODBUS_INSTANCE_H
 
@@ -7,10 +10,13 @@
 #include <stdint.h>
 
 #include <ironbridge/ironbridge.h>
+#include <ironbridge/log.h>
 
 #include "decode.h"
+#include "errors.h"
 #include "link.h"
 #include "planner.h"
+#include "transact.h"
 
 /* A refused tag (the device answers it alone with an exception) is tried again alone every this
  * many polls of its group. */
@@ -27,9 +33,9 @@ struct mb_tag {
     uint8_t bit;    /* MB_TYPE_BIT: which bit, 0 = least significant */
     bool writable;
     bool verify_write;
-    bool decode_failing; /* a decode error was logged; log again only after a good value */
-    bool refusal_logged; /* its refusal (exception when read alone) was logged */
-    char *text;          /* MB_TYPE_STRING: MB_STRING_CAP(width) bytes the sample points into */
+    struct ib_episode decode_ep;  /* its registers hold NaN or infinity */
+    struct ib_episode refusal_ep; /* the device refuses it when it is read alone */
+    char *text; /* MB_TYPE_STRING: MB_STRING_CAP(width) bytes the sample points into */
 };
 
 /* One request as it is read now. The group starts with the planner's requests; a block that the
@@ -63,9 +69,8 @@ struct mb_group {
     uint8_t *bits;          /* plan.n_bits, one byte per bit as libmodbus stores them */
     uint32_t polls;
     bool split; /* reqs differ from the plan */
-    /* The failure last logged (IB_R_NONE: none), so a repeating one is logged once. */
-    uint8_t logged_reason;
-    uint16_t logged_code;
+    /* Its reads fail (cause: reason << 16 | code), logged when that starts, changes, ends. */
+    struct ib_episode ep;
 };
 
 struct mb_device {
@@ -79,9 +84,10 @@ struct mb_device {
     uint32_t n_groups;
     struct mb_group *groups;
     /* Back-off of a device that stopped answering. */
-    uint32_t failed_polls; /* consecutive polls without an answer */
-    int64_t retry_at_ms;   /* monotonic: no I/O before this */
-    uint8_t down_reason;   /* what its bad samples say meanwhile */
+    uint32_t failed_polls;       /* consecutive polls without an answer */
+    struct ib_episode silent_ep; /* it does not answer (cause: reason << 16 | code) */
+    int64_t retry_at_ms;         /* monotonic: no I/O before this */
+    uint8_t down_reason;         /* what its bad samples say meanwhile */
     uint16_t down_code;
 };
 
@@ -91,10 +97,15 @@ struct mb_instance {
     struct mb_link *link;
     uint32_t timeout_ms;
     bool close_after_poll;
-    int open_errno; /* errno of the last failed open (0: the last open succeeded) */
     bool opened_once;
-    bool loss_logged;        /* the loss of the current connection was logged */
+    /* Opening fails (cause: errno). Ends at the next open that succeeds. */
+    struct ib_episode open_ep;
+    /* An open link is lost (cause: errno). Ends only when a connection outlives a poll: a
+     * device that closes after every answer is one episode, however often it is reopened. */
+    struct ib_episode loss_ep;
+    uint32_t polls_on_link;  /* polls that began on the link since it was opened */
     int64_t last_request_us; /* when the last request ended (pause_between_requests_ms) */
+    char why[160]; /* what was wrong with the last failed request's response ("" unknown) */
     uint32_t n_devices;
     struct mb_device *devices;
 };
@@ -102,31 +113,51 @@ struct mb_instance {
 #define MB_LOG(in, level, dev, tag, ...)                                                           \
     (in)->host->log((in)->ctx, (level), (dev), (tag), __VA_ARGS__)
 
-/* How a failed request is reported. */
-struct mb_failure {
-    uint8_t reason; /* enum ib_reason */
-    uint16_t code;  /* Modbus exception number */
-    int err;        /* enum ib_err */
-};
-
-/* transact.c: requests with the device's pause, retries, stray-byte check and link recovery. */
-struct mb_failure mb_classify(int e);
-int mb_severity(int err);
-const char *mb_errtext(int e);
-const char *mb_table_name(unsigned table);
+/* connection.c */
 /* Make sure the link is open: 0, or IB_ERR_CONNECTION. With close_after_poll a closed link is
  * opened here (a failure is logged); otherwise a closed link was lost and is the daemon's to
  * reopen. */
 int mb_ensure_open(struct mb_instance *in);
-/* Log that opening the link failed with errno err, unless that was the last failure too. */
+/* Opening the link failed with errno err: logged when that starts, changes or is reminded. */
 void mb_log_open_error(struct mb_instance *in, int err);
-/* Read or write with the device's retries. Returns the count, or -1 with *e the errno of the last
- * attempt (the link is recovered, or closed when lost). */
-int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
-                     uint32_t addr, uint32_t count, void *dest, int *e);
-int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
-                      uint32_t addr, uint32_t count, const void *data, int *e);
+/* Opening the link succeeded: ends an open failure episode (logged), and says it at `level`
+ * otherwise (routine reopenings inside a loss episode only at debug level; level < 0: not). */
+void mb_note_opened(struct mb_instance *in, int level);
+/* A poll ended on a link that is still open (or closed by close_after_poll) and was not lost:
+ * ends a loss episode once a connection has outlived a poll. */
+void mb_note_link_held(struct mb_instance *in);
+/* The link was lost with errno e: logged when that starts, changes or is reminded. */
 void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e);
+
+/* A request to a device through the instance's link, as transact.h does it; a device in
+ * back-off gets one try: it is probed, not waited for. */
+static inline struct mb_request_ctx mb_request_of(struct mb_instance *in,
+                                                  const struct mb_device *dev)
+{
+    return (struct mb_request_ctx){.link = in->link,
+                                   .unit = dev->unit_id,
+                                   .timeout_ms = dev->timeout_ms,
+                                   .retries = dev->failed_polls > 0 ? 0 : dev->retries,
+                                   .pause_ms = dev->pause_ms,
+                                   .last_request_us = &in->last_request_us,
+                                   .why = in->why,
+                                   .whylen = sizeof in->why};
+}
+
+static inline int mb_transact_read(struct mb_instance *in, const struct mb_device *dev,
+                                   unsigned table, uint32_t addr, uint32_t count, void *dest,
+                                   int *e)
+{
+    struct mb_request_ctx c = mb_request_of(in, dev);
+    return mb_request_read(&c, table, addr, count, dest, e);
+}
+
+static inline int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
+                                    uint32_t addr, uint32_t count, const void *data, int *e)
+{
+    struct mb_request_ctx c = mb_request_of(in, dev);
+    return mb_request_write(&c, fc, addr, count, data, e);
+}
 
 /* poll.c */
 int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,

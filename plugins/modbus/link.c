@@ -68,8 +68,7 @@ long mb_link_drain(int fd, uint32_t quiet_us, uint32_t max_us)
 
 int mb_link_new(const struct mb_link_config *cfg, struct mb_link **out)
 {
-    struct mb_link *link =
-        cfg->kind == MB_LINK_RTU_OVER_TCP ? mb_link_rtu_tcp_new(cfg) : mb_link_libmodbus_new(cfg);
+    struct mb_link *link = mb_link_stream_new(cfg);
     *out = link;
     if (link == NULL)
         return IB_ERR_NOMEM;
@@ -156,9 +155,15 @@ static int transaction_done(struct mb_link *link, int rc)
     return rc;
 }
 
+const char *mb_link_why(const struct mb_link *link)
+{
+    return link->why;
+}
+
 int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, uint16_t count,
                  void *dest)
 {
+    link->why[0] = '\0';
     keep_gap(link);
     return transaction_done(link, link->ops->read(link, unit, table, addr, count, dest));
 }
@@ -166,6 +171,7 @@ int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, 
 int mb_link_write(struct mb_link *link, int unit, uint8_t fc, uint16_t addr, uint16_t count,
                   const void *data)
 {
+    link->why[0] = '\0';
     keep_gap(link);
     return transaction_done(link, link->ops->write(link, unit, fc, addr, count, data));
 }

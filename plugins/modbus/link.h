@@ -1,6 +1,6 @@
-/* The driver's transport interface: one link per connection, behind which sit Modbus TCP and
- * Modbus RTU on a serial port (both through libmodbus) and RTU frames over a TCP socket (our own,
- * for serial-to-Ethernet converters). Every call returns as libmodbus does: a count, or -1 with
+/* The driver's transport interface: one link per connection, behind which sit Modbus RTU on a
+ * serial port (through libmodbus), and Modbus TCP and RTU frames over a TCP socket (our own
+ * socket and framing: link_stream.c). Every call returns as libmodbus does: a count, or -1 with
  * errno (ETIMEDOUT, EMBX* for an exception, EMBBADCRC, EMBBADDATA, MB_ESTRAY, a system error).
  * A link is used by one thread at a time (the connection's poller). */
 #ifndef IB_MODBUS_LINK_H
@@ -12,7 +12,7 @@
 #include <modbus.h>
 
 enum mb_link_kind {
-    MB_LINK_TCP = 0,      /* Modbus TCP (MBAP header), libmodbus */
+    MB_LINK_TCP = 0,      /* Modbus TCP (MBAP header), mbap.c framing */
     MB_LINK_RTU,          /* Modbus RTU on a serial port, libmodbus */
     MB_LINK_RTU_OVER_TCP, /* Modbus RTU frames on a TCP socket, rtu.c framing */
 };
@@ -72,6 +72,10 @@ int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, 
  * Returns 1 (FC5/FC6) or count (FC15/FC16), or -1 with errno. */
 int mb_link_write(struct mb_link *link, int unit, uint8_t fc, uint16_t addr, uint16_t count,
                   const void *data);
+
+/* What was wrong with the last response, for logs ("transaction id 7, expected 12"), when the
+ * link knows more than its errno says; "" otherwise. Valid until the next request. */
+const char *mb_link_why(const struct mb_link *link);
 
 /* After a request that succeeded: were more bytes sent than the response frame held? On links
  * with a frame gap this waits for the gap of silence. Stray bytes are read and dropped.

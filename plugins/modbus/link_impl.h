@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <modbus.h>
+
 #include "link.h"
 
 struct mb_link_ops {
@@ -27,11 +29,17 @@ struct mb_link {
     uint32_t timeout_ms;    /* response timeout */
     int64_t quiet_since_us; /* monotonic time the last frame ended; 0: unknown */
     bool late_answer;       /* Modbus TCP: a request timed out, its answer may still come */
+    char why[160];          /* what was wrong with the last response; "" when not known */
 };
 
-/* Backends: fill a new link (NULL on out of memory). */
-struct mb_link *mb_link_libmodbus_new(const struct mb_link_config *cfg);
-struct mb_link *mb_link_rtu_tcp_new(const struct mb_link_config *cfg);
+/* The backend: a new closed link of any kind (NULL on out of memory). */
+struct mb_link *mb_link_stream_new(const struct mb_link_config *cfg);
+
+/* link_serial.c: a serial port's settings in a libmodbus context (no I/O; NULL on out of
+ * memory; free with modbus_free), and opening it: 0 and *fd (the port's, owned by mb: close it
+ * with modbus_close), or a positive errno (ENOTTY: rs485 asked of a port without RS-485 mode). */
+modbus_t *mb_serial_new(const struct mb_link_config *cfg);
+int mb_serial_open(modbus_t *mb, const struct mb_link_config *cfg, int *fd);
 
 int64_t mb_link_now_us(void);
 

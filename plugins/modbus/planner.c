@@ -30,7 +30,7 @@ static int compare_items(const void *pa, const void *pb)
 
 static uint32_t limit_for(const struct mb_plan_limits *limits, uint32_t table)
 {
-    return mb_plan_table_is_bits((enum mb_table)table) ? limits->max_bits : limits->max_registers;
+    return mb_table_is_bits((enum mb_table)table) ? limits->max_bits : limits->max_registers;
 }
 
 static uint32_t gap_for(const struct mb_plan_limits *limits, uint32_t table)
@@ -39,7 +39,7 @@ static uint32_t gap_for(const struct mb_plan_limits *limits, uint32_t table)
         return 0;
     /* A gap of 16 bits costs the same two bytes on the wire as a gap of one register. */
     uint32_t gap = limits->max_gap > 65535 ? 65535 : limits->max_gap;
-    return mb_plan_table_is_bits((enum mb_table)table) ? gap * 16 : gap;
+    return mb_table_is_bits((enum mb_table)table) ? gap * 16 : gap;
 }
 
 int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
@@ -109,7 +109,7 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     for (uint32_t r = 0; r < plan->n_requests; r++) {
         struct mb_plan_request *req = &plan->requests[r];
         uint32_t *total =
-            mb_plan_table_is_bits((enum mb_table)req->table) ? &plan->n_bits : &plan->n_registers;
+            mb_table_is_bits((enum mb_table)req->table) ? &plan->n_bits : &plan->n_registers;
         req->buf = *total;
         *total += req->count;
     }

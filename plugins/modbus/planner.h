@@ -7,19 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The four Modbus data tables. */
-enum mb_table {
-    MB_TABLE_COIL = 0,       /* read/write bits, FC1 / FC5 */
-    MB_TABLE_DISCRETE_INPUT, /* read-only bits, FC2 */
-    MB_TABLE_INPUT,          /* read-only registers, FC4 */
-    MB_TABLE_HOLDING,        /* read/write registers, FC3 / FC6 / FC16 */
-    MB_TABLE_COUNT,
-};
-
-static inline bool mb_plan_table_is_bits(enum mb_table table)
-{
-    return table == MB_TABLE_COIL || table == MB_TABLE_DISCRETE_INPUT;
-}
+#include "proto.h"
 
 /* One tag to read: a table and the span [address, address + width) of registers or bits. */
 struct mb_plan_item {

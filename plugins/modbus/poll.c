@@ -2,6 +2,8 @@
  * is bisected down to the tags it refuses and the split is kept; a device that stops answering
  * costs one timeout and is then backed off, so the others on the line keep their period. */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,12 +24,14 @@ struct poll_ctx {
     struct mb_failure worst;
     uint32_t worst_table, worst_start, worst_count;
     int worst_errno;
+    char worst_why[160]; /* what was wrong with its response, when known */
     /* Bisection of one refused block. */
     uint32_t n_scratch;
     bool aborted;
     uint32_t abort_at;
     struct mb_failure abort_f;
     int abort_errno;
+    char abort_why[160];
 };
 
 /* The device refuses the addresses (exception 2, illegal data address) or the length
@@ -53,7 +57,7 @@ static void set_state(struct mb_req *q, int64_t ts, uint8_t reason, uint16_t cod
 }
 
 static void note_worst(struct poll_ctx *pc, const struct mb_failure *f, uint32_t table,
-                       uint32_t start, uint32_t count, int e)
+                       uint32_t start, uint32_t count, int e, const char *why)
 {
     if (mb_severity(f->err) <= mb_severity(pc->worst.err))
         return;
@@ -62,6 +66,7 @@ static void note_worst(struct poll_ctx *pc, const struct mb_failure *f, uint32_t
     pc->worst_start = start;
     pc->worst_count = count;
     pc->worst_errno = e;
+    snprintf(pc->worst_why, sizeof(pc->worst_why), "%s", why);
 }
 
 static void rebuild_req_of(struct mb_group *grp)
@@ -87,13 +92,11 @@ void mb_group_restore_plan(struct mb_group *grp)
     grp->n_reqs = grp->plan.n_requests;
     grp->split = false;
     rebuild_req_of(grp);
-    for (uint32_t i = 0; i < grp->n_tags; i++)
-        grp->tags[i].refusal_logged = false;
 }
 
 static void *buffer_at(struct mb_group *grp, uint32_t table, uint32_t buf)
 {
-    if (mb_plan_table_is_bits((enum mb_table)table))
+    if (mb_table_is_bits((enum mb_table)table))
         return grp->bits + buf;
     return grp->regs + buf;
 }
@@ -128,16 +131,35 @@ static void append(struct poll_ctx *pc, const struct mb_req *parent, uint32_t a,
     set_state(q, ts, refused ? IB_R_EXCEPTION : IB_R_NONE, refused ? code : 0);
 }
 
+static int64_t now_ms(const struct poll_ctx *pc)
+{
+    return pc->in->host->monotonic_ms();
+}
+
+/* A tag read alone was refused with exception `code`: logged when that starts or changes. */
 static void log_refused_tag(struct poll_ctx *pc, struct mb_tag *t, uint16_t code)
 {
-    if (t->refusal_logged)
+    enum ib_episode_event ev = ib_episode_fail(&t->refusal_ep, code, now_ms(pc));
+    if (ev == IB_EPISODE_QUIET)
         return;
-    t->refusal_logged = true;
     MB_LOG(pc->in, IB_LOG_WARNING, pc->dev->name, t->name,
-           "unit %d refuses %s %u (exception %u, %s): this tag is bad, the others of group %s "
+           "unit %d %s %s %u (exception %u, %s): this tag is bad, the others of group %s "
            "are read without it; it is tried again every %u polls",
-           pc->dev->unit_id, mb_table_name(t->table), t->address, code,
-           mb_errtext(MODBUS_ENOBASE + code), pc->grp->name, MB_REFUSED_RECHECK_POLLS);
+           pc->dev->unit_id, ev == IB_EPISODE_REMIND ? "still refuses" : "refuses",
+           mb_table_name(t->table), t->address, code, mb_errtext(MODBUS_ENOBASE + code),
+           pc->grp->name, MB_REFUSED_RECHECK_POLLS);
+}
+
+/* A tag's value was read: ends its refusal episode (logged). */
+static void note_tag_read(struct poll_ctx *pc, struct mb_tag *t)
+{
+    struct ib_episode *ep = &t->refusal_ep;
+    if (ib_episode_ok(ep, now_ms(pc)) != IB_EPISODE_ENDED)
+        return;
+    MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, t->name,
+           "unit %d reads %s %u again (refused %" PRIu64 " time(s) in %" PRId64 " s)",
+           pc->dev->unit_id, mb_table_name(t->table), t->address, ep->count,
+           ib_episode_age_s(ep, now_ms(pc)));
 }
 
 /* Items [a, b) of a block the device refused: read them as one request unless that is already
@@ -168,6 +190,7 @@ static void bisect(struct poll_ctx *pc, const struct mb_req *parent, uint32_t a,
             pc->abort_at = a;
             pc->abort_f = f;
             pc->abort_errno = e;
+            snprintf(pc->abort_why, sizeof(pc->abort_why), "%s", pc->in->why);
             return;
         }
         pc->answered = true;
@@ -251,7 +274,7 @@ static uint32_t narrow_down(struct poll_ctx *pc, uint32_t r, const struct mb_fai
         append(pc, &parent, pc->abort_at, parent.first + parent.n_items, false, 0,
                pc->in->host->now_ms());
         set_state(q, q->ts_ms, pc->abort_f.reason, pc->abort_f.code);
-        note_worst(pc, &pc->abort_f, q->table, q->start, q->count, pc->abort_errno);
+        note_worst(pc, &pc->abort_f, q->table, q->start, q->count, pc->abort_errno, pc->abort_why);
         if (pc->abort_f.reason == IB_R_CONN_LOST) {
             pc->lost = true;
             mb_note_connection_lost(pc->in, pc->dev, pc->abort_errno);
@@ -265,7 +288,7 @@ static uint32_t narrow_down(struct poll_ctx *pc, uint32_t r, const struct mb_fai
                        &(struct mb_failure){IB_R_EXCEPTION, grp->scratch[k].refused_code,
                                             IB_ERR_EXCEPTION},
                        grp->scratch[k].table, grp->scratch[k].start, grp->scratch[k].count,
-                       MODBUS_ENOBASE + grp->scratch[k].refused_code);
+                       MODBUS_ENOBASE + grp->scratch[k].refused_code, "");
     splice(grp, r, ns);
     MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, NULL,
            "group %s: unit %d refused %s %u..%u (%s); narrowed down to %u request(s) and %u "
@@ -302,15 +325,20 @@ static void fill_sample(struct poll_ctx *pc, uint32_t i, struct ib_sample *s)
         if (mb_decode_registers(grp->regs + t->data, (enum mb_type)t->type, (enum mb_order)t->order,
                                 &s->value) != 0) {
             ib_sample_bad(s, q->ts_ms, IB_R_DECODE, 0);
-            if (!t->decode_failing)
+            if (ib_episode_fail(&t->decode_ep, IB_R_DECODE, now_ms(pc)) != IB_EPISODE_QUIET)
                 MB_LOG(pc->in, IB_LOG_WARNING, pc->dev->name, t->name,
-                       "%s %u holds a NaN or infinity, not a %s value", mb_table_name(t->table),
-                       t->address, mb_decode_type_name(t->type));
-            t->decode_failing = true;
+                       "%s %u holds a NaN or infinity, not a %s value%s", mb_table_name(t->table),
+                       t->address, mb_decode_type_name(t->type),
+                       t->decode_ep.count > 1 ? " (still)" : "");
             return;
         }
     }
-    t->decode_failing = false;
+    if (ib_episode_ok(&t->decode_ep, now_ms(pc)) == IB_EPISODE_ENDED)
+        MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, t->name,
+               "%s %u holds a valid %s value again (after %" PRIu64 " bad reads)",
+               mb_table_name(t->table), t->address, mb_decode_type_name(t->type),
+               t->decode_ep.count);
+    note_tag_read(pc, t);
     ib_sample_good(s, q->ts_ms);
 }
 
@@ -322,21 +350,58 @@ static void log_group_outcome(struct poll_ctx *pc)
      * logged once where they happen. */
     if (f->reason == IB_R_CONN_LOST || pc->silent)
         return;
+    struct ib_episode *ep = &grp->ep;
     if (f->err == IB_OK) {
-        if (grp->logged_reason != IB_R_NONE)
-            MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, NULL, "group %s reads again", grp->name);
-        grp->logged_reason = IB_R_NONE;
-        grp->logged_code = 0;
+        if (ib_episode_ok(ep, now_ms(pc)) == IB_EPISODE_ENDED)
+            MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, NULL,
+                   "group %s reads again (after %" PRIu64 " failed poll(s) in %" PRId64 " s)",
+                   grp->name, ep->count, ib_episode_age_s(ep, now_ms(pc)));
         return;
     }
-    if (f->reason == grp->logged_reason && f->code == grp->logged_code)
+    enum ib_episode_event ev = ib_episode_fail(ep, (long)f->reason << 16 | f->code, now_ms(pc));
+    if (ev == IB_EPISODE_QUIET)
         return;
-    grp->logged_reason = f->reason;
-    grp->logged_code = f->code;
+    char text[256], more[96] = "";
+    if (ev == IB_EPISODE_REMIND)
+        snprintf(more, sizeof(more), " (still: %" PRIu64 " failed polls in %" PRId64 " s)",
+                 ep->count, ib_episode_age_s(ep, now_ms(pc)));
     MB_LOG(pc->in, IB_LOG_WARNING, pc->dev->name, NULL,
-           "group %s: reading %s %u..%u (unit %d) failed: %s; logged again when this changes",
+           "group %s: reading %s %u..%u (unit %d) failed: %s%s; logged again when this changes",
            grp->name, mb_table_name(pc->worst_table), pc->worst_start,
-           pc->worst_start + pc->worst_count - 1, pc->dev->unit_id, mb_errtext(pc->worst_errno));
+           pc->worst_start + pc->worst_count - 1, pc->dev->unit_id,
+           mb_describe(text, sizeof(text), pc->worst_errno, pc->worst_why), more);
+}
+
+/* A poll found the device silent: logged when that starts or changes, and reminded. */
+static void log_silence(struct poll_ctx *pc)
+{
+    struct mb_device *dev = pc->dev;
+    struct ib_episode *ep = &dev->silent_ep;
+    char text[256];
+    const char *cause = mb_describe(text, sizeof(text), pc->worst_errno, pc->worst_why);
+    switch (ib_episode_fail(ep, (long)dev->down_reason << 16 | dev->down_code, now_ms(pc))) {
+    case IB_EPISODE_STARTED:
+    case IB_EPISODE_CHANGED:
+        if (dev->backoff_max_ms > 0)
+            MB_LOG(pc->in, IB_LOG_WARNING, dev->name, NULL,
+                   "unit %d does not answer (%s): its tags are bad, and it is asked again "
+                   "only after 1, 2, 4... poll intervals (at most every %u ms) so that the "
+                   "other devices keep their poll period",
+                   dev->unit_id, cause, dev->backoff_max_ms);
+        else
+            MB_LOG(pc->in, IB_LOG_WARNING, dev->name, NULL,
+                   "unit %d does not answer (%s): its tags are bad; it is asked again at "
+                   "every poll (backoff_max_ms: 0)",
+                   dev->unit_id, cause);
+        break;
+    case IB_EPISODE_REMIND:
+        MB_LOG(pc->in, IB_LOG_WARNING, dev->name, NULL,
+               "unit %d still does not answer (%s): %" PRIu64 " polls in %" PRId64 " s",
+               dev->unit_id, cause, ep->count, ib_episode_age_s(ep, now_ms(pc)));
+        break;
+    default:
+        break;
+    }
 }
 
 /* After a poll: back a silent device off for 1, 2, 4 ... poll intervals (at most
@@ -348,19 +413,7 @@ static void account_device(struct poll_ctx *pc)
     struct mb_instance *in = pc->in;
     if (pc->silent) {
         dev->failed_polls++;
-        if (dev->failed_polls == 1) {
-            if (dev->backoff_max_ms > 0)
-                MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
-                       "unit %d does not answer (%s): its tags are bad, and it is asked again "
-                       "only after 1, 2, 4... poll intervals (at most every %u ms) so that the "
-                       "other devices keep their poll period",
-                       dev->unit_id, mb_errtext(pc->worst_errno), dev->backoff_max_ms);
-            else
-                MB_LOG(in, IB_LOG_WARNING, dev->name, NULL,
-                       "unit %d does not answer (%s): its tags are bad; it is asked again at "
-                       "every poll (backoff_max_ms: 0)",
-                       dev->unit_id, mb_errtext(pc->worst_errno));
-        }
+        log_silence(pc);
         if (dev->backoff_max_ms == 0)
             return;
         unsigned shift = dev->failed_polls - 1 < 20 ? dev->failed_polls - 1 : 20;
@@ -373,9 +426,10 @@ static void account_device(struct poll_ctx *pc)
         return;
     }
     if (pc->answered && dev->failed_polls > 0) {
-        MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL,
-               "unit %d answers again, after %u poll(s) without an answer", dev->unit_id,
-               dev->failed_polls);
+        if (ib_episode_ok(&dev->silent_ep, now_ms(pc)) == IB_EPISODE_ENDED)
+            MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL,
+                   "unit %d answers again, after %u poll(s) without an answer", dev->unit_id,
+                   dev->failed_polls);
         dev->failed_polls = 0;
         dev->retry_at_ms = 0;
     }
@@ -408,6 +462,8 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
     if (grp->n_reqs > 0 && mb_ensure_open(in) != 0) {
         pc.lost = true;
         pc.worst = (struct mb_failure){IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
+    } else if (grp->n_reqs > 0) {
+        in->polls_on_link++;
     }
     for (uint32_t r = 0; r < grp->n_reqs; r++) {
         struct mb_req *q = &grp->reqs[r];
@@ -422,7 +478,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
         if (q->refused && grp->polls % MB_REFUSED_RECHECK_POLLS != 0) {
             set_state(q, in->host->now_ms(), IB_R_EXCEPTION, q->refused_code);
             note_worst(&pc, &(struct mb_failure){IB_R_EXCEPTION, q->refused_code, IB_ERR_EXCEPTION},
-                       q->table, q->start, q->count, MODBUS_ENOBASE + q->refused_code);
+                       q->table, q->start, q->count, MODBUS_ENOBASE + q->refused_code, "");
             continue;
         }
         int e = 0;
@@ -434,9 +490,9 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
             set_state(q, ts, IB_R_NONE, 0);
             if (q->refused) {
                 struct mb_tag *t = &grp->tags[grp->plan.order[q->first]];
-                MB_LOG(in, IB_LOG_NOTICE, dev->name, t->name,
-                       "unit %d reads %s %u again: group %s goes back to its planned requests",
-                       dev->unit_id, mb_table_name(t->table), t->address, grp->name);
+                note_tag_read(&pc, t);
+                MB_LOG(in, IB_LOG_INFO, dev->name, t->name,
+                       "group %s goes back to its planned requests", grp->name);
                 q->refused = false;
                 pc.restore = true;
             }
@@ -458,7 +514,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
             log_refused_tag(&pc, &grp->tags[grp->plan.order[q->first]], f.code);
         }
         set_state(q, ts, f.reason, f.code);
-        note_worst(&pc, &f, q->table, q->start, q->count, e);
+        note_worst(&pc, &f, q->table, q->start, q->count, e, in->why);
         if (f.reason == IB_R_CONN_LOST) {
             pc.lost = true;
             mb_note_connection_lost(in, dev, e);
@@ -475,6 +531,8 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
         mb_group_restore_plan(grp);
     account_device(&pc);
     log_group_outcome(&pc);
+    if (!pc.lost && mb_link_is_open(in->link))
+        mb_note_link_held(in);
     if (in->close_after_poll)
         mb_link_close(in->link);
     return pc.worst.err;

@@ -1,11 +1,14 @@
-/* Modbus RTU framing: requests with their CRC, and responses checked field by field against the
- * request they answer, so that nothing but the exact answer is ever decoded. */
+/* Modbus RTU framing: requests with their CRC, and responses checked for length, CRC and unit
+ * before their PDU is checked against the request (pdu.c). */
 #include "rtu.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
-#include <modbus.h> /* errno values (EMBBADCRC, EMBX...) shared with the libmodbus links */
+#include <modbus.h> /* errno values (EMBBADCRC, EMBX...) shared with the libmodbus link */
+
+#include "pdu.h"
 
 uint16_t mb_rtu_crc(const uint8_t *p, size_t n)
 {
@@ -16,18 +19,6 @@ uint16_t mb_rtu_crc(const uint8_t *p, size_t n)
             crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
     }
     return crc;
-}
-
-static size_t put16(uint8_t *p, size_t at, uint16_t v)
-{
-    p[at] = (uint8_t)(v >> 8);
-    p[at + 1] = (uint8_t)v;
-    return at + 2;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
 }
 
 static size_t finish(uint8_t *adu, size_t n)
@@ -41,44 +32,14 @@ static size_t finish(uint8_t *adu, size_t n)
 size_t mb_rtu_read_request(uint8_t *adu, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count)
 {
     adu[0] = unit;
-    adu[1] = fc;
-    size_t n = put16(adu, 2, addr);
-    n = put16(adu, n, count);
-    return finish(adu, n);
+    return finish(adu, 1 + mb_pdu_read_request(adu + 1, fc, addr, count));
 }
 
 size_t mb_rtu_write_request(uint8_t *adu, uint8_t unit, uint8_t fc, uint16_t addr, uint16_t count,
                             const uint8_t *bits, const uint16_t *regs)
 {
     adu[0] = unit;
-    adu[1] = fc;
-    size_t n = put16(adu, 2, addr);
-    switch (fc) {
-    case MB_FC_WRITE_SINGLE_COIL:
-        n = put16(adu, n, bits[0] ? 0xFF00 : 0x0000);
-        break;
-    case MB_FC_WRITE_SINGLE_REGISTER:
-        n = put16(adu, n, regs[0]);
-        break;
-    case MB_FC_WRITE_MULTIPLE_COILS: {
-        n = put16(adu, n, count);
-        uint8_t bytes = (uint8_t)((count + 7) / 8);
-        adu[n++] = bytes;
-        memset(adu + n, 0, bytes);
-        for (uint16_t i = 0; i < count; i++)
-            if (bits[i])
-                adu[n + i / 8] |= (uint8_t)(1u << (i % 8));
-        n += bytes;
-        break;
-    }
-    default: /* MB_FC_WRITE_MULTIPLE_REGISTERS */
-        n = put16(adu, n, count);
-        adu[n++] = (uint8_t)(2 * count);
-        for (uint16_t i = 0; i < count; i++)
-            n = put16(adu, n, regs[i]);
-        break;
-    }
-    return finish(adu, n);
+    return finish(adu, 1 + mb_pdu_write_request(adu + 1, fc, addr, count, bits, regs));
 }
 
 int mb_rtu_response_length(const uint8_t *req, const uint8_t *rsp, size_t have)
@@ -86,82 +47,32 @@ int mb_rtu_response_length(const uint8_t *req, const uint8_t *rsp, size_t have)
     (void)req;
     if (have < 2)
         return 0;
-    uint8_t fc = rsp[1];
-    if (fc & 0x80)
-        return 5; /* unit, function | 0x80, exception code, CRC */
-    switch (fc) {
-    case MB_FC_READ_COILS:
-    case MB_FC_READ_DISCRETE_INPUTS:
-    case MB_FC_READ_HOLDING_REGISTERS:
-    case MB_FC_READ_INPUT_REGISTERS:
-        if (have < 3)
-            return 0;
-        return 3 + rsp[2] + 2; /* unit, function, byte count, data, CRC */
-    case MB_FC_WRITE_SINGLE_COIL:
-    case MB_FC_WRITE_SINGLE_REGISTER:
-    case MB_FC_WRITE_MULTIPLE_COILS:
-    case MB_FC_WRITE_MULTIPLE_REGISTERS:
-        return 8; /* unit, function, address, value or count, CRC */
-    default:
-        return -1;
-    }
+    int n = mb_pdu_response_length(rsp + 1, have - 1);
+    return n <= 0 ? n : 1 + n + 2; /* unit, PDU, CRC */
 }
 
-static int fail(int e)
+static int refuse(int e, char *why, size_t whylen, const char *text, size_t a, size_t b)
 {
+    if (why != NULL && whylen > 0)
+        snprintf(why, whylen, text, a, b);
     errno = e;
     return -1;
 }
 
 int mb_rtu_check_response(const uint8_t *req, size_t req_len, const uint8_t *rsp, size_t len,
-                          void *dest)
+                          void *dest, char *why, size_t whylen)
 {
-    if (len < 5 || req_len < 8)
-        return fail(EMBBADDATA);
+    if (req_len < 8)
+        return refuse(EINVAL, why, whylen, "a request frame of %zu bytes%.0zu", req_len, 0);
+    if (len < 5)
+        return refuse(EMBBADDATA, why, whylen,
+                      "a frame of %zu bytes, shorter than the shortest response (%zu)", len, 5);
     uint16_t crc = (uint16_t)(rsp[len - 2] | (rsp[len - 1] << 8));
     if (crc != mb_rtu_crc(rsp, len - 2))
-        return fail(EMBBADCRC);
+        return refuse(EMBBADCRC, why, whylen, "the frame's CRC is 0x%04zX, its bytes give 0x%04zX",
+                      crc, mb_rtu_crc(rsp, len - 2));
     if (rsp[0] != req[0])
-        return fail(EMBBADSLAVE);
-
-    uint8_t fc = req[1];
-    if (rsp[1] == (fc | 0x80)) {
-        if (len != 5)
-            return fail(EMBBADDATA);
-        uint8_t code = rsp[2];
-        if (code == 0 || code >= MODBUS_EXCEPTION_MAX)
-            return fail(EMBBADEXC);
-        return fail(MODBUS_ENOBASE + code);
-    }
-    if (rsp[1] != fc)
-        return fail(EMBBADDATA);
-
-    uint16_t addr = get16(req + 2), count = get16(req + 4);
-    switch (fc) {
-    case MB_FC_READ_COILS:
-    case MB_FC_READ_DISCRETE_INPUTS: {
-        size_t bytes = (size_t)(count + 7) / 8;
-        if (rsp[2] != bytes || len != 3 + bytes + 2)
-            return fail(EMBBADDATA);
-        uint8_t *bits = dest;
-        for (uint16_t i = 0; i < count; i++)
-            bits[i] = (uint8_t)((rsp[3 + i / 8] >> (i % 8)) & 1);
-        return count;
-    }
-    case MB_FC_READ_HOLDING_REGISTERS:
-    case MB_FC_READ_INPUT_REGISTERS: {
-        if (rsp[2] != 2 * (size_t)count || len != 3 + 2 * (size_t)count + 2)
-            return fail(EMBBADDATA);
-        uint16_t *regs = dest;
-        for (uint16_t i = 0; i < count; i++)
-            regs[i] = get16(rsp + 3 + 2 * i);
-        return count;
-    }
-    default:
-        /* Writes echo the address and the value (FC5/FC6) or the count (FC15/FC16): a device
-         * that echoes something else did not do what was asked. */
-        if (len != 8 || get16(rsp + 2) != addr || get16(rsp + 4) != count)
-            return fail(EMBBADDATA);
-        return (fc == MB_FC_WRITE_SINGLE_COIL || fc == MB_FC_WRITE_SINGLE_REGISTER) ? 1 : count;
-    }
+        return refuse(EMBBADSLAVE, why, whylen, "unit %zu answered, expected unit %zu", rsp[0],
+                      req[0]);
+    return mb_pdu_check_response(req + 1, req_len - 3, rsp + 1, len - 3, dest, why, whylen);
 }

@@ -1,128 +1,25 @@
 /* One request as a device needs it: its pause after the previous request, its retries, the check
  * for bytes after the response, and the link brought back into step after a failure. */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <modbus.h>
 
-#include "instance.h"
+#include <ironbridge/ironbridge.h>
+
+#include "errors.h"
 #include "link_impl.h" /* mb_link_now_us */
-#include "rtu.h"       /* function codes */
+#include "proto.h"
+#include "transact.h"
 
-const char *mb_table_name(unsigned table)
+static void pause_for(const struct mb_request_ctx *c)
 {
-    static const char *const names[MB_TABLE_COUNT] = {
-        [MB_TABLE_COIL] = "coil",
-        [MB_TABLE_DISCRETE_INPUT] = "discrete_input",
-        [MB_TABLE_INPUT] = "input",
-        [MB_TABLE_HOLDING] = "holding",
-    };
-    return table < MB_TABLE_COUNT ? names[table] : "?";
-}
-
-const char *mb_errtext(int e)
-{
-    if (e == MB_ESTRAY)
-        return "more bytes arrived than the response frame holds";
-    if (e == EMBBADSLAVE)
-        return "another unit id answered";
-    if (e == ETIMEDOUT)
-        return "no response within the timeout";
-    if (e == MB_ENORESOLVE)
-        return "the host name does not resolve";
-    return modbus_strerror(e);
-}
-
-struct mb_failure mb_classify(int e)
-{
-    if (e == ETIMEDOUT)
-        return (struct mb_failure){IB_R_TIMEOUT, 0, IB_ERR_TIMEOUT};
-    if (e >= EMBXILFUN && e <= EMBXGTAR)
-        return (struct mb_failure){IB_R_EXCEPTION, (uint16_t)(e - MODBUS_ENOBASE),
-                                   IB_ERR_EXCEPTION};
-    if (e == EMBBADCRC)
-        return (struct mb_failure){IB_R_CRC, 0, IB_ERR_PROTOCOL};
-    /* EMBBADDATA, EMBBADEXC, EMBUNKEXC, EMBMDATA, EMBBADSLAVE, MB_ESTRAY. */
-    if (e >= MODBUS_ENOBASE)
-        return (struct mb_failure){IB_R_PROTOCOL, 0, IB_ERR_PROTOCOL};
-    /* Every system error (ECONNRESET, EPIPE, EBADF, ENOTCONN, EIO, ...) leaves the link in an
-     * unknown state: only a new connection is trustworthy. */
-    return (struct mb_failure){IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
-}
-
-int mb_severity(int err)
-{
-    switch (err) {
-    case IB_OK:
-        return 0;
-    case IB_ERR_EXCEPTION:
-        return 1;
-    case IB_ERR_TIMEOUT:
-        return 2;
-    case IB_ERR_PROTOCOL:
-        return 3;
-    case IB_ERR_CONNECTION:
-        return 5;
-    default:
-        return 4;
-    }
-}
-
-void mb_note_connection_lost(struct mb_instance *in, const struct mb_device *dev, int e)
-{
-    if (in->loss_logged)
+    if (c->pause_ms == 0 || *c->last_request_us == 0)
         return;
-    MB_LOG(in, IB_LOG_WARNING, dev ? dev->name : NULL, NULL, "connection to %s lost: %s",
-           mb_link_name(in->link), mb_errtext(e));
-    in->loss_logged = true;
-}
-
-int mb_ensure_open(struct mb_instance *in)
-{
-    if (mb_link_is_open(in->link))
-        return 0;
-    /* Without close_after_poll a closed link was lost: reopening it is the daemon's, with its
-     * back-off. */
-    if (!in->close_after_poll)
-        return IB_ERR_CONNECTION;
-    int err = mb_link_open(in->link);
-    if (err == 0) {
-        /* close_after_poll opens at every poll: that is routine, not news. */
-        if (in->open_errno != 0 || in->loss_logged)
-            MB_LOG(in, IB_LOG_NOTICE, NULL, NULL, "connected to %s again", mb_link_name(in->link));
-        in->open_errno = 0;
-        in->loss_logged = false;
-        return 0;
-    }
-    mb_log_open_error(in, err);
-    in->loss_logged = true;
-    return IB_ERR_CONNECTION;
-}
-
-void mb_log_open_error(struct mb_instance *in, int err)
-{
-    /* The daemon retries with back-off: a failure is logged once until its cause changes. */
-    if (err != in->open_errno) {
-        MB_LOG(in, IB_LOG_WARNING, NULL, NULL, "cannot %s %s: %s",
-               mb_link_kind(in->link) == MB_LINK_RTU ? "open" : "connect to",
-               mb_link_name(in->link),
-               /* libmodbus 3.1.6 reports a name that does not resolve as ECONNREFUSED. */
-               err == ECONNREFUSED && mb_link_kind(in->link) == MB_LINK_TCP
-                   ? "connection refused, or the host name does not resolve"
-               : err == ECONNREFUSED ? "connection refused"
-               : err == ETIMEDOUT    ? "no answer within connect_timeout_ms"
-               : err == ENOTTY       ? "the port has no RS-485 mode (rs485: true)"
-                                     : mb_errtext(err));
-    }
-    in->open_errno = err;
-}
-
-static void pause_for(struct mb_instance *in, const struct mb_device *dev)
-{
-    if (dev->pause_ms == 0 || in->last_request_us == 0)
-        return;
-    int64_t wait = in->last_request_us + (int64_t)dev->pause_ms * 1000 - mb_link_now_us();
+    int64_t wait = *c->last_request_us + (int64_t)c->pause_ms * 1000 - mb_link_now_us();
     if (wait <= 0)
         return;
     struct timespec ts = {.tv_sec = wait / 1000000, .tv_nsec = (wait % 1000000) * 1000};
@@ -147,21 +44,18 @@ struct op {
     const void *data;
 };
 
-static int transact(struct mb_instance *in, const struct mb_device *dev, const struct op *op,
-                    int *e)
+static int transact(const struct mb_request_ctx *c, const struct op *op, int *e)
 {
-    /* A device in back-off gets one try: it is probed, not waited for. */
-    uint32_t retries = dev->failed_polls > 0 ? 0 : dev->retries;
-    mb_link_set_timeout(in->link, dev->timeout_ms);
+    mb_link_set_timeout(c->link, c->timeout_ms);
     for (uint32_t attempt = 0;; attempt++) {
-        if (!mb_link_is_open(in->link)) {
+        if (!mb_link_is_open(c->link)) {
             *e = ENOTCONN;
             return -1;
         }
-        pause_for(in, dev);
-        int n = op->write ? mb_link_write(in->link, dev->unit_id, op->fc, (uint16_t)op->addr,
+        pause_for(c);
+        int n = op->write ? mb_link_write(c->link, c->unit, op->fc, (uint16_t)op->addr,
                                           (uint16_t)op->count, op->data)
-                          : mb_link_read(in->link, dev->unit_id, op->table, (uint16_t)op->addr,
+                          : mb_link_read(c->link, c->unit, op->table, (uint16_t)op->addr,
                                          (uint16_t)op->count, op->dest);
         *e = errno;
         bool single = op->write &&
@@ -169,39 +63,42 @@ static int transact(struct mb_instance *in, const struct mb_device *dev, const s
         uint32_t expect = single ? 1 : op->count;
         bool ok = false;
         if (n >= 0) {
-            /* A count other than asked for cannot come from libmodbus or rtu.c (both check
+            /* A count other than asked for cannot come from libmodbus, rtu.c or mbap.c (both check
              * it), but a wrong value must never pass on that assumption alone. */
             if ((uint32_t)n != expect)
                 *e = EMBBADDATA;
-            else if (mb_link_settle(in->link) < 0)
+            else if (mb_link_settle(c->link) < 0)
                 *e = errno;
             else
                 ok = true;
         }
-        in->last_request_us = mb_link_now_us();
-        if (ok)
+        *c->last_request_us = mb_link_now_us();
+        if (ok) {
+            c->why[0] = '\0';
             return n;
-        int lost = mb_link_recover(in->link, *e);
+        }
+        snprintf(c->why, c->whylen, "%s", mb_link_why(c->link));
+        int lost = mb_link_recover(c->link, *e);
         if (lost != 0) {
             if (mb_classify(*e).reason != IB_R_CONN_LOST)
                 *e = lost; /* a reconnect after a protocol error failed */
             return -1;
         }
-        if (!retryable(*e) || attempt >= retries)
+        if (!retryable(*e) || attempt >= c->retries)
             return -1;
     }
 }
 
-int mb_transact_read(struct mb_instance *in, const struct mb_device *dev, unsigned table,
-                     uint32_t addr, uint32_t count, void *dest, int *e)
+int mb_request_read(const struct mb_request_ctx *c, unsigned table, uint32_t addr, uint32_t count,
+                    void *dest, int *e)
 {
     struct op op = {.table = table, .addr = addr, .count = count, .dest = dest};
-    return transact(in, dev, &op, e);
+    return transact(c, &op, e);
 }
 
-int mb_transact_write(struct mb_instance *in, const struct mb_device *dev, uint8_t fc,
-                      uint32_t addr, uint32_t count, const void *data, int *e)
+int mb_request_write(const struct mb_request_ctx *c, uint8_t fc, uint32_t addr, uint32_t count,
+                     const void *data, int *e)
 {
     struct op op = {.write = true, .fc = fc, .addr = addr, .count = count, .data = data};
-    return transact(in, dev, &op, e);
+    return transact(c, &op, e);
 }

@@ -7,15 +7,16 @@
 #include <modbus.h>
 
 #include "instance.h"
-#include "rtu.h"
 
 /* A failed request of a write: logged, and the ib_err it means. */
 static int write_failed(struct mb_instance *in, const struct mb_device *dev, const struct mb_tag *t,
                         const char *what, int e)
 {
     struct mb_failure f = mb_classify(e);
+    char text[256];
     MB_LOG(in, IB_LOG_WARNING, dev->name, t->name, "%s %s %u (unit %d) failed: %s", what,
-           mb_table_name(t->table), t->address, dev->unit_id, mb_errtext(e));
+           mb_table_name(t->table), t->address, dev->unit_id,
+           mb_describe(text, sizeof(text), e, in->why));
     if (f.reason == IB_R_CONN_LOST)
         mb_note_connection_lost(in, dev, e);
     return f.err;
@@ -113,8 +114,9 @@ int mb_write(struct mb_instance *in, uint32_t device, uint32_t group, uint32_t t
     rc = write_now(in, dev, t, regs, bit);
     if (rc != IB_ERR_CONNECTION && rc != IB_ERR_TIMEOUT && dev->failed_polls > 0) {
         /* It answered: end its back-off now rather than at its next probe. */
-        MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "unit %d answers again (to a write)",
-               dev->unit_id);
+        if (ib_episode_ok(&dev->silent_ep, in->host->monotonic_ms()) == IB_EPISODE_ENDED)
+            MB_LOG(in, IB_LOG_NOTICE, dev->name, NULL, "unit %d answers again (to a write)",
+                   dev->unit_id);
         dev->failed_polls = 0;
         dev->retry_at_ms = 0;
     }

@@ -16,6 +16,9 @@ order (each prints PASS, FAIL or BLOCKED with its duration):
              systemctl status, data at the broker
   journal    journalctl -u ironbridge IB_DEVICE=... / IB_CONNECTION=... / IB_TAG=...
   reload     systemctl reload applies a configuration change without a restart
+  remote     a signed configuration document over MQTT under the shipped unit (/etc read-only):
+             applied and kept in /var/lib/ironbridge/remote, still in force after a restart,
+             its replay refused; --check includes it; removed again for the next steps
   watchdog   SIGSTOP of the daemon gets it killed by the watchdog and restarted
   upgrade    a newer package keeps the edited conffile and the state directory
   stop       systemctl stop ends it cleanly (exit status 0, "offline" published)
@@ -663,6 +666,80 @@ class InstallTest:
         if "configuration applied (SIGHUP)" not in said:
             raise Failure("the journal does not say that the reload applied the configuration")
 
+    def config_status(self):
+        msgs = self.mqtt_messages(f"ironbridge/{GATEWAY_ID}/config", 1, 3)
+        try:
+            return json.loads(msgs[0][1]) if msgs else {}
+        except ValueError:
+            raise Failure(f"config status is not JSON: {msgs[0][1][:200]}")
+
+    def wait_config_status(self, pred, what, timeout=20):
+        got = wait_until(lambda: pred(self.config_status()), timeout, 0.5)
+        check(got, f"config status never {what}: {self.config_status()}\n" + self.diagnose())
+
+    def step_remote(self):
+        """Issue 15 #2: under ProtectSystem=strict /etc/ironbridge is read-only; the applied
+        document must be kept in the state directory and survive a restart."""
+        r = self.root
+        t = r.path / ROOT_TESTDIR.lstrip("/")
+        run_host(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(t / "ops.key")])
+        run_host(["openssl", "pkey", "-in", str(t / "ops.key"), "-pubout", "-out",
+                  str(t / "ops.pub")])
+        os.chmod(t / "ops.pub", 0o644)
+        base = self.write_config()
+        remote = ibtest.to_yaml({"remote_config": {"enabled": True,
+                                                   "public_key": f"{ROOT_TESTDIR}/ops.pub"}})
+        r.write("/etc/ironbridge/ironbridge.yaml", base + remote + "\n")
+        r.sh("systemctl reload ironbridge")
+        self.wait_config_status(lambda s: s.get("result") == "applied" and
+                                s.get("remote_version") == 0, "applied with remote_version 0")
+        time.sleep(1)  # the north subscribed to the config topic at its restart
+        doc = ibtest.to_yaml({"connections": [{
+            "name": "annex", "plugin": "modbus", "host": "127.0.0.1", "port": SIM_PORT,
+            "devices": [ibtest.device("press-9", [ibtest.group(
+                "status", [ibtest.tag("speed", "holding", 0, "uint16")], 500)], 1)]}]})
+        r.write(f"{ROOT_TESTDIR}/doc1.yaml", doc + "\n")
+        r.sh(f"ironbridge --sign-config {ROOT_TESTDIR}/doc1.yaml --key {ROOT_TESTDIR}/ops.key "
+             f"--sign-version 1 > {ROOT_TESTDIR}/doc1.signed")
+        pub = (f"mosquitto_pub -h 127.0.0.1 -p {MQTT_PORT} -q 1 "
+               f"-t ironbridge/{GATEWAY_ID}/config-set -f {ROOT_TESTDIR}/doc1.signed")
+        r.sh(pub, net=True)
+        self.wait_config_status(lambda s: s.get("result") == "applied" and
+                                s.get("remote_version") == 1, "applied with remote_version 1")
+        kept = "/var/lib/ironbridge/remote/50-remote.yaml"
+        owner = r.sh(f"stat -c '%U %a' {kept}").strip()
+        check(owner == "ironbridge 600", f"{kept}: owner and mode {owner}")
+        check(r.sh("test -e /etc/ironbridge/conf.d/50-remote.yaml && echo yes || echo no")
+              .strip() == "no", "the document was written to /etc/ironbridge/conf.d")
+        check(self.data("press-9", 2, 10), "no data from the document's device press-9\n"
+              + self.diagnose())
+        pid = self.main_pid()
+        before = self.config_status().get("applied_at", 0)
+        r.sh("systemctl restart ironbridge")
+        self.wait_active(what="the restarted service")
+        check(self.main_pid() != pid, "the service was not restarted")
+        self.wait_config_status(lambda s: s.get("result") == "applied" and
+                                s.get("remote_version") == 1 and
+                                s.get("applied_at", 0) > before,
+                                "remote_version 1 from the restarted daemon")
+        check(self.data("press-9", 2, 10), "after the restart the document is not in force: no "
+              "data from press-9\n" + self.diagnose())
+        out = r.sh("ironbridge --check")
+        check(f"signed configuration version 1 included from {kept}" in out,
+              f"--check does not include the kept document: {out}")
+        time.sleep(1)  # its subscription
+        r.sh(pub, net=True)
+        self.wait_config_status(lambda s: s.get("result") == "rejected" and
+                                "not newer" in " ".join(s.get("errors", [])),
+                                "rejected as a replay after the restart")
+        # Back to the configuration of the next steps: no document, no remote_config.
+        r.sh(f"rm {kept}")
+        self.write_config()
+        r.sh("systemctl reload ironbridge")
+        self.wait_status(r"^connections 1/1 up")
+        ibtest.note(f"document version 1 kept in {kept} ({owner}), in force after a restart "
+                    "(data from its device), replay refused; --check includes it")
+
     def watchdog_age(self):
         """Seconds since systemd last received WATCHDOG=1 (the root shares the host's
         CLOCK_MONOTONIC)."""
@@ -771,7 +848,7 @@ class InstallTest:
     def run(self):
         steps = [self.step_root, self.step_boot, self.step_install, self.step_sdk,
                  self.step_security, self.step_run, self.step_journal, self.step_reload,
-                 self.step_watchdog, self.step_upgrade, self.step_stop, self.step_purge]
+                 self.step_remote, self.step_watchdog, self.step_upgrade, self.step_stop, self.step_purge]
         needed = {"root", "boot", "install"}   # nothing after them can run without them
         t_all = time.monotonic()
         try:

@@ -5,13 +5,17 @@ and against pymodbus over Modbus TCP; Modbus RTU through a socat pty pair and RT
 through a socat bridge, both against pymodbus's RTU server; and a dead unit among five on one
 line that must not cost the live ones their poll period."""
 
+import re
+import socket
 import struct
+import subprocess
+import threading
 import time
 
-from ibtest import (Gateway, Mosquitto, PymodbusRtuServer, PymodbusServer, Simulator,
+from ibtest import (ROOT, Gateway, Mosquitto, PymodbusRtuServer, PymodbusServer, Simulator,
                     SocatPtyPair, SocatTcpBridge, Subscriber, check, data_topic, device,
                     gateway_config, group, is_data, log_has, modbus_connection, mqtt_section,
-                    note, run, session_pki, wait_until)
+                    free_port, note, daemon_path, plugin_dir, run, run_check, session_pki, wait_until)
 
 INTERVAL_MS = 200
 HOLDING_SIZE = 50
@@ -275,7 +279,103 @@ def test_dead_unit_keeps_the_period_of_the_others(d):
           f"{periods}")
 
 
+class OneRequestServer:
+    """A Modbus TCP device that serves one request per connection: it answers a read of holding
+    or input registers (zeros) and closes the connection (issue 13 #6)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._t = threading.Thread(target=self._serve, daemon=True)
+        self._t.start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with c:
+                c.settimeout(5)
+                try:
+                    req = c.recv(260)
+                except OSError:
+                    continue
+                if len(req) < 12 or req[7] not in (3, 4):
+                    continue
+                count = struct.unpack(">H", req[10:12])[0]
+                pdu = bytes([req[7], 2 * count]) + bytes(2 * count)
+                c.sendall(req[0:4] + struct.pack(">H", len(pdu) + 1) + req[6:7] + pdu)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+def test_device_closing_after_each_request(d):
+    """A device that closes the connection after every request: each poll (two requests) loses
+    it. The plugin logs the start of that once, not every loss and reconnection."""
+    with OneRequestServer() as srv:
+        conn = modbus_connection("oneshot", srv.port, [device("dev", [group("g", [
+            {"name": "h", "table": "holding", "address": 0},
+            {"name": "i", "table": "input", "address": 0}], interval_ms=100)])])
+        cfg = gateway_config(mqtt_section(url=f"mqtt://127.0.0.1:{free_port()}",
+                                          allow_insecure=True), [conn], log_level="info")
+        gw = Gateway(cfg, d)
+        check(wait_until(lambda: srv.connections >= 40, 60),
+              f"only {srv.connections} connections in 60 s:\n{gw.log()[-2000:]}")
+        gw.stop()
+        lines = [l for l in gw.log().splitlines() if "[oneshot" in l]
+        plugin = [l for l in lines if f"127.0.0.1:{srv.port}" in l and "connected to" not in l
+                  or re.search(r"connected to \S+ again", l)]
+        note(f"{srv.connections} connections, {len(lines)} log lines of the connection in all "
+             f"(the daemon's included), {len(plugin)} of the plugin's about the link:")
+        for line in plugin:
+            note("  " + line)
+        check(sum("lost" in l for l in plugin) == 1 and len(plugin) == 1,
+              "the plugin logged the losses more than once:\n" + "\n".join(lines[:20]))
+
+
+def test_docs_agree_with_the_plugin(d):
+    """docs/modbus.md against the code: its Modbus TCP example passes --check, its voltage_l1
+    sits where docs/reload.md's CSV puts it, every key --list-plugins prints for the plugin is
+    documented, and CSV tag lists (which work) are not called missing."""
+    text = (ROOT / "docs" / "modbus.md").read_text()
+    example = text[text.index("```yaml\nconnections:"):]
+    example = example[len("```yaml\n"):example.index("  - name: rs485-line-a")]
+    config = ("gateway: {id: docs}\n"
+              "north: {mqtt: {url: \"mqtt://127.0.0.1:1883\", allow_insecure: true}}\n"
+              "store: {path: queue}\n" + example)
+    rc, out = run_check(config, d, "docs-example")
+    check(rc == 0, f"docs/modbus.md's example fails --check:\n{out}\n{config}")
+
+    def voltage_l1(doc, pattern):
+        m = re.search(pattern, doc)
+        check(m, f"no voltage_l1 found with {pattern!r}")
+        return int(m.group(1))
+    reload_doc = (ROOT / "docs" / "reload.md").read_text()
+    a = voltage_l1(text, r"name: voltage_l1, table: holding, address: (\d+)")
+    b = voltage_l1(reload_doc, r"\nvoltage_l1,holding,(\d+),")
+    check(a == b, f"voltage_l1 at {a} in docs/modbus.md, at {b} in docs/reload.md")
+
+    daemon = subprocess.run([str(daemon_path()), "--plugin-dir", str(plugin_dir()),
+                             "--list-plugins"], capture_output=True, text=True, timeout=30)
+    listing = daemon.stdout[daemon.stdout.index("\nmodbus "):]
+    keys = re.findall(r"\n    ([a-z_0-9]+) +(?:string|integer|enum|bool|duration)", listing)
+    check(len(keys) > 20, f"--list-plugins printed too few modbus keys: {keys}")
+    missing = [k for k in keys if f"`{k}`" not in text]
+    check(not missing, f"keys of the plugin not in docs/modbus.md: {missing}")
+    check("not there yet" not in text, "docs/modbus.md still calls something missing")
+
+
 if __name__ == "__main__":
     run([test_types_against_simulator, test_types_against_pymodbus,
          test_rtu_serial_against_pymodbus, test_rtu_over_tcp_through_socat,
-         test_dead_unit_keeps_the_period_of_the_others])
+         test_dead_unit_keeps_the_period_of_the_others, test_device_closing_after_each_request,
+         test_docs_agree_with_the_plugin])

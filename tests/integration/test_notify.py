@@ -3,6 +3,7 @@
 line that follows what happens, WATCHDOG=1 only while every poller makes progress, STOPPING=1.
 (tests/install/run.sh checks the same against systemd itself.)"""
 
+import os
 import re
 import signal
 import time
@@ -105,5 +106,35 @@ def test_hung_poller_starves_the_watchdog(d):
              f"{max(gaps):.1f}s; {len(statuses)} STATUS updates meanwhile")
 
 
+def test_slow_reload_feeds_the_watchdog(d):
+    """A reload that takes long to load (here: a drop-in that is a FIFO the test holds open)
+    must not starve the watchdog: the loader runs beside the main thread, which keeps feeding
+    it. Before, the main loop stood still in the loader and WatchdogSec=30s killed a daemon
+    reloading a big tree."""
+    with NotifySocket(d) as n:
+        gw = Gateway("log:\n  level: info\n", d, env=n.env(watchdog_usec=1_500_000))
+        n.wait("READY", lambda v: v == "1", 10, "1")
+        dropins = gw.config.parent / "conf.d"
+        dropins.mkdir(exist_ok=True)
+        fifo = dropins / "50-slow.yaml"
+        os.mkfifo(fifo)
+        t0 = time.monotonic()
+        gw.proc.send_signal(signal.SIGHUP)
+        try:
+            n.wait("RELOADING", lambda v: v == "1", 10, "1")
+            seen = wait_until(lambda: any(t > t0 for t, v in n.values("WATCHDOG") if v == "1")
+                              and not any(t > t0 for t, v in n.values("READY")), 10)
+        finally:
+            # the loader is blocked opening the FIFO until a writer comes
+            with open(fifo, "w") as f:
+                f.write("config:\n  watch: false\n")
+        check(seen, "no WATCHDOG=1 while the reload was loading: "
+              f"{[(round(t - t0, 2), v) for t, v in n.values('WATCHDOG')][-5:]}")
+        check(wait_until(lambda: "configuration applied (SIGHUP)" in gw.log(), 10),
+              f"the slow reload was not applied\n{gw.log()[-1500:]}")
+        check(gw.running(), "the daemon exited")
+
+
 if __name__ == "__main__":
-    run([test_idle, test_status_follows_the_connection, test_hung_poller_starves_the_watchdog])
+    run([test_idle, test_status_follows_the_connection, test_hung_poller_starves_the_watchdog,
+         test_slow_reload_feeds_the_watchdog])

@@ -159,6 +159,29 @@ def test_watch_applies_renamed_file(d):
         check(st and st["files"] == 2 and st["result"] == "applied", f"config status {st}")
 
 
+def test_check_stops_on_ctrl_c(d):
+    """`ironbridge --check` reading a file that never ends (here a FIFO nobody writes) stops
+    at SIGINT and at SIGTERM: the signals are blocked only once the daemon runs."""
+    fifo = d / "slow.yaml"
+    os.mkfifo(fifo)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([daemon_path(), "--check", "-c", str(fifo)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            check(proc.poll() is None, f"--check of a FIFO ended by itself ({proc.returncode})")
+            proc.send_signal(sig)
+            try:
+                rc = proc.wait(10)
+            except subprocess.TimeoutExpired:
+                rc = None
+            check(rc is not None, f"--check ignored {sig.name} for 10 s")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
 if __name__ == "__main__":
-    run([test_reload_keeps_unchanged_connections, test_invalid_reload_keeps_running,
+    run([test_check_stops_on_ctrl_c, test_reload_keeps_unchanged_connections, test_invalid_reload_keeps_running,
          test_north_change_reconnects_and_backlog_survives, test_watch_applies_renamed_file])

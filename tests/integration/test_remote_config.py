@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Signed configuration over MQTT: a document signed with the operators' Ed25519 key is
-verified, validated, written to conf.d and applied, and the config status says so; an unsigned
-document, a tampered one, one signed with another key, a replay and an invalid configuration
-are each refused, reported, and change nothing."""
+verified, validated, kept in the state directory ($STATE_DIRECTORY/remote) and applied, and the
+config status says so; an unsigned document, a tampered one, one signed with another key, a
+replay, a version out of range and an invalid configuration are each refused, reported, and
+change nothing. A restart finds the document again; a document followed at once by another
+message gets its status as well; a document that cannot be kept is not applied."""
 
+import os
 import subprocess
 import time
 
@@ -34,6 +37,10 @@ def sign(d, text, key, version):
     return r.stdout
 
 
+def sign_raw(d, text, key, version):
+    return sign(d, text, key, version)
+
+
 def conn(name, port, dev):
     return modbus_connection(name, port, [device(dev, [group("g", [tag("a", "holding", 0)],
                                                             200)])])
@@ -61,6 +68,7 @@ def test_signed_config(d):
               f"no config status\n{gw.log()[-1500:]}")
         h0 = status(sub)["hash"]
         dropin = d / "conf.d" / "50-remote.yaml"
+        kept = gw.state_dir / "remote" / "50-remote.yaml"
 
         def refused(payload, words, what):
             n = len([m for m in sub.messages() if m.topic.endswith("/config")])
@@ -80,7 +88,11 @@ def test_signed_config(d):
         refused(doc1, ["not a signed configuration"], "unsigned")
         refused(env1.replace("d2", "dX"), ["signature does not match"], "tampered")
         refused(sign(d, doc1, other_key, 1), ["signature does not match"], "another key")
-        check(not dropin.exists(), "a refused document was written")
+        refused(sign_raw(d, doc1, key, 5).replace("version 5", "version 18446744073709551615"),
+                ["out of range"], "version 2^64-1")
+        refused(sign_raw(d, doc1, key, 5).replace("version 5", "version 9007199254740993"),
+                ["out of range"], "version 2^53+1")
+        check(not dropin.exists() and not kept.exists(), "a refused document was written")
 
         t = time.monotonic()
         sub.publish(TOPIC, env1)
@@ -89,20 +101,28 @@ def test_signed_config(d):
         st = status(sub)
         check(st["result"] == "applied" and st["remote_version"] == 1 and st["hash"] != h0,
               f"status after the signed document: {st}")
-        check(dropin.exists() and "version 1" in dropin.read_text().splitlines()[0],
-              f"{dropin} not written with its version")
+        check(kept.exists() and "version 1" in kept.read_text().splitlines()[0],
+              f"{kept} not written with its version")
+        check(not dropin.exists(), f"{dropin} written: /etc is read-only under the unit")
         h_now[0] = st["hash"]
 
         refused(env1, ["not newer"], "replay")
         bad = sign(d, to_yaml({"connections": [conn("c3", sim.port, "d3")]}).replace(
             "interval_ms", "intervall_ms") + "\n", key, 2)
         refused(bad, ["50-remote.yaml:", "intervall_ms: unknown key"], "invalid configuration")
-        check("version 1" in dropin.read_text().splitlines()[0], "an invalid document was written")
+        check("version 1" in kept.read_text().splitlines()[0], "an invalid document was written")
+
+        # --check sees the tree as the daemon runs it: with the kept document.
+        r = subprocess.run([daemon_path(), "--check", "-c", str(gw.config)], capture_output=True,
+                           text=True, env={**os.environ, "STATE_DIRECTORY": str(gw.state_dir)})
+        check(r.returncode == 0 and "signed configuration version 1 included from "
+              f"{kept}" in r.stdout and "3 connections" not in r.stdout and
+              "2 connections" in r.stdout, f"--check without the kept document: {r.stdout}")
 
         # A gateway restarted later keeps the document and refuses the old version.
         gw.stop()
         n = len([m for m in sub.messages() if m.topic.endswith("/config")])
-        gw2 = Gateway(text, d, name="gw2")
+        gw2 = Gateway(text, d, name="gw2", env={"STATE_DIRECTORY": str(gw.state_dir)})
         # Its first config status comes after it subscribed to the config topic.
         check(wait_until(lambda: len([m for m in sub.messages()
                                       if m.topic.endswith("/config")]) > n, 20),
@@ -119,5 +139,71 @@ def test_signed_config(d):
               f"after a restart, the replay is not refused: {status(sub)}\n{gw2.log()[-1500:]}")
 
 
+def statuses(sub):
+    return [m.payload for m in sub.messages() if m.topic == "ironbridge/test-gw/config"]
+
+
+def test_back_to_back(d):
+    """A valid document followed at once by other messages: every one gets a status (the
+    single-slot mailbox dropped the document 1 time in 10)."""
+    p = session_pki()
+    key, pub = keypair(d, "ops")
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(MAP, d) as sim:
+        sub = Subscriber(b, ["ironbridge/test-gw/+/+", "ironbridge/test-gw/config"], cafile=p.ca)
+        text = gateway_config(mqtt_section(b, p), [conn("c1", sim.port, "d1")], log_level="info")
+        text += to_yaml({"remote_config": {"enabled": True, "public_key": str(pub)}}) + "\n"
+        gw = Gateway(text, d)
+        check(wait_until(lambda: status(sub).get("result") == "applied", 20),
+              f"no config status\n{gw.log()[-1500:]}")
+        time.sleep(0.5)  # its SUBACK
+        n = len(statuses(sub))
+        doc = sign(d, to_yaml({"connections": [conn("c2", sim.port, "d2")]}) + "\n", key, 1)
+        # Three publishers at once: the messages arrive back to back, in any order.
+        procs = [subprocess.Popen(["mosquitto_pub", *sub.conn_args, "-i", f"ibtest-b2b-{i}",
+                                   "-q", "1", "-t", TOPIC, "-m", m],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for i, m in enumerate([doc, "garbage", "garbage 2"])]
+        for pr in procs:
+            pr.wait(15)
+        sub.publish(TOPIC, doc)  # and the replay, after them
+        check(wait_until(lambda: len(statuses(sub)) >= n + 4, 20),
+              f"{len(statuses(sub)) - n} statuses for 4 messages: {statuses(sub)[n:]}\n"
+              f"{gw.log()[-2000:]}")
+        got = statuses(sub)[n:]
+        results = [(s["result"], s["remote_version"]) for s in got]
+        check(("applied", 1) in results, f"the document was not applied: {results}")
+        check(sum(1 for r, _ in results if r == "rejected") >= 3,
+              f"the two garbage messages and the replay must each be rejected: {results}")
+
+
+def test_not_kept_not_applied(d):
+    """A document that cannot be kept in the state directory is refused, not applied: a
+    restart would lose it."""
+    p = session_pki()
+    key, pub = keypair(d, "ops")
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(MAP, d) as sim:
+        sub = Subscriber(b, ["ironbridge/test-gw/+/+", "ironbridge/test-gw/config"], cafile=p.ca)
+        text = gateway_config(mqtt_section(b, p), [conn("c1", sim.port, "d1")], log_level="info")
+        text += to_yaml({"remote_config": {"enabled": True, "public_key": str(pub)}}) + "\n"
+        state = d / "state"
+        state.mkdir()
+        (state / "remote").write_text("not a directory\n")  # mkdir and every write fail
+        gw = Gateway(text, d, env={"STATE_DIRECTORY": str(state)})
+        check(wait_until(lambda: status(sub).get("result") == "applied", 20),
+              f"no config status\n{gw.log()[-1500:]}")
+        h0 = status(sub)["hash"]
+        time.sleep(0.5)  # its SUBACK
+        n = len(statuses(sub))
+        t = time.monotonic()
+        sub.publish(TOPIC, sign(d, to_yaml({"connections": [conn("c2", sim.port, "d2")]}) + "\n",
+                                key, 1))
+        check(wait_until(lambda: len(statuses(sub)) > n, 20), f"no status\n{gw.log()[-1500:]}")
+        st = status(sub)
+        check(st["result"] == "rejected" and "could not be kept" in " ".join(st["errors"]) and
+              st["hash"] == h0 and st["remote_version"] == 0, f"status: {st}")
+        time.sleep(1)
+        check("d2" not in devices_seen(sub, t), "the document was applied all the same")
+
+
 if __name__ == "__main__":
-    run([test_signed_config])
+    run([test_signed_config, test_back_to_back, test_not_kept_not_applied])

@@ -277,7 +277,9 @@ def test_write_arrives_within_two_polls(d):
 def test_once_table(d):
     with Simulator(sim_map(), d) as sim:
         rc, out, err = run_once(config(sim.port, pki=pki()), d)
-        check(rc == 0, f"--once exited {rc}\nstdout:\n{out}\nstderr:\n{err[-2000:]}")
+        # BAD_TAG reads a register the simulator does not serve: --once says so by its status.
+        check(rc == 3, f"--once with a bad tag exited {rc}, expected 3\nstdout:\n{out}\n"
+              f"stderr:\n{err[-2000:]}")
         note("--once printed:\n" + "\n".join("       " + line for line in out.splitlines()))
         lines = out.splitlines()
         header = next((line for line in lines if re.search(r"\btag\b", line, re.I)), None)
@@ -312,6 +314,18 @@ def test_once_table(d):
         check(not errors, "--once table:\n  " + "\n  ".join(errors))
 
 
+def test_once_exit_status(d):
+    """--once exits 0 when every tag is good and 3 when a device is dead, so that
+    `ironbridge --check && ironbridge --once` catches it (ironbridge(8))."""
+    with Simulator(sim_map(), d) as sim:
+        rc, out, err = run_once(config(sim.port, pki=pki(), with_bad=False), d, name="good")
+        check(rc == 0, f"--once with every tag good exited {rc}\n{out}\n{err[-1500:]}")
+        port = sim.port
+    rc, out, err = run_once(config(port, pki=pki(), with_bad=False), d, name="dead")
+    check(rc == 3 and "bad" in out, f"--once against a stopped device exited {rc}, expected 3"
+          f"\n{out}\n{err[-1500:]}")
+
+
 def cell_equals(cell, t):
     """A table cell shows tag t's expected value: booleans as true/false (or 1/0), numbers
     exactly as in the JSON payload (see same())."""
@@ -330,4 +344,5 @@ def cell_equals(cell, t):
 
 if __name__ == "__main__":
     run([test_simulator_values, test_pymodbus_values, test_write_arrives_within_two_polls,
+         test_once_exit_status,
          test_once_table])

@@ -63,6 +63,7 @@ static void fake_log(struct ib_host_ctx *ctx, int level, const char *device, con
     if (f->n_logs < MBT_LOG_LINES) {
         memcpy(f->lines[f->n_logs], f->last_log, sizeof(f->lines[0]) - 1);
         f->lines[f->n_logs][sizeof(f->lines[0]) - 1] = '\0';
+        f->levels[f->n_logs] = level;
     }
     f->n_logs++;
     if (level <= IB_LOG_WARNING)
@@ -86,6 +87,7 @@ static void fake_config_error(struct ib_host_ctx *ctx, const void *where, const 
         f->config_where[f->n_config_errors] = where;
     }
     f->n_config_errors++;
+    snprintf(f->last_config_error, sizeof(f->last_config_error), "%s", msg);
     fprintf(stderr, "  [config error] %s: %s\n", key ? key : "-", msg);
 }
 
@@ -137,6 +139,15 @@ unsigned mbt_log_count(const struct fake_host *f, unsigned from, ...)
         va_end(ap);
         n += all;
     }
+    return n;
+}
+
+unsigned mbt_log_count_level(const struct fake_host *f, unsigned from, int level)
+{
+    unsigned n = 0;
+    unsigned end = f->n_logs < MBT_LOG_LINES ? f->n_logs : MBT_LOG_LINES;
+    for (unsigned i = from; i < end; i++)
+        n += f->levels[i] <= level;
     return n;
 }
 
@@ -359,6 +370,15 @@ static void spoil(const struct mbt_server *s, enum mbt_fault f, uint8_t *r, size
             }
         }
         return;
+    case MBT_LENGTH_FIELD:
+        if (tcp) {
+            r[4] = 0;
+            r[5] = 46;
+        } else {
+            r[fc + 1] = (uint8_t)(r[fc + 1] + 40);
+            set_crc(r, *n);
+        }
+        return;
     case MBT_WRONG_FUNCTION:
         r[fc] = r[fc] == 4 ? 3 : 4;
         if (!tcp)
@@ -484,7 +504,10 @@ static bool serve_one(struct mbt_server *s, int fd)
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
     }
-    return true;
+    pthread_mutex_lock(&s->lock);
+    bool close_each = s->close_each && s->kind != MBT_RTU_PTY;
+    pthread_mutex_unlock(&s->lock);
+    return !close_each;
 }
 
 static void *server_main(void *arg)
@@ -616,6 +639,13 @@ void mbt_server_fault(struct mbt_server *s, enum mbt_fault f, unsigned count)
     s->fault = f;
     s->fault_count = count;
     s->holding = s->released = s->late_sent = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void mbt_server_close_each(struct mbt_server *s, bool on)
+{
+    pthread_mutex_lock(&s->lock);
+    s->close_each = on;
     pthread_mutex_unlock(&s->lock);
 }
 

@@ -30,15 +30,19 @@ struct fake_host {
     unsigned n_warnings;
     char last_log[512];
     char lines[MBT_LOG_LINES][256]; /* the first MBT_LOG_LINES log lines */
+    int levels[MBT_LOG_LINES];      /* and their levels */
     unsigned n_config_errors;
     char config_keys[16][24];
     const void *config_where[16];
+    char last_config_error[512];
 };
 
 void fake_init(struct fake_host *f);
 struct ib_host_ctx *ctx_of(struct fake_host *f);
 /* Log lines since line `from` that contain every one of the strings (NULL-terminated list). */
 unsigned mbt_log_count(const struct fake_host *f, unsigned from, ...);
+/* Log lines since line `from` at `level` or more important (IB_LOG_INFO: all but debug). */
+unsigned mbt_log_count_level(const struct fake_host *f, unsigned from, int level);
 
 /* ---- Configs as the daemon fills them -------------------------------------------------------- */
 
@@ -100,6 +104,8 @@ enum mbt_fault {
     MBT_FLIP,            /* XOR byte flip_pos % length of the answer with flip_xor */
     MBT_SLOW,            /* answer after slow_ms */
     MBT_LATE,            /* answer only once the next request has arrived, before reading it */
+    MBT_LENGTH_FIELD,    /* TCP: the MBAP length says 46; RTU: the byte count 40 more (CRC
+                            made to fit); the rest of the answer as it was */
 };
 
 struct mbt_server {
@@ -129,12 +135,16 @@ struct mbt_server {
     unsigned unit_requests[256];
     unsigned connections;
     uint8_t last_fc;
+    bool close_each; /* TCP kinds: close the connection after every answer */
 };
 
 struct mbt_server *mbt_server_start(enum mbt_kind kind);
 void mbt_server_stop(struct mbt_server *s); /* the mapping stays readable */
 void mbt_server_free(struct mbt_server *s);
 void mbt_server_fault(struct mbt_server *s, enum mbt_fault f, unsigned count);
+/* TCP kinds: close the connection after every answer (a device that serves one request per
+ * connection), or not. */
+void mbt_server_close_each(struct mbt_server *s, bool on);
 /* Answer only the units in the list (others are silent). */
 void mbt_server_units(struct mbt_server *s, const int *units, unsigned n);
 /* MBT_HOLD: wait until the request is held, release it, wait until the late answer is sent. */

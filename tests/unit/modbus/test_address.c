@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -90,9 +91,67 @@ static void test_refusals(void **state)
     refuse("0x", "not a number");
     refuse("0x1g", "hexadecimal");
     refuse("0x10000", "past 0xFFFF");
-    refuse("Modicon:400001", "not a number");
+    refuse("70000", "0 to 65535");
+    refuse("Modicon:400001", "lower case: modicon:400001");
     struct mb_address a;
     assert_int_equal(mb_address_parse(NULL, &a, NULL, 0), IB_ERR_INVALID);
+}
+
+/* Every suggestion a refusal makes (a marked reference "modicon:NNNNN", a plain address in
+ * parentheses "(NNN)") is itself accepted: a hint must lead to something that works. */
+static unsigned check_suggestions(const char *text, const char *err)
+{
+    unsigned n = 0;
+    for (const char *p = err; (p = strpbrk(p, "m(")) != NULL; p++) {
+        char cand[64];
+        size_t len = 0;
+        if (strncmp(p, "modicon:", 8) == 0) {
+            len = 8 + strspn(p + 8, "0123456789");
+            if (len == 8)
+                continue; /* the marker named alone */
+        } else if (*p == '(') {
+            len = strspn(p + 1, "0123456789");
+            if (len == 0 || p[1 + len] != ')')
+                continue;
+            p++;
+        } else {
+            continue;
+        }
+        snprintf(cand, sizeof(cand), "%.*s", (int)len, p);
+        struct mb_address a;
+        char why[256];
+        if (mb_address_parse(cand, &a, why, sizeof(why)) != 0)
+            fail_msg("%s: the hint '%s' is refused too: %s", text, cand, why);
+        n++;
+    }
+    return n;
+}
+
+static void test_hints_work(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "70000",   "99999",    "400001",       "465536",         "465537",         "500000",
+        "1000000", "0123",     "01",           "00001",          "040001",         "00000",
+        "065536",  "0x10000",  "0xFFFFF",      "Modicon:400001", "MODICON:300001", "12a",
+        "3x",      "modicon:", "modicon:4001", "modicon:400000", "modicon:465537",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct mb_address a;
+        char err[256];
+        assert_int_equal(mb_address_parse(bad[i], &a, err, sizeof(err)), IB_ERR_INVALID);
+        check_suggestions(bad[i], err);
+    }
+    /* The issue's case: a number past 65535 that is no Modicon reference either names the range
+     * instead of suggesting a marker that would be refused. */
+    char err[256];
+    struct mb_address a;
+    mb_address_parse("70000", &a, err, sizeof(err));
+    assert_null(strstr(err, "modicon:70000"));
+    assert_non_null(strstr(err, "0 to 65535"));
+    mb_address_parse("0123", &a, err, sizeof(err));
+    assert_int_equal(check_suggestions("0123", err), 1); /* (123), not modicon:0123 */
+    expect("0x00FF", -1, 255);                           /* leading zeros in hex are fine */
 }
 
 int main(void)
@@ -101,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_modicon),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_hints_work),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -475,6 +475,59 @@ static void test_strings(void **state)
     check_string(worst, 8, MB_ORDER_AB, expect, 48);
 }
 
+/* mb_decode_wire(): the fuzzer's entry, from wire bytes with their length. */
+static void test_decode_wire(void **state)
+{
+    (void)state;
+    struct ib_value v;
+    char text[MB_STRING_CAP(8)];
+    static const uint8_t f10[] = {0x41, 0x20, 0x00, 0x00}; /* 10.0f, ABCD */
+    assert_int_equal(mb_decode_wire(f10, 4, MB_TYPE_FLOAT32, MB_ORDER_ABCD, 0, NULL, 0, &v), 0);
+    assert_int_equal(v.type, IB_V_DOUBLE);
+    assert_true(v.v.d == 10.0);
+    static const uint8_t f10_cdab[] = {0x00, 0x00, 0x41, 0x20};
+    assert_int_equal(mb_decode_wire(f10_cdab, 4, MB_TYPE_FLOAT32, MB_ORDER_CDAB, 0, NULL, 0, &v),
+                     0);
+    assert_true(v.v.d == 10.0);
+    /* Too short, an order a 16-bit type does not take, an unknown order or type, bit 16. */
+    assert_int_equal(mb_decode_wire(f10, 3, MB_TYPE_FLOAT32, MB_ORDER_ABCD, 0, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    assert_int_equal(v.type, IB_V_NONE);
+    assert_int_equal(mb_decode_wire(f10, 2, MB_TYPE_UINT16, MB_ORDER_CDAB, 0, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    assert_int_equal(mb_decode_wire(f10, 4, MB_TYPE_UINT32, (enum mb_order)4, 0, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    assert_int_equal(mb_decode_wire(f10, 4, MB_TYPE_COUNT, MB_ORDER_ABCD, 0, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    assert_int_equal(mb_decode_wire(f10, 2, MB_TYPE_BIT, MB_ORDER_AB, 16, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    assert_int_equal(mb_decode_wire(f10, 2, MB_TYPE_BIT, MB_ORDER_AB, 14, NULL, 0, &v), 0);
+    assert_true(v.v.b); /* 0x4120: bit 14 set */
+    assert_int_equal(mb_decode_wire(f10, 0, MB_TYPE_BOOL, MB_ORDER_AB, 0, NULL, 0, &v),
+                     IB_ERR_INVALID);
+    static const uint8_t hi[] = {'h', 'i', ' ', ' ', 0xFF};
+    assert_int_equal(mb_decode_wire(hi, 5, MB_TYPE_STRING, MB_ORDER_AB, 0, text, 2, &v),
+                     IB_ERR_INVALID); /* text too small */
+    assert_int_equal(mb_decode_wire(hi, 5, MB_TYPE_STRING, MB_ORDER_AB, 0, text, sizeof(text), &v),
+                     0);
+    assert_int_equal(v.v.s.len, 2);
+    assert_memory_equal(v.v.s.ptr, "hi", 2);
+    /* Every type, order and length up to 9 bytes of noise: a value or a refusal, nothing else
+     * (ASan/UBSan watch the reads). */
+    uint8_t noise[9];
+    for (size_t i = 0; i < sizeof(noise); i++)
+        noise[i] = (uint8_t)(0x9E * (i + 1));
+    for (int t = 0; t <= MB_TYPE_COUNT; t++)
+        for (int o = 0; o <= 4; o++)
+            for (size_t len = 0; len <= sizeof(noise); len++) {
+                int rc = mb_decode_wire(noise, len, (enum mb_type)t, (enum mb_order)o, 3, text,
+                                        sizeof(text), &v);
+                assert_true(rc == 0 || rc == IB_ERR_INVALID);
+                if (rc != 0)
+                    assert_int_equal(v.type, IB_V_NONE);
+            }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_encode_bit),
         cmocka_unit_test(test_register_bits),
         cmocka_unit_test(test_strings),
+        cmocka_unit_test(test_decode_wire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,6 +75,7 @@ struct expectation {
     enum mbt_fault fault;
     const char *name;
     uint8_t reasons[3]; /* any of these (0: unused) */
+    const char *log;    /* NULL, or what a log line of the poll must say */
 };
 
 static void run_faults(struct fixture *fx, const struct expectation *ex, size_t n)
@@ -83,7 +84,10 @@ static void run_faults(struct fixture *fx, const struct expectation *ex, size_t 
     assert_all_good(fx, &t, "start");
     for (size_t i = 0; i < n; i++) {
         mbt_server_fault(fx->srv, ex[i].fault, 1);
+        unsigned logs = fx->fake.n_logs;
         int rc = read_group(fx);
+        if (ex[i].log != NULL && mbt_log_count(&fx->fake, logs, ex[i].log, NULL) == 0)
+            fail_msg("%s: no log line says '%s'", ex[i].name, ex[i].log);
         assert_never_wrong(fx, &t);
         uint8_t r = fx->samples[t.a].reason;
         if (rc == 0 || fx->samples[t.a].quality != IB_Q_BAD ||
@@ -110,9 +114,19 @@ static void run_faults(struct fixture *fx, const struct expectation *ex, size_t 
 static void test_tcp(void **state)
 {
     static const struct expectation ex[] = {
-        {MBT_WRONG_TID, "wrong transaction id", {P}},
-        {MBT_WRONG_LENGTH, "wrong length", {P}},
-        {MBT_WRONG_FUNCTION, "wrong function code", {P}},
+        {MBT_WRONG_TID, "wrong transaction id", {P}, "expected"},
+        {MBT_WRONG_LENGTH, "wrong length", {P}, "byte count 6, expected 8 for 4 registers"},
+        /* The issue's case: the header says 46 bytes follow, the PDU holds 10 (11 with the
+         * unit id). Refused at once, not published, and said. */
+        {MBT_LENGTH_FIELD,
+         "MBAP length field",
+         {P},
+         "the MBAP header says 46 bytes follow, 11 came"},
+        {MBT_WRONG_FUNCTION,
+         "wrong function code",
+         {P},
+         "function 0x03 in answer to function 0x04"},
+        {MBT_WRONG_UNIT, "wrong unit id", {P}, "unit 0 answered, expected unit 1"},
         {MBT_TRUNCATED, "truncated frame", {T}},
         {MBT_TRAILING, "bytes after the frame", {P}},
         {MBT_GARBAGE, "noise", {P, T}},
@@ -122,7 +136,9 @@ static void test_tcp(void **state)
 }
 
 static const struct expectation rtu_ex[] = {
-    {MBT_WRONG_LENGTH, "wrong length", {P}},
+    {MBT_WRONG_LENGTH, "wrong length", {P}, "byte count 6, expected 8 for 4 registers"},
+    /* RTU's only length field is the byte count: 40 more than came is a frame that never ends. */
+    {MBT_LENGTH_FIELD, "byte count past the frame", {T, P, C}, NULL},
     {MBT_WRONG_FUNCTION, "wrong function code", {P}},
     {MBT_WRONG_UNIT, "wrong unit id", {P}},
     {MBT_BAD_CRC, "bad CRC", {C}},

@@ -995,6 +995,26 @@ static void test_create_reports_new_errors(void **state)
     (void)ok;
 }
 
+/* A tag without its table is refused with a hint that names a marked reference for its
+ * address, and that reference, written as the hint says, is accepted (issue 13 #4). */
+static void test_table_hint_works(void **state)
+{
+    struct fixture *fx = *state;
+    struct mbt_config *c = &fx->cfg;
+    mbt_tag(c, 0, "t", -1, "3027", -1, -1, false);
+    assert_int_equal(plugin->create(&fx->fake.host, ctx_of(&fx->fake), &c->conn, &fx->inst),
+                     IB_ERR_INVALID);
+    const char *hint = strstr(fx->fake.last_config_error, "modicon:");
+    assert_non_null(hint);
+    char addr[24];
+    snprintf(addr, sizeof(addr), "%.*s", (int)(8 + strspn(hint + 8, "0123456789")), hint);
+    assert_string_equal(addr, "modicon:403028");
+    snprintf(c->addr[0][0], sizeof(c->addr[0][0]), "%s", addr);
+    fx->fake.n_config_errors = 0;
+    assert_int_equal(plugin->create(&fx->fake.host, ctx_of(&fx->fake), &c->conn, &fx->inst), 0);
+    assert_int_equal(fx->fake.n_config_errors, 0);
+}
+
 static void test_create_checks_transport_keys(void **state)
 {
     struct fixture *fx = *state;
@@ -1074,6 +1094,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_create_reports_every_error, setup, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_create_reports_new_errors, setup, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_create_checks_transport_keys, setup, mbt_teardown),
+        cmocka_unit_test_setup_teardown(test_table_hint_works, setup, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_create_does_no_io, setup, mbt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,6 @@
 /* The RTU transports through the built modbus.so: Modbus RTU on a serial port (a pty with the
- * harness's libmodbus RTU server on the other side) and RTU frames over TCP (the plugin's own
- * framing against libmodbus's): every table and type, writes with each function code, units
+ * harness's libmodbus RTU server on the other side) and RTU frames over TCP, both the plugin's
+ * own framing against libmodbus's: every table and type, writes with each function code, units
  * that do not answer, refused blocks, the silence between frames, RS-485 mode and open errors. */
 #include <errno.h>
 #include <pthread.h>

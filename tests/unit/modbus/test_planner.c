@@ -28,7 +28,7 @@ static void check_plan(const struct mb_plan_item *items, uint32_t n,
     uint32_t regs = 0, bits = 0;
     for (uint32_t r = 0; r < plan->n_requests; r++) {
         const struct mb_plan_request *req = &plan->requests[r];
-        int is_bits = mb_plan_table_is_bits((enum mb_table)req->table);
+        int is_bits = mb_table_is_bits((enum mb_table)req->table);
         assert_true(req->count >= 1);
         assert_true(req->count <= (is_bits ? lim->max_bits : lim->max_registers));
         assert_true(req->start + req->count <= 65536);

@@ -76,7 +76,7 @@ static void expect_errno(const uint8_t *req, size_t rl, const uint8_t *rsp, size
 {
     uint16_t dest[8];
     errno = 0;
-    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, dest), -1);
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, dest, NULL, 0), -1);
     if (errno != e)
         fail_msg("errno %d (%s), expected %d (%s)", errno, modbus_strerror(errno), e,
                  modbus_strerror(e));
@@ -94,7 +94,7 @@ static void test_responses(void **state)
     assert_int_equal(mb_rtu_response_length(req, good, 2), 0);
     assert_int_equal(mb_rtu_response_length(req, good, 3), 9);
     uint16_t regs[2];
-    assert_int_equal(mb_rtu_check_response(req, rl, good, n, regs), 2);
+    assert_int_equal(mb_rtu_check_response(req, rl, good, n, regs, NULL, 0), 2);
     assert_int_equal(regs[0], 0x1234);
     assert_int_equal(regs[1], 0xABCD);
 
@@ -104,6 +104,17 @@ static void test_responses(void **state)
     memcpy(rsp, good, n);
     rsp[0] = 6;
     expect_errno(req, rl, rsp, with_crc(rsp, 7), EMBBADSLAVE);
+    /* What was wrong is said, for the log. */
+    char why[160];
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, regs, why, sizeof(why)), -1);
+    assert_string_equal(why, "unit 6 answered, expected unit 5");
+    rsp[3] ^= 1;
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, n, regs, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "CRC is 0x"));
+    uint8_t count6[] = {5, 3, 6, 0x12, 0x34, 0xAB, 0xCD, 0, 0, 0, 0};
+    assert_int_equal(
+        mb_rtu_check_response(req, rl, count6, with_crc(count6, 9), regs, why, sizeof(why)), -1);
+    assert_string_equal(why, "byte count 6, expected 4 for 2 registers");
     memcpy(rsp, good, n);
     rsp[1] = 4;
     expect_errno(req, rl, rsp, with_crc(rsp, 7), EMBBADDATA);
@@ -128,7 +139,7 @@ static void test_responses(void **state)
     uint8_t bits_rsp[] = {1, 1, 2, 0xCD, 0x01, 0, 0};
     n = with_crc(bits_rsp, 5);
     uint8_t bits[10];
-    assert_int_equal(mb_rtu_check_response(req, rl, bits_rsp, n, bits), 10);
+    assert_int_equal(mb_rtu_check_response(req, rl, bits_rsp, n, bits, NULL, 0), 10);
     static const uint8_t expect_bits[10] = {1, 0, 1, 1, 0, 0, 1, 1, 1, 0};
     assert_memory_equal(bits, expect_bits, 10);
 
@@ -137,13 +148,13 @@ static void test_responses(void **state)
     rl = mb_rtu_write_request(req, 2, MB_FC_WRITE_SINGLE_REGISTER, 7, 1, NULL, &reg);
     memcpy(rsp, req, rl);
     assert_int_equal(mb_rtu_response_length(req, rsp, 2), 8);
-    assert_int_equal(mb_rtu_check_response(req, rl, rsp, rl, NULL), 1);
+    assert_int_equal(mb_rtu_check_response(req, rl, rsp, rl, NULL, NULL, 0), 1);
     rsp[5] = 0x35;
     expect_errno(req, rl, rsp, with_crc(rsp, 6), EMBBADDATA);
     static const uint16_t two[2] = {1, 2};
     rl = mb_rtu_write_request(req, 2, MB_FC_WRITE_MULTIPLE_REGISTERS, 7, 2, NULL, two);
     uint8_t echo[] = {2, 0x10, 0, 7, 0, 2, 0, 0};
-    assert_int_equal(mb_rtu_check_response(req, rl, echo, with_crc(echo, 6), NULL), 2);
+    assert_int_equal(mb_rtu_check_response(req, rl, echo, with_crc(echo, 6), NULL, NULL, 0), 2);
     echo[5] = 3;
     expect_errno(req, rl, echo, with_crc(echo, 6), EMBBADDATA);
 }
