@@ -3,6 +3,7 @@
  * every item its bytes came from succeeded, else bad with that item's reason and return code.
  * A transport failure closes the session; the daemon reopens it with back-off. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,15 +149,34 @@ static uint32_t first_chunk(const struct s7_plan *plan, uint32_t at)
     return lo;
 }
 
+/* Tag lines of one poll: at most S7_TAG_LINES, the rest counted in one line (a missing DB of
+ * 1,000 tags is 9 lines, not 1,000). */
+#define S7_TAG_LINES 8
+struct tag_log {
+    unsigned lines;
+    unsigned more_bad, more_good;
+};
+
+static bool is_tag_failure(uint8_t reason)
+{
+    /* connection-wide failures are logged once for the connection, not per tag */
+    return reason == IB_R_EXCEPTION || reason == IB_R_DECODE;
+}
+
 static void log_tag(struct s7_instance *in, const struct s7_device *dev, struct s7_tag *t,
-                    uint8_t reason, uint16_t code)
+                    uint8_t reason, uint16_t code, struct tag_log *tl)
 {
     if (t->logged_reason == reason && t->logged_code == code)
         return;
     t->logged_reason = reason;
     t->logged_code = code;
-    if (reason != IB_R_EXCEPTION && reason != IB_R_DECODE)
-        return; /* connection-wide failures are logged once for the connection */
+    if (!is_tag_failure(reason))
+        return;
+    if (tl->lines >= S7_TAG_LINES) {
+        tl->more_bad++;
+        return;
+    }
+    tl->lines++;
     char ab[40];
     s7_address_format(&t->addr, ab, sizeof ab);
     if (reason == IB_R_DECODE)
@@ -173,7 +193,7 @@ static void log_tag(struct s7_instance *in, const struct s7_device *dev, struct 
 }
 
 static void fill_tag(struct s7_instance *in, const struct s7_device *dev, struct s7_group *grp,
-                     uint32_t i, struct ib_sample *smp)
+                     uint32_t i, struct ib_sample *smp, struct tag_log *tl)
 {
     struct s7_tag *t = &grp->tags[i];
     const struct s7_plan *plan = &grp->plan;
@@ -184,19 +204,25 @@ static void fill_tag(struct s7_instance *in, const struct s7_device *dev, struct
         ts = grp->ts[plan->chunks[c].request];
         if (st->reason != IB_R_NONE) {
             ib_sample_bad(smp, ts, st->reason, st->code);
-            log_tag(in, dev, t, st->reason, st->code);
+            log_tag(in, dev, t, st->reason, st->code, tl);
             return;
         }
     }
     if (s7_type_decode((enum s7_type)t->type, (enum s7_time_format)t->format, grp->buf + t->slot,
                        t->size, t->addr.bit, t->length, t->text, t->text_cap, &smp->value) != 0) {
         ib_sample_bad(smp, ts, IB_R_DECODE, 0);
-        log_tag(in, dev, t, IB_R_DECODE, 0);
+        log_tag(in, dev, t, IB_R_DECODE, 0, tl);
         return;
     }
     ib_sample_good(smp, ts);
-    if (t->logged_reason != IB_R_NONE)
-        S7_LOG(in, IB_LOG_NOTICE, dev->name, t->name, "reads good again");
+    if (is_tag_failure(t->logged_reason)) {
+        if (tl->lines < S7_TAG_LINES) {
+            tl->lines++;
+            S7_LOG(in, IB_LOG_NOTICE, dev->name, t->name, "reads good again");
+        } else {
+            tl->more_good++;
+        }
+    }
     t->logged_reason = IB_R_NONE;
     t->logged_code = 0;
 }
@@ -281,8 +307,13 @@ int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
             worst = IB_ERR_EXCEPTION;
         }
     }
+    struct tag_log tl = {0};
     for (uint32_t i = 0; i < grp->n_tags; i++)
-        fill_tag(in, dev, grp, i, &samples[i]);
+        fill_tag(in, dev, grp, i, &samples[i], &tl);
+    if (tl.more_bad > 0 || tl.more_good > 0)
+        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL,
+               "group %s: %u more tags went bad and %u more read good again (not listed)",
+               grp->name, tl.more_bad, tl.more_good);
     if (in->session.fd < 0)
         return IB_ERR_CONNECTION;
     isolate_refused(in, dev, grp, samples);

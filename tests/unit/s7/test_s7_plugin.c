@@ -299,6 +299,46 @@ static void hostile(void **state)
     expect_bad(F_ITEM_RC, 0, IB_R_EXCEPTION, 0x0A);
 }
 
+static unsigned count_logged(const struct s7t_host *h, const char *needle)
+{
+    unsigned n = 0, lines = h->n_logs < 64 ? h->n_logs : 64;
+    for (unsigned i = 0; i < lines; i++)
+        n += strstr(h->log[i], needle) != NULL;
+    return n;
+}
+
+static void refusals_in_few_lines(void **state)
+{
+    (void)state;
+    /* 20 tags of a DB the PLC says does not exist: 8 lines naming tags, one counting the rest,
+     * and nothing more at the next poll */
+    static const char *const addr[] = {
+        "DB1.DBW0",  "DB1.DBW2",  "DB1.DBW4",  "DB1.DBW6",  "DB1.DBW8",  "DB1.DBW10", "DB1.DBW12",
+        "DB1.DBW14", "DB1.DBW16", "DB1.DBW18", "DB1.DBW20", "DB1.DBW22", "DB1.DBW24", "DB1.DBW26",
+        "DB1.DBW28", "DB1.DBW30", "DB1.DBW32", "DB1.DBW34", "DB1.DBW36", "DB1.DBW38"};
+    struct peer *p = peer_start(F_ITEM_RC);
+    struct fx fx;
+    s7t_host_init(&fx.host);
+    s7t_config(&fx.cfg, p->port);
+    for (unsigned i = 0; i < 20; i++)
+        s7t_tag(&fx.cfg, addr[i], -1, 0, false);
+    assert_int_equal(s7t_plugin->create(&fx.host.host, s7t_ctx(&fx.host), &fx.cfg.conn, &fx.inst),
+                     0);
+    assert_int_equal(s7t_plugin->open(fx.inst), 0);
+    unsigned before = fx.host.n_logs;
+    assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
+    assert_int_equal(count_logged(&fx.host, "object does not exist"), 8);
+    assert_int_equal(count_logged(&fx.host, "12 more tags went bad"), 1);
+    assert_int_equal(fx.host.n_logs - before, 9);
+    before = fx.host.n_logs;
+    assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
+    assert_int_equal(fx.host.n_logs, before);
+    for (unsigned i = 0; i < 20; i++)
+        assert_int_equal(fx.s[i].code, 0x0A);
+    s7t_plugin->destroy(fx.inst);
+    peer_stop(p);
+}
+
 static void cotp_refused(void **state)
 {
     (void)state;
@@ -456,6 +496,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good),
         cmocka_unit_test(hostile),
+        cmocka_unit_test(refusals_in_few_lines),
         cmocka_unit_test(cotp_refused),
         cmocka_unit_test(no_server),
         cmocka_unit_test(config_refusals),
