@@ -98,6 +98,16 @@ TAGS = [
 ]
 # Bits 0..7 of an even byte (DB1.DBB0 = A5) and of an odd one (DB1.DBB1 = 5A), of M, I (also
 # written E) and Q (also written A).
+def shifted(address):
+    """The same DB1 address one byte further on in DB3, so that every type is read at an odd
+    and at an even offset."""
+    db, rest = address.lstrip("%").upper().split(".", 1)
+    kind, off = rest[:3], int(rest[3:])
+    return f"DB3.{kind}{off + 1}"
+
+
+TAGS += [(f"{n}_shifted", shifted(a), t, d, w, x) for n, a, t, d, w, x in TAGS
+         if a.lstrip("%").upper().startswith("DB1.")]
 BITS = [(f"dbx0_{b}", f"DB1.DBX0.{b}", bool(0xA5 >> b & 1)) for b in range(8)]
 BITS += [(f"dbx1_{b}", f"db1.dbx1.{b}", bool(0x5A >> b & 1)) for b in range(8)]
 BITS += [("m0_1", "M0.1", True), ("m0_2", "M0.2", False), ("i0_0", "I0.0", True),
@@ -186,7 +196,7 @@ def check_values(m):
 
 def test_types_bits_strings_and_refusals(d):
     p = session_pki()
-    with Mosquitto(d, tls=p.server_tls()) as b, S7Peer(d, {1: 700, 2: 100}) as peer:
+    with Mosquitto(d, tls=p.server_tls()) as b, S7Peer(d, {1: 700, 2: 100, 3: 700}) as peer:
         load_server(peer)
         sub = Subscriber(b, data_topic(), cafile=p.ca)
         conn = s7_connection("plc", peer.port, [s7_device("cpu", [
