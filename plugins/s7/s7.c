@@ -241,13 +241,11 @@ static void resolve_type(struct resolver *rs, const struct ib_tag_config *tc,
         cfg_error(rs, tc->where, "address", "type %s at %s would end past byte %u",
                   s7_type_names[ty], s7_address_format(&t->addr, ab, sizeof ab),
                   S7_ADDRESS_MAX_BYTE);
-    if (t->writable &&
-        (!s7_type_writable(ty) || t->addr.width == S7_W_TIMER || t->addr.width == S7_W_COUNTER))
+    if (t->writable && !s7_type_writable(ty))
         cfg_error(rs, tc->where, "writable",
-                  "tags of type %s%s cannot be written (writable: false)", s7_type_names[ty],
-                  t->addr.width == S7_W_TIMER     ? " in timers"
-                  : t->addr.width == S7_W_COUNTER ? " in counters"
-                                                  : "");
+                  "tags of type %s cannot be written (text types are read-only): write "
+                  "writable: false",
+                  s7_type_names[ty]);
     t->text_cap = s7_type_text_cap(ty, t->length);
     if (t->text_cap > 0 && rs->errors == 0) {
         t->text = malloc(t->text_cap);

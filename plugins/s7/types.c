@@ -137,8 +137,7 @@ int s7_type_has_iso(enum s7_type t)
 
 int s7_type_writable(enum s7_type t)
 {
-    return t != S7_T_STRING && t != S7_T_WSTRING && t != S7_T_CHAR && t != S7_T_COUNTER &&
-           t < S7_T_COUNT;
+    return t != S7_T_STRING && t != S7_T_WSTRING && t != S7_T_CHAR && t < S7_T_COUNT;
 }
 
 uint32_t s7_type_text_cap(enum s7_type t, uint32_t length)
@@ -660,6 +659,14 @@ int s7_type_encode(enum s7_type t, const struct ib_value *v, uint8_t *out, const
         if (as_integer(v, 0, 9990000, &u, why) != 0)
             return -1;
         return encode_s5time(u, out, why);
+    case S7_T_COUNTER:
+        if (as_integer(v, 0, 999, &u, why) != 0) {
+            *why = "a counter holds 0..999";
+            return -1;
+        }
+        out[0] = (uint8_t)(u / 100);
+        out[1] = to_bcd2((unsigned)(u % 100));
+        return 0;
     case S7_T_REAL: {
         if (as_double(v, &d, why) != 0)
             return -1;

@@ -56,7 +56,7 @@ enum s7_type s7_type_default(int width);
 int s7_type_fits(enum s7_type t, int width, const char **hint);
 /* Whether the type can be published as ISO text (`format: iso`). */
 int s7_type_has_iso(enum s7_type t);
-/* Whether write_tag can write the type (numbers, BOOL, times and dates; not strings). */
+/* Whether write_tag can write the type (numbers, BOOL, times, dates and counters; not text). */
 int s7_type_writable(enum s7_type t);
 /* Bytes of text a decoded STRING/WSTRING/ISO value may need: size the buffer of decode(). */
 uint32_t s7_type_text_cap(enum s7_type t, uint32_t length);

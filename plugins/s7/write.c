@@ -30,6 +30,9 @@ int s7_write(struct s7_instance *in, uint32_t device, uint32_t group, uint32_t t
         it.tsize = S7_TS_BIT;
         it.bit = t->addr.bit;
         it.count = 1;
+    } else if (t->addr.width == S7_W_TIMER || t->addr.width == S7_W_COUNTER) {
+        it.tsize = t->addr.width == S7_W_TIMER ? S7_TS_TIMER : S7_TS_COUNTER;
+        it.count = 1; /* one timer or counter, 2 bytes */
     } else {
         it.tsize = S7_TS_BYTE;
         it.count = (uint16_t)t->size;

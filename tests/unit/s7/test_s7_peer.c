@@ -61,7 +61,8 @@ static int start_peer(void **state)
     snprintf(portf, sizeof portf, "%s/port", dir);
     snprintf(ctlf, sizeof ctlf, "%s/ctl", dir);
     FILE *f = fopen(spec, "w");
-    fprintf(f, "{\"pdu\": 480, \"dbs\": {\"1\": %d}, \"m\": 16, \"q\": 16}\n", DB_SIZE);
+    fprintf(f, "{\"pdu\": 480, \"dbs\": {\"1\": %d}, \"m\": 16, \"q\": 16, \"t\": 16, \"c\": 16}\n",
+            DB_SIZE);
     fclose(f);
     setenv("IB_S7_PEER_DIR", args[4], 1);
     peer_pid = fork();
@@ -274,6 +275,38 @@ static void other_areas(void **state)
         assert_int_equal(m[i], i == 6 ? 0x00 : i == 7 ? 0x01 : 0xFF);
 }
 
+static void timers_and_counters(void **state)
+{
+    (void)state;
+    /* snap7's server keeps timer/counter n at byte n/2 of its area (its reading of the address
+     * field); the plugin sends the number as the protocol defines it. T4 and C6 land on bytes
+     * 2..3 and 3..4 of snap7's areas. */
+    struct fx fx;
+    uint8_t a[16];
+    fill("T", 0x00, 16);
+    open_with(&fx, "T4", -1);
+    struct ib_value v = U(123000);
+    assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
+    memset(fx.s, 0, sizeof fx.s);
+    assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
+    assert_int_equal(fx.s[0].quality, IB_Q_GOOD);
+    assert_int_equal(fx.s[0].value.v.u, 123000);
+    close_fx(&fx);
+    get("T", a, 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(a[i], i == 2 ? 0x21 : i == 3 ? 0x23 : 0x00);
+    fill("C", 0x00, 16);
+    open_with(&fx, "C6", -1);
+    v = U(42);
+    assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
+    assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
+    assert_int_equal(fx.s[0].value.v.u, 42);
+    close_fx(&fx);
+    get("C", a, 16);
+    for (int i = 0; i < 16; i++)
+        assert_int_equal(a[i], i == 4 ? 0x42 : 0x00);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 5) {
@@ -287,6 +320,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(numbers),
         cmocka_unit_test(times),
         cmocka_unit_test(other_areas),
+        cmocka_unit_test(timers_and_counters),
     };
     return cmocka_run_group_tests(tests, start_peer, stop_peer);
 }

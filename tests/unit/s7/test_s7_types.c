@@ -190,6 +190,9 @@ static void encoding(void **state)
            (const uint8_t[]){0x24, 0x05, 0x01, 0x12, 0x34, 0x56, 0x78, 0x94}, 8);
     enc_ok(S7_T_DTL, I(WHEN_MS),
            (const uint8_t[]){0x07, 0xE8, 5, 1, 4, 12, 34, 56, 0x2F, 0x07, 0x2F, 0x40}, 12);
+    enc_ok(S7_T_COUNTER, U(42), (const uint8_t[]){0x00, 0x42}, 2);
+    enc_ok(S7_T_COUNTER, U(999), (const uint8_t[]){0x09, 0x99}, 2);
+    enc_refused(S7_T_COUNTER, U(1000));
     enc_refused(S7_T_STRING, I(1));
     struct ib_value s = {.type = IB_V_STRING};
     enc_refused(S7_T_INT, s);
