@@ -305,7 +305,8 @@ int s7_wire_read_ack(const struct s7_pdu *pdu, unsigned n, struct s7_result *res
         d += used;
         left -= used;
     }
-    return left == 0 ? 0 : -1;
+    /* some CPUs pad an odd last item too: one fill byte more is accepted, nothing else */
+    return left == 0 || (left == 1 && d[0] == 0) ? 0 : -1;
 }
 
 int s7_wire_write_ack(const struct s7_pdu *pdu, uint8_t *rc)

@@ -185,6 +185,16 @@ static void decode_read_ack(void **state)
     n = frame(f, 5, 0, 0, one, 2, longer, sizeof longer);
     assert_int_equal(s7_wire_pdu(f, n, &pdu), 0);
     assert_int_equal(s7_wire_read_ack(&pdu, 1, r), -1);
+    /* a fill byte after an odd last item is tolerated; any other extra byte is not */
+    static const uint8_t padded[] = {0xFF, 0x04, 0x00, 0x08, 7, 0};
+    n = frame(f, 5, 0, 0, one, 2, padded, sizeof padded);
+    assert_int_equal(s7_wire_pdu(f, n, &pdu), 0);
+    assert_int_equal(s7_wire_read_ack(&pdu, 1, r), 0);
+    assert_int_equal(r[0].len, 1);
+    static const uint8_t extra[] = {0xFF, 0x04, 0x00, 0x08, 7, 9};
+    n = frame(f, 5, 0, 0, one, 2, extra, sizeof extra);
+    assert_int_equal(s7_wire_pdu(f, n, &pdu), 0);
+    assert_int_equal(s7_wire_read_ack(&pdu, 1, r), -1);
     /* an unknown transport size */
     static const uint8_t odd_ts[] = {0xFF, 0x42, 0x00, 0x08, 1};
     n = frame(f, 5, 0, 0, one, 2, odd_ts, sizeof odd_ts);
