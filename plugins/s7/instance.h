@@ -13,6 +13,9 @@
 #include "session.h"
 #include "types.h"
 
+/* Parallel jobs the plugin ever keeps in flight (parallel_jobs' maximum). */
+#define S7_MAX_JOBS 8
+
 struct s7_tag {
     const char *name;
     struct s7_address addr;

@@ -23,6 +23,7 @@ struct s7_connection_params {
     const char *local_tsap;     /* IB_S_STRING "01.00" or "0x0100"; absent: 0x0100 */
     const char *remote_tsap;    /* IB_S_STRING; absent: from rack, slot, connection_type */
     int64_t pdu_size;           /* IB_S_INT 240..960, default 960: asked for, then negotiated */
+    int64_t parallel_jobs;      /* IB_S_INT 1..8, default 3: asked for, then negotiated */
     int64_t timeout_ms;         /* IB_S_DURATION, default 2s */
     int64_t connect_timeout_ms; /* IB_S_DURATION, default 3s */
 };

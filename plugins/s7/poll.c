@@ -83,37 +83,62 @@ static void mark_request(struct s7_group *grp, uint32_t r, uint8_t reason, uint1
     grp->ts[r] = ts;
 }
 
-/* Send request r of the group and store its items. 0, or the session's ib_err (the session is
- * closed then), or IB_ERR_EXCEPTION when the PLC refused the whole request. */
-static int read_request(struct s7_instance *in, struct s7_group *grp, uint32_t r)
+static void log_io(struct s7_instance *in, const struct s7_device *dev, const struct s7_group *grp,
+                   int rc)
+{
+    int64_t now = in->host->monotonic_ms();
+    switch (ib_episode_fail(&in->io_ep, rc, now)) {
+    case IB_EPISODE_STARTED:
+    case IB_EPISODE_CHANGED:
+        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL, "group %s: %s", grp->name, in->session.error);
+        break;
+    case IB_EPISODE_REMIND:
+        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL,
+               "group %s: %s (still failing: %" PRIu64 " times in %" PRId64 " s)", grp->name,
+               in->session.error, in->io_ep.count, ib_episode_age_s(&in->io_ep, now));
+        break;
+    default:
+        break;
+    }
+}
+
+/* Build and send request r; its PDU reference in *ref. 0, or the session's ib_err (the
+ * session is closed then). */
+static int send_request(struct s7_instance *in, struct s7_group *grp, uint32_t r, uint16_t *ref)
 {
     struct s7_session *s = &in->session;
     const struct s7_plan_request *rq = &grp->plan.requests[r];
     struct s7_item items[S7_MAX_ITEMS];
-    struct s7_result res[S7_MAX_ITEMS];
     for (uint32_t k = 0; k < rq->n; k++)
         items[k] = s7_plan_item_of(&grp->plan, &grp->plan.chunks[rq->first + k]);
-    uint16_t ref = s7_session_next_ref(s);
-    size_t len = s7_wire_read(s->tx, sizeof s->tx, ref, items, rq->n);
-    struct s7_pdu pdu;
-    int rc = len == 0 ? IB_ERR_INVALID : s7_session_transact(s, len, ref, &pdu);
-    int64_t ts = in->host->now_ms();
-    if (rc != 0) {
-        mark_request(grp, r, rc == IB_ERR_INVALID ? IB_R_INTERNAL : s7_reason_of(rc), 0, ts);
-        return rc;
+    *ref = s7_session_next_ref(s);
+    size_t len = s7_wire_read(s->tx, sizeof s->tx, *ref, items, rq->n);
+    if (len == 0) { /* the planner keeps within the limits: cannot happen */
+        snprintf(s->error, sizeof s->error, "request %u of %u items cannot be encoded", r, rq->n);
+        s7_session_close(s);
+        return IB_ERR_PROTOCOL;
     }
-    if (pdu.err_class != 0 || pdu.err_code != 0) {
+    return s7_session_send(s, len);
+}
+
+/* Store the answer *pdu to request r. 0, IB_ERR_EXCEPTION (the PLC refused the request as a
+ * whole), or IB_ERR_PROTOCOL (malformed: the session is closed). */
+static int store_answer(struct s7_instance *in, struct s7_group *grp, uint32_t r,
+                        const struct s7_pdu *pdu, int64_t ts)
+{
+    struct s7_session *s = &in->session;
+    const struct s7_plan_request *rq = &grp->plan.requests[r];
+    struct s7_result res[S7_MAX_ITEMS];
+    if (pdu->err_class != 0 || pdu->err_code != 0) {
         snprintf(s->error, sizeof s->error,
-                 "the PLC refused a Read Var request of %u items: "
-                 "error class %02X code %02X",
-                 rq->n, pdu.err_class, pdu.err_code);
-        mark_request(grp, r, IB_R_EXCEPTION, (uint16_t)(pdu.err_class << 8 | pdu.err_code), ts);
+                 "the PLC refused a Read Var request of %u items: error class %02X code %02X",
+                 rq->n, pdu->err_class, pdu->err_code);
+        mark_request(grp, r, IB_R_EXCEPTION, (uint16_t)(pdu->err_class << 8 | pdu->err_code), ts);
         return IB_ERR_EXCEPTION;
     }
-    if (s7_wire_read_ack(&pdu, rq->n, res) != 0) {
+    if (s7_wire_read_ack(pdu, rq->n, res) != 0) {
         snprintf(s->error, sizeof s->error,
-                 "%s:%d answered a Read Var request of %u items "
-                 "with a malformed response",
+                 "%s:%d answered a Read Var request of %u items with a malformed response",
                  s->cfg.host, s->cfg.port, rq->n);
         s7_session_close(s);
         mark_request(grp, r, IB_R_PROTOCOL, 0, ts);
@@ -133,6 +158,95 @@ static int read_request(struct s7_instance *in, struct s7_group *grp, uint32_t r
         }
     }
     return 0;
+}
+
+/* The requests of one poll in flight: up to `jobs` sent before their answers, matched by PDU
+ * reference (a PLC may answer parallel jobs in any order). */
+struct flight {
+    uint32_t jobs, sent, answered;
+    uint32_t req[S7_MAX_JOBS];
+    uint16_t ref[S7_MAX_JOBS];
+    uint32_t n; /* outstanding */
+};
+
+/* Receive one answer and store it. 0, or an ib_err; with the session closed, the outstanding
+ * requests are marked with the failure (the first with its reason, the others lost). */
+static int receive_one(struct s7_instance *in, struct s7_group *grp, struct flight *f)
+{
+    struct s7_pdu pdu;
+    int rc = s7_session_receive(&in->session, &pdu);
+    int64_t ts = in->host->now_ms();
+    uint32_t k = 0;
+    while (rc == 0 && k < f->n && f->ref[k] != pdu.ref)
+        k++;
+    if (rc == 0 && k == f->n) {
+        snprintf(in->session.error, sizeof in->session.error,
+                 "%s:%d answered with PDU reference %u, which no request in flight has",
+                 in->session.cfg.host, in->session.cfg.port, pdu.ref);
+        s7_session_close(&in->session);
+        rc = IB_ERR_PROTOCOL;
+    }
+    if (rc != 0) {
+        for (uint32_t j = 0; j < f->n; j++)
+            mark_request(grp, f->req[j], j == 0 ? s7_reason_of(rc) : IB_R_CONN_LOST, 0, ts);
+        f->n = 0;
+        return rc;
+    }
+    uint32_t r = f->req[k];
+    f->req[k] = f->req[f->n - 1];
+    f->ref[k] = f->ref[f->n - 1];
+    f->n--;
+    f->answered++;
+    return store_answer(in, grp, r, &pdu, ts);
+}
+
+/* Read every request of the group, `jobs` at a time. Returns 0, IB_ERR_EXCEPTION (a request
+ * refused as a whole; the others read) or the transport failure that closed the session. */
+static int read_requests(struct s7_instance *in, const struct s7_device *dev, struct s7_group *grp)
+{
+    struct flight f = {.jobs = s7_session_jobs(&in->session)};
+    int worst = 0;
+    if (f.jobs > S7_MAX_JOBS)
+        f.jobs = S7_MAX_JOBS;
+    uint32_t total = grp->plan.n_requests;
+    while (f.answered < total && in->session.fd >= 0) {
+        while (f.sent < total && f.n < f.jobs) {
+            uint16_t ref;
+            int rc = send_request(in, grp, f.sent, &ref);
+            f.req[f.n] = f.sent;
+            f.ref[f.n++] = ref;
+            f.sent++;
+            if (rc != 0) {
+                int64_t ts = in->host->now_ms();
+                for (uint32_t j = 0; j < f.n; j++)
+                    mark_request(grp, f.req[j], j + 1 == f.n ? s7_reason_of(rc) : IB_R_CONN_LOST, 0,
+                                 ts);
+                log_io(in, dev, grp, rc);
+                worst = IB_ERR_CONNECTION;
+                break;
+            }
+        }
+        if (in->session.fd < 0)
+            break;
+        int rc = receive_one(in, grp, &f);
+        if (rc != 0 && in->session.fd < 0) {
+            log_io(in, dev, grp, rc);
+            worst = IB_ERR_CONNECTION;
+        } else if (rc != 0 && worst == 0) {
+            worst = IB_ERR_EXCEPTION;
+        }
+    }
+    int64_t ts = in->host->now_ms();
+    if (in->session.fd >= 0 && s7_session_check_idle(&in->session) != 0) {
+        /* bytes past the last answer: the stream is out of step, nothing of it is trusted */
+        log_io(in, dev, grp, IB_ERR_PROTOCOL);
+        for (uint32_t r = 0; r < total; r++)
+            mark_request(grp, r, IB_R_PROTOCOL, 0, ts);
+        worst = IB_ERR_CONNECTION;
+    }
+    for (uint32_t r = f.sent; r < total; r++) /* never sent: the connection was lost */
+        mark_request(grp, r, IB_R_CONN_LOST, 0, ts);
+    return worst;
 }
 
 /* The first chunk whose bytes end after `at` (chunks are sorted by buffer offset). */
@@ -227,25 +341,6 @@ static void fill_tag(struct s7_instance *in, const struct s7_device *dev, struct
     t->logged_code = 0;
 }
 
-static void log_io(struct s7_instance *in, const struct s7_device *dev, const struct s7_group *grp,
-                   int rc)
-{
-    int64_t now = in->host->monotonic_ms();
-    switch (ib_episode_fail(&in->io_ep, rc, now)) {
-    case IB_EPISODE_STARTED:
-    case IB_EPISODE_CHANGED:
-        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL, "group %s: %s", grp->name, in->session.error);
-        break;
-    case IB_EPISODE_REMIND:
-        S7_LOG(in, IB_LOG_WARNING, dev->name, NULL,
-               "group %s: %s (still failing: %" PRIu64 " times in %" PRId64 " s)", grp->name,
-               in->session.error, in->io_ep.count, ib_episode_age_s(&in->io_ep, now));
-        break;
-    default:
-        break;
-    }
-}
-
 /* Tags refused as "address out of range" while sharing a span with others: read each alone from
  * the next poll on, so that the one past the end does not take its neighbours with it. */
 static void isolate_refused(struct s7_instance *in, struct s7_device *dev, struct s7_group *grp,
@@ -294,19 +389,7 @@ int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
             ib_sample_bad(&samples[i], now, IB_R_CONN_LOST, 0);
         return IB_ERR_CONNECTION;
     }
-    for (uint32_t r = 0; r < grp->plan.n_requests; r++) {
-        if (in->session.fd < 0) { /* lost in this poll: the rest cannot be read */
-            mark_request(grp, r, IB_R_CONN_LOST, 0, in->host->now_ms());
-            continue;
-        }
-        int rc = read_request(in, grp, r);
-        if (rc != 0 && in->session.fd < 0) {
-            log_io(in, dev, grp, rc);
-            worst = IB_ERR_CONNECTION;
-        } else if (rc != 0 && worst == 0) {
-            worst = IB_ERR_EXCEPTION;
-        }
-    }
+    worst = read_requests(in, dev, grp);
     struct tag_log tl = {0};
     for (uint32_t i = 0; i < grp->n_tags; i++)
         fill_tag(in, dev, grp, i, &samples[i], &tl);

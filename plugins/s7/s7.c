@@ -65,6 +65,9 @@ static const struct ib_schema_entry connection_entries[] = {
     E_INT(CP, "pdu_size", pdu_size, "960", 240, 960,
           "PDU size asked for in Setup Communication; the PLC answers with what it allows "
           "(240 on S7-300, 480 or 960 on newer CPUs) and requests are packed for that"),
+    E_INT(CP, "parallel_jobs", parallel_jobs, "3", 1, 8,
+          "Read Var requests sent before their answers arrive, asked for in Setup Communication; "
+          "the PLC grants its own (1 on S7-300, 3 and more on S7-1200/1500)"),
     E_DUR(CP, "timeout", timeout_ms, "2s", 10, 60000, "How long to wait for each answer"),
     E_DUR(CP, "connect_timeout", connect_timeout_ms, "3s", 10, 60000,
           "How long to wait for the TCP connection"),
@@ -184,6 +187,7 @@ static void resolve_connection(struct resolver *rs, const struct ib_connection_c
     sc->timeout_ms = (uint32_t)cp->timeout_ms;
     sc->connect_timeout_ms = (uint32_t)cp->connect_timeout_ms;
     sc->pdu_request = (uint16_t)cp->pdu_size;
+    sc->jobs_request = (uint16_t)(cp->parallel_jobs > 0 ? cp->parallel_jobs : 1);
     int32_t ct = cp->connection_type >= 0 && cp->connection_type < S7_P_CONN_COUNT
                      ? cp->connection_type
                      : S7_P_CONN_PG;
@@ -356,10 +360,10 @@ static void log_open(struct s7_instance *in)
                    grp->plan.n_chunks, s->pdu);
         }
     S7_LOG(in, in->open_ep.count > 0 ? IB_LOG_NOTICE : IB_LOG_INFO, NULL, NULL,
-           "connected to %s:%d (TSAP %04X -> %04X): PDU %u bytes, %u/%u parallel jobs; %u tags "
-           "in %u Read Var requests when every group is polled once",
+           "connected to %s:%d (TSAP %04X -> %04X): PDU %u bytes, %u/%u parallel jobs granted, "
+           "%u used; %u tags in %u Read Var requests when every group is polled once",
            s->cfg.host, s->cfg.port, s->cfg.local_tsap, s->cfg.remote_tsap, s->pdu, s->amq_calling,
-           s->amq_called, tags, reqs);
+           s->amq_called, s7_session_jobs(s), tags, reqs);
 }
 
 static int s7_open(void *instance)

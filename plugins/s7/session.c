@@ -47,6 +47,7 @@ void s7_session_close(struct s7_session *s)
     if (s->fd >= 0)
         close(s->fd);
     s->fd = -1;
+    s->rx_len = s->rx_frame = 0;
 }
 
 uint16_t s7_session_next_ref(struct s7_session *s)
@@ -144,19 +145,34 @@ static int send_all(struct s7_session *s, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* Wait for data, then take what arrived, until one whole frame is in s->rx: its length in
- * *len. One request is outstanding at a time, so bytes past the frame are a peer out of step. */
+/* One whole frame at the start of s->rx (the previous one dropped first): its length in *len.
+ * What arrives after it stays in s->rx for the next call (pipelined answers). */
 static int recv_frame(struct s7_session *s, size_t *len)
 {
+    if (s->rx_frame > 0) {
+        memmove(s->rx, s->rx + s->rx_frame, s->rx_len - s->rx_frame);
+        s->rx_len -= s->rx_frame;
+        s->rx_frame = 0;
+    }
     int64_t deadline = now_ms() + s->cfg.timeout_ms;
-    size_t have = 0;
     long n = -1;
-    while (n < 0 || have < (size_t)n) {
+    for (;;) {
+        if (n < 0 && s->rx_len >= S7_TPKT_HDR) {
+            n = s7_wire_tpkt_length(s->rx, S7_TPKT_HDR);
+            if (n < 0)
+                return fail(s, IB_ERR_PROTOCOL,
+                            "%s:%d sent a frame that is not TPKT (bytes %02x %02x %02x %02x): is "
+                            "this an S7 PLC on port %d?",
+                            s->cfg.host, s->cfg.port, s->rx[0], s->rx[1], s->rx[2], s->rx[3],
+                            s->cfg.port);
+        }
+        if (n >= 0 && s->rx_len >= (size_t)n)
+            break;
         int r = wait_fd(s->fd, POLLIN, deadline);
         if (r == 0)
             return fail(s, IB_ERR_TIMEOUT, "no answer from %s:%d within %u ms", s->cfg.host,
                         s->cfg.port, s->cfg.timeout_ms);
-        ssize_t got = r < 0 ? -1 : recv(s->fd, s->rx + have, sizeof s->rx - have, 0);
+        ssize_t got = r < 0 ? -1 : recv(s->fd, s->rx + s->rx_len, sizeof s->rx - s->rx_len, 0);
         if (got == 0)
             return fail(s, IB_ERR_CONNECTION, "%s:%d closed the connection", s->cfg.host,
                         s->cfg.port);
@@ -167,42 +183,64 @@ static int recv_frame(struct s7_session *s, size_t *len)
             return fail(s, IB_ERR_CONNECTION, "receiving from %s:%d failed: %s", s->cfg.host,
                         s->cfg.port, strerror(errno));
         }
-        have += (size_t)got;
-        if (n < 0 && have >= S7_TPKT_HDR) {
-            n = s7_wire_tpkt_length(s->rx, S7_TPKT_HDR);
-            if (n < 0)
-                return fail(s, IB_ERR_PROTOCOL,
-                            "%s:%d sent a frame that is not TPKT (bytes %02x %02x %02x %02x): is "
-                            "this an S7 PLC on port %d?",
-                            s->cfg.host, s->cfg.port, s->rx[0], s->rx[1], s->rx[2], s->rx[3],
-                            s->cfg.port);
-        }
+        s->rx_len += (size_t)got;
     }
-    if (have > (size_t)n)
-        return fail(s, IB_ERR_PROTOCOL, "%s:%d sent %zu bytes past the end of its answer",
-                    s->cfg.host, s->cfg.port, have - (size_t)n);
+    s->rx_frame = (size_t)n;
     *len = (size_t)n;
     return 0;
 }
 
-int s7_session_transact(struct s7_session *s, size_t len, uint16_t ref, struct s7_pdu *pdu)
+unsigned s7_session_jobs(const struct s7_session *s)
+{
+    unsigned j = s->cfg.jobs_request ? s->cfg.jobs_request : 1;
+    if (s->amq_calling > 0 && s->amq_calling < j)
+        j = s->amq_calling;
+    if (s->amq_called > 0 && s->amq_called < j)
+        j = s->amq_called;
+    return j;
+}
+
+int s7_session_send(struct s7_session *s, size_t len)
 {
     if (s->fd < 0)
         return fail(s, IB_ERR_CONNECTION, "not connected");
+    return send_all(s, s->tx, len);
+}
+
+int s7_session_receive(struct s7_session *s, struct s7_pdu *pdu)
+{
     size_t n = 0;
-    int rc = send_all(s, s->tx, len);
-    if (rc == 0)
-        rc = recv_frame(s, &n);
+    int rc = recv_frame(s, &n);
     if (rc != 0)
         return rc;
     if (s7_wire_pdu(s->rx, n, pdu) != 0)
         return fail(s, IB_ERR_PROTOCOL, "%s:%d sent a malformed S7 frame (%zu bytes)", s->cfg.host,
                     s->cfg.port, n);
-    if (pdu->ref != ref || (pdu->rosctr != 2 && pdu->rosctr != 3))
-        return fail(s, IB_ERR_PROTOCOL,
-                    "%s:%d answered with PDU reference %u, ROSCTR %u to request %u", s->cfg.host,
-                    s->cfg.port, pdu->ref, pdu->rosctr, ref);
+    if (pdu->rosctr != 2 && pdu->rosctr != 3)
+        return fail(s, IB_ERR_PROTOCOL, "%s:%d answered with ROSCTR %u", s->cfg.host, s->cfg.port,
+                    pdu->rosctr);
     return 0;
+}
+
+int s7_session_check_idle(struct s7_session *s)
+{
+    if (s->fd >= 0 && s->rx_len > s->rx_frame)
+        return fail(s, IB_ERR_PROTOCOL, "%s:%d sent %zu bytes past the end of its answer",
+                    s->cfg.host, s->cfg.port, s->rx_len - s->rx_frame);
+    return 0;
+}
+
+int s7_session_transact(struct s7_session *s, size_t len, uint16_t ref, struct s7_pdu *pdu)
+{
+    int rc = s7_session_send(s, len);
+    if (rc == 0)
+        rc = s7_session_receive(s, pdu);
+    if (rc == 0 && pdu->ref != ref)
+        rc = fail(s, IB_ERR_PROTOCOL, "%s:%d answered with PDU reference %u to request %u",
+                  s->cfg.host, s->cfg.port, pdu->ref, ref);
+    if (rc == 0)
+        rc = s7_session_check_idle(s);
+    return rc;
 }
 
 static int cotp_connect(struct s7_session *s)
@@ -224,13 +262,14 @@ static int cotp_connect(struct s7_session *s)
                     "%s:%d refused the COTP connection (local TSAP %04X, remote TSAP %04X): "
                     "check rack and slot, or local_tsap/remote_tsap",
                     s->cfg.host, s->cfg.port, s->cfg.local_tsap, s->cfg.remote_tsap);
-    return 0;
+    return s7_session_check_idle(s);
 }
 
 static int setup_communication(struct s7_session *s)
 {
     uint16_t ref = s7_session_next_ref(s);
-    size_t len = s7_wire_setup(s->tx, sizeof s->tx, ref, 1, s->cfg.pdu_request);
+    size_t len = s7_wire_setup(s->tx, sizeof s->tx, ref,
+                               s->cfg.jobs_request ? s->cfg.jobs_request : 1, s->cfg.pdu_request);
     struct s7_pdu pdu;
     int rc = s7_session_transact(s, len, ref, &pdu);
     if (rc != 0)

@@ -36,6 +36,7 @@ enum fault {
     F_ITEM_RC,      /* item return code 0x0A */
     F_SILENT,       /* no answer */
     F_CLOSE,        /* close the socket */
+    F_REORDER,      /* grant 3 parallel jobs; answer the first two reads in reverse order */
     F_TRAILING,     /* the answer, then 3 bytes more in the same segment */
     F_CR_REFUSED,   /* a disconnect request instead of the connection confirm */
 };
@@ -46,6 +47,9 @@ struct peer {
     enum fault fault;
     uint8_t last[512]; /* the last request */
     size_t last_len;
+    uint8_t held[512]; /* F_REORDER: an answer held back */
+    size_t held_len;
+    unsigned reads;
 };
 
 static int read_all(int fd, uint8_t *p, size_t n)
@@ -99,7 +103,7 @@ static size_t read_answer(struct peer *p, const uint8_t *req, uint8_t *f)
         d[dl + 1] = 0x04;
         put16(d + dl + 2, (count + (p->fault == F_ITEM_LONG ? 2 : 0)) * 8);
         for (unsigned b = 0; b < count; b++)
-            d[dl + 4 + b] = (uint8_t)(0x11 * (b + 1));
+            d[dl + 4 + b] = p->fault == F_REORDER ? (uint8_t)(ref + b) : (uint8_t)(0x11 * (b + 1));
         dl += 4 + count;
         if ((count & 1) && k + 1 < n)
             d[dl++] = 0;
@@ -130,8 +134,10 @@ static void answer(struct peer *p, int fd, const uint8_t *req, size_t len)
     if (len < 19)
         return;
     unsigned ref = (unsigned)(req[11] << 8 | req[12]);
-    if (req[17] == 0xF0) { /* setup: PDU 240 */
-        static const uint8_t par[] = {0xF0, 0, 0, 1, 0, 1, 0, 240};
+    if (req[17] == 0xF0) { /* setup: PDU 240, 1 job (3 for F_REORDER) */
+        uint8_t par[] = {0xF0, 0, 0, 1, 0, 1, 0, 240};
+        if (p->fault == F_REORDER)
+            par[3] = par[5] = 3;
         memcpy(f + 19, par, sizeof par);
         n = wrap(f, ref, sizeof par, 0, 0);
     } else if (req[17] == 0x05) { /* write: done */
@@ -155,12 +161,21 @@ static void answer(struct peer *p, int fd, const uint8_t *req, size_t len)
             n = read_answer(p, req, f);
         }
     }
+    if (n > 0 && p->fault == F_REORDER && req[17] == 0x04 && p->held_len == 0 && p->reads++ == 0) {
+        memcpy(p->held, f, n); /* the first read's answer waits for the second's */
+        p->held_len = n;
+        return;
+    }
     if (n > 0 && p->fault == F_TRAILING && req[17] == 0x04) {
         memcpy(f + n, "\x03\x00\x00", 3);
         n += 3;
     }
     if (n > 0)
         write(fd, f, n);
+    if (p->held_len > 0 && req[17] == 0x04) {
+        write(fd, p->held, p->held_len);
+        p->held_len = 0;
+    }
 }
 
 static void serve(struct peer *p, int fd)
@@ -339,6 +354,31 @@ static void refusals_in_few_lines(void **state)
     peer_stop(p);
 }
 
+static void parallel_jobs_out_of_order(void **state)
+{
+    (void)state;
+    /* two requests (max_items 1) in flight at once; the peer answers the second first: each
+     * answer lands with its own request, matched by PDU reference */
+    struct peer *p = peer_start(F_REORDER);
+    struct fx fx;
+    s7t_host_init(&fx.host);
+    s7t_config(&fx.cfg, p->port);
+    fx.cfg.dp.max_items = 1;
+    s7t_tag(&fx.cfg, "DB1.DBW0", -1, 0, false);
+    s7t_tag(&fx.cfg, "DB1.DBW100", -1, 0, false);
+    assert_int_equal(s7t_plugin->create(&fx.host.host, s7t_ctx(&fx.host), &fx.cfg.conn, &fx.inst),
+                     0);
+    assert_int_equal(s7t_plugin->open(fx.inst), 0);
+    assert_true(s7t_logged(&fx.host, "3/3 parallel jobs granted, 3 used"));
+    assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
+    /* setup was reference 1; the reads 2 and 3; data bytes are ref + offset */
+    assert_int_equal(fx.s[0].quality, IB_Q_GOOD);
+    assert_int_equal(fx.s[0].value.v.u, 0x0203);
+    assert_int_equal(fx.s[1].value.v.u, 0x0304);
+    s7t_plugin->destroy(fx.inst);
+    peer_stop(p);
+}
+
 static void cotp_refused(void **state)
 {
     (void)state;
@@ -497,6 +537,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(good),
         cmocka_unit_test(hostile),
         cmocka_unit_test(refusals_in_few_lines),
+        cmocka_unit_test(parallel_jobs_out_of_order),
         cmocka_unit_test(cotp_refused),
         cmocka_unit_test(no_server),
         cmocka_unit_test(config_refusals),
