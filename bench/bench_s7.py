@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Benchmark of the S7 plugin: a dense workload (10 DBs x 1,000 REAL, one group per DB) read
 from the snap7 server (tests/peers/s7) and published over MQTT (TLS, QoS 1, a local mosquitto),
-next to a raw loop of the same Read Var requests on one connection with the plugin's own wire
-and session code (bench_s7_raw) in the same run.
+next to a raw loop of the same Read Var requests on one connection, with as many in flight, with
+the plugin's own wire and session code (bench_s7_raw) in the same run.
 
     bench_s7.py PATH/TO/bench_s7_raw [SECONDS]
 
@@ -124,7 +124,8 @@ def main():
     print("| scenario | PDU | requests per poll (fewest) | values/s | of raw | CPU s per "
           "million values | RSS MiB |")
     print("|---|---|---|---|---|---|---|")
-    print(f"| raw loop (bench_s7_raw) | {raw['pdu']:.0f} | {raw['requests_per_poll']:.0f} "
+    print(f"| raw loop (bench_s7_raw, {raw['jobs']:.0f} in flight) | {raw['pdu']:.0f} | "
+          f"{raw['requests_per_poll']:.0f} "
           f"({fewest(int(raw['pdu']))}) | {raw_rate:,.0f} | 100% | {raw_cpu:.3f} | - |")
     for interval, rate, cpu, rss, pdu, reqs in rows:
         name = f"gateway, {interval} ms" if interval else "gateway, continuous"

@@ -1,5 +1,6 @@
 /* bench_s7_raw: the practical limit for the S7 benchmark — one connection sending the same Read
- * Var requests the plugin plans for DBS data blocks of TAGS REALs each, back to back, with the
+ * Var requests the plugin plans for DBS data blocks of TAGS REALs each, back to back, with as
+ * many in flight as the plugin keeps (the parallel jobs granted, at most 3 asked), with the
  * plugin's own wire and session code but no daemon, no decoding into samples and no MQTT.
  *   bench_s7_raw PORT SECONDS [DBS [TAGS]]
  * Prints: values=N seconds=S values_per_s=R requests_per_poll=Q pdu=P cpu_s=C */
@@ -43,7 +44,8 @@ int main(int argc, char **argv)
                                  .remote_tsap = 0x0101,
                                  .connect_timeout_ms = 3000,
                                  .timeout_ms = 3000,
-                                 .pdu_request = 960};
+                                 .pdu_request = 960,
+                                 .jobs_request = 3};
     static struct s7_session s;
     s7_session_init(&s, &cfg);
     if (s7_session_open(&s) != 0) {
@@ -64,6 +66,7 @@ int main(int argc, char **argv)
     }
     struct s7_item it[S7_MAX_ITEMS];
     struct s7_result res[S7_MAX_ITEMS];
+    unsigned jobs = s7_session_jobs(&s), in_flight = 0;
     double t0 = now_s(), c0 = cpu_s();
     unsigned long long values = 0;
     while (now_s() - t0 < seconds) {
@@ -75,19 +78,27 @@ int main(int argc, char **argv)
                     it[k] = s7_plan_item_of(p, &p->chunks[rq->first + k]);
                 uint16_t ref = s7_session_next_ref(&s);
                 size_t len = s7_wire_read(s.tx, sizeof s.tx, ref, it, rq->n);
+                if (s7_session_send(&s, len) != 0)
+                    goto failed;
+                /* keep `jobs` in flight: take an answer once the window is full */
+                if (++in_flight < jobs)
+                    continue;
                 struct s7_pdu pdu;
-                if (s7_session_transact(&s, len, ref, &pdu) != 0 ||
-                    s7_wire_read_ack(&pdu, rq->n, res) != 0) {
-                    fprintf(stderr, "bench_s7_raw: %s\n", s.error);
-                    return 1;
-                }
+                if (s7_session_receive(&s, &pdu) != 0 ||
+                    s7_wire_read_ack(&pdu, pdu.param_len >= 2 ? pdu.param[1] : 0, res) != 0)
+                    goto failed;
+                in_flight--;
             }
             values += tags;
         }
     }
     double t = now_s() - t0, c = cpu_s() - c0;
-    printf("values=%llu seconds=%.3f values_per_s=%.0f requests_per_poll=%u pdu=%u cpu_s=%.3f\n",
-           values, t, values / t, reqs, s.pdu, c);
+    printf("values=%llu seconds=%.3f values_per_s=%.0f requests_per_poll=%u pdu=%u jobs=%u "
+           "cpu_s=%.3f\n",
+           values, t, values / t, reqs, s.pdu, jobs, c);
     s7_session_close(&s);
     return 0;
+failed:
+    fprintf(stderr, "bench_s7_raw: %s\n", s.error);
+    return 1;
 }
