@@ -613,7 +613,7 @@ static const struct ib_schema_entry mqtt_entries[] = {
           "connect timeout"),
     E_INT("reconnect_min_ms", struct ib_mqtt_cfg, reconnect_min_ms, "1000", 100, 3600000,
           "first reconnect delay"),
-    E_INT("reconnect_max_ms", struct ib_mqtt_cfg, reconnect_max_ms, "60000", 100, 3600000,
+    E_INT("reconnect_max_ms", struct ib_mqtt_cfg, reconnect_max_ms, "8000", 100, 3600000,
           "longest reconnect delay"),
     E_INT("max_inflight", struct ib_mqtt_cfg, max_inflight, "256", 1, 65535,
           "QoS 1 messages awaiting PUBACK"),
