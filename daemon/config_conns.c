@@ -240,7 +240,7 @@ void ib_loader_connections(struct ib_loader *L)
     size_t n = 0, cap = 0;
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
-        struct ynode *root = ytree_root(L->t);
+        struct ynode *root = ib_ytree_root(L->t);
         struct ynode *list = ib_loader_list(L, root, "", "connections", false);
         for (size_t j = 0; j < list_len(list); j++) {
             struct ynode *cn = item_at(L, list, j);
