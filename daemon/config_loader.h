@@ -28,6 +28,8 @@ struct ib_nameset {
 };
 /* Adds `s` with value `v`; returns true if it was new, else false with *old its first value. */
 bool ib_nameset_add(struct ib_nameset *set, const char *s, size_t v, size_t *old);
+/* Whether `s` is in the set; its value into *v if so. */
+bool ib_nameset_find(const struct ib_nameset *set, const char *s, size_t *v);
 void ib_nameset_free(struct ib_nameset *set);
 
 struct ib_loader {
