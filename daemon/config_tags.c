@@ -241,7 +241,7 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
         } else {
             int d = ib_loader_read_csv(L, ib_loader_resolve(L, scalar(csv)), csv, gpath);
             if (d >= 0)
-                src[nsrc++] = (struct ib_listsrc){(size_t)d, ytree_root(&L->docs[d]->tree)};
+                src[nsrc++] = (struct ib_listsrc){(size_t)d, ib_ytree_root(&L->docs[d]->tree)};
         }
         ib_loader_use_doc(L, home);
     }

@@ -241,7 +241,7 @@ static const char *store_value(struct ib_loader *L, const struct ib_schema_entry
             snprintf(msg, msglen, "must not be empty");
             return msg;
         }
-        const char *p = ystr_intern(&L->strings, s, strlen(s));
+        const char *p = ib_ystr_intern(&L->strings, s, strlen(s));
         memcpy(field, &p, sizeof p);
         return NULL;
     }
