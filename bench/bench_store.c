@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "north.h"
+#include "config.h"
 #include "record.h"
 #include "store.h"
 
@@ -81,7 +82,10 @@ static void record_init(struct sample_record *r)
     }
     struct ib_group_config g = {.name = "fast", .n_tags = TAGS_PER_RECORD, .tags = r->tags};
     struct ib_cfg_group cg = {.tags = r->core};
-    if (ib_group_enc_init(&r->enc, "line3-gw01", "press-hall", "meter-1", NULL, &g, &cg) < 0)
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
+    if (ib_group_enc_init(&r->enc, "line3-gw01", "press-hall", "meter-1", NULL, g.name, g.n_tags,
+                          cg.tags) < 0)
         exit(1);
     r->x = 12345;
 }

@@ -206,12 +206,3 @@ const struct ib_where *ib_config_where(const void *where)
 {
     return where;
 }
-
-double ib_scale_divisor(double scale)
-{
-    if (scale == 0.0 || fabs(scale) >= 1.0)
-        return 0.0;
-    double n = round(1.0 / scale);
-    /* Exact reciprocals only: 1/n must be the very double the user wrote. */
-    return (fabs(n) <= 1e15 && 1.0 / n == scale) ? n : 0.0;
-}

@@ -270,7 +270,8 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
             tags[i].params = params;
             tags[i].where = ib_loader_item_where(L, tn, cg->where, "tags", i);
             tags[i].writable = ts.writable;
-            cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
+            cg->tags[i] = (struct ib_tag_core){.name = ts.name,
+                                               .scale = ts.scale,
                                                .offset = ts.offset,
                                                .divisor = ib_scale_divisor(ts.scale),
                                                .scaled = ts.scale != 1.0 || ts.offset != 0.0,

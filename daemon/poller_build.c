@@ -67,7 +67,7 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
             if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
                 ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
-                                  cc->devices[d].meta_json, g->g, g->cg))
+                                  cc->devices[d].meta_json, g->g->name, g->g->n_tags, g->cg->tags))
                 return -1;
             for (uint32_t t = 0; t < g->g->n_tags; t++)
                 ib_report_state_init(&g->rs[t], now);

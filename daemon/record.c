@@ -27,6 +27,15 @@ static double as_double(const struct ib_value *v)
     }
 }
 
+double ib_scale_divisor(double scale)
+{
+    if (scale == 0.0 || fabs(scale) >= 1.0)
+        return 0.0;
+    double n = round(1.0 / scale);
+    /* Exact reciprocals only: 1/n must be the very double the user wrote. */
+    return (fabs(n) <= 1e15 && 1.0 / n == scale) ? n : 0.0;
+}
+
 void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struct ib_sample *out)
 {
     if (out != in)
@@ -96,8 +105,8 @@ static int frag_add(struct ib_buf *b, const char *s, size_t n, uint32_t *off, ui
 }
 
 int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
-                      const char *device, const char *meta_json, const struct ib_group_config *g,
-                      const struct ib_cfg_group *cg)
+                      const char *device, const char *meta_json, const char *group, uint32_t n_tags,
+                      const struct ib_tag_core *tags)
 {
     memset(e, 0, sizeof *e);
     struct ib_buf text = {0}, f = {0};
@@ -109,30 +118,30 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
     rc |= ib_buf_puts(&text, ",\"device\":");
     rc |= ib_json_cstr(&text, device);
     rc |= ib_buf_puts(&text, ",\"group\":");
-    rc |= ib_json_cstr(&text, g->name);
+    rc |= ib_json_cstr(&text, group);
     if (meta_json) {
         rc |= ib_buf_puts(&text, ",\"meta\":");
         rc |= ib_buf_puts(&text, meta_json);
     }
     e->head_len = (uint32_t)text.len;
-    e->n_tags = g->n_tags;
-    e->tags = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tags);
+    e->n_tags = n_tags;
+    e->tags = calloc(n_tags ? n_tags : 1, sizeof *e->tags);
     if (rc || !e->tags)
         goto fail;
-    for (uint32_t i = 0; i < g->n_tags && !rc; i++) {
+    for (uint32_t i = 0; i < n_tags && !rc; i++) {
         struct ib_tag_frag *t = &e->tags[i];
         ib_buf_reset(&f);
-        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= ib_json_cstr(&f, tags[i].name);
         rc |= ib_buf_puts(&f, ":{");
         rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->open, &t->open_len);
         ib_buf_reset(&f);
         rc |= ib_buf_puts(&f, ",\"tag\":");
-        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= ib_json_cstr(&f, tags[i].name);
         rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->name, &t->name_len);
         ib_buf_reset(&f);
-        if (cg->tags[i].unit) {
+        if (tags[i].unit) {
             rc |= ib_buf_puts(&f, ",\"unit\":");
-            rc |= ib_json_cstr(&f, cg->tags[i].unit);
+            rc |= ib_json_cstr(&f, tags[i].unit);
         }
         rc |= rc ? 0 : frag_add(&text, f.p ? f.p : "", f.len, &t->unit, &t->unit_len);
     }

@@ -8,8 +8,24 @@
 
 #include <ironbridge/value.h>
 
-#include "config.h"
+#include "report.h"
 #include "util.h"
+
+/* What the core does with a tag's value, beside what the plugin reads. */
+struct ib_tag_core {
+    const char *name; /* the tag's name (the configuration owns it) */
+    double scale, offset;
+    /* When scale is 1/N for an integer N (0.1, 0.01, 0.001...), value = raw / N + offset:
+     * 614 / 10 is 61.4, whereas 614 * 0.1 is 61.400000000000006. 0 when not applicable. */
+    double divisor;
+    bool scaled; /* scale != 1 or offset != 0: the value becomes a double */
+    const char *unit;
+    const char *description;
+    struct ib_report_cfg report;
+};
+
+/* N when scale is exactly 1/N for an integer N (see ib_tag_core.divisor), else 0. */
+double ib_scale_divisor(double scale);
 
 /* value = raw * scale + offset for numeric tags with scaling, else the raw value unchanged.
  * A result that is not finite (or a non-finite raw double) becomes bad with IB_R_DECODE.
@@ -36,8 +52,8 @@ struct ib_group_enc {
 
 /* `meta_json` (a JSON object, or NULL) is attached to every message as "meta". */
 int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
-                      const char *device, const char *meta_json, const struct ib_group_config *g,
-                      const struct ib_cfg_group *cg);
+                      const char *device, const char *meta_json, const char *group, uint32_t n_tags,
+                      const struct ib_tag_core *tags);
 void ib_group_enc_free(struct ib_group_enc *e);
 
 /* The start of every record's payload, {"seq":N, written into buf (cap >= 28 bytes) for the

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "config.h"
 #include "record.h"
 
 static struct ib_sample good(struct ib_value v)
@@ -87,8 +88,10 @@ static void record_json(void **state)
     struct ib_tag_core core[3] = {{.unit = "V"}, {0}, {0}};
     struct ib_group_config g = {.name = "fast", .n_tags = 3, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
     struct ib_group_enc e;
-    assert_int_equal(ib_group_enc_init(&e, "gw", "plc", "m1", NULL, &g, &cg), 0);
+    assert_int_equal(ib_group_enc_init(&e, "gw", "plc", "m1", NULL, g.name, g.n_tags, cg.tags), 0);
     struct ib_sample s[3] = {
         good((struct ib_value){.type = IB_V_DOUBLE, .v.d = 230.5}),
         good((struct ib_value){.type = IB_V_BOOL, .v.b = false}),
@@ -124,8 +127,10 @@ static void record_fast_path(void **state)
     struct ib_tag_core core[6] = {{0}, {0}, {.unit = "kWh"}, {.unit = "a unit of 20 chars.."}};
     struct ib_group_config g = {.name = "g", .n_tags = 6, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
     struct ib_group_enc e;
-    assert_int_equal(ib_group_enc_init(&e, "gw", "c", "d", NULL, &g, &cg), 0);
+    assert_int_equal(ib_group_enc_init(&e, "gw", "c", "d", NULL, g.name, g.n_tags, cg.tags), 0);
     struct ib_sample s[6] = {
         good((struct ib_value){.type = IB_V_INT, .v.i = -42}),
         good((struct ib_value){.type = IB_V_UINT, .v.u = UINT64_MAX}),
@@ -160,8 +165,11 @@ static void subset_tag_layout_meta_stale(void **state)
     struct ib_tag_core core[2] = {{.unit = "bar"}, {0}};
     struct ib_group_config g = {.name = "g", .n_tags = 2, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
     struct ib_group_enc e;
-    assert_int_equal(ib_group_enc_init(&e, "gw", "c", "d", "{\"site\":\"P1\"}", &g, &cg), 0);
+    assert_int_equal(
+        ib_group_enc_init(&e, "gw", "c", "d", "{\"site\":\"P1\"}", g.name, g.n_tags, cg.tags), 0);
     struct ib_sample s[2] = {
         good((struct ib_value){.type = IB_V_INT, .v.i = 3}),
         {.quality = IB_Q_STALE, .reason = IB_R_TIMEOUT, .ts_ms = 7},
