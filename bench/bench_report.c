@@ -56,7 +56,7 @@ static struct result run(uint8_t mode, double deadband)
     for (int k = 0; k < N_GROUPS; k++) {
         snprintf(dev[k], sizeof dev[k], "dev%d", k);
         snprintf(topic[k], sizeof topic[k], "ironbridge/gw/dev%d/g", k);
-        ib_group_enc_init(&enc[k], "gw", "conn", dev[k], NULL, g.name, g.n_tags, cg.tags);
+        ib_record_enc_init(&enc[k], "gw", "conn", dev[k], NULL, g.name, g.n_tags, cg.tags);
         for (int i = 0; i < PER_GROUP; i++) {
             ib_report_state_init(&rs[k][i], 0);
             level[k][i] = 20.0 + i % 50;
@@ -116,7 +116,7 @@ static struct result run(uint8_t mode, double deadband)
     }
     r.cpu = cpu_s() - c0;
     for (int k = 0; k < N_GROUPS; k++) {
-        ib_group_enc_free(&enc[k]);
+        ib_record_enc_free(&enc[k]);
         for (int i = 0; i < PER_GROUP; i++)
             ib_report_state_free(&rs[k][i]);
     }

@@ -273,7 +273,7 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
             cg->tags[i] = (struct ib_tag_core){.name = ts.name,
                                                .scale = ts.scale,
                                                .offset = ts.offset,
-                                               .divisor = ib_scale_divisor(ts.scale),
+                                               .divisor = ib_record_scale_divisor(ts.scale),
                                                .scaled = ts.scale != 1.0 || ts.offset != 0.0,
                                                .unit = ts.unit,
                                                .description = ts.description};
