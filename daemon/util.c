@@ -30,7 +30,7 @@ static void *arena_take(struct ib_arena *a, size_t size, size_t align)
     }
     bool own = size > ARENA_CHUNK / 4;
     size_t csize = own ? size : ARENA_CHUNK;
-    struct ib_arena_chunk *n = malloc(sizeof(*n) + csize);
+    struct ib_arena_chunk *n = malloc(sizeof *n + csize);
     if (!n) {
         fputs("ironbridge: out of memory\n", stderr);
         abort();

@@ -124,7 +124,7 @@ int s7_address_parse(const char *text, struct s7_address *a, char *why, size_t w
 {
     struct scan s = {text, why, why_len, text ? text : ""};
     memset(a, 0, sizeof *a);
-    if (text == NULL || *text == '\0')
+    if (!text || *text == '\0')
         return fail(&s, "empty");
     if (*s.p == '%')
         s.p++;

@@ -49,7 +49,7 @@ int s7_plan_spans(const struct s7_plan_item *items, uint32_t n, uint32_t max_gap
     struct sorted *s = calloc(n ? n : 1, sizeof *s);
     plan->slot = calloc(n ? n : 1, sizeof *plan->slot);
     plan->spans = calloc(n ? n : 1, sizeof *plan->spans);
-    if (s == NULL || plan->slot == NULL || plan->spans == NULL) {
+    if (!s || !plan->slot || !plan->spans) {
         free(s);
         s7_plan_free(plan);
         return IB_ERR_NOMEM;
@@ -70,8 +70,8 @@ int s7_plan_spans(const struct s7_plan_item *items, uint32_t n, uint32_t max_gap
     bool cur_alone = false;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t gap = is_counted(s[i].area) ? max_gap & ~1u : max_gap;
-        if (cur == NULL || cur->area != s[i].area || cur->db != s[i].db || cur_alone ||
-            s[i].alone || s[i].start > cur->start + cur->size + gap) {
+        if (!cur || cur->area != s[i].area || cur->db != s[i].db || cur_alone || s[i].alone ||
+            s[i].start > cur->start + cur->size + gap) {
             cur = &plan->spans[plan->n_spans++];
             *cur = (struct s7_plan_span){s[i].area, s[i].db, s[i].start, 0, 0};
             cur_alone = s[i].alone;
@@ -112,11 +112,11 @@ static int grow(struct s7_plan *plan, uint32_t *cap_c)
     uint32_t cap = *cap_c ? *cap_c * 2 : 16;
     struct s7_plan_chunk *c = realloc(plan->chunks, cap * sizeof *c);
     struct s7_plan_request *r = realloc(plan->requests, cap * sizeof *r);
-    if (c != NULL)
+    if (c)
         plan->chunks = c;
-    if (r != NULL)
+    if (r)
         plan->requests = r;
-    if (c == NULL || r == NULL)
+    if (!c || !r)
         return IB_ERR_NOMEM;
     *cap_c = cap;
     return 0;
@@ -147,7 +147,7 @@ int s7_plan_pack(struct s7_plan *plan, uint32_t pdu, uint32_t max_items)
             uint32_t fit = r ? room(pdu, max_items, r) : 0;
             fit -= fit % unit;
             if (fit == 0) {
-                if (r != NULL && r->n == 0) {
+                if (r && r->n == 0) {
                     rc = IB_ERR_INVALID; /* not even one element fits an empty request */
                     goto fail;
                 }
@@ -192,7 +192,7 @@ struct s7_item s7_plan_item_of(const struct s7_plan *plan, const struct s7_plan_
 
 void s7_plan_free(struct s7_plan *plan)
 {
-    if (plan == NULL)
+    if (!plan)
         return;
     free(plan->slot);
     free(plan->spans);

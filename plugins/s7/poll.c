@@ -32,7 +32,7 @@ int s7_group_build(struct s7_group *grp, uint32_t max_gap)
     grp->state = NULL;
     grp->ts = NULL;
     struct s7_plan_item *items = calloc(grp->n_tags ? grp->n_tags : 1, sizeof *items);
-    if (items == NULL)
+    if (!items)
         return IB_ERR_NOMEM;
     for (uint32_t i = 0; i < grp->n_tags; i++) {
         const struct s7_tag *t = &grp->tags[i];
@@ -51,7 +51,7 @@ int s7_group_build(struct s7_group *grp, uint32_t max_gap)
 
 static int pack_group(struct s7_group *grp, uint32_t pdu, uint32_t max_items)
 {
-    if (grp->plan.pdu == pdu && grp->state != NULL)
+    if (grp->plan.pdu == pdu && grp->state)
         return 0;
     int rc = s7_plan_pack(&grp->plan, pdu, max_items);
     if (rc != 0)
@@ -60,7 +60,7 @@ static int pack_group(struct s7_group *grp, uint32_t pdu, uint32_t max_items)
     free(grp->ts);
     grp->state = calloc(grp->plan.n_chunks + 1, sizeof *grp->state);
     grp->ts = calloc(grp->plan.n_requests + 1, sizeof *grp->ts);
-    return grp->state == NULL || grp->ts == NULL ? IB_ERR_NOMEM : 0;
+    return !grp->state || grp->ts == NULL ? IB_ERR_NOMEM : 0;
 }
 
 int s7_pack_all(struct s7_instance *in, uint32_t pdu)
@@ -383,7 +383,7 @@ int s7_poll_group(struct s7_instance *in, uint32_t device, uint32_t group,
     struct s7_device *dev = &in->devices[device];
     struct s7_group *grp = &dev->groups[group];
     int worst = 0;
-    if (in->session.fd < 0 || grp->state == NULL) {
+    if (in->session.fd < 0 || !grp->state) {
         int64_t now = in->host->now_ms();
         for (uint32_t i = 0; i < grp->n_tags; i++)
             ib_sample_bad(&samples[i], now, IB_R_CONN_LOST, 0);

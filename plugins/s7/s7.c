@@ -114,14 +114,14 @@ static const struct ib_schema tag_schema = {
 static void s7_destroy(void *instance)
 {
     struct s7_instance *in = instance;
-    if (in == NULL)
+    if (!in)
         return;
     s7_session_close(&in->session);
-    for (uint32_t d = 0; d < in->n_devices && in->devices != NULL; d++) {
+    for (uint32_t d = 0; d < in->n_devices && in->devices; d++) {
         struct s7_device *dev = &in->devices[d];
-        for (uint32_t g = 0; g < dev->n_groups && dev->groups != NULL; g++) {
+        for (uint32_t g = 0; g < dev->n_groups && dev->groups; g++) {
             struct s7_group *grp = &dev->groups[g];
-            for (uint32_t t = 0; t < grp->n_tags && grp->tags != NULL; t++)
+            for (uint32_t t = 0; t < grp->n_tags && grp->tags; t++)
                 free(grp->tags[t].text);
             free(grp->tags);
             s7_plan_free(&grp->plan);
@@ -193,9 +193,9 @@ static void resolve_connection(struct resolver *rs, const struct ib_connection_c
                      : S7_P_CONN_PG;
     sc->local_tsap = 0x0100;
     sc->remote_tsap = s7_wire_remote_tsap((unsigned)ct + 1, (unsigned)cp->rack, (unsigned)cp->slot);
-    if (cp->host == NULL || cp->host[0] == '\0' || strlen(cp->host) > 253)
+    if (!cp->host || cp->host[0] == '\0' || strlen(cp->host) > 253)
         cfg_error(rs, cfg->where, "host", "host must be a host name or IP address of the PLC");
-    if (cp->local_tsap != NULL) {
+    if (cp->local_tsap) {
         long t = parse_tsap(cp->local_tsap);
         if (t < 0)
             cfg_error(rs, cfg->where, "local_tsap",
@@ -203,7 +203,7 @@ static void resolve_connection(struct resolver *rs, const struct ib_connection_c
                       cp->local_tsap);
         sc->local_tsap = (uint16_t)(t < 0 ? 0 : t);
     }
-    if (cp->remote_tsap != NULL) {
+    if (cp->remote_tsap) {
         long t = parse_tsap(cp->remote_tsap);
         if (t < 0)
             cfg_error(rs, cfg->where, "remote_tsap",
@@ -253,7 +253,7 @@ static void resolve_type(struct resolver *rs, const struct ib_tag_config *tc,
     t->text_cap = s7_type_text_cap(ty, t->length);
     if (t->text_cap > 0 && rs->errors == 0) {
         t->text = malloc(t->text_cap);
-        if (t->text == NULL)
+        if (!t->text)
             rs->nomem = true;
     }
 }
@@ -287,7 +287,7 @@ static int resolve_devices(struct resolver *rs, const struct ib_connection_confi
         dev->max_gap = (uint32_t)dp->max_gap;
         dev->max_items = (uint32_t)dp->max_items;
         dev->groups = calloc(dc->n_groups ? dc->n_groups : 1, sizeof *dev->groups);
-        if (dev->groups == NULL)
+        if (!dev->groups)
             return IB_ERR_NOMEM;
         dev->n_groups = dc->n_groups;
         for (uint32_t g = 0; g < dc->n_groups; g++) {
@@ -295,7 +295,7 @@ static int resolve_devices(struct resolver *rs, const struct ib_connection_confi
             struct s7_group *grp = &dev->groups[g];
             grp->name = gc->name;
             grp->tags = calloc(gc->n_tags ? gc->n_tags : 1, sizeof *grp->tags);
-            if (grp->tags == NULL)
+            if (!grp->tags)
                 return IB_ERR_NOMEM;
             grp->n_tags = gc->n_tags;
             for (uint32_t t = 0; t < gc->n_tags; t++)
@@ -308,7 +308,7 @@ static int resolve_devices(struct resolver *rs, const struct ib_connection_confi
 static int s7_create(const struct ib_host *host, struct ib_host_ctx *ctx,
                      const struct ib_connection_config *cfg, void **instance)
 {
-    if (host == NULL || cfg == NULL || cfg->params == NULL || instance == NULL)
+    if (!host || !cfg || !cfg->params || !instance)
         return IB_ERR_INVALID;
     *instance = NULL;
     if (host->abi_major != IB_ABI_MAJOR)
@@ -317,14 +317,14 @@ static int s7_create(const struct ib_host *host, struct ib_host_ctx *ctx,
     struct s7_session_cfg sc;
     resolve_connection(&rs, cfg, &sc);
     struct s7_instance *in = calloc(1, sizeof *in);
-    if (in == NULL)
+    if (!in)
         return IB_ERR_NOMEM;
     in->host = host;
     in->ctx = ctx;
     s7_session_init(&in->session, &sc);
     int rc = IB_ERR_NOMEM;
     in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof *in->devices);
-    if (in->devices == NULL)
+    if (!in->devices)
         goto fail;
     in->n_devices = cfg->n_devices;
     rc = resolve_devices(&rs, cfg, in);
@@ -369,7 +369,7 @@ static void log_open(struct s7_instance *in)
 static int s7_open(void *instance)
 {
     struct s7_instance *in = instance;
-    if (in == NULL)
+    if (!in)
         return IB_ERR_INVALID;
     int64_t now = in->host->monotonic_ms();
     int rc = s7_session_open(&in->session);
@@ -405,15 +405,14 @@ static int s7_open(void *instance)
 static void s7_close(void *instance)
 {
     struct s7_instance *in = instance;
-    if (in != NULL)
+    if (in)
         s7_session_close(&in->session);
 }
 
 static int s7_read_group(void *instance, uint32_t device, uint32_t group, struct ib_sample *samples)
 {
     struct s7_instance *in = instance;
-    if (in == NULL || samples == NULL || device >= in->n_devices ||
-        group >= in->devices[device].n_groups)
+    if (!in || !samples || device >= in->n_devices || group >= in->devices[device].n_groups)
         return IB_ERR_INVALID;
     return s7_poll_group(in, device, group, samples);
 }
@@ -422,8 +421,8 @@ static int s7_write_tag(void *instance, uint32_t device, uint32_t group, uint32_
                         const struct ib_value *value)
 {
     struct s7_instance *in = instance;
-    if (in == NULL || value == NULL || device >= in->n_devices ||
-        group >= in->devices[device].n_groups || tag >= in->devices[device].groups[group].n_tags)
+    if (!in || !value || device >= in->n_devices || group >= in->devices[device].n_groups ||
+        tag >= in->devices[device].groups[group].n_tags)
         return IB_ERR_INVALID;
     return s7_write(in, device, group, tag, value);
 }

@@ -469,8 +469,8 @@ static int decode_number(enum s7_type t, const uint8_t *p, struct ib_value *v)
 int s7_type_decode(enum s7_type t, enum s7_time_format fmt, const uint8_t *p, uint32_t len,
                    uint8_t bit, uint32_t length, char *text, uint32_t text_cap, struct ib_value *v)
 {
-    if (p == NULL || v == NULL || t >= S7_T_COUNT || len < s7_type_size(t, length) ||
-        text_cap < s7_type_text_cap(t, length) || (text_cap > 0 && text == NULL))
+    if (!p || !v || t >= S7_T_COUNT || len < s7_type_size(t, length) ||
+        text_cap < s7_type_text_cap(t, length) || (text_cap > 0 && !text))
         return -1;
     memset(v, 0, sizeof *v);
     switch (t) {

@@ -60,7 +60,7 @@ static size_t job_header(uint8_t *buf, size_t total, uint16_t ref, uint16_t plen
 size_t s7_wire_cotp_cr(uint8_t *buf, size_t cap, uint16_t local_tsap, uint16_t remote_tsap)
 {
     static const size_t total = S7_TPKT_HDR + 18;
-    if (buf == NULL || cap < total)
+    if (!buf || cap < total)
         return 0;
     uint8_t *c = buf + S7_TPKT_HDR;
     buf[0] = 3;
@@ -86,7 +86,7 @@ size_t s7_wire_cotp_cr(uint8_t *buf, size_t cap, uint16_t local_tsap, uint16_t r
 size_t s7_wire_setup(uint8_t *buf, size_t cap, uint16_t ref, uint16_t amq, uint16_t pdu)
 {
     size_t total = S7_TPKT_HDR + S7_COTP_DT_HDR + S7_JOB_HDR + 8;
-    if (buf == NULL || cap < total)
+    if (!buf || cap < total)
         return 0;
     uint8_t *p = buf + job_header(buf, total, ref, 8, 0);
     p[0] = FN_SETUP;
@@ -123,7 +123,7 @@ static int item_valid(const struct s7_item *it)
 
 size_t s7_wire_read(uint8_t *buf, size_t cap, uint16_t ref, const struct s7_item *items, unsigned n)
 {
-    if (buf == NULL || items == NULL || n == 0 || n > S7_MAX_ITEMS)
+    if (!buf || !items || n == 0 || n > S7_MAX_ITEMS)
         return 0;
     size_t plen = 2 + (size_t)n * S7_READ_ITEM;
     size_t total = S7_TPKT_HDR + S7_COTP_DT_HDR + S7_JOB_HDR + plen;
@@ -152,8 +152,7 @@ static uint8_t data_tsize(const struct s7_item *it, int *in_bits)
 size_t s7_wire_write(uint8_t *buf, size_t cap, uint16_t ref, const struct s7_item *item,
                      const uint8_t *data, uint16_t len)
 {
-    if (buf == NULL || item == NULL || data == NULL || !item_valid(item) || len == 0 ||
-        len > S7_FRAME_MAX)
+    if (!buf || !item || !data || !item_valid(item) || len == 0 || len > S7_FRAME_MAX)
         return 0;
     if (item->tsize == S7_TS_BIT && len != 1)
         return 0;
@@ -176,7 +175,7 @@ size_t s7_wire_write(uint8_t *buf, size_t cap, uint16_t ref, const struct s7_ite
 
 long s7_wire_tpkt_length(const uint8_t *hdr, size_t len)
 {
-    if (hdr == NULL || len < S7_TPKT_HDR || hdr[0] != 3 || hdr[1] != 0)
+    if (!hdr || len < S7_TPKT_HDR || hdr[0] != 3 || hdr[1] != 0)
         return -1;
     long n = get16(hdr + 2);
     if (n < S7_TPKT_HDR + 3 || n > S7_FRAME_MAX)
@@ -187,7 +186,7 @@ long s7_wire_tpkt_length(const uint8_t *hdr, size_t len)
 /* The TPKT header agrees with len and the COTP header fits: the COTP part's start, or NULL. */
 static const uint8_t *cotp_of(const uint8_t *frame, size_t len)
 {
-    if (frame == NULL || s7_wire_tpkt_length(frame, len) != (long)len)
+    if (!frame || s7_wire_tpkt_length(frame, len) != (long)len)
         return NULL;
     const uint8_t *c = frame + S7_TPKT_HDR;
     size_t rest = len - S7_TPKT_HDR;
@@ -200,7 +199,7 @@ int s7_wire_cotp_cc(const uint8_t *frame, size_t len)
 {
     const uint8_t *c = cotp_of(frame, len);
     /* LI covers at least type, two references and the class. */
-    if (c == NULL || c[0] < 6 || (c[1] & 0xF0) != COTP_CC)
+    if (!c || c[0] < 6 || (c[1] & 0xF0) != COTP_CC)
         return -1;
     return 0;
 }
@@ -208,7 +207,7 @@ int s7_wire_cotp_cc(const uint8_t *frame, size_t len)
 int s7_wire_pdu(const uint8_t *frame, size_t len, struct s7_pdu *pdu)
 {
     const uint8_t *c = cotp_of(frame, len);
-    if (c == NULL || pdu == NULL || c[0] != 2 || c[1] != COTP_DT || !(c[2] & 0x80))
+    if (!c || !pdu || c[0] != 2 || c[1] != COTP_DT || !(c[2] & 0x80))
         return -1;
     const uint8_t *s = c + S7_COTP_DT_HDR;
     size_t n = len - S7_TPKT_HDR - S7_COTP_DT_HDR;
@@ -273,7 +272,7 @@ static int item_bytes(uint8_t tsize, uint16_t length, uint32_t *bytes)
 
 int s7_wire_read_ack(const struct s7_pdu *pdu, unsigned n, struct s7_result *results)
 {
-    if (!is_ack_of(pdu, FN_READ, 2) || results == NULL || pdu->param[1] != n || n == 0)
+    if (!is_ack_of(pdu, FN_READ, 2) || !results || pdu->param[1] != n || n == 0)
         return -1;
     const uint8_t *d = pdu->data;
     size_t left = pdu->data_len;
@@ -311,7 +310,7 @@ int s7_wire_read_ack(const struct s7_pdu *pdu, unsigned n, struct s7_result *res
 
 int s7_wire_write_ack(const struct s7_pdu *pdu, uint8_t *rc)
 {
-    if (!is_ack_of(pdu, FN_WRITE, 2) || pdu->param[1] != 1 || pdu->data_len != 1 || rc == NULL)
+    if (!is_ack_of(pdu, FN_WRITE, 2) || pdu->param[1] != 1 || pdu->data_len != 1 || !rc)
         return -1;
     *rc = pdu->data[0];
     return 0;
