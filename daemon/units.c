@@ -76,6 +76,8 @@ int ib_units_parse_size(const char *s, int64_t *bytes)
         {"TB", 1000000000000},
         {"TiB", 1LL << 40},
     };
+    if (!s) /* an empty value (`max_bytes:`): the loader reported it already */
+        return -1;
     return scale(s, units, sizeof units / sizeof units[0], bytes);
 }
 

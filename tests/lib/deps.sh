@@ -4,7 +4,7 @@
 # (--packaging: also what packaging/build-debs.sh and tests/install/run.sh need)
 
 IB_BUILD_PKGS=(meson ninja-build gcc pkgconf libmodbus-dev libpaho-mqtt-dev libssl-dev
-               libsystemd-dev libyaml-dev libcmocka-dev)
+               libsystemd-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev)
 IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus socat mbpoll
                  procps)
 IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
