@@ -13,12 +13,13 @@
 #  --runtime-only: only what the demo and the tests run, not the build tools)
 #
 # Every package is installed with --no-install-recommends: anything a test imports or runs
+# (or the build links: gcc only recommends libc6-dev)
 # must be listed here, including what a listed package only recommends (python3-pymodbus
 # imports python3-serial and python3-serial-asyncio but only recommends them).
 # tests/cleanroot/run.sh proves this list on a minimal Debian 12 root.
 
-IB_BUILD_PKGS=(meson ninja-build gcc binutils pkgconf libmodbus-dev libpaho-mqtt-dev libssl-dev
-               libsystemd-dev libyaml-dev libcmocka-dev)
+IB_BUILD_PKGS=(meson ninja-build gcc libc6-dev binutils pkgconf libmodbus-dev libpaho-mqtt-dev
+               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev)
 # mosquitto, mosquitto-clients: the broker and mosquitto_sub/_pub; openssl: the tests' PKI;
 # python3-*: the fixtures and the pymodbus peers; socat: RTU over a pty pair and TCP bridges;
 # systemd: systemd-analyze (service-security); mount, util-linux: the store's tmpfs, setsid;
@@ -42,7 +43,7 @@ IB_PREREQ_PYTHON=(pymodbus:python3-pymodbus serial:python3-serial
 # pkg-config modules and headers the build needs:
 IB_PREREQ_PKGCONFIG=(libmodbus:libmodbus-dev yaml-0.1:libyaml-dev libsystemd:libsystemd-dev
                      openssl:libssl-dev cmocka:libcmocka-dev)
-IB_PREREQ_HEADERS=(/usr/include/MQTTAsync.h:libpaho-mqtt-dev)
+IB_PREREQ_HEADERS=(/usr/include/stdio.h:libc6-dev /usr/include/MQTTAsync.h:libpaho-mqtt-dev)
 
 # ib_missing_pkgs PKG...: prints the packages that dpkg does not report as installed.
 ib_missing_pkgs() {
