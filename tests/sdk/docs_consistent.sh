@@ -6,8 +6,9 @@
 #   - ironbridge.yaml(5) names, in the paragraph of each key, every value `ironbridge
 #     --list-plugins=modbus` gives for the device keys byte_order and byte_order_16 and the tag
 #     keys order and type, and every report mode the loader accepts;
-#   - every paragraph of reporting.md, payload.md and ironbridge.yaml(5) saying a stale value is
-#     sent once also says what `report: always` does (it sends it at every poll).
+#   - every paragraph (or table row) of reporting.md, payload.md, configuration.md, README.md
+#     and ironbridge.yaml(5) saying a stale value is sent once also says what `report: always`
+#     does (it sends it at every poll).
 #
 #   docs_consistent.sh SOURCE_DIR IRONBRIDGE PLUGIN_DIR
 set -uo pipefail
@@ -106,13 +107,14 @@ else
 fi
 
 # ---- "stale ... once" is never said without what `always` does
-for doc in "$src/docs/reporting.md" "$src/docs/payload.md" "$man"; do
+for doc in "$src/docs/reporting.md" "$src/docs/payload.md" "$src/docs/configuration.md" \
+           "$src/README.md" "$man"; do
     # Paragraphs (blank-line separated blocks, list items, man page paragraphs) that say a
     # stale value is sent or reported "once" ("at once" aside) must also say that with
     # `always` it is sent at "every poll".
     awk '
         function flush() { if (p ~ /stale/) print p; p = "" }
-        /^[[:space:]]*$/ || /^\.(TP|PP|SS|SH)/ || /^[[:space:]]*([-*]|[0-9]+\.) / { flush() }
+        /^[[:space:]]*$/ || /^\.(TP|PP|SS|SH)/ || /^[[:space:]]*([-*|]|[0-9]+\.) / { flush() }
         { p = p " " $0 }
         END { flush() }' "$doc" | sed 's/\\-/-/g; s/at once/at_once/g; s/[[:space:]]\+/ /g' |
         grep -wi 'once' | grep -v 'always.*every poll\|every poll.*always' >"$tmp/stale.txt"
