@@ -8,10 +8,12 @@
 #   1. ./demo.sh --seconds 10   (installs the packages it lacks; must print data messages)
 #   2. ./test.sh --plain        (the plain pass of the whole suite: every test Ok)
 #
-#   tests/cleanroot/run.sh [--keep] [--only-demo]
+#   tests/cleanroot/run.sh [--keep] [--only-demo] [--ref COMMIT]
 #
 #   --keep        keep the work folder (root, logs) for inspection (also IB_KEEP=1)
 #   --only-demo   stop after the demo (to check the install step quickly)
+#   --ref COMMIT  test this commit instead of HEAD (e.g. one made with git commit-tree to
+#                 see the check fail with a package removed from deps.sh)
 #
 # Environment: IB_DEBIAN_MIRROR=URL overrides the mirror debootstrap uses (default: the host's
 # apt source for bookworm). The host's package cache (/var/cache/apt/archives) is shared with
@@ -24,10 +26,12 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 cd "$(dirname "$(readlink -f "$0")")/../.." || exit 2
 keep=${IB_KEEP:-0}
 only_demo=0
+ref=HEAD
 while (($#)); do
     case "$1" in
         --keep) keep=1 ;;
         --only-demo) only_demo=1 ;;
+        --ref) ref=${2:?--ref needs a commit}; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "cleanroot: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
     esac
@@ -120,11 +124,11 @@ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.l
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 mkdir -p "$root/src/ironbridge"
-[[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
+[[ $ref != HEAD || -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
     echo "cleanroot: note: uncommitted changes are not tested (git archive HEAD)"
-git archive --format=tar HEAD | tar -x -C "$root/src/ironbridge" ||
-    fail "git archive HEAD | tar -x into the root"
-phase "sources + git archive HEAD" $((SECONDS - t)) "ok ($(git rev-parse --short HEAD))"
+git archive --format=tar "$ref" | tar -x -C "$root/src/ironbridge" ||
+    fail "git archive $ref | tar -x into the root"
+phase "sources + git archive" $((SECONDS - t)) "ok ($ref = $(git rev-parse --short "$ref"))"
 
 # in_root LOG COMMAND: runs COMMAND with bash in /src/ironbridge of the root, as root, in its
 # own mount and PID namespaces (all of it dies with this script), with /proc, /sys, /dev and
