@@ -80,7 +80,13 @@ mirror() {
 
 work=$(mktemp -d /tmp/ib-cleanroot-XXXXXXXX)
 root=$work/root
+inner=    # the process running a command in the root (its namespaces die with it)
 cleanup() {
+    if [[ -n $inner ]]; then
+        kill -KILL "$inner" 2>/dev/null
+        wait "$inner" 2>/dev/null
+        sleep 1     # the root's PID namespace ends with its init, a moment after
+    fi
     if grep -q " ${work}[/ ]" /proc/self/mountinfo; then
         echo "cleanroot: not removing $work: something is still mounted below it" >&2
     elif ((keep)); then
@@ -90,6 +96,8 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # phase NAME SECONDS STATUS: records one line of the summary.
 phase() { phases+=("$(printf '%-28s %5d s   %s' "$1" "$2" "$3")"); }
@@ -123,6 +131,11 @@ for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.l
     [[ -f $f ]] && cp "$f" "$root$f"
 done
 cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# What the Debian installer writes on every machine (debootstrap writes no /etc/hosts; without
+# it `localhost` does not resolve).
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tib-cleanroot\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
+    >"$root/etc/hosts"
+echo ib-cleanroot >"$root/etc/hostname"
 mkdir -p "$root/src/ironbridge"
 [[ $ref != HEAD || -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
     echo "cleanroot: note: uncommitted changes are not tested (git archive HEAD)"
@@ -145,8 +158,12 @@ in_root() {
             mount --bind "$3" "$root/var/cache/apt/archives"
             exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
                 HOME=/root LANG=C.UTF-8 TERM=dumb /bin/bash -c "cd /src/ironbridge && $2"
-        ' in_root "$root" "$cmd" "$CACHE" </dev/null 2>&1 | tee "$log"
-    return "${PIPESTATUS[0]}"
+        ' in_root "$root" "$cmd" "$CACHE" </dev/null > >(tee "$log") 2>&1 &
+    inner=$!
+    local rc=0
+    wait "$inner" || rc=$?
+    inner=
+    return "$rc"
 }
 
 # explain LOG: the lines of LOG that say what was missing or what failed.
@@ -166,6 +183,8 @@ if ((rc != 0 || data == 0)); then
     summary
     echo "cleanroot: what went wrong:" >&2
     explain "$work/demo.log" >&2
+    [[ ! -f $root/src/ironbridge/.demo/ironbridge.log ]] ||
+        tail -n 8 "$root/src/ironbridge/.demo/ironbridge.log" | sed 's/^/  gateway: /' >&2
     fail "./demo.sh --seconds 10 in the clean root: exit status $rc, $data data messages printed"
 fi
 phase "./demo.sh --seconds 10" $((SECONDS - t)) "ok ($data data messages)"
