@@ -42,8 +42,8 @@ if ((install)); then
 fi
 if ! absent=$(ib_check_prereqs); then
     sed 's/^/test.sh: /' <<<"$absent" >&2
-    echo "test.sh: FAILED: prerequisites missing (install the packages named above," \
-         "or run without --no-install)" >&2
+    echo "test.sh: FAILED: prerequisites missing: install the packages named above (and list" \
+         "them in tests/lib/deps.sh if it did not install them)" >&2
     exit 1
 fi
 
