@@ -166,10 +166,14 @@ in_root() {
     return "$rc"
 }
 
-# explain LOG: the lines of LOG that say what was missing or what failed.
+# explain LOG: the lines of LOG, and of the suite's own test log in the root, that say what
+# was missing or what failed.
 explain() {
-    grep -E 'missing prerequisite|prerequisite missing|No module named|not found|ib_install_deps:|^(Fail|Timeout): +[1-9]|FAIL|test.sh: FAILED' "$1" |
-        sort -u | head -n 20 | sed 's/^/  /'
+    grep -E 'missing prerequisite|prerequisite missing|No module named|not found|ib_install_deps: .*(fail|missing)|^(Fail|Timeout): +[1-9]|FAIL|test.sh: FAILED' "$1" |
+        awk '!seen[$0]++' | head -n 20 | sed 's/^/  /'
+    local testlog=$root/src/ironbridge/build/meson-logs/testlog.txt
+    [[ ! -f $testlog ]] ||
+        grep -E '^FAIL |^not ok |ERROR: |error: Failure' "$testlog" | head -n 12 | sed 's/^/  test log: /'
 }
 
 # ---- 2. the demo (its install step installs what the root lacks)
