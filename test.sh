@@ -3,9 +3,14 @@
 # real mosquitto and Modbus servers), first plainly, then under ASan+UBSan.
 #
 #   ./test.sh                       install what is missing, plain pass, then sanitizer pass
+#   ./test.sh --plain               only the plain pass (build/), the whole suite
 #   ./test.sh --sanitize [ARGS...]  only the sanitizer pass (build-san/)
 #   ./test.sh ARGS...               only the plain pass (build/), ARGS go to `meson test`
-#   --no-install                    do not check for or install Debian packages
+#   --no-install                    do not install Debian packages
+#
+# Before building, every program, Python module and library the suite uses is checked once
+# (tests/lib/deps.sh's ib_check_prereqs); a missing one is named with its Debian package and
+# nothing runs.
 #
 # Examples: ./test.sh --suite unit     ./test.sh --sanitize test_tls
 set -uo pipefail
@@ -15,11 +20,13 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 cd "$(dirname "$(readlink -f "$0")")" || exit 2
 
 sanitize=0
+plain=0
 install=1
 args=()
 while (($#)); do
     case "$1" in
         --sanitize) sanitize=1 ;;
+        --plain) plain=1 ;;
         --no-install) install=0 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; args+=("$@"); break ;;
@@ -28,10 +35,16 @@ while (($#)); do
     shift
 done
 
+# shellcheck source=tests/lib/deps.sh
+source tests/lib/deps.sh
 if ((install)); then
-    # shellcheck source=tests/lib/deps.sh
-    source tests/lib/deps.sh
     ib_install_deps || { echo "test.sh: could not install the required packages" >&2; exit 1; }
+fi
+if ! absent=$(ib_check_prereqs); then
+    sed 's/^/test.sh: /' <<<"$absent" >&2
+    echo "test.sh: FAILED: prerequisites missing: install the packages named above (and list" \
+         "them in tests/lib/deps.sh if it did not install them)" >&2
+    exit 1
 fi
 
 summaries=()
@@ -79,7 +92,7 @@ run_sanitized() {
 if ((sanitize)); then
     run_sanitized
     status=$?
-elif ((${#args[@]})); then
+elif ((plain || ${#args[@]})); then
     run_pass plain build "${plain_opts[@]}"
     status=$?
 else

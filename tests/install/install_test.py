@@ -235,7 +235,9 @@ class Root:
                 ["setpriv", "--pdeathsig", "KILL", "--",
                  "unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
                  "--propagation", "private", "debootstrap",
-                 "--variant=minbase", "--include=" + ",".join(include), SUITE,
+                 "--variant=minbase", "--include=" + ",".join(include),
+                 # the host's package cache, shared with tests/cleanroot/run.sh
+                 "--cache-dir=/var/cache/apt/archives", SUITE,
                  str(self.path), self.mirror],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **proxy_env()}, timeout=900)

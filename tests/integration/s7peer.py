@@ -21,7 +21,7 @@ def peer_dir():
 
 def build_peer():
     """Builds the peer once (about a minute the first time; nothing when built)."""
-    require_program("node", "Node.js for the S7 peer (tests/lib/deps.sh: ib_install_s7_peer_deps)")
+    require_program("node", "Node.js for the S7 peer (tests/lib/deps.sh: ib_install_peer_deps)")
     r = subprocess.run(["bash", str(PEER_SRC / "build.sh"), str(peer_dir())],
                        capture_output=True, text=True, timeout=600)
     check(r.returncode == 0, f"prerequisite missing: the S7 peer did not build "

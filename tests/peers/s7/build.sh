@@ -4,7 +4,7 @@
 # when it is already built. npm skips install scripts (--ignore-scripts: the prebuilt download is
 # not reachable), so the bundled snap7 C++ source is compiled here with node-gyp against the
 # system's Node headers (/usr/include/node). Needs nodejs, npm (or node-gyp), g++, make, python3:
-# tests/lib/deps.sh's ib_install_s7_peer_deps installs them.
+# tests/lib/deps.sh's ib_install_peer_deps installs them.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 dir=${1:-$here}
@@ -19,7 +19,7 @@ if [[ -f $addon && -f $stamp ]] && cmp -s "$stamp" "$here/package-lock.json"; th
     exit 0
 fi
 for p in node npm g++ make python3; do
-    command -v "$p" >/dev/null || { echo "s7 peer: '$p' not found; run tests/lib/deps.sh's ib_install_s7_peer_deps" >&2; exit 1; }
+    command -v "$p" >/dev/null || { echo "s7 peer: '$p' not found; run ./test.sh (tests/lib/deps.sh installs it)" >&2; exit 1; }
 done
 mkdir -p "$dir"
 if [[ $dir != "$here" ]]; then
