@@ -48,6 +48,7 @@ if ! absent=$(ib_check_prereqs); then
 fi
 
 summaries=()
+passed=0 failed=0 skipped=0
 
 # run_pass NAME BUILDDIR [meson setup options...]: configures, builds and tests one build dir.
 run_pass() {
@@ -77,6 +78,11 @@ run_pass() {
     status=${PIPESTATUS[0]}
     summaries+=("$name pass ($dir): exit status $status"
                 "$(grep -E '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): ' "$out")")
+    local n
+    n=$(awk '/^Ok: /{p+=$2} /^(Fail|Unexpected Pass|Timeout): /{f+=$NF} /^Skipped: /{s+=$2}
+             END {printf "%d %d %d", p, f, s}' "$out")
+    read -r n_ok n_fail n_skip <<<"$n"
+    passed=$((passed + n_ok)) failed=$((failed + n_fail)) skipped=$((skipped + n_skip))
     return "$status"
 }
 
@@ -110,4 +116,7 @@ echo
 echo "==================== test.sh: summary ===================="
 for s in "${summaries[@]}"; do printf '%s\n' "$s"; done
 ((status == 0)) && echo "test.sh: PASSED" || echo "test.sh: FAILED (exit status $status)"
+# The closing line, in the form CI reads: a skipped test counts as a failure (nothing is skipped
+# silently: a missing prerequisite fails).
+echo "test.sh: $passed passed, $((failed + skipped)) failed"
 exit "$status"
