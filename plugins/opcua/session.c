@@ -1,0 +1,190 @@
+/* OPC UA plugin: GetEndpoints (OPC 10000-4 §5.4.4), CreateSession and ActivateSession
+ * (§5.6.2, §5.6.3) with an anonymous identity token, and CloseSession, over a channel with
+ * SecurityPolicy None. The AuthenticationToken is copied out of the response so that later
+ * requests can carry it. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <ironbridge/error.h>
+
+#include "ids.h"
+#include "session.h"
+
+#define MODE_NONE       1
+#define TOKEN_ANONYMOUS 0
+
+static bool str_eq(struct ua_str s, const char *c)
+{
+    return s.len >= 0 && (size_t)s.len == strlen(c) && memcmp(s.ptr, c, (size_t)s.len) == 0;
+}
+
+static void skip_app_description(struct ua_cur *c)
+{
+    struct ua_ltext lt;
+    ua_get_str(c); /* ApplicationUri */
+    ua_get_str(c); /* ProductUri */
+    ua_get_ltext(c, &lt);
+    ua_get_i32(c); /* ApplicationType */
+    ua_get_str(c); /* GatewayServerUri */
+    ua_get_str(c); /* DiscoveryProfileUri */
+    int32_t n = ua_get_array_len(c, 4);
+    for (int32_t i = 0; i < n; i++)
+        ua_get_str(c);
+}
+
+/* One EndpointDescription; when it is None/None, its anonymous policy goes to s. */
+static void endpoint(struct ua_cur *c, struct ua_session *s, bool *found)
+{
+    ua_get_str(c); /* EndpointUrl */
+    skip_app_description(c);
+    ua_get_str(c); /* ServerCertificate */
+    int32_t mode = ua_get_i32(c);
+    struct ua_str policy = ua_get_str(c);
+    bool none = mode == MODE_NONE && str_eq(policy, UA_SECURITY_NONE_URI);
+    int32_t n = ua_get_array_len(c, 4 + 4 + 4 + 4 + 4);
+    for (int32_t i = 0; i < n; i++) {
+        struct ua_str id = ua_get_str(c);
+        int32_t type = ua_get_i32(c);
+        ua_get_str(c); /* IssuedTokenType */
+        ua_get_str(c); /* IssuerEndpointUrl */
+        ua_get_str(c); /* SecurityPolicyUri */
+        if (c->err == UA_OK && none && type == TOKEN_ANONYMOUS && id.len >= 0 &&
+            (size_t)id.len < sizeof s->anonymous_policy) {
+            memcpy(s->anonymous_policy, id.ptr, (size_t)id.len);
+            s->anonymous_policy[id.len] = '\0';
+        }
+    }
+    ua_get_str(c); /* TransportProfileUri */
+    ua_get_u8(c);  /* SecurityLevel */
+    if (c->err == UA_OK && none)
+        *found = true;
+}
+
+int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
+                         const struct ua_session_config *cfg)
+{
+    struct ua_buf *b = ua_channel_begin(ch, UA_ID_GET_ENDPOINTS_REQ, NULL);
+    ua_put_cstr(b, cfg->url);
+    ua_put_i32(b, 0); /* LocaleIds */
+    ua_put_i32(b, 0); /* ProfileUris */
+    struct ua_cur c;
+    int rc = ua_channel_call(ch, UA_ID_GET_ENDPOINTS_RESP, &c);
+    if (rc != IB_OK)
+        return rc;
+    s->anonymous_policy[0] = '\0';
+    bool found = false;
+    int32_t n = ua_get_array_len(&c, 20);
+    for (int32_t i = 0; i < n && c.err == UA_OK; i++)
+        endpoint(&c, s, &found);
+    if (c.err != UA_OK) {
+        snprintf(ch->error, sizeof ch->error, "undecodable GetEndpoints response: %s",
+                 ua_err_name(c.err));
+        return IB_ERR_PROTOCOL;
+    }
+    if (!found) {
+        snprintf(ch->error, sizeof ch->error,
+                 "the server offers no endpoint with security policy None and mode None");
+        return IB_ERR_DENIED;
+    }
+    return IB_OK;
+}
+
+static void put_app_description(struct ua_buf *b, const struct ua_session_config *cfg)
+{
+    struct ua_ltext name = {{NULL, -1}, ua_str_c(cfg->application_name)};
+    ua_put_cstr(b, cfg->application_uri);
+    ua_put_cstr(b, "urn:ironbridge");
+    ua_put_ltext(b, &name);
+    ua_put_u32(b, 1); /* ApplicationType Client */
+    ua_put_i32(b, -1);
+    ua_put_i32(b, -1);
+    ua_put_i32(b, -1);
+}
+
+/* Copies the AuthenticationToken out of the response buffer. */
+static int keep_token(struct ua_session *s, const struct ua_nodeid *t)
+{
+    s->auth = *t;
+    if (t->kind == UA_NID_STRING || t->kind == UA_NID_BYTES) {
+        if (t->id.str.len < 0 || (size_t)t->id.str.len > sizeof s->auth_raw)
+            return -1;
+        if (t->id.str.len > 0)
+            memcpy(s->auth_raw, t->id.str.ptr, (size_t)t->id.str.len);
+        s->auth.id.str.ptr = (const char *)s->auth_raw;
+    }
+    return 0;
+}
+
+static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_session_config *cfg)
+{
+    uint8_t nonce[32];
+    if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+        return IB_ERR_IO;
+    struct ua_buf *b = ua_channel_begin(ch, UA_ID_CREATE_SESSION_REQ, NULL);
+    put_app_description(b, cfg);
+    ua_put_i32(b, -1); /* ServerUri */
+    ua_put_cstr(b, cfg->url);
+    ua_put_cstr(b, cfg->session_name);
+    ua_put_i32(b, (int32_t)sizeof nonce);
+    ua_put_bytes(b, nonce, sizeof nonce);
+    ua_put_i32(b, -1); /* ClientCertificate */
+    ua_put_double(b, cfg->timeout_ms);
+    ua_put_u32(b, ch->ours.max_msg);
+    struct ua_cur c;
+    int rc = ua_channel_call(ch, UA_ID_CREATE_SESSION_RESP, &c);
+    if (rc != IB_OK)
+        return rc;
+    struct ua_nodeid id, token;
+    ua_get_nodeid(&c, &id);
+    ua_get_nodeid(&c, &token);
+    s->revised_timeout_ms = ua_get_double(&c);
+    if (c.err != UA_OK || keep_token(s, &token) != 0) {
+        snprintf(ch->error, sizeof ch->error, "undecodable CreateSession response");
+        return IB_ERR_PROTOCOL;
+    }
+    return IB_OK;
+}
+
+static int activate(struct ua_channel *ch, struct ua_session *s)
+{
+    struct ua_buf *b = ua_channel_begin(ch, UA_ID_ACTIVATE_SESSION_REQ, &s->auth);
+    ua_put_i32(b, -1); /* ClientSignature.Algorithm */
+    ua_put_i32(b, -1); /* ClientSignature.Signature */
+    ua_put_i32(b, 0);  /* ClientSoftwareCertificates */
+    ua_put_i32(b, 0);  /* LocaleIds */
+    struct ua_nodeid type = ua_nid_num(0, UA_ID_ANONYMOUS_IDENTITY_TOKEN);
+    ua_put_nodeid(b, &type);
+    ua_put_u8(b, 1); /* body: ByteString */
+    size_t len_at = b->len;
+    ua_put_i32(b, 0);
+    size_t body_at = b->len;
+    ua_put_cstr(b, s->anonymous_policy[0] ? s->anonymous_policy : "anonymous");
+    ua_buf_patch_u32(b, len_at, (uint32_t)(b->len - body_at));
+    ua_put_i32(b, -1); /* UserTokenSignature.Algorithm */
+    ua_put_i32(b, -1); /* UserTokenSignature.Signature */
+    struct ua_cur c;
+    return ua_channel_call(ch, UA_ID_ACTIVATE_SESSION_RESP, &c);
+}
+
+int ua_session_open(struct ua_channel *ch, struct ua_session *s,
+                    const struct ua_session_config *cfg)
+{
+    s->active = false;
+    int rc = create(ch, s, cfg);
+    if (rc == IB_OK)
+        rc = activate(ch, s);
+    s->active = rc == IB_OK;
+    return rc;
+}
+
+void ua_session_close(struct ua_channel *ch, struct ua_session *s)
+{
+    if (!s->active || ch->fd < 0)
+        return;
+    struct ua_buf *b = ua_channel_begin(ch, UA_ID_CLOSE_SESSION_REQ, &s->auth);
+    ua_put_bool(b, true); /* DeleteSubscriptions */
+    struct ua_cur c;
+    ua_channel_call(ch, UA_ID_CLOSE_SESSION_RESP, &c);
+    s->active = false;
+}

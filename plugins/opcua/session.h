@@ -1,0 +1,38 @@
+/* OPC UA plugin: the session layer (session.c) on one channel: GetEndpoints (the endpoint and
+ * user token policies matching the configured security), CreateSession, ActivateSession with an
+ * anonymous identity, CloseSession. One poller thread. */
+#ifndef IB_OPCUA_SESSION_H
+#define IB_OPCUA_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "channel.h"
+
+struct ua_session_config {
+    const char *url;
+    const char *application_uri;
+    const char *application_name;
+    const char *session_name;
+    double timeout_ms; /* requested session timeout */
+};
+
+struct ua_session {
+    bool active;
+    struct ua_nodeid auth; /* AuthenticationToken; string/bytes point into auth_raw */
+    uint8_t auth_raw[128];
+    char anonymous_policy[64]; /* the endpoint's PolicyId for anonymous ("" if none) */
+    double revised_timeout_ms;
+};
+
+/* GetEndpoints on the channel and pick the endpoint of the None policy in mode None;
+ * fills s->anonymous_policy. IB_ERR_DENIED when the server offers no such endpoint. */
+int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
+                         const struct ua_session_config *cfg);
+/* CreateSession + ActivateSession (anonymous). */
+int ua_session_open(struct ua_channel *ch, struct ua_session *s,
+                    const struct ua_session_config *cfg);
+/* CloseSession (best effort). */
+void ua_session_close(struct ua_channel *ch, struct ua_session *s);
+
+#endif
