@@ -73,3 +73,27 @@ ib_install_deps() {
     fi
     return 0
 }
+
+# The OPC UA test peer (tests/integration/test_opcua.py): Node.js with npm (Debian 12's nodejs
+# 18.19 is enough; node-opcua-server is pinned at 2.182.2, the newest that runs there), then
+# node-opcua-server and its dependencies from the npm registry, as pinned by
+# tests/peers/opcua/package-lock.json (npm ci, no install scripts). Needs the network once;
+# later runs find it installed.
+IB_OPCUA_PEER_PKGS=(nodejs npm)
+
+ib_install_opcua_peer() {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        local missing
+        mapfile -t missing < <(ib_missing_pkgs "${IB_OPCUA_PEER_PKGS[@]}")
+        if ((${#missing[@]} != 0)); then
+            echo "ib_install_opcua_peer: installing ${missing[*]}"
+            local -a sudo=()
+            ((EUID == 0)) || sudo=(sudo)
+            "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y --no-install-recommends "${missing[@]}" || return 1
+        fi
+    fi
+    "$root/tests/peers/opcua/install.sh"
+}
