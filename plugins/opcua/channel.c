@@ -1,7 +1,8 @@
 /* OPC UA plugin: the client side of one connection: TCP connect with a deadline, Hello and
- * Acknowledge, OpenSecureChannel (SecurityPolicy None: issue, then renew at 75% of the token's
- * lifetime), request ids, waiting for the matching response within the request timeout,
- * ERR messages and aborted chunks, CloseSecureChannel. */
+ * Acknowledge, OpenSecureChannel (issue, then renew at 75% of the token's lifetime; with a
+ * security policy the chunks are signed and encrypted by secure.c), request ids, waiting for the
+ * matching response within the request timeout, ERR messages and aborted chunks,
+ * CloseSecureChannel. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -12,6 +13,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include <ironbridge/error.h>
 
@@ -211,6 +215,95 @@ static int server_error(struct ua_channel *ch, const struct ua_hdr *h)
     return IB_ERR_CONNECTION;
 }
 
+static bool sec_on(const struct ua_channel *ch)
+{
+    return ch->sec && ch->sec->policy != UA_POLICY_NONE;
+}
+
+/* Bytes after the 8-byte header up to the sequence header. */
+static size_t sec_header_len(const struct ua_channel *ch, bool asym)
+{
+    if (!asym)
+        return 8;
+    return 4 + 4 + strlen(ua_policy_uri(ch->sec->policy)) + 4 + ch->sec->own_cert_len + 4 + 20;
+}
+
+/* ua_chunks_build's secured twin: chunks of ch->req, padded, signed and encrypted. */
+static int secure_chunks(struct ua_channel *ch, const char *type, uint32_t rid)
+{
+    struct ua_sec *s = ch->sec;
+    bool asym = memcmp(type, "OPN", 3) == 0;
+    size_t sh = sec_header_len(ch, asym);
+    size_t room = ua_sec_body_room(s, ch->theirs.recv_buf, 8 + sh, asym);
+    size_t len = ch->req.len;
+    size_t n_chunks = room && len ? (len + room - 1) / room : 1;
+    if (room == 0 || (asym && n_chunks > 1) ||
+        (ch->theirs.max_chunks && n_chunks > ch->theirs.max_chunks) ||
+        (ch->theirs.max_msg && len > ch->theirs.max_msg))
+        return UA_E_LIMIT;
+    for (size_t i = 0, off = 0; i < n_chunks; i++) {
+        size_t part = len - off < room ? len - off : room, start = ch->tx.len;
+        ua_put_bytes(&ch->tx, type, 3);
+        ua_put_u8(&ch->tx, i + 1 == n_chunks ? 'F' : 'C');
+        ua_put_u32(&ch->tx, 0);
+        ua_put_u32(&ch->tx, ch->seq.channel_id);
+        if (asym) {
+            ua_put_cstr(&ch->tx, ua_policy_uri(s->policy));
+            ua_put_i32(&ch->tx, (int32_t)s->own_cert_len);
+            ua_put_bytes(&ch->tx, s->own_cert, s->own_cert_len);
+            ua_put_i32(&ch->tx, 20);
+            ua_put_bytes(&ch->tx, s->peer_thumb, 20);
+        } else {
+            ua_put_u32(&ch->tx, ch->seq.token_id);
+        }
+        ua_put_u32(&ch->tx, ch->seq.next_seq);
+        ua_put_u32(&ch->tx, rid);
+        ch->seq.next_seq = ch->seq.next_seq >= 4294966271u ? 1 : ch->seq.next_seq + 1;
+        ua_put_bytes(&ch->tx, ch->req.data + off, part);
+        if (ch->tx.err != UA_OK || ua_sec_wrap(s, &ch->tx, start, sh, asym) != 0)
+            return ch->tx.err != UA_OK ? ch->tx.err : UA_E_TYPE;
+        off += part;
+    }
+    return UA_OK;
+}
+
+static bool str_is(struct ua_str s, const void *p, size_t n)
+{
+    return s.len >= 0 && (size_t)s.len == n && memcmp(s.ptr, p, n) == 0;
+}
+
+/* Verifies and decrypts a secured chunk in ch->chunk; *len becomes its plain length. */
+static int secure_unwrap(struct ua_channel *ch, const struct ua_hdr *h, size_t *len)
+{
+    bool asym = strcmp(h->type, "OPN") == 0;
+    struct ua_cur c;
+    ua_cur_init(&c, ch->chunk + UA_HDR_LEN, h->size - UA_HDR_LEN);
+    ua_get_u32(&c); /* channel id: checked by the reassembly */
+    uint32_t token = 0;
+    if (asym) {
+        uint8_t own_thumb[20];
+        SHA1(ch->sec->own_cert, ch->sec->own_cert_len, own_thumb);
+        ua_get_str(&c); /* policy URI: checked by the reassembly */
+        struct ua_str cert = ua_get_str(&c), thumb = ua_get_str(&c);
+        if (c.err != UA_OK || !str_is(cert, ch->sec->peer_cert, ch->sec->peer_cert_len) ||
+            !str_is(thumb, own_thumb, 20))
+            return fail(ch, IB_ERR_PROTOCOL,
+                        "the OpenSecureChannel response names other certificates than ours and "
+                        "the endpoint's%s",
+                        "");
+    } else {
+        token = ua_get_u32(&c);
+    }
+    if (c.err != UA_OK)
+        return fail(ch, IB_ERR_PROTOCOL, "a truncated security header%s", "");
+    size_t sh = h->size - UA_HDR_LEN - c.left;
+    *len = h->size;
+    char err[160];
+    if (ua_sec_unwrap(ch->sec, ch->chunk, len, sh, asym, token, err, sizeof err) != 0)
+        return fail(ch, IB_ERR_PROTOCOL, "%s", err);
+    return IB_OK;
+}
+
 static int hello(struct ua_channel *ch, int64_t deadline)
 {
     ua_buf_reset(&ch->tx);
@@ -265,7 +358,13 @@ static int await(struct ua_channel *ch, uint32_t rid, int64_t deadline)
             return server_error(ch, &h);
         uint32_t code = 0;
         struct ua_str reason;
-        int r = ua_asm_add(&ch->rx, ch->chunk, h.size, &code, &reason);
+        size_t len = h.size;
+        if (sec_on(ch) && strcmp(h.type, "ACK") != 0) {
+            rc = secure_unwrap(ch, &h, &len);
+            if (rc != IB_OK)
+                return rc;
+        }
+        int r = ua_asm_add(&ch->rx, ch->chunk, len, &code, &reason);
         if (r < 0)
             return fail(ch, IB_ERR_PROTOCOL, "bad chunk from the server: %s", ua_err_name(-r));
         if (r == UA_ASM_ABORT && ch->rx.request_id == rid) {
@@ -327,8 +426,10 @@ static int transact(struct ua_channel *ch, const char *type, uint32_t resp_type,
     if (rid == 0)
         rid = ch->next_request_id = 1;
     ua_buf_reset(&ch->tx);
-    int e = ua_chunks_build(&ch->tx, type, &ch->seq, rid, ch->req.data, ch->req.len,
-                            ch->theirs.recv_buf, ch->theirs.max_chunks, ch->theirs.max_msg);
+    int e = sec_on(ch)
+                ? secure_chunks(ch, type, rid)
+                : ua_chunks_build(&ch->tx, type, &ch->seq, rid, ch->req.data, ch->req.len,
+                                  ch->theirs.recv_buf, ch->theirs.max_chunks, ch->theirs.max_msg);
     if (e != UA_OK)
         return fail(ch, IB_ERR_INVALID, "the request exceeds the server's limits: %s",
                     ua_err_name(e));
@@ -349,8 +450,16 @@ static int open_secure(struct ua_channel *ch, int renew)
     struct ua_buf *b = ua_channel_begin(ch, UA_ID_OPEN_SECURE_CHANNEL_REQ, NULL);
     ua_put_u32(b, 0);     /* ClientProtocolVersion */
     ua_put_u32(b, renew); /* RequestType: 0 Issue, 1 Renew */
-    ua_put_u32(b, 1);     /* MessageSecurityMode None */
-    ua_put_i32(b, 0);     /* ClientNonce: empty */
+    if (sec_on(ch)) {
+        if (RAND_bytes(ch->sec->client_nonce, UA_NONCE_LEN) != 1)
+            return fail(ch, IB_ERR_IO, "no random bytes for the nonce%s", "");
+        ua_put_u32(b, (uint32_t)ch->sec->mode);
+        ua_put_i32(b, UA_NONCE_LEN);
+        ua_put_bytes(b, ch->sec->client_nonce, UA_NONCE_LEN);
+    } else {
+        ua_put_u32(b, 1); /* MessageSecurityMode None */
+        ua_put_i32(b, 0); /* ClientNonce: empty */
+    }
     ua_put_u32(b, ch->lifetime_ms);
     struct ua_cur c;
     int rc = transact(ch, "OPN", UA_ID_OPEN_SECURE_CHANNEL_RESP, &c);
@@ -361,9 +470,14 @@ static int open_secure(struct ua_channel *ch, int renew)
     uint32_t token = ua_get_u32(&c);
     ua_get_i64(&c); /* CreatedAt */
     uint32_t lifetime = ua_get_u32(&c);
-    ua_get_str(&c); /* ServerNonce */
+    struct ua_str nonce = ua_get_str(&c);
     if (c.err != UA_OK || chan == 0 || (renew && chan != ch->seq.channel_id))
         return fail(ch, IB_ERR_PROTOCOL, "bad OpenSecureChannel response%s", "");
+    if (sec_on(ch) &&
+        (nonce.len != UA_NONCE_LEN ||
+         ua_sec_derive(ch->sec, (const uint8_t *)nonce.ptr, UA_NONCE_LEN, token) != 0))
+        return fail(ch, IB_ERR_PROTOCOL, "the server's nonce is not %d bytes", "32");
+    ch->rx.prev_token_id = renew ? ch->seq.token_id : 0;
     ch->seq.channel_id = chan;
     ch->seq.token_id = token;
     ch->rx.channel_id = chan;
@@ -390,6 +504,8 @@ int ua_channel_open(struct ua_channel *ch, const char *url)
     ch->rx.have_seq = false;
     ch->rx.max_msg = ch->ours.max_msg;
     ch->rx.max_chunks = ch->ours.max_chunks;
+    ch->rx.policy_uri = sec_on(ch) ? ua_policy_uri(ch->sec->policy) : NULL;
+    ch->rx.prev_token_id = 0;
     rc = hello(ch, mono_ms() + ch->timeout_ms);
     if (rc == IB_OK)
         rc = open_secure(ch, 0);

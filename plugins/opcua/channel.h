@@ -1,6 +1,7 @@
 /* OPC UA plugin: one client connection (channel.c): TCP to an opc.tcp:// endpoint,
- * Hello/Acknowledge, a secure channel with SecurityPolicy None (OpenSecureChannel issue and
- * renew before the token's lifetime runs out, CloseSecureChannel), and request/response with
+ * Hello/Acknowledge, a secure channel (OpenSecureChannel issue and
+ * renew before the token's lifetime runs out, CloseSecureChannel), signed and encrypted
+ * chunks when a security policy is set (secure.c), and request/response with
  * request ids and timeouts. Owned and called by one poller thread. */
 #ifndef IB_OPCUA_CHANNEL_H
 #define IB_OPCUA_CHANNEL_H
@@ -8,10 +9,12 @@
 #include <stdint.h>
 
 #include "chunk.h"
+#include "secure.h"
 #include "ua.h"
 
 struct ua_channel {
     int fd;
+    struct ua_sec *sec; /* the security policy (the caller's); NULL or policy None: none */
     struct ua_limits ours, theirs;
     struct ua_seq seq;
     struct ua_asm rx;
@@ -23,7 +26,7 @@ struct ua_channel {
     struct ua_buf req;    /* the request being built (ua_channel_begin) */
     uint8_t *chunk;       /* one received chunk (ours.recv_buf bytes) */
     char url[512];
-    char error[256];      /* what went wrong last, for the log */
+    char error[4096];     /* what went wrong last, for the log */
     uint32_t last_status; /* ServiceResult / ERR code of the last failure (0 if none) */
 };
 

@@ -152,14 +152,15 @@ static int parse_security_header(struct ua_asm *a, const struct ua_hdr *h, struc
         struct ua_str thumb = ua_get_str(c);
         if (c->err != UA_OK)
             return c->err;
-        if (uri.len != (int32_t)strlen(UA_SECURITY_NONE_URI) ||
-            memcmp(uri.ptr, UA_SECURITY_NONE_URI, (size_t)uri.len) != 0)
-            return UA_E_TYPE; /* only the None policy is framed here */
+        const char *want = a->policy_uri ? a->policy_uri : UA_SECURITY_NONE_URI;
+        if (uri.len != (int32_t)strlen(want) || memcmp(uri.ptr, want, (size_t)uri.len) != 0)
+            return UA_E_TYPE; /* another policy than the channel's */
         (void)cert;
         (void)thumb;
     } else {
         uint32_t token = ua_get_u32(c);
-        if (c->err == UA_OK && a->token_id && token != a->token_id)
+        if (c->err == UA_OK && a->token_id && token != a->token_id &&
+            (!a->prev_token_id || token != a->prev_token_id))
             return UA_E_RANGE;
     }
     if (c->err != UA_OK)

@@ -57,10 +57,12 @@ int ua_chunks_build(struct ua_buf *out, const char *type, struct ua_seq *s, uint
 
 /* Reassembly of received chunks into one message body. */
 struct ua_asm {
-    struct ua_buf body;  /* the message so far (owned; ua_asm_free) */
-    uint32_t channel_id; /* expected (0 before the first OPN response) */
-    uint32_t token_id;   /* expected in MSG/CLO (0: any, before the first OPN response) */
-    uint32_t last_seq;   /* the peer's last sequence number */
+    struct ua_buf body;     /* the message so far (owned; ua_asm_free) */
+    uint32_t channel_id;    /* expected (0 before the first OPN response) */
+    uint32_t token_id;      /* expected in MSG/CLO (0: any, before the first OPN response) */
+    uint32_t prev_token_id; /* also accepted after a renewal (0: none) */
+    const char *policy_uri; /* expected in OPN chunks; NULL: the None policy */
+    uint32_t last_seq;      /* the peer's last sequence number */
     bool have_seq;
     uint32_t request_id; /* of the message under way */
     uint32_t n_chunks;

@@ -1,9 +1,15 @@
 /* OPC UA plugin: open() and close(): the secure channel, GetEndpoints, the session, and the
- * server's MaxNodesPerRead; a failure is logged once per episode with the server's StatusCode
- * name, and a connect with security None is warned every time. */
+ * server's MaxNodesPerRead; with a security policy, our certificate (made at first use), the
+ * endpoint's certificate checked against trusted/ (refused ones copied to rejected/), and a
+ * signed and encrypted channel. A failure is logged once per episode with the server's
+ * StatusCode name; a connect with security None is warned every time. */
 #include <inttypes.h>
 
+#include <stdio.h>
+#include <string.h>
+
 #include "ids.h"
+#include "pki.h"
 #include "instance.h"
 #include "services.h"
 #include "status.h"
@@ -40,16 +46,60 @@ static void log_failure(struct op_instance *in, int rc)
     }
 }
 
-int op_connect(struct op_instance *in)
+/* Loads (or makes) our certificate, learns the endpoint's certificate over a None channel
+ * (GetEndpoints), checks it against trusted/, and opens the secured channel. */
+static int open_secured(struct op_instance *in)
 {
-    op_disconnect(in);
-    IB_WARN(in->host, in->ctx,
-            "connecting to %s with security policy None (allow_insecure: true): values and "
-            "commands travel unsigned and unencrypted",
-            in->p->endpoint);
+    char err[512];
+    if (!in->sec.own_key &&
+        ua_pki_own(in->pki_dir, in->application_uri, &in->sec.own_key, &in->sec.own_cert,
+                   &in->sec.own_cert_len, err, sizeof err) != 0) {
+        snprintf(in->ch.error, sizeof in->ch.error, "%s", err);
+        return IB_ERR_INVALID;
+    }
+    in->ch.sec = NULL;
     int rc = ua_channel_open(&in->ch, in->p->endpoint);
     if (rc == IB_OK)
         rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
+    ua_channel_close(&in->ch);
+    if (rc != IB_OK)
+        return rc;
+    char rejected[2048];
+    if (!in->session.endpoint_cert ||
+        ua_sec_set_peer(&in->sec, in->session.endpoint_cert, in->session.endpoint_cert_len) != 0) {
+        snprintf(in->ch.error, sizeof in->ch.error,
+                 "the endpoint has no usable RSA certificate (2048 to 4096 bits)");
+        return IB_ERR_PROTOCOL;
+    }
+    if (ua_pki_check(in->pki_dir, in->session.endpoint_cert, in->session.endpoint_cert_len,
+                     rejected, sizeof rejected) != 0) {
+        in->ch.last_status = 0x801A0000u; /* BadCertificateUntrusted */
+        snprintf(in->ch.error, sizeof in->ch.error,
+                 "the server's certificate is not trusted; it was copied to '%s': if it is "
+                 "the right server, move that file to %s/trusted/",
+                 rejected, in->pki_dir);
+        return IB_ERR_DENIED;
+    }
+    in->ch.sec = &in->sec;
+    return ua_channel_open(&in->ch, in->p->endpoint);
+}
+
+int op_connect(struct op_instance *in)
+{
+    op_disconnect(in);
+    int rc;
+    if (in->p->security_policy == OP_POLICY_NONE) {
+        IB_WARN(in->host, in->ctx,
+                "connecting to %s with security policy None (allow_insecure: true): values and "
+                "commands travel unsigned and unencrypted",
+                in->p->endpoint);
+        in->ch.sec = NULL;
+        rc = ua_channel_open(&in->ch, in->p->endpoint);
+        if (rc == IB_OK)
+            rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
+    } else {
+        rc = open_secured(in);
+    }
     if (rc == IB_OK)
         rc = ua_session_open(&in->ch, &in->session, &in->scfg);
     if (rc != IB_OK) {
@@ -66,7 +116,12 @@ int op_connect(struct op_instance *in)
         IB_NOTICE(in->host, in->ctx, "connected to %s after %" PRIu64 " failed attempt(s)",
                   in->p->endpoint, in->open_ep.count);
     else
-        IB_INFO(in->host, in->ctx, "connected to %s (at most %u nodes per Read)", in->p->endpoint,
+        IB_INFO(in->host, in->ctx,
+                "connected to %s with security policy %s, mode %s (at most %u nodes per Read)",
+                in->p->endpoint, strchr(ua_policy_uri(in->sec.policy), '#') + 1,
+                in->sec.mode == UA_MODE_NONE   ? "None"
+                : in->sec.mode == UA_MODE_SIGN ? "Sign"
+                                               : "SignAndEncrypt",
                 in->max_per_read);
     return IB_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "channel.h"
 #include "params.h"
+#include "secure.h"
 #include "session.h"
 #include "value.h"
 
@@ -46,7 +47,9 @@ struct op_instance {
     struct ua_channel ch;
     struct ua_session session;
     struct ua_session_config scfg;
+    struct ua_sec sec; /* own key and certificate (loaded at the first open), peer, keys */
     char application_uri[320];
+    char pki_dir[1024];
     uint32_t max_per_read; /* the configured limit, lowered by the server's */
     bool connected;
     struct ib_episode open_ep;

@@ -20,6 +20,7 @@ struct op_connection_params {
     int64_t max_nodes_per_read;
     int64_t max_message_size;
     const char *application_uri;
+    const char *pki_dir;
 };
 
 struct op_device_params {

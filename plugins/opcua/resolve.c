@@ -1,10 +1,12 @@
 /* OPC UA plugin: create()'s work: checks the connection settings the schema cannot (endpoint
- * URL, security choices this build supports), parses every tag's NodeId with its position in
+ * URL, security policy and mode that go together), parses every tag's NodeId with its position in
  * the configuration on error, and allocates everything the instance needs. No I/O. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "chunk.h"
 #include "instance.h"
@@ -25,12 +27,12 @@ static int check_connection(struct op_instance *in, const struct ib_connection_c
         bad = 1;
     }
     if (p->security_policy != OP_POLICY_NONE) {
-        in->host->config_error(in->ctx, cfg->where, "security_policy",
-                               "this build of the opcua plugin connects with security_policy "
-                               "None only (signing and encryption are not implemented yet); set "
-                               "security_policy: None, security_mode: None and allow_insecure: "
-                               "true on a trusted network, see docs/opcua.md");
-        bad = 1;
+        if (p->security_mode == OP_MODE_NONE) {
+            in->host->config_error(in->ctx, cfg->where, "security_mode",
+                                   "security_mode None goes with security_policy None only: "
+                                   "choose Sign or SignAndEncrypt");
+            bad = 1;
+        }
     } else {
         if (p->security_mode != OP_MODE_NONE) {
             in->host->config_error(in->ctx, cfg->where, "security_mode",
@@ -101,7 +103,19 @@ static void session_config(struct op_instance *in)
         .application_name = "ironbridge",
         .session_name = "ironbridge",
         .timeout_ms = (double)p->session_timeout_ms,
+        .policy = p->security_policy, /* enum op_policy has ua_policy's values */
+        .mode = p->security_mode + 1, /* enum op_mode is ua_mode - 1 */
     };
+    in->sec.policy = p->security_policy;
+    in->sec.mode = p->security_mode + 1;
+    const char *state = getenv("STATE_DIRECTORY");
+    if (p->pki_dir)
+        snprintf(in->pki_dir, sizeof in->pki_dir, "%s", p->pki_dir);
+    else if (state && *state) /* systemd may list several, separated by ':' */
+        snprintf(in->pki_dir, sizeof in->pki_dir, "%.*s/opcua-pki", (int)strcspn(state, ":"),
+                 state);
+    else
+        snprintf(in->pki_dir, sizeof in->pki_dir, "/var/lib/ironbridge/opcua-pki");
 }
 
 int op_resolve(struct op_instance *in, const struct ib_connection_config *cfg)
@@ -140,6 +154,10 @@ void op_instance_free(struct op_instance *in)
         return;
     if (in->ch.chunk) /* initialized */
         ua_channel_free(&in->ch);
+    ua_session_free(&in->session);
+    ua_sec_clear(&in->sec);
+    EVP_PKEY_free(in->sec.own_key);
+    OPENSSL_free(in->sec.own_cert);
     for (uint32_t d = 0; in->devices && d < in->n_devices; d++) {
         struct op_device *dev = &in->devices[d];
         for (uint32_t g = 0; dev->groups && g < dev->n_groups; g++) {

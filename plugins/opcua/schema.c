@@ -42,8 +42,7 @@ static const struct ib_schema_entry connection_entries[] = {
      .def = "Basic256Sha256",
      .choices = policy_choices,
      .description = "Security policy of the secure channel: Basic256Sha256, "
-                    "Aes128_Sha256_RsaOaep, or None (needs allow_insecure: true). This build "
-                    "connects with None only (docs/opcua.md)"},
+                    "Aes128_Sha256_RsaOaep, or None (needs allow_insecure: true)"},
     {.key = "security_mode",
      .type = IB_S_ENUM,
      .offset = offsetof(CP, security_mode),
@@ -80,11 +79,17 @@ static const struct ib_schema_entry connection_entries[] = {
      .min = 65536,
      .max = 268435456,
      .description = "Largest response message accepted, in bytes"},
+    {.key = "pki_dir",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, pki_dir),
+     .description = "PKI directory: own/ (the gateway's certificate and key, made at first "
+                    "connect), trusted/ (trusted server certificates), rejected/ (refused ones); "
+                    "$STATE_DIRECTORY/opcua-pki when absent"},
     {.key = "application_uri",
      .type = IB_S_STRING,
      .offset = offsetof(CP, application_uri),
-     .description = "ApplicationUri the gateway announces; urn:<hostname>:ironbridge when "
-                    "absent"},
+     .description = "ApplicationUri the gateway announces and puts in its certificate; "
+                    "urn:<hostname>:ironbridge when absent"},
 };
 #undef CP
 #undef DUR

@@ -1,17 +1,20 @@
 /* OPC UA plugin: GetEndpoints (OPC 10000-4 §5.4.4), CreateSession and ActivateSession
- * (§5.6.2, §5.6.3) with an anonymous identity token, and CloseSession, over a channel with
- * SecurityPolicy None. The AuthenticationToken is copied out of the response so that later
+ * (§5.6.2, §5.6.3) with an anonymous identity token (with a security policy: the client
+ * certificate and nonce, and the client signature over the server's certificate and nonce),
+ * and CloseSession. The AuthenticationToken is copied out of the response so that later
  * requests can carry it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include <openssl/crypto.h>
 
 #include <ironbridge/error.h>
 
 #include "ids.h"
 #include "session.h"
 
-#define MODE_NONE       1
 #define TOKEN_ANONYMOUS 0
 
 static bool str_eq(struct ua_str s, const char *c)
@@ -33,15 +36,24 @@ static void skip_app_description(struct ua_cur *c)
         ua_get_str(c);
 }
 
-/* One EndpointDescription; when it is None/None, its anonymous policy goes to s. */
-static void endpoint(struct ua_cur *c, struct ua_session *s, bool *found)
+/* One EndpointDescription; when it has cfg's policy and mode, its anonymous policy and
+ * certificate go to s. */
+static void endpoint(struct ua_cur *c, struct ua_session *s, const struct ua_session_config *cfg,
+                     bool *found)
 {
     ua_get_str(c); /* EndpointUrl */
     skip_app_description(c);
-    ua_get_str(c); /* ServerCertificate */
+    struct ua_str cert = ua_get_str(c);
     int32_t mode = ua_get_i32(c);
     struct ua_str policy = ua_get_str(c);
-    bool none = mode == MODE_NONE && str_eq(policy, UA_SECURITY_NONE_URI);
+    bool none = !*found && mode == cfg->mode && str_eq(policy, ua_policy_uri(cfg->policy));
+    if (none && c->err == UA_OK && cert.len > 0) {
+        free(s->endpoint_cert);
+        s->endpoint_cert = malloc((size_t)cert.len);
+        if (s->endpoint_cert)
+            memcpy(s->endpoint_cert, cert.ptr, (size_t)cert.len);
+        s->endpoint_cert_len = s->endpoint_cert ? (size_t)cert.len : 0;
+    }
     int32_t n = ua_get_array_len(c, 4 + 4 + 4 + 4 + 4);
     for (int32_t i = 0; i < n; i++) {
         struct ua_str id = ua_get_str(c);
@@ -76,15 +88,17 @@ int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
     bool found = false;
     int32_t n = ua_get_array_len(&c, 20);
     for (int32_t i = 0; i < n && c.err == UA_OK; i++)
-        endpoint(&c, s, &found);
+        endpoint(&c, s, cfg, &found);
     if (c.err != UA_OK) {
         snprintf(ch->error, sizeof ch->error, "undecodable GetEndpoints response: %s",
                  ua_err_name(c.err));
         return IB_ERR_PROTOCOL;
     }
     if (!found) {
+        static const char *const modes[] = {"", "None", "Sign", "SignAndEncrypt"};
         snprintf(ch->error, sizeof ch->error,
-                 "the server offers no endpoint with security policy None and mode None");
+                 "the server offers no endpoint with security policy %s and mode %s",
+                 strchr(ua_policy_uri(cfg->policy), '#') + 1, modes[cfg->mode & 3]);
         return IB_ERR_DENIED;
     }
     return IB_OK;
@@ -128,7 +142,12 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
     ua_put_cstr(b, cfg->session_name);
     ua_put_i32(b, (int32_t)sizeof nonce);
     ua_put_bytes(b, nonce, sizeof nonce);
-    ua_put_i32(b, -1); /* ClientCertificate */
+    if (ch->sec && ch->sec->policy != UA_POLICY_NONE) {
+        ua_put_i32(b, (int32_t)ch->sec->own_cert_len);
+        ua_put_bytes(b, ch->sec->own_cert, ch->sec->own_cert_len);
+    } else {
+        ua_put_i32(b, -1); /* ClientCertificate */
+    }
     ua_put_double(b, cfg->timeout_ms);
     ua_put_u32(b, ch->ours.max_msg);
     struct ua_cur c;
@@ -139,6 +158,14 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
     ua_get_nodeid(&c, &id);
     ua_get_nodeid(&c, &token);
     s->revised_timeout_ms = ua_get_double(&c);
+    struct ua_str srv_nonce = ua_get_str(&c);
+    bool secure = ch->sec && ch->sec->policy != UA_POLICY_NONE;
+    if (secure && srv_nonce.len != UA_NONCE_LEN) {
+        snprintf(ch->error, sizeof ch->error, "the server's session nonce is not 32 bytes");
+        return IB_ERR_PROTOCOL;
+    }
+    if (secure)
+        memcpy(s->server_nonce, srv_nonce.ptr, UA_NONCE_LEN);
     if (c.err != UA_OK || keep_token(s, &token) != 0) {
         snprintf(ch->error, sizeof ch->error, "undecodable CreateSession response");
         return IB_ERR_PROTOCOL;
@@ -148,11 +175,26 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
 
 static int activate(struct ua_channel *ch, struct ua_session *s)
 {
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    if (ch->sec && ch->sec->policy != UA_POLICY_NONE &&
+        ua_sec_sign(ch->sec, ch->sec->peer_cert, ch->sec->peer_cert_len, s->server_nonce,
+                    UA_NONCE_LEN, &sig, &sig_len) != 0) {
+        snprintf(ch->error, sizeof ch->error, "cannot sign ActivateSession with our key");
+        return IB_ERR_INVALID;
+    }
     struct ua_buf *b = ua_channel_begin(ch, UA_ID_ACTIVATE_SESSION_REQ, &s->auth);
-    ua_put_i32(b, -1); /* ClientSignature.Algorithm */
-    ua_put_i32(b, -1); /* ClientSignature.Signature */
-    ua_put_i32(b, 0);  /* ClientSoftwareCertificates */
-    ua_put_i32(b, 0);  /* LocaleIds */
+    if (sig) { /* ClientSignature: over the server's certificate and nonce */
+        ua_put_cstr(b, UA_SIG_ALG_RSA_SHA256);
+        ua_put_i32(b, (int32_t)sig_len);
+        ua_put_bytes(b, sig, sig_len);
+        OPENSSL_free(sig);
+    } else {
+        ua_put_i32(b, -1); /* ClientSignature.Algorithm */
+        ua_put_i32(b, -1); /* ClientSignature.Signature */
+    }
+    ua_put_i32(b, 0); /* ClientSoftwareCertificates */
+    ua_put_i32(b, 0); /* LocaleIds */
     struct ua_nodeid type = ua_nid_num(0, UA_ID_ANONYMOUS_IDENTITY_TOKEN);
     ua_put_nodeid(b, &type);
     ua_put_u8(b, 1); /* body: ByteString */
@@ -187,4 +229,11 @@ void ua_session_close(struct ua_channel *ch, struct ua_session *s)
     struct ua_cur c;
     ua_channel_call(ch, UA_ID_CLOSE_SESSION_RESP, &c);
     s->active = false;
+}
+
+void ua_session_free(struct ua_session *s)
+{
+    free(s->endpoint_cert);
+    s->endpoint_cert = NULL;
+    s->endpoint_cert_len = 0;
 }
