@@ -485,6 +485,8 @@ static int open_secure(struct ua_channel *ch, int renew)
     if (lifetime < 1000)
         lifetime = 1000;
     ch->renew_at_ms = mono_ms() + (int64_t)lifetime * 3 / 4;
+    ch->revised_lifetime_ms = lifetime;
+    ch->renewals = renew ? ch->renewals + 1 : 0;
     return IB_OK;
 }
 

@@ -26,8 +26,10 @@ struct ua_channel {
     struct ua_buf req;    /* the request being built (ua_channel_begin) */
     uint8_t *chunk;       /* one received chunk (ours.recv_buf bytes) */
     char url[512];
-    char error[4096];     /* what went wrong last, for the log */
-    uint32_t last_status; /* ServiceResult / ERR code of the last failure (0 if none) */
+    char error[4096];             /* what went wrong last, for the log */
+    uint32_t renewals;            /* tokens renewed on this connection */
+    uint32_t revised_lifetime_ms; /* what the server granted last */
+    uint32_t last_status;         /* ServiceResult / ERR code of the last failure (0 if none) */
 };
 
 /* Prepares an unconnected channel (no I/O). recv_buf/max_msg: our limits. */

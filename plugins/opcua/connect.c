@@ -111,6 +111,7 @@ int op_connect(struct op_instance *in)
     struct ua_nodeid limit = ua_nid_num(0, UA_NODE_MAX_NODES_PER_READ);
     ua_read(&in->ch, &in->session, &limit, 1, UA_ATTR_VALUE, on_limit, in);
     in->connected = true;
+    in->renewals_logged = 0;
     int64_t now = in->host->monotonic_ms();
     if (ib_episode_ok(&in->open_ep, now) == IB_EPISODE_ENDED)
         IB_NOTICE(in->host, in->ctx, "connected to %s after %" PRIu64 " failed attempt(s)",

@@ -52,6 +52,7 @@ struct op_instance {
     char pki_dir[1024];
     uint32_t max_per_read; /* the configured limit, lowered by the server's */
     bool connected;
+    uint32_t renewals_logged;
     struct ib_episode open_ep;
     struct ib_episode read_ep;
 };

@@ -96,6 +96,13 @@ int op_read_group(struct op_instance *in, uint32_t device, uint32_t group,
             return ret;
         }
     }
+    if (in->ch.renewals != in->renewals_logged) {
+        in->renewals_logged = in->ch.renewals;
+        IB_DEBUG(in->host, in->ctx,
+                 "secure channel token renewed (%u on this connection, "
+                 "lifetime %u ms)",
+                 in->ch.renewals, in->ch.revised_lifetime_ms);
+    }
     int64_t mono = in->host->monotonic_ms();
     if (ib_episode_ok(&in->read_ep, mono) == IB_EPISODE_ENDED)
         IB_NOTICE(in->host, in->ctx, "Read works again after %" PRIu64 " failures",

@@ -4,8 +4,9 @@ server: node-opcua's (tests/peers/opcua, pinned, installed by its install.sh wit
 Security None with allow_insecure: every scalar type exact (Float as float32, Int64/UInt64
 beyond 2^53), the bad StatusCode of a node as its quality with the code, batching within the
 server's MaxNodesPerRead, the warning at every connect; the server stopped and started again:
-quality bad then good. The configuration refusals: None without allow_insecure, and the
-signing policies this build does not have yet."""
+quality bad then good. Basic256Sha256 and Aes128_Sha256_RsaOaep in Sign and SignAndEncrypt,
+with token renewal; the untrusted server certificate refused, copied to rejected/, and
+accepted once moved to trusted/. The configuration refusals."""
 
 import subprocess
 from pathlib import Path
@@ -145,6 +146,79 @@ def test_server_restart(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+def secured(server, d, policy, mode, tags, **kw):
+    return connection(server, tags, security_policy=policy, security_mode=mode,
+                      allow_insecure=False, pki_dir=str(d / "pki"), **kw)
+
+
+def test_security_matrix(d):
+    """The server's certificate is refused and lands in rejected/ with a log line saying where
+    to move it; moved to trusted/, the next connect succeeds. Then each of Basic256Sha256 and
+    Aes128_Sha256_RsaOaep in Sign and SignAndEncrypt reads values end to end; the
+    SignAndEncrypt channels run with a 2 s token lifetime, so their tokens are renewed while
+    the values keep coming."""
+    install_peer()
+    p = session_pki()
+    tags = [{"name": n, "node": f"ns={NS};s={n}"} for n in ("Double", "UInt64", "String")]
+    tags.append({"name": "Counter", "node": f"ns={NS};s=Counter"})
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        conn = secured(srv, d, "Basic256Sha256", "SignAndEncrypt", tags)
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name="untrusted")
+        rejected = d / "pki" / "rejected"
+        check(wait_for_file(rejected), "nothing was copied to rejected/:\n" + gw.log()[-2000:])
+        line = wait_line(gw, "not trusted", "rejected/", "trusted/")
+        note(line.split("] ", 1)[-1][:200])
+        files = list(rejected.iterdir())
+        check(len(files) == 1 and files[0].name.endswith(".der"), f"rejected/: {files}")
+        check(str(files[0]) in line, f"the log line does not name {files[0]}: {line}")
+        wait_sample(sub, "press", "Double", lambda s: s.get("q") == "bad", 20,
+                    "bad samples while the certificate is untrusted")
+        check(not any(is_data(m) and m.payload["values"]["Double"].get("q", "good") == "good"
+                      for m in sub.messages()), "a good value although the server is untrusted")
+        files[0].rename(d / "pki" / "trusted" / files[0].name)
+        wait_sample(sub, "press", "Double", lambda s: s.get("q", "good") == "good", 60,
+                    "a good value once the certificate was moved to trusted/")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+        for policy in ("Basic256Sha256", "Aes128_Sha256_RsaOaep"):
+            for mode in ("Sign", "SignAndEncrypt"):
+                sub.clear()
+                extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
+                conn = secured(srv, d, policy, mode, tags, **extra)
+                gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d,
+                             name=f"{policy}-{mode}")
+                m = sub.wait_for(lambda m: is_data(m, "press"), 30, f"data with {policy} {mode}")
+                vals = m.payload["values"]
+                check(vals["Double"].get("v") == 3.141592653589793 and
+                      vals["UInt64"].get("v") == "18446744073709551615" and
+                      vals["String"].get("v") == "h\u00e9llo w\u00f6rld",
+                      f"{policy} {mode}: {vals}")
+                if extra:  # values still come after several token lifetimes
+                    c0 = vals["Counter"]["v"]
+                    wait_sample(sub, "press", "Counter",
+                                lambda s, c0=c0: s.get("v", c0) > c0 + 60, 30,
+                                f"Counter 6 s later with {policy} {mode}")
+                    log = gw.log()
+                    check(log.count("[ua] connected to") == 1 and "token renewed" in log,
+                          f"{policy} {mode}: the channel was not renewed in place:\n{log[-3000:]}")
+                check(log_has(gw.log(), f"security policy {policy}, mode {mode}") is not None,
+                      f"{policy} {mode}: no connect line")
+                check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
+
+
+def wait_for_file(dir, timeout=30):
+    from ibtest import wait_until
+    return wait_until(lambda: dir.is_dir() and any(dir.iterdir()), timeout)
+
+
+def wait_line(gw, *patterns, timeout=30):
+    from ibtest import wait_until
+    wait_until(lambda: log_has(gw.log(), *patterns) is not None, timeout)
+    line = log_has(gw.log(), *patterns)
+    check(line is not None, f"no log line with {patterns}:\n{gw.log()[-2000:]}")
+    return line
+
+
 def check_refused(d, conn, *patterns):
     cfg = gateway_config({"url": "mqtt://127.0.0.1:1", "allow_insecure": True}, [conn])
     rc, out = run_check(cfg, d)
@@ -158,10 +232,10 @@ def test_config_refusals(d):
     tags = [{"name": "t", "node": "ns=2;s=x"}]
     check_refused(d, connection(Fake, tags, allow_insecure=False), "allow_insecure",
                   "in the clear")
-    conn = connection(Fake, tags)
-    for k in ("security_policy", "security_mode", "allow_insecure"):
-        del conn[k]
-    check_refused(d, conn, "security_policy", "None only")
+    check_refused(d, connection(Fake, tags, security_mode="Sign"), "security_mode",
+                  "goes with security_mode None")
+    check_refused(d, connection(Fake, tags, security_policy="Basic256Sha256"), "security_mode",
+                  "Sign or SignAndEncrypt")
     check_refused(d, connection(Fake, [{"name": "t", "node": "ns=2;x=1"}]), "node",
                   "ns=2;x=1")
     check_refused(d, connection(Fake, [{"name": "t", "node": "nsu=urn:a;s=b"}]), "nsu=",
@@ -172,4 +246,5 @@ def test_config_refusals(d):
 
 
 if __name__ == "__main__":
-    run([test_values_with_security_none, test_server_restart, test_config_refusals])
+    run([test_values_with_security_none, test_security_matrix, test_server_restart,
+         test_config_refusals])
