@@ -5,7 +5,11 @@
  * StatusCode name; a connect with security None is warned every time. */
 #include <inttypes.h>
 
+#include <errno.h>
 #include <stdio.h>
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
 #include <string.h>
 
 #include "ids.h"
@@ -84,10 +88,50 @@ static int open_secured(struct op_instance *in)
     return ua_channel_open(&in->ch, in->p->endpoint);
 }
 
+/* The first line of password_file into in->password; refused when group/other-readable. */
+static int read_password(struct op_instance *in)
+{
+    const char *path = in->p->password_file;
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0 || !(f = fopen(path, "r"))) {
+        snprintf(in->ch.error, sizeof in->ch.error, "cannot read password_file %s: %s", path,
+                 strerror(errno));
+        return IB_ERR_INVALID;
+    }
+    if (st.st_mode & 077) {
+        fclose(f);
+        snprintf(in->ch.error, sizeof in->ch.error,
+                 "password_file %s is readable by group or others: chmod 600 it", path);
+        return IB_ERR_INVALID;
+    }
+    if (!fgets(in->password, sizeof in->password, f))
+        in->password[0] = '\0';
+    fclose(f);
+    in->password[strcspn(in->password, "\r\n")] = '\0';
+    in->scfg.password = in->password;
+    return IB_OK;
+}
+
+static void explain_identity(struct op_instance *in)
+{
+    uint32_t sc = in->ch.last_status & 0xffff0000u;
+    if (in->p->user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u)) {
+        size_t n = strlen(in->ch.error);
+        snprintf(in->ch.error + n, sizeof in->ch.error - n,
+                 " (user '%s': wrong user name or password, or the user may not log in)",
+                 in->p->user);
+    }
+}
+
 int op_connect(struct op_instance *in)
 {
     op_disconnect(in);
-    int rc;
+    int rc = in->p->user ? read_password(in) : IB_OK;
+    if (rc != IB_OK) {
+        log_failure(in, rc);
+        return IB_ERR_INVALID;
+    }
     if (in->p->security_policy == OP_POLICY_NONE) {
         IB_WARN(in->host, in->ctx,
                 "connecting to %s with security policy None (allow_insecure: true): values and "
@@ -97,12 +141,16 @@ int op_connect(struct op_instance *in)
         rc = ua_channel_open(&in->ch, in->p->endpoint);
         if (rc == IB_OK)
             rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
+        if (rc == IB_OK && in->p->user && in->session.endpoint_cert) /* to encrypt the password */
+            ua_sec_set_peer(&in->sec, in->session.endpoint_cert, in->session.endpoint_cert_len);
     } else {
         rc = open_secured(in);
     }
     if (rc == IB_OK)
         rc = ua_session_open(&in->ch, &in->session, &in->scfg);
+    OPENSSL_cleanse(in->password, sizeof in->password);
     if (rc != IB_OK) {
+        explain_identity(in);
         log_failure(in, rc);
         ua_channel_close(&in->ch);
         return rc == IB_ERR_INVALID ? rc : IB_ERR_CONNECTION;

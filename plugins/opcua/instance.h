@@ -50,6 +50,7 @@ struct op_instance {
     struct ua_sec sec; /* own key and certificate (loaded at the first open), peer, keys */
     char application_uri[320];
     char pki_dir[1024];
+    char password[512];    /* read from password_file at each connect; wiped after use */
     uint32_t max_per_read; /* the configured limit, lowered by the server's */
     bool connected;
     uint32_t renewals_logged;

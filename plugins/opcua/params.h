@@ -21,6 +21,8 @@ struct op_connection_params {
     int64_t max_message_size;
     const char *application_uri;
     const char *pki_dir;
+    const char *user;
+    const char *password_file;
 };
 
 struct op_device_params {

@@ -26,6 +26,11 @@ static int check_connection(struct op_instance *in, const struct ib_connection_c
                                p->endpoint);
         bad = 1;
     }
+    if (!p->user != !p->password_file) {
+        in->host->config_error(in->ctx, cfg->where, p->user ? "password_file" : "user",
+                               "user and password_file go together");
+        bad = 1;
+    }
     if (p->security_policy != OP_POLICY_NONE) {
         if (p->security_mode == OP_MODE_NONE) {
             in->host->config_error(in->ctx, cfg->where, "security_mode",
@@ -105,6 +110,8 @@ static void session_config(struct op_instance *in)
         .timeout_ms = (double)p->session_timeout_ms,
         .policy = p->security_policy, /* enum op_policy has ua_policy's values */
         .mode = p->security_mode + 1, /* enum op_mode is ua_mode - 1 */
+        .user = p->user,
+        .token_sec = &in->sec,
     };
     in->sec.policy = p->security_policy;
     in->sec.mode = p->security_mode + 1;

@@ -85,6 +85,15 @@ static const struct ib_schema_entry connection_entries[] = {
      .description = "PKI directory: own/ (the gateway's certificate and key, made at first "
                     "connect), trusted/ (trusted server certificates), rejected/ (refused ones); "
                     "$STATE_DIRECTORY/opcua-pki when absent"},
+    {.key = "user",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, user),
+     .description = "User name for the session (with password_file); anonymous when absent"},
+    {.key = "password_file",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, password_file),
+     .description = "File whose first line is the user's password (mode 0600); the password "
+                    "is sent encrypted with the server's key as the endpoint asks, never logged"},
     {.key = "application_uri",
      .type = IB_S_STRING,
      .offset = offsetof(CP, application_uri),

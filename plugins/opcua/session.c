@@ -16,6 +16,24 @@
 #include "session.h"
 
 #define TOKEN_ANONYMOUS 0
+#define TOKEN_USERNAME  1
+
+static int policy_of(struct ua_str uri, int channel_policy)
+{
+    for (int p = UA_POLICY_NONE; p <= UA_POLICY_AES128_SHA256_RSAOAEP; p++)
+        if (uri.len > 0 && (size_t)uri.len == strlen(ua_policy_uri(p)) &&
+            memcmp(uri.ptr, ua_policy_uri(p), (size_t)uri.len) == 0)
+            return p;
+    return uri.len > 0 ? -1 : channel_policy; /* empty: the channel's policy */
+}
+
+static void copy_id(char *dst, size_t size, struct ua_str id)
+{
+    if (id.len >= 0 && (size_t)id.len < size) {
+        memcpy(dst, id.ptr, (size_t)id.len);
+        dst[id.len] = '\0';
+    }
+}
 
 static bool str_eq(struct ua_str s, const char *c)
 {
@@ -58,13 +76,16 @@ static void endpoint(struct ua_cur *c, struct ua_session *s, const struct ua_ses
     for (int32_t i = 0; i < n; i++) {
         struct ua_str id = ua_get_str(c);
         int32_t type = ua_get_i32(c);
-        ua_get_str(c); /* IssuedTokenType */
-        ua_get_str(c); /* IssuerEndpointUrl */
-        ua_get_str(c); /* SecurityPolicyUri */
-        if (c->err == UA_OK && none && type == TOKEN_ANONYMOUS && id.len >= 0 &&
-            (size_t)id.len < sizeof s->anonymous_policy) {
-            memcpy(s->anonymous_policy, id.ptr, (size_t)id.len);
-            s->anonymous_policy[id.len] = '\0';
+        ua_get_str(c);                     /* IssuedTokenType */
+        ua_get_str(c);                     /* IssuerEndpointUrl */
+        struct ua_str uri = ua_get_str(c); /* SecurityPolicyUri */
+        if (c->err != UA_OK || !none)
+            continue;
+        if (type == TOKEN_ANONYMOUS)
+            copy_id(s->anonymous_policy, sizeof s->anonymous_policy, id);
+        if (type == TOKEN_USERNAME && !s->user_policy[0]) {
+            copy_id(s->user_policy, sizeof s->user_policy, id);
+            s->user_token_policy = policy_of(uri, cfg->policy);
         }
     }
     ua_get_str(c); /* TransportProfileUri */
@@ -85,6 +106,7 @@ int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
     if (rc != IB_OK)
         return rc;
     s->anonymous_policy[0] = '\0';
+    s->user_policy[0] = '\0';
     bool found = false;
     int32_t n = ua_get_array_len(&c, 20);
     for (int32_t i = 0; i < n && c.err == UA_OK; i++)
@@ -164,7 +186,8 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
         snprintf(ch->error, sizeof ch->error, "the server's session nonce is not 32 bytes");
         return IB_ERR_PROTOCOL;
     }
-    if (secure)
+    s->has_server_nonce = srv_nonce.len == UA_NONCE_LEN;
+    if (s->has_server_nonce)
         memcpy(s->server_nonce, srv_nonce.ptr, UA_NONCE_LEN);
     if (c.err != UA_OK || keep_token(s, &token) != 0) {
         snprintf(ch->error, sizeof ch->error, "undecodable CreateSession response");
@@ -173,7 +196,77 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
     return IB_OK;
 }
 
-static int activate(struct ua_channel *ch, struct ua_session *s)
+/* The UserNameIdentityToken's password: UInt32 length || password || server nonce, encrypted
+ * with the server's key by RSA-OAEP when the token policy is not None (OPC 10000-4 §7.41.2.3). */
+static int put_password(struct ua_channel *ch, struct ua_session *s,
+                        const struct ua_session_config *cfg, struct ua_buf *b)
+{
+    size_t pw = strlen(cfg->password);
+    if (s->user_token_policy == UA_POLICY_NONE) {
+        ua_put_i32(b, (int32_t)pw);
+        ua_put_bytes(b, cfg->password, pw);
+        ua_put_i32(b, -1);
+        return IB_OK;
+    }
+    struct ua_sec *sec = cfg->token_sec;
+    if (!sec || !sec->peer_key || !s->has_server_nonce || pw > 4096) {
+        snprintf(ch->error, sizeof ch->error,
+                 "cannot encrypt the password: the server gave no certificate or nonce");
+        return IB_ERR_PROTOCOL;
+    }
+    uint8_t plain[4 + 4096 + UA_NONCE_LEN];
+    uint32_t n = (uint32_t)(pw + UA_NONCE_LEN);
+    for (int i = 0; i < 4; i++)
+        plain[i] = (uint8_t)(n >> (8 * i));
+    memcpy(plain + 4, cfg->password, pw);
+    memcpy(plain + 4 + pw, s->server_nonce, UA_NONCE_LEN);
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    int rc = ua_sec_rsa_encrypt(sec, plain, 4 + n, &ct, &ct_len);
+    OPENSSL_cleanse(plain, sizeof plain);
+    if (rc != 0) {
+        snprintf(ch->error, sizeof ch->error, "cannot encrypt the password");
+        return IB_ERR_PROTOCOL;
+    }
+    ua_put_i32(b, (int32_t)ct_len);
+    ua_put_bytes(b, ct, ct_len);
+    OPENSSL_free(ct);
+    ua_put_cstr(b, UA_ENC_ALG_RSA_OAEP);
+    return IB_OK;
+}
+
+/* The UserIdentityToken ExtensionObject: anonymous, or user name and password. */
+static int put_identity(struct ua_channel *ch, struct ua_session *s,
+                        const struct ua_session_config *cfg, struct ua_buf *b)
+{
+    bool user = cfg->user != NULL;
+    if (user && (!s->user_policy[0] || s->user_token_policy < 0)) {
+        snprintf(ch->error, sizeof ch->error,
+                 "the endpoint accepts no user name and password (or with an unknown policy)");
+        return IB_ERR_DENIED;
+    }
+    struct ua_nodeid type =
+        ua_nid_num(0, user ? UA_ID_USERNAME_IDENTITY_TOKEN : UA_ID_ANONYMOUS_IDENTITY_TOKEN);
+    ua_put_nodeid(b, &type);
+    ua_put_u8(b, 1); /* body: ByteString */
+    size_t len_at = b->len;
+    ua_put_i32(b, 0);
+    size_t body_at = b->len;
+    if (user) {
+        ua_put_cstr(b, s->user_policy);
+        ua_put_cstr(b, cfg->user);
+        int rc = put_password(ch, s, cfg, b);
+        if (rc != IB_OK)
+            return rc;
+    } else {
+        ua_put_cstr(b, s->anonymous_policy[0] ? s->anonymous_policy : "anonymous");
+    }
+    ua_buf_patch_u32(b, len_at, (uint32_t)(b->len - body_at));
+    return IB_OK;
+}
+
+static int activate(struct ua_channel *ch, struct ua_session *s,
+                    const struct ua_session_config *cfg)
 {
     uint8_t *sig = NULL;
     size_t sig_len = 0;
@@ -195,14 +288,9 @@ static int activate(struct ua_channel *ch, struct ua_session *s)
     }
     ua_put_i32(b, 0); /* ClientSoftwareCertificates */
     ua_put_i32(b, 0); /* LocaleIds */
-    struct ua_nodeid type = ua_nid_num(0, UA_ID_ANONYMOUS_IDENTITY_TOKEN);
-    ua_put_nodeid(b, &type);
-    ua_put_u8(b, 1); /* body: ByteString */
-    size_t len_at = b->len;
-    ua_put_i32(b, 0);
-    size_t body_at = b->len;
-    ua_put_cstr(b, s->anonymous_policy[0] ? s->anonymous_policy : "anonymous");
-    ua_buf_patch_u32(b, len_at, (uint32_t)(b->len - body_at));
+    int rc = put_identity(ch, s, cfg, b);
+    if (rc != IB_OK)
+        return rc;
     ua_put_i32(b, -1); /* UserTokenSignature.Algorithm */
     ua_put_i32(b, -1); /* UserTokenSignature.Signature */
     struct ua_cur c;
@@ -215,7 +303,7 @@ int ua_session_open(struct ua_channel *ch, struct ua_session *s,
     s->active = false;
     int rc = create(ch, s, cfg);
     if (rc == IB_OK)
-        rc = activate(ch, s);
+        rc = activate(ch, s, cfg);
     s->active = rc == IB_OK;
     return rc;
 }

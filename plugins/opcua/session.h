@@ -15,9 +15,12 @@ struct ua_session_config {
     const char *application_uri;
     const char *application_name;
     const char *session_name;
-    double timeout_ms; /* requested session timeout */
-    int policy;        /* enum ua_policy of the endpoint to use */
-    int mode;          /* enum ua_mode */
+    double timeout_ms;        /* requested session timeout */
+    int policy;               /* enum ua_policy of the endpoint to use */
+    int mode;                 /* enum ua_mode */
+    const char *user;         /* NULL: anonymous */
+    const char *password;     /* with user; never logged */
+    struct ua_sec *token_sec; /* for encrypting the password with the server's key */
 };
 
 struct ua_session {
@@ -25,6 +28,9 @@ struct ua_session {
     struct ua_nodeid auth; /* AuthenticationToken; string/bytes point into auth_raw */
     uint8_t auth_raw[128];
     char anonymous_policy[64]; /* the endpoint's PolicyId for anonymous ("" if none) */
+    char user_policy[64];      /* ... for user name and password ("" if none) */
+    int user_token_policy;     /* enum ua_policy that encrypts the password */
+    bool has_server_nonce;
     double revised_timeout_ms;
     uint8_t *endpoint_cert; /* the chosen endpoint's ServerCertificate (DER, owned; free) */
     size_t endpoint_cert_len;

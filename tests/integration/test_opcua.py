@@ -6,7 +6,7 @@ beyond 2^53), the bad StatusCode of a node as its quality with the code, batchin
 server's MaxNodesPerRead, the warning at every connect; the server stopped and started again:
 quality bad then good. Basic256Sha256 and Aes128_Sha256_RsaOaep in Sign and SignAndEncrypt,
 with token renewal; the untrusted server certificate refused, copied to rejected/, and
-accepted once moved to trusted/. The configuration refusals."""
+accepted once moved to trusted/. User name and password. The configuration refusals."""
 
 import subprocess
 from pathlib import Path
@@ -56,7 +56,7 @@ class OpcuaServer(_Proc):
         argv = ["node", str(PEER / "server.js"), "--port", str(self.port), "--pki",
                 str(self.dir / "pki"), "--port-file", str(self.port_file),
                 "--max-nodes-per-read", str(self.max_nodes_per_read)]
-        self._spawn_with_port_file(argv, 60, "the OPC UA server")
+        self._spawn_with_port_file(argv, 240, "the OPC UA server")
 
     @property
     def url(self):
@@ -206,6 +206,49 @@ def test_security_matrix(d):
                 check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
 
 
+def test_user_password(d):
+    """A user name with its password from a file: accepted with the right password (on a None
+    channel, where node-opcua still asks for the password encrypted with its key, and on a
+    SignAndEncrypt channel); the wrong one refused with a log line naming the user and the
+    StatusCode; the password in no log."""
+    install_peer()
+    p = session_pki()
+    good, bad = d / "pw", d / "bad"
+    good.write_text("s3cret!\n")
+    bad.write_text("Wr0ngPassw0rd\n")
+    for f in (good, bad):
+        f.chmod(0o600)
+    (d / "pki" / "trusted").mkdir(parents=True)
+    tags = [{"name": "Double", "node": f"ns={NS};s=Double"}]
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        for name, conn in (
+                ("none", connection(srv, tags, user="operator", password_file=str(good),
+                                    pki_dir=str(d / "pki"))),
+                ("sae", secured(srv, d, "Basic256Sha256", "SignAndEncrypt", tags,
+                                user="operator", password_file=str(good)))):
+            sub.clear()
+            gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=name)
+            if name == "sae":  # trust the server (the security matrix tests this step)
+                wait_for_file(d / "pki" / "rejected")
+                for f in (d / "pki" / "rejected").iterdir():
+                    f.rename(d / "pki" / "trusted" / f.name)
+            wait_sample(sub, "press", "Double", lambda s: s.get("q", "good") == "good", 60,
+                        f"a good value with the user's password ({name})")
+            check(gw.stop() == 0, f"{name}: SIGTERM exit status {gw.returncode}")
+        conn = secured(srv, d, "Basic256Sha256", "SignAndEncrypt", tags, user="operator",
+                       password_file=str(bad))
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name="wrong")
+        line = wait_line(gw, "BadUserAccessDenied", "operator", "wrong user name or password")
+        note(line.split("] ", 1)[-1][:200])
+        check(gw.stop() == 0, f"wrong: SIGTERM exit status {gw.returncode}")
+        for f in d.iterdir():
+            if f.suffix in (".stderr", ".stdout", ".log"):
+                text = f.read_text(errors="replace")
+                check("s3cret" not in text and "Wr0ngPassw0rd" not in text,
+                      f"a password appears in {f}")
+
+
 def wait_for_file(dir, timeout=30):
     from ibtest import wait_until
     return wait_until(lambda: dir.is_dir() and any(dir.iterdir()), timeout)
@@ -236,6 +279,7 @@ def test_config_refusals(d):
                   "goes with security_mode None")
     check_refused(d, connection(Fake, tags, security_policy="Basic256Sha256"), "security_mode",
                   "Sign or SignAndEncrypt")
+    check_refused(d, connection(Fake, tags, user="operator"), "password_file", "go together")
     check_refused(d, connection(Fake, [{"name": "t", "node": "ns=2;x=1"}]), "node",
                   "ns=2;x=1")
     check_refused(d, connection(Fake, [{"name": "t", "node": "nsu=urn:a;s=b"}]), "nsu=",
@@ -246,5 +290,5 @@ def test_config_refusals(d):
 
 
 if __name__ == "__main__":
-    run([test_values_with_security_none, test_security_matrix, test_server_restart,
-         test_config_refusals])
+    run([test_values_with_security_none, test_security_matrix, test_user_password,
+         test_server_restart, test_config_refusals])

@@ -1,6 +1,6 @@
 // The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
 // package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
-// variable of every scalar built-in type, a counter changing every 100 ms, a node whose value
+// variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
 //   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
@@ -62,6 +62,8 @@ async function main() {
         securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256,
                            SecurityPolicy.Aes128_Sha256_RsaOaep],
         allowAnonymous: true,
+        // one user, for the user name and password tests
+        userManager: { isValidUser: (user, password) => user === "operator" && password === "s3cret!" },
         serverCapabilities: { operationLimits: { maxNodesPerRead } },
     });
     await server.initialize();
