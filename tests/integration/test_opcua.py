@@ -8,10 +8,13 @@ quality bad then good. Basic256Sha256 and Aes128_Sha256_RsaOaep in Sign and Sign
 with token renewal; the untrusted server certificate refused, copied to rejected/, and
 accepted once moved to trusted/. User name and password. The configuration refusals."""
 
+import socket
+import struct
 import subprocess
 from pathlib import Path
 
-from ibtest import (ROOT, Failure, Gateway, Mosquitto, Subscriber, _Proc, check, data_topic,
+from ibtest import (ROOT, Failure, Gateway, Mosquitto, Subscriber, _Proc, _SocketThread, check,
+                    data_topic,
                     free_port, gateway_config, is_data, log_has, mqtt_section, note, run,
                     run_check, session_pki, wait_sample)
 
@@ -249,6 +252,95 @@ def test_user_password(d):
                       f"a password appears in {f}")
 
 
+class HostilePeer(_SocketThread):
+    """A TCP listener that answers each connection with one of a list of byte strings (after
+    reading what the client sends first), then closes it: garbage, truncated and lying
+    headers, and well-formed frames with broken contents."""
+
+    name = "hostile-peer"
+
+    def __init__(self, answers):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        self.port = sock.getsockname()[1]
+        self.answers = answers
+        self.served = 0
+        self._serve(sock, self._accept)
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                c.settimeout(2)
+                c.recv(65536)  # the Hello
+                answer = self.answers[self.served % len(self.answers)]
+                self.served += 1
+                for part in answer:
+                    c.sendall(part)
+                    try:  # the next request, if the client sends one
+                        c.recv(65536)
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+            finally:
+                c.close()
+
+
+def _ack(recv=65535, send=65535):
+    return b"ACKF" + struct.pack("<IIIIII", 28, 0, recv, send, 0, 0)
+
+
+def _opn_response(chan=1, token=1):
+    uri = b"http://opcfoundation.org/UA/SecurityPolicy#None"
+    body = (bytes([1, 0]) + struct.pack("<H", 449) + struct.pack("<qII", 0, 1, 0) + b"\x00" +
+            struct.pack("<i", -1) + b"\x00\x00\x00" + struct.pack("<IIIqI", 0, chan, token, 0, 3600000)
+            + struct.pack("<i", 0))
+    payload = (struct.pack("<I", chan) + struct.pack("<i", len(uri)) + uri +
+               struct.pack("<ii", -1, -1) + struct.pack("<II", 1, 1) + body)
+    return b"OPNF" + struct.pack("<I", 8 + len(payload)) + payload
+
+
+def test_hostile_peer(d):
+    """Garbage, truncated chunks and lying lengths from a hostile TCP peer: the daemon (under
+    ASan when built so) keeps running, every sample stays bad, nothing is published good."""
+    answers = [
+        [b"\x00" * 7],                                   # shorter than a header
+        [b"GARBAGE!" * 100],                              # unknown message type
+        [b"ACKF" + struct.pack("<I", 0xFFFFFFF0)],        # a 4 GB chunk announced
+        [b"ACKF" + struct.pack("<I", 12) + b"\x01\x02\x03\x04"],   # a truncated Acknowledge
+        [_ack(recv=100)],                                 # a buffer below the minimum
+        [b"ERRF" + struct.pack("<II", 20, 0x80800000) + struct.pack("<i", 0x7FFFFFFF)],
+        [_ack(), b"OPNF" + struct.pack("<I", 30) + b"\xff" * 22],   # a garbled OPN response
+        [_ack(), _opn_response()[:-5] + b"\xff" * 5],      # a response with a lying length
+        [_ack(), _opn_response(), b"MSGA" + struct.pack("<I", 8)],  # an aborted nothing
+        [_ack(), _opn_response(), b"MSGF" + struct.pack("<I", 24) + struct.pack("<IIII", 1, 1, 2, 2)],
+        [_ack(), _opn_response(chan=0)],                  # channel id 0
+    ]
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, HostilePeer(answers) as peer:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+
+        class Srv:
+            url = f"opc.tcp://127.0.0.1:{peer.port}"
+        conn = connection(Srv, [{"name": "x", "node": "ns=2;s=x"}], timeout="1s")
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d)
+        from ibtest import wait_until
+        wait_until(lambda: peer.served > len(answers) or not gw.running(), 240)
+        check(gw.running(), "the daemon died:\n" + gw.log()[-3000:])
+        check(peer.served >= len(answers), f"only {peer.served} connection attempts")
+        good = [m for m in sub.messages() if is_data(m) and
+                m.payload["values"].get("x", {}).get("q", "good") == "good"]
+        check(not good, f"a good value from a hostile peer: {good[:1]}")
+        note(f"{peer.served} hostile answers survived")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
 def wait_for_file(dir, timeout=30):
     from ibtest import wait_until
     return wait_until(lambda: dir.is_dir() and any(dir.iterdir()), timeout)
@@ -291,4 +383,4 @@ def test_config_refusals(d):
 
 if __name__ == "__main__":
     run([test_values_with_security_none, test_security_matrix, test_user_password,
-         test_server_restart, test_config_refusals])
+         test_server_restart, test_hostile_peer, test_config_refusals])
