@@ -124,6 +124,62 @@ static void explain_identity(struct op_instance *in)
     }
 }
 
+struct ns_map {
+    struct op_instance *in;
+    int found; /* the NamespaceArray was read */
+};
+
+/* Sets the namespace index of every nsu= tag from the server's NamespaceArray (a String
+ * array); a URI the server does not have gets index 65535 (read as BadNodeIdUnknown) and a
+ * warning. */
+static void on_namespaces(void *arg, size_t i, const struct ua_datavalue *dv)
+{
+    struct ns_map *m = arg;
+    struct op_instance *in = m->in;
+    (void)i;
+    const struct ua_variant *v = &dv->value;
+    if (!(dv->mask & UA_DV_VALUE) || !v->is_array || v->type != UA_STRING)
+        return;
+    m->found = 1;
+    for (uint32_t d = 0; d < in->n_devices; d++)
+        for (uint32_t g = 0; g < in->devices[d].n_groups; g++) {
+            struct op_group *grp = &in->devices[d].groups[g];
+            for (uint32_t t = 0; t < grp->n_tags; t++) {
+                struct op_tag *tag = &grp->tags[t];
+                if (tag->nsu.len < 0)
+                    continue;
+                uint32_t index = 65535;
+                struct ua_variant e;
+                for (int32_t k = 0; k < v->n && k < 65535; k++)
+                    if (ua_variant_elem(v, k, &e) == UA_OK && e.v.s.len == tag->nsu.len &&
+                        memcmp(e.v.s.ptr, tag->nsu.ptr, (size_t)tag->nsu.len) == 0) {
+                        index = (uint32_t)k;
+                        break;
+                    }
+                if (index == 65535)
+                    IB_LOG(in->host, in->ctx, IB_LOG_WARNING, in->devices[d].name, tag->name,
+                           "the server has no namespace '%.*s' (its NamespaceArray, node "
+                           "i=2255, lists the URIs it has)",
+                           (int)tag->nsu.len, tag->nsu.ptr);
+                tag->node.ns = (uint16_t)index;
+                grp->nodes[t].ns = (uint16_t)index;
+            }
+        }
+}
+
+static int resolve_namespaces(struct op_instance *in)
+{
+    struct ns_map m = {in, 0};
+    struct ua_nodeid node = ua_nid_num(0, UA_NODE_SERVER_NAMESPACE_ARRAY);
+    int rc = ua_read(&in->ch, &in->session, &node, 1, UA_ATTR_VALUE, on_namespaces, &m);
+    if (rc == IB_OK && !m.found) {
+        snprintf(in->ch.error, sizeof in->ch.error,
+                 "the server's NamespaceArray (i=2255) is not an array of strings");
+        rc = IB_ERR_PROTOCOL;
+    }
+    return rc;
+}
+
 int op_connect(struct op_instance *in)
 {
     op_disconnect(in);
@@ -149,6 +205,8 @@ int op_connect(struct op_instance *in)
     if (rc == IB_OK)
         rc = ua_session_open(&in->ch, &in->session, &in->scfg);
     OPENSSL_cleanse(in->password, sizeof in->password);
+    if (rc == IB_OK && in->has_nsu) /* indexes can change when the server restarts */
+        rc = resolve_namespaces(in);
     if (rc != IB_OK) {
         explain_identity(in);
         log_failure(in, rc);

@@ -19,6 +19,7 @@
 struct op_tag {
     const char *name;
     struct ua_nodeid node;
+    struct ua_str nsu;    /* nsu= namespace URI (in the config), len -1 when none */
     uint8_t *bytes;       /* decoded b= identifier (owned) */
     struct ua_text text;  /* string values (owned) */
     struct ib_episode ep; /* bad StatusCodes of this tag */
@@ -53,6 +54,7 @@ struct op_instance {
     char password[512];    /* read from password_file at each connect; wiped after use */
     uint32_t max_per_read; /* the configured limit, lowered by the server's */
     bool connected;
+    bool has_nsu; /* some tag names its namespace by URI */
     uint32_t renewals_logged;
     struct ib_episode open_ep;
     struct ib_episode read_ep;

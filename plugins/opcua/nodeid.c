@@ -114,15 +114,41 @@ static int parse_guid(const char *s, struct ua_guid *g)
     return 0;
 }
 
+/* The ';' that ends an nsu= URI: the first one followed by an identifier type and '='. */
+static const char *uri_end(const char *p)
+{
+    for (const char *s = strchr(p, ';'); s; s = strchr(s + 1, ';'))
+        if (s[1] && strchr("isgb", s[1]) && s[2] == '=')
+            return s;
+    return NULL;
+}
+
+int ua_nodeid_parse_uri(const char *text, struct ua_nodeid *n, struct ua_str *nsu, uint8_t *bytes,
+                        size_t bytes_size, char *err, size_t err_size)
+{
+    nsu->ptr = NULL;
+    nsu->len = -1;
+    if (strncmp(text, "nsu=", 4) != 0)
+        return ua_nodeid_parse(text, n, bytes, bytes_size, err, err_size);
+    const char *end = uri_end(text + 4);
+    if (!end || end == text + 4)
+        return bad(err, err_size,
+                   "nsu= takes a namespace URI followed by ';' and the identifier, for example "
+                   "nsu=urn:example:machine;s=Speed");
+    if (ua_nodeid_parse(end + 1, n, bytes, bytes_size, err, err_size) != 0)
+        return -1;
+    nsu->ptr = text + 4;
+    nsu->len = (int32_t)(end - text - 4);
+    return 0;
+}
+
 int ua_nodeid_parse(const char *text, struct ua_nodeid *n, uint8_t *bytes, size_t bytes_size,
                     char *err, size_t err_size)
 {
     memset(n, 0, sizeof *n);
     const char *p = text;
     if (strncmp(p, "nsu=", 4) == 0)
-        return bad(err, err_size,
-                   "nsu= (namespace URI) node ids are not supported yet: write ns=<index>; as "
-                   "the server's NamespaceArray gives it");
+        return bad(err, err_size, "nsu= is not allowed here");
     if (strncmp(p, "ns=", 3) == 0) {
         const char *semi = strchr(p, ';');
         uint64_t ns;

@@ -15,6 +15,12 @@
 int ua_nodeid_parse(const char *text, struct ua_nodeid *n, uint8_t *bytes, size_t bytes_size,
                     char *err, size_t err_size);
 
+/* As ua_nodeid_parse, also accepting nsu=<namespace URI>;<i|s|g|b>=...: *nsu then points to
+ * the URI in `text` (len -1 when the id has none), for the caller to resolve into n->ns with
+ * the server's NamespaceArray. */
+int ua_nodeid_parse_uri(const char *text, struct ua_nodeid *n, struct ua_str *nsu, uint8_t *bytes,
+                        size_t bytes_size, char *err, size_t err_size);
+
 /* Writes the text form of *n (truncated to size). Returns buf. */
 char *ua_nodeid_format(const struct ua_nodeid *n, char *buf, size_t size);
 

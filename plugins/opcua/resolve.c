@@ -64,7 +64,7 @@ static int resolve_tag(struct op_instance *in, const struct ib_tag_config *tc, s
     t->bytes = malloc(n + 1);
     if (!t->bytes)
         return IB_ERR_NOMEM;
-    if (ua_nodeid_parse(tp->node, &t->node, t->bytes, n + 1, err, sizeof err) != 0) {
+    if (ua_nodeid_parse_uri(tp->node, &t->node, &t->nsu, t->bytes, n + 1, err, sizeof err) != 0) {
         in->host->config_error(in->ctx, tc->where, "node", "'%s': %s", tp->node, err);
         return IB_ERR_INVALID;
     }
@@ -88,6 +88,7 @@ static int resolve_group(struct op_instance *in, const struct ib_group_config *g
         if (r != IB_OK)
             rc = r;
         g->nodes[t] = g->tags[t].node;
+        in->has_nsu |= g->tags[t].nsu.len >= 0;
     }
     return rc;
 }

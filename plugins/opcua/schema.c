@@ -108,8 +108,9 @@ static const struct ib_schema_entry tag_entries[] = {
      .type = IB_S_STRING,
      .flags = IB_SF_REQUIRED,
      .offset = offsetof(struct op_tag_params, node),
-     .description = "NodeId of the variable: ns=2;s=Machine.Speed, i=2258, ns=3;g=<guid> or "
-                    "ns=1;b=<base64>"},
+     .description = "NodeId of the variable: ns=2;s=Machine.Speed, i=2258, ns=3;g=<guid>, "
+                    "ns=1;b=<base64>, or nsu=<namespace URI>;s=... (the index looked up in the "
+                    "server's NamespaceArray at every connect)"},
 };
 
 const struct ib_schema op_connection_schema = {

@@ -68,7 +68,7 @@ class OpcuaServer(_Proc):
 
 def connection(server, tags, **kw):
     c = {"name": "ua", "plugin": "opcua", "endpoint": server.url, "security_policy": "None",
-         "security_mode": "None", "allow_insecure": True, "timeout": "3s"}
+         "security_mode": "None", "allow_insecure": True, "timeout": "10s"}
     c.update(kw)
     c["devices"] = [{"name": "press", "groups": [
         {"name": "all", "interval_ms": INTERVAL_MS, "tags": tags}]}]
@@ -80,7 +80,10 @@ def all_tags():
     tags += [{"name": "Counter", "node": f"ns={NS};s=Counter"},
              {"name": "Broken", "node": f"ns={NS};s=Broken"},
              {"name": "Missing", "node": f"ns={NS};s=Missing"},
-             {"name": "ServerState", "node": "i=2259"}]
+             {"name": "ServerState", "node": "i=2259"},
+             # the namespace by its URI, resolved through the NamespaceArray at connect
+             {"name": "ViaUri", "node": "nsu=urn:ironbridge:test;s=Double"},
+             {"name": "UnknownUri", "node": "nsu=urn:nowhere;s=Double"}]
     return tags
 
 
@@ -93,7 +96,10 @@ def check_values(m):
             errors.append(f"{name}: {s!r}")
         elif s.get("v") != want or type(s.get("v")) is not type(want):
             errors.append(f"{name}: v={s.get('v')!r}, expected {want!r}")
-    for name, code in (("Broken", BAD_DEVICE_FAILURE), ("Missing", BAD_NODE_ID_UNKNOWN)):
+    if vals.get("ViaUri", {}).get("v") != 3.141592653589793:
+        errors.append(f"ViaUri: {vals.get('ViaUri')!r}, expected 3.141592653589793")
+    for name, code in (("Broken", BAD_DEVICE_FAILURE), ("Missing", BAD_NODE_ID_UNKNOWN),
+                       ("UnknownUri", BAD_NODE_ID_UNKNOWN)):
         s = vals.get(name)
         if not (isinstance(s, dict) and s.get("q") == "bad" and s.get("reason") == "exception"
                 and s.get("code") == code and "v" not in s):
@@ -110,7 +116,10 @@ def test_values_with_security_none(d):
     with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
         sub = Subscriber(b, data_topic(), cafile=p.ca)
         gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, all_tags())]), d)
-        first = sub.wait_for(lambda m: is_data(m, "press"), 30, "a data message from press")
+        # the first message with values (a server slow to answer under load gives bad ones)
+        first = sub.wait_for(lambda m: is_data(m, "press") and
+                             m.payload["values"].get("Double", {}).get("q", "good") == "good",
+                             90, "a data message from press with values")
         check_values(first)
         # the counter moves: values are read again at every poll, not once
         c0 = first.payload["values"]["Counter"]["v"]
@@ -125,6 +134,8 @@ def test_values_with_security_none(d):
               "the bad node's StatusCode is not named in the log")
         check(log_has(log, "Missing", "BadNodeIdUnknown") is not None,
               "the unknown node's StatusCode is not named in the log")
+        check(log_has(log, "UnknownUri", "no namespace 'urn:nowhere'") is not None,
+              "the unknown namespace URI is not named in the log")
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
@@ -190,7 +201,9 @@ def test_security_matrix(d):
                 conn = secured(srv, d, policy, mode, tags, **extra)
                 gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d,
                              name=f"{policy}-{mode}")
-                m = sub.wait_for(lambda m: is_data(m, "press"), 30, f"data with {policy} {mode}")
+                m = sub.wait_for(lambda m: is_data(m, "press") and
+                                 m.payload["values"]["Double"].get("q", "good") == "good", 60,
+                                 f"data with {policy} {mode}")
                 vals = m.payload["values"]
                 check(vals["Double"].get("v") == 3.141592653589793 and
                       vals["UInt64"].get("v") == "18446744073709551615" and
@@ -374,8 +387,8 @@ def test_config_refusals(d):
     check_refused(d, connection(Fake, tags, user="operator"), "password_file", "go together")
     check_refused(d, connection(Fake, [{"name": "t", "node": "ns=2;x=1"}]), "node",
                   "ns=2;x=1")
-    check_refused(d, connection(Fake, [{"name": "t", "node": "nsu=urn:a;s=b"}]), "nsu=",
-                  "not supported yet")
+    check_refused(d, connection(Fake, [{"name": "t", "node": "nsu=urn:a"}]), "nsu=",
+                  "namespace URI followed by")
     bad_url = connection(Fake, tags)
     bad_url["endpoint"] = "http://127.0.0.1:4840"
     check_refused(d, bad_url, "endpoint", "opc.tcp://")

@@ -80,6 +80,34 @@ static void refusals(void **state)
     assert_non_null(strstr(err, "nsu="));
 }
 
+static void namespace_uris(void **state)
+{
+    (void)state;
+    struct ua_nodeid n;
+    struct ua_str uri;
+    uint8_t bytes[64];
+    char err[200];
+    assert_int_equal(ua_nodeid_parse_uri("nsu=urn:ironbridge:test;s=Double", &n, &uri, bytes,
+                                         sizeof bytes, err, sizeof err),
+                     0);
+    assert_int_equal(uri.len, 19);
+    assert_memory_equal(uri.ptr, "urn:ironbridge:test", 19);
+    assert_int_equal(n.kind, UA_NID_STRING);
+    assert_int_equal(n.id.str.len, 6);
+    /* a URI with ';' inside, and a string id with ';' inside */
+    assert_int_equal(
+        ua_nodeid_parse_uri("nsu=http://x/a;b;i=7", &n, &uri, bytes, sizeof bytes, err, sizeof err),
+        0);
+    assert_int_equal(uri.len, 12);
+    assert_int_equal(n.id.num, 7);
+    assert_int_equal(ua_nodeid_parse_uri("i=7", &n, &uri, bytes, sizeof bytes, err, sizeof err), 0);
+    assert_int_equal(uri.len, -1);
+    const char *bad[] = {"nsu=urn:a", "nsu=;s=a", "nsu=urn:a;s=", "nsu=urn:a;x=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(
+            ua_nodeid_parse_uri(bad[i], &n, &uri, bytes, sizeof bytes, err, sizeof err), -1);
+}
+
 static void base64(void **state)
 {
     (void)state;
@@ -100,6 +128,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_forms),
         cmocka_unit_test(refusals),
+        cmocka_unit_test(namespace_uris),
         cmocka_unit_test(base64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
