@@ -97,9 +97,9 @@ static struct result run(uint8_t mode, double deadband)
             if (!n)
                 continue;
             ib_record_encode(&body, &enc[k], 1764163200000LL + sec * 1000, norm, idx, n);
-            ib_store_push(q, topic[k], body.p, body.len);
+            ib_store_push(q, topic[k], ib_record_seq_head, NULL, body.p, body.len);
             struct ib_store_rec rec;
-            while (ib_store_next(q, 0, 1, &rec)) { /* the broker takes it at once */
+            while (ib_store_next(q, 1, &rec, NULL)) { /* the broker takes it at once */
                 if (sec == 0) {
                     r.first_messages++;
                     r.first_bytes += rec.len + strlen(rec.topic);

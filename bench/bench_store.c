@@ -135,7 +135,7 @@ static struct rate append_store(const char *dir, int fsync, long n, const char *
     double t0 = now_s();
     for (long i = 0; i < n; i++) {
         record_next(r, 1764163200000 + i);
-        ib_store_push(s, topic, r->body.p, r->body.len);
+        ib_store_push(s, topic, ib_record_seq_head, NULL, r->body.p, r->body.len);
         bytes += r->body.len;
     }
     ib_store_close(s); /* the last fdatasync belongs to the cost */
@@ -228,7 +228,7 @@ static void *live_main(void *arg)
     double next = now_s();
     while (!atomic_load(&lv->stop)) {
         record_next(&lv->r, 1764163300000);
-        ib_store_push(lv->s, "bench/live", lv->r.body.p, lv->r.body.len);
+        ib_store_push(lv->s, "bench/live", ib_record_seq_head, NULL, lv->r.body.p, lv->r.body.len);
         atomic_fetch_add(&lv->pushed, 1);
         next += 1.0 / LIVE_RECORDS_S;
         double wait = next - now_s();
@@ -262,7 +262,7 @@ static struct replay_result replay(const char *dir, int port, int64_t rate)
     long n = BACKLOG_SAMPLES / TAGS_PER_RECORD;
     for (long i = 0; i < n; i++) {
         record_next(&r, 1764163200000 + i);
-        ib_store_push(s, "bench/backlog", r.body.p, r.body.len);
+        ib_store_push(s, "bench/backlog", ib_record_seq_head, NULL, r.body.p, r.body.len);
     }
     char uri[64], url[64];
     snprintf(uri, sizeof uri, "tcp://127.0.0.1:%d", port);
@@ -374,7 +374,7 @@ int main(int argc, char **argv)
     for (long target = 10000; target <= 5000000; target *= 10) {
         for (; pushed * TAGS_PER_RECORD < target; pushed++) {
             record_next(&r, 1764163200000 + pushed);
-            ib_store_push(s, topic, r.body.p, r.body.len);
+            ib_store_push(s, topic, ib_record_seq_head, NULL, r.body.p, r.body.len);
         }
         printf("| %ld | %ld |\n", pushed * TAGS_PER_RECORD, rss_kib());
         if (target == 1000000)
@@ -387,7 +387,7 @@ int main(int argc, char **argv)
     double t0 = now_s();
     struct ib_store_rec rec;
     uint64_t replayed = 0;
-    while (ib_store_next(s, 0, 256, &rec)) {
+    while (ib_store_next(s, 256, &rec, NULL)) {
         ib_store_ack(s, rec.seq);
         replayed++;
     }

@@ -13,6 +13,7 @@
 #include "north.h"
 #include "report.h"
 #include "store.h"
+#include "units.h"
 #include "util.h"
 
 struct ib_plugin_registry;
@@ -102,9 +103,6 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
  * alive across reloads. ib_config_free drops one reference (accepts NULL). Main thread only. */
 struct ib_config *ib_config_ref(struct ib_config *cfg);
 void ib_config_free(struct ib_config *cfg);
-
-/* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */
-int ib_parse_duration_ms(const char *s, int64_t *out);
 
 /* N when scale is exactly 1/N for an integer N (see ib_tag_core.divisor), else 0. */
 double ib_scale_divisor(double scale);

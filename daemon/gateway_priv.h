@@ -85,6 +85,8 @@ struct poller {
     /* poller thread only: */
     bool open;
     struct ib_episode open_failing; /* failed attempts to open, since the last success */
+    struct ib_episode losing;       /* connections lost while reading, until one stays up */
+    unsigned reads_on_conn;         /* reads since the connection was opened */
     unsigned opens;                 /* attempts to open, ever */
     int64_t next_open_ms;
     uint64_t rng;

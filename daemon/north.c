@@ -1,115 +1,50 @@
-/* MQTT north through paho MQTTAsync. A fresh paho client is made for every connection attempt
- * and destroyed when the attempt fails or the connection drops: what was in flight then is sent
- * again from our queue (at least once), and no paho state or callback context outlives it. */
-#include "north.h"
+/* The north's thread and sending: takes records from the store and hands them to paho, tracks
+ * their PUBACKs, publishes the status messages. A fresh paho client is made for every connection
+ * attempt (north_connect.c) and destroyed when the attempt fails or the connection drops: what
+ * was in flight then is sent again from our queue (at least once), and no paho state or
+ * callback context outlives it. */
+#include "north_impl.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <MQTTAsync.h>
-
 #include "log.h"
-#include "tlscheck.h"
 #include "topic.h"
 #include "util.h"
 
-enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
-
-/* One per message handed to paho: the callback finds its record by seq. `gen` tells a callback
- * of an earlier client from one of the current. Listed so that what paho never calls back is
- * freed when the client is destroyed. */
-struct sendctx {
-    struct ib_north *n;
-    uint64_t seq; /* 0: a status message, not a record */
-    size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
-    unsigned gen;
-    struct sendctx *prev, *next;
-};
-
-struct ib_north {
-    const struct ib_mqtt_cfg *cfg;
-    struct ib_store *q;
-    char status_topic[512];
-    char cfgstat_topic[512];
-    char sub_topic[512]; /* empty: no subscription */
-    ib_north_msg_fn sub_fn;
-    void *sub_ud;
-    pthread_t thread;
-    bool started;
-
-    pthread_mutex_t mu; /* guards the fields below, touched by paho's threads and ours */
-    enum nstate state;
-    unsigned gen;
-    bool conn_failed, conn_lost, stopping, flush;
-    char *cfgstat;     /* retained config-status payload */
-    bool cfgstat_sent; /* published on the current connection */
-    char fail_msg[256];
-    struct sendctx *ctxs;
-    size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
-    atomic_bool connected;
-
-    /* north thread only: */
-    MQTTAsync client;
-    unsigned attempt;
-    int64_t next_attempt_ms;
-    uint64_t rng;
-    struct ib_ratelimit rl_fail, rl_tls;
-    char password[256];
-};
-
-static void wake(struct ib_north *n)
+/* Any thread, with or without n->mu or store.mu held. */
+void north_wake(struct ib_north *n)
 {
-    ib_store_wake(n->q);
+    pthread_mutex_lock(&n->wake_mu);
+    n->woken = true;
+    pthread_cond_signal(&n->wake_cv);
+    pthread_mutex_unlock(&n->wake_mu);
+}
+
+static void wake_from_store(void *ud)
+{
+    north_wake(ud);
+}
+
+/* The north thread: wait up to ms for a wake-up (one since the last wait counts). */
+static void wait_wake(struct ib_north *n, int64_t ms)
+{
+    struct timespec dl = ib_deadline_ms(ms > 0 ? ms : 0);
+    pthread_mutex_lock(&n->wake_mu);
+    while (!n->woken && pthread_cond_timedwait(&n->wake_cv, &n->wake_mu, &dl) == 0)
+        ;
+    n->woken = false;
+    pthread_mutex_unlock(&n->wake_mu);
 }
 
 /* ---- paho callbacks (paho's threads) --------------------------------------------------------- */
 
-static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
-{
-    (void)r;
-    struct ib_north *n = ctx;
-    pthread_mutex_lock(&n->mu);
-    if (n->state == N_CONNECTING)
-        n->state = N_CONNECTED;
-    pthread_mutex_unlock(&n->mu);
-    wake(n);
-}
-
-/* Record a failure for the north thread to act on (any thread). */
-static void set_failure(struct ib_north *n, bool lost, const char *why)
-{
-    pthread_mutex_lock(&n->mu);
-    if (lost)
-        n->conn_lost = true;
-    else
-        n->conn_failed = true;
-    snprintf(n->fail_msg, sizeof n->fail_msg, "%s", why);
-    pthread_mutex_unlock(&n->mu);
-    wake(n);
-}
-
-static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
-{
-    char why[256];
-    if (r && r->message)
-        snprintf(why, sizeof why, "%s", r->message);
-    else if (r)
-        snprintf(why, sizeof why, "%s (code %d)", MQTTAsync_strerror(r->code), r->code);
-    else
-        snprintf(why, sizeof why, "connect failed");
-    set_failure(ctx, false, why);
-}
-
-static void on_conn_lost(void *ctx, char *cause)
-{
-    set_failure(ctx, true, cause ? cause : "connection lost");
-}
-
-static int on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     struct ib_north *n = ctx;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
@@ -136,16 +71,26 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
+    bool online = c->seq == SEQ_ONLINE, online_failed = false;
     pthread_mutex_lock(&n->mu);
-    if (c->gen == n->gen && c->seq) {
+    if (online) {
+        online = c->gen == n->gen; /* still this connection's */
+        n->ready |= online && ok;
+        online_failed = online && !ok;
+    } else if (c->gen == n->gen && c->seq) {
         if (ok)
             ib_store_ack(n->q, c->seq);
         else
             ib_store_nack(n->q, c->seq);
+        n->delivered |= ok;
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
     free(c);
+    if (online_failed) /* a connection that cannot take one message does not work */
+        north_set_failure(n, true, "the broker did not take the online status message");
+    else if (online)
+        north_wake(n); /* records may go */
 }
 
 static void on_sent(void *ctx, MQTTAsync_successData *r)
@@ -158,19 +103,6 @@ static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
 {
     (void)r;
     ctx_done(ctx, false);
-}
-
-static int on_tls_error(const char *str, size_t len, void *u)
-{
-    struct ib_north *n = u;
-    /* Called on paho's thread during the handshake; the rate limit is ours alone there. */
-    pthread_mutex_lock(&n->mu);
-    int ok = ib_ratelimit_ok(&n->rl_tls, ib_monotonic_ms());
-    pthread_mutex_unlock(&n->mu);
-    if (ok >= 0)
-        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: TLS with %s failed: %.*s", n->cfg->url,
-               (int)(len > 0 && str[len - 1] == '\n' ? len - 1 : len), str);
-    return 0;
 }
 
 /* ---- the north thread ------------------------------------------------------------------------ */
@@ -189,19 +121,6 @@ static unsigned inflight_limit(struct ib_north *n)
     struct ib_store_stats st;
     ib_store_stats(n->q, &st);
     return st.inflight ? (unsigned)st.inflight : 1;
-}
-
-static int read_secret(const char *path, char *out, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(out, 1, len - 1, f);
-    fclose(f);
-    out[n] = '\0';
-    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        out[--n] = '\0';
-    return 0;
 }
 
 static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
@@ -263,6 +182,7 @@ static void drop_client(struct ib_north *n)
     n->inflight_bytes = 0;
     n->state = N_DISCONNECTED;
     n->conn_failed = n->conn_lost = false;
+    n->delivered = n->ready = false;
     pthread_mutex_unlock(&n->mu);
     atomic_store(&n->connected, false);
     while (c) {
@@ -273,107 +193,23 @@ static void drop_client(struct ib_north *n)
     ib_store_rewind(n->q);
 }
 
-static void start_connect(struct ib_north *n)
-{
-    const struct ib_mqtt_cfg *cfg = n->cfg;
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    co.sendWhileDisconnected = 0; /* our queue holds data while offline, not paho's buffer */
-    /* paho counts messages not yet written against maxBufferedMessages even while connected
-     * (default 100): below the in-flight window it refuses sends during a fast replay. */
-    co.maxBufferedMessages = (int)cfg->max_inflight + 16;
-    int rc = MQTTAsync_createWithOptions(&n->client, cfg->server_uri, cfg->client_id,
-                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
-    if (rc != MQTTASYNC_SUCCESS) {
-        ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot create an MQTT client for %s: %s",
-               cfg->url, MQTTAsync_strerror(rc));
-        n->client = NULL;
-        n->next_attempt_ms = ib_monotonic_ms() + cfg->reconnect_max_ms;
-        return;
-    }
-    MQTTAsync_setCallbacks(n->client, n, on_conn_lost, on_message, NULL);
-
-    MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
-    o.keepAliveInterval = (int)cfg->keepalive_s;
-    o.cleansession = 1;
-    o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
-    o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
-    o.maxInflight = (int)cfg->max_inflight + 4;
-    o.onSuccess = on_connect_ok;
-    o.onFailure = on_connect_fail;
-    o.context = n;
-    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
-    will.topicName = n->status_topic;
-    will.message = "offline";
-    will.retained = 1;
-    will.qos = 1;
-    o.will = &will;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    if (cfg->tls) {
-        ssl.trustStore = cfg->ca;
-        ssl.CApath = cfg->ca_path;
-        ssl.keyStore = cfg->cert;
-        ssl.privateKey = cfg->key;
-        ssl.enableServerCertAuth = 1;
-        ssl.verify = 1;                            /* paho's default 0 skips the host name check */
-        ssl.disableDefaultTrustStore = 1;          /* trust only the configured CA */
-        ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT; /* OpenSSL 3 refuses below TLS 1.2 */
-        ssl.ssl_error_cb = on_tls_error;
-        ssl.ssl_error_context = n;
-        o.ssl = &ssl;
-    } else {
-        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
-               "north: connecting to %s in PLAINTEXT (allow_insecure: true): data and "
-               "credentials travel unencrypted",
-               cfg->url);
-    }
-    if (cfg->username)
-        o.username = cfg->username;
-    if (cfg->password_file) {
-        if (read_secret(cfg->password_file, n->password, sizeof n->password) < 0)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot read password_file %s: %s",
-                   cfg->password_file, strerror(errno));
-        else
-            o.password = n->password;
-    }
-    pthread_mutex_lock(&n->mu);
-    n->state = N_CONNECTING;
-    n->conn_failed = n->conn_lost = false;
-    pthread_mutex_unlock(&n->mu);
-    ib_log(IB_LOG_DEBUG, NULL, NULL, NULL, "north: connecting to %s", cfg->url);
-    rc = MQTTAsync_connect(n->client, &o);
-    if (rc != MQTTASYNC_SUCCESS)
-        set_failure(n, false, MQTTAsync_strerror(rc));
-}
-
-static void schedule_retry(struct ib_north *n, const char *why)
-{
-    int64_t delay =
-        ib_backoff_ms(n->cfg->reconnect_min_ms, n->cfg->reconnect_max_ms, n->attempt, &n->rng);
-    n->attempt++;
-    int s = ib_ratelimit_ok(&n->rl_fail, ib_monotonic_ms());
-    if (s >= 0) {
-        /* paho says only "TCP/TLS connect failure" for a refused certificate: find out why with
-         * a handshake of our own, so that the log tells a person what to fix. */
-        char diag[512] = "";
-        if (n->cfg->tls && ib_tls_diagnose(n->cfg, 3000, diag, sizeof diag) < 0)
-            why = diag;
-        ib_log(IB_LOG_ERR, NULL, NULL, NULL,
-               "north: cannot connect to the broker %s: %s; retrying in %.1f s%s", n->cfg->url, why,
-               (double)delay / 1000.0, s > 0 ? " (similar messages were suppressed)" : "");
-    }
-    n->next_attempt_ms = ib_monotonic_ms() + delay;
-}
-
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
-    if (n->attempt > 0)
-        ib_log(IB_LOG_NOTICE, NULL, NULL, NULL, "north: connected to %s after %u failed attempts",
-               n->cfg->url, n->attempt);
-    else
+    n->up_since_ms = ib_monotonic_ms();
+    if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
-    n->attempt = 0;
-    publish(n, n->status_topic, "online", 6, 1, 1, 0);
+        n->attempt = 0;
+    } else {
+        ib_log(IB_LOG_DEBUG, NULL, NULL, NULL,
+               "north: connected to %s (failing since %" PRId64 " s ago)", n->cfg->url,
+               ib_episode_age_s(&n->ep, n->up_since_ms));
+    }
+    if (publish(n, n->status_topic, "online", 6, 1, 1, SEQ_ONLINE) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->ready = true; /* not handed to paho: do not wait for its acknowledgement */
+        pthread_mutex_unlock(&n->mu);
+    }
     if (n->sub_topic[0]) {
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
@@ -384,6 +220,19 @@ static void on_connected(struct ib_north *n)
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
     pthread_mutex_unlock(&n->mu);
+}
+
+/* Records go to paho only once the broker acknowledged this connection's "online" status. A
+ * broker that drops the connection at each PUBLISH then never holds records: paho 1.3.12 does
+ * not free the messages it still holds unsent when the connection drops (upstream issue 1689;
+ * MQTTAsync_destroy does not either), so what is lost to paho per dropped connection is bounded
+ * by that one small status message. Costs one round trip per connect. */
+static bool connection_ready(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool ready = n->ready;
+    pthread_mutex_unlock(&n->mu);
+    return ready;
 }
 
 /* Publish the config-status message if it changed or was not sent on this connection. */
@@ -410,7 +259,7 @@ static void *north_main(void *arg)
         enum nstate st = n->state;
         bool failed = n->conn_failed, lost = n->conn_lost, stopping = n->stopping;
         bool flush = n->flush;
-        char why[256];
+        char why[sizeof n->fail_msg];
         memcpy(why, n->fail_msg, sizeof why);
         pthread_mutex_unlock(&n->mu);
         int64_t now = ib_monotonic_ms();
@@ -419,18 +268,13 @@ static void *north_main(void *arg)
             flush_deadline = now + (flush ? n->cfg->flush_timeout_ms : 0);
         if (failed || lost) {
             drop_client(n);
-            if (lost)
-                ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
-                       "north: connection to %s lost: %s; unacknowledged messages will be sent "
-                       "again",
-                       n->cfg->url, why);
-            schedule_retry(n, why);
+            north_schedule_retry(n, lost, why);
             continue;
         }
         if (st == N_CONNECTED && !atomic_load(&n->connected))
             on_connected(n);
         if (st == N_CONNECTED)
-            send_cfgstat(n);
+            north_check_stable(n, now);
         if (stopping) {
             struct ib_store_stats s;
             ib_store_stats(n->q, &s);
@@ -441,30 +285,38 @@ static void *north_main(void *arg)
             if (stopping)
                 break;
             if (now >= n->next_attempt_ms)
-                start_connect(n);
+                north_start_connect(n);
             else
-                ib_store_next(
-                    n->q, (int)(n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now),
-                    0, &(struct ib_store_rec){0});
+                wait_wake(n, n->next_attempt_ms - now > 1000 ? 1000 : n->next_attempt_ms - now);
             continue;
         }
         if (st == N_CONNECTING) {
             /* Wait for paho's answer; the callbacks wake us. */
             if (stopping && now >= flush_deadline)
                 break;
-            ib_store_next(n->q, 200, 0, &(struct ib_store_rec){0});
+            wait_wake(n, 200);
             continue;
         }
-        struct ib_store_rec r;
-        if (!ib_store_next(n->q, 200, inflight_limit(n), &r))
+        if (!connection_ready(n)) {
+            if (stopping && now >= flush_deadline)
+                break;
+            wait_wake(n, 200);
             continue;
+        }
+        send_cfgstat(n);
+        struct ib_store_rec r;
+        int64_t wait_ms;
+        if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
+            wait_wake(n, wait_ms > 0 && wait_ms < 200 ? wait_ms : 200);
+            continue;
+        }
         int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
         if (rc != 0) {
             ib_store_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
-                set_failure(n, true, "disconnected while sending");
+                north_set_failure(n, true, "disconnected while sending");
             } else {
-                ib_store_next(n->q, 50, 0, &(struct ib_store_rec){0});
+                wait_wake(n, 50);
             }
         }
     }
@@ -513,9 +365,9 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
     n->cfg = cfg;
     n->q = q;
     pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->wake_mu, NULL);
+    ib_cond_init_monotonic(&n->wake_cv);
     n->rng = (uint64_t)ib_now_ms() ^ ((uint64_t)(uintptr_t)n << 16);
-    n->rl_fail = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 3);
-    n->rl_tls = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 6);
     struct ib_topic_vars v = {.gateway = gateway_id};
     if (ib_topic_expand(cfg->status_topic, &v, n->status_topic, sizeof n->status_topic) < 0)
         snprintf(n->status_topic, sizeof n->status_topic, "ironbridge/%s/status", gateway_id);
@@ -527,8 +379,11 @@ struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway
 
 int ib_north_start(struct ib_north *n)
 {
-    if (pthread_create(&n->thread, NULL, north_main, n) != 0)
+    ib_store_set_notify(n->q, wake_from_store, n);
+    if (pthread_create(&n->thread, NULL, north_main, n) != 0) {
+        ib_store_set_notify(n->q, NULL, n);
         return -1;
+    }
     n->started = true;
     return 0;
 }
@@ -543,7 +398,7 @@ void ib_north_set_config_status(struct ib_north *n, const char *json)
     n->cfgstat = p;
     n->cfgstat_sent = false;
     pthread_mutex_unlock(&n->mu);
-    wake(n);
+    north_wake(n);
 }
 
 void ib_north_stop(struct ib_north *n, bool flush)
@@ -554,8 +409,9 @@ void ib_north_stop(struct ib_north *n, bool flush)
     n->stopping = true;
     n->flush = flush;
     pthread_mutex_unlock(&n->mu);
-    wake(n);
+    north_wake(n);
     pthread_join(n->thread, NULL);
+    ib_store_set_notify(n->q, NULL, n);
     n->started = false;
 }
 
@@ -566,6 +422,8 @@ void ib_north_free(struct ib_north *n)
     ib_north_stop(n, false);
     free(n->cfgstat);
     pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->wake_mu);
+    pthread_cond_destroy(&n->wake_cv);
     explicit_bzero(n->password, sizeof n->password);
     free(n);
 }

@@ -1,11 +1,21 @@
 /* The north: publishes the outbound queue's records to an MQTT broker through paho MQTTAsync,
  * over TLS with verification unless plaintext was allowed explicitly. One thread of its own
  * drives connect, reconnect with capped jittered back-off, and sending; pollers never wait on it.
- */
+ *
+ * Threads and locks: the north thread, paho's threads (callbacks) and the main thread (start,
+ * stop, config status). Two locks of the north and one of the store, always taken in this order:
+ *   north.mu       the connection state and the contexts paho holds; a PUBACK callback holds it
+ *                  while it calls ib_store_ack/nack (which take store.mu);
+ *   store.mu       the store's state (store.h); the store calls the north's wake-up under it;
+ *   north.wake_mu  the north thread's own wake-up (a flag and a condition variable): a leaf,
+ *                  nothing is taken while it is held.
+ * The north thread waits only on its wake-up, never on the store's lock or conditions; the
+ * store wakes it (ib_store_set_notify) when records, acknowledgements or floors change. */
 #ifndef IB_NORTH_H
 #define IB_NORTH_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -29,15 +39,14 @@ struct ib_mqtt_cfg {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
-    const char *max_inflight_size; /* max_inflight_bytes as written */
     int64_t flush_timeout_ms;
     int32_t layout; /* enum ib_layout */
     const char *username;
     const char *password_file;
     /* tls: */
     const char *ca, *ca_path, *cert, *key;
-    /* derived: */
     int64_t max_inflight_bytes;
+    /* derived: */
     bool tls;
     const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
     const char *host;
@@ -61,6 +70,17 @@ void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
 
 bool ib_north_connected(struct ib_north *n);
+
+/* The longest password sent (bytes of password_file's first line). */
+#define IB_NORTH_PASSWORD_MAX 255
+
+/* Read the password: the first line of `path` (without its \n or \r\n) into out (len bytes,
+ * IB_NORTH_PASSWORD_MAX + 1). Returns 0, or -1 with a sentence in err (naming the file, never
+ * its content) when the file cannot be read, its first line is empty or does not fit. */
+int ib_north_read_password(const char *path, char *out, size_t len, char *err, size_t err_len);
+
+/* The meaning of an MQTT 3.1.1 CONNACK return code 1..5 ("not authorized"), else NULL. */
+const char *ib_north_connack_text(int code);
 
 /* Subscribe to `topic` (QoS 1) on every connect and hand each message to fn, called on paho's
  * thread: it must only copy the payload and signal (never block). Set before ib_north_start. */

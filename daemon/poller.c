@@ -89,11 +89,12 @@ static void ensure_open(struct poller *p, int64_t now)
     if (rc == 0) {
         p->open = true;
         atomic_store(&p->up, true);
+        p->reads_on_conn = 0;
         if (ib_episode_ok(&p->open_failing, now) == IB_EPISODE_ENDED)
             ib_log(IB_LOG_NOTICE, p->cc->pub.name, NULL, NULL,
                    "connection re-established after %llu failed attempts",
                    (unsigned long long)p->open_failing.count);
-        else
+        else if (!p->losing.active) /* reopened after each loss: the loss episode tells */
             ib_log(IB_LOG_INFO, p->cc->pub.name, NULL, NULL, "connection open");
         return;
     }
@@ -116,6 +117,46 @@ static void ensure_open(struct poller *p, int64_t now)
     default:
         break; /* counted */
     }
+}
+
+/* A connection lost while reading is reopened at once (then with back-off). Losses are one
+ * failure episode until a connection outlives a poll: a device that closes the connection after
+ * every request is logged once when that starts (and as a reminder), not at every poll. */
+static void lost(struct poller *p, const struct group_rt *g)
+{
+    plugin_close(p);
+    p->open = false;
+    atomic_store(&p->up, false);
+    p->next_open_ms = 0; /* try once right away at the next poll, then back off */
+    int64_t now = ib_monotonic_ms();
+    switch (ib_episode_fail(&p->losing, 0, now)) {
+    case IB_EPISODE_STARTED:
+        ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+               "connection lost while reading %s/%s; reopening (further losses are counted, "
+               "not logged, until a connection stays up)",
+               g->dev_name, g->g->name);
+        break;
+    case IB_EPISODE_REMIND:
+    case IB_EPISODE_CHANGED:
+        ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+               "connection lost %llu times in %lld s; reopening each time",
+               (unsigned long long)p->losing.count, (long long)ib_episode_age_s(&p->losing, now));
+        break;
+    default:
+        break;
+    }
+}
+
+/* A read on an open connection that did not lose it. */
+static void kept(struct poller *p)
+{
+    if (++p->reads_on_conn < 2)
+        return; /* the first read after an open does not show that the connection stays */
+    if (ib_episode_ok(&p->losing, ib_monotonic_ms()) == IB_EPISODE_ENDED)
+        ib_log(IB_LOG_NOTICE, p->cc->pub.name, NULL, NULL,
+               "connection stays up again, after %llu losses in %lld s",
+               (unsigned long long)p->losing.count,
+               (long long)ib_episode_age_s(&p->losing, ib_monotonic_ms()));
 }
 
 /* A group's health is logged when it turns bad, when the first bad tag's reason changes (and
@@ -146,14 +187,10 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
         call_begin(p, CALL_READ);
         rc = p->p->read_group(p->inst, g->dev, g->grp, g->raw);
         call_end(p);
-        if (rc == IB_ERR_CONNECTION) {
-            plugin_close(p);
-            p->open = false;
-            atomic_store(&p->up, false);
-            p->next_open_ms = 0; /* try once right away at the next poll, then back off */
-            ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
-                   "connection lost while reading %s/%s; reopening", g->dev_name, g->g->name);
-        }
+        if (rc == IB_ERR_CONNECTION)
+            lost(p, g);
+        else
+            kept(p);
     } else {
         fill_bad(g, ib_now_ms(), IB_R_CONN_LOST);
         rc = IB_ERR_CONNECTION;

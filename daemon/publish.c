@@ -13,14 +13,14 @@ void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64
     if (!g->tag_topics) {
         if (ib_record_encode(body, &g->enc, ts, s, idx, n) < 0)
             goto oom;
-        ib_store_push(p->gw->store, g->topic, body->p, body->len);
+        ib_store_push(p->gw->store, g->topic, ib_record_seq_head, NULL, body->p, body->len);
         return;
     }
     for (uint32_t k = 0; k < (idx ? n : g->g->n_tags); k++) {
         uint32_t i = idx ? idx[k] : k;
         if (ib_record_encode_tag(body, &g->enc, i, &s[i]) < 0)
             goto oom;
-        ib_store_push(p->gw->store, g->tag_topics[i], body->p, body->len);
+        ib_store_push(p->gw->store, g->tag_topics[i], ib_record_seq_head, NULL, body->p, body->len);
     }
     return;
 oom:

@@ -299,3 +299,20 @@ int ib_record_encode_tag(struct ib_buf *b, const struct ib_group_enc *e, uint32_
     rc |= ib_buf_append(b, "}", 1);
     return rc ? -1 : 0;
 }
+
+size_t ib_record_seq_head(void *ud, uint64_t seq, char *buf, size_t cap)
+{
+    (void)ud;
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq);
+    if (cap < 7 + n)
+        return 0;
+    memcpy(buf, "{\"seq\":", 7);
+    for (size_t i = 0; i < n; i++)
+        buf[7 + i] = digits[n - 1 - i];
+    return 7 + n;
+}

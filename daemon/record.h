@@ -40,9 +40,14 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
                       const struct ib_cfg_group *cg);
 void ib_group_enc_free(struct ib_group_enc *e);
 
+/* The start of every record's payload, {"seq":N, written into buf (cap >= 28 bytes) for the
+ * store when it assigns N: an ib_store_head_fn (store.h) for ib_store_push, `ud` unused.
+ * Returns the length written (0 when cap is too small). Any thread; no lock, no allocation. */
+size_t ib_record_seq_head(void *ud, uint64_t seq, char *buf, size_t cap);
+
 /* Encode the body of a batch record: everything after {"seq":N — the head, the poll time and
  * the values of the tags listed in idx[0 .. n_idx-1] (all tags when idx is NULL). The sequence
- * number is put in front when the record is queued (ib_store_push). */
+ * number is put in front when the record is queued (ib_store_push with ib_record_seq_head). */
 int ib_record_encode(struct ib_buf *out, const struct ib_group_enc *e, int64_t poll_ts_ms,
                      const struct ib_sample *samples, const uint32_t *idx, uint32_t n_idx);
 

@@ -1,6 +1,14 @@
 /* The durable queue between the pollers and the north (docs/store.md): every record is appended
  * to a segment file before it can be published and leaves only after the broker acknowledged it.
- * Sequence numbers are gateway-wide and survive restarts. One mutex guards the state. */
+ * Sequence numbers are gateway-wide and survive restarts. A record is opaque payload bytes plus a
+ * header (seq, time, topic); the store never writes the payload's format itself: the encoder
+ * writes the seq into the payload through the ib_store_head_fn it hands to ib_store_push.
+ *
+ * Threads and locks: one mutex (store.mu) guards the store's state; pollers (push), the north
+ * (next, ack, nack, rewind, from its thread and paho's) and the store's flusher thread take it.
+ * Lock order: north.mu -> store.mu -> north.wake_mu (north.h). Under store.mu the store calls
+ * only the ib_store_head_fn of a push and the ib_store_notify_fn, both of which must take no lock
+ * but a leaf one and never call the store. */
 #ifndef IB_STORE_H
 #define IB_STORE_H
 
@@ -56,17 +64,38 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg);
 /* Final fsync, a clean checkpoint (the next open continues exactly), close. Accepts NULL. */
 void ib_store_close(struct ib_store *s);
 
-/* Append a record: payload = {"seq":N + body. Returns N, or 0 when the record was dropped
- * (larger than a quarter of max_bytes, or out of memory while the disk is failing; counted).
- * Never waits for the broker; with fsync: always it waits for the disk. */
-uint64_t ib_store_push(struct ib_store *s, const char *topic, const char *body, size_t body_len);
+/* The most bytes an ib_store_head_fn may write. */
+#define IB_STORE_HEAD_MAX 32
 
-/* Wait up to timeout_ms for a record to send and mark it in flight. Live records (queued while
- * connected) go first; the backlog (what was queued before the connection) follows oldest
- * first at up to replay_rate records/s; each lane is in sequence order. Returns false on
- * timeout, on ib_store_wake(), or when max_inflight records are in flight (0: only wait). */
-bool ib_store_next(struct ib_store *s, int timeout_ms, unsigned max_inflight,
-                   struct ib_store_rec *out);
+/* Writes the start of a record's payload that depends on its sequence number `seq` into buf
+ * (cap = IB_STORE_HEAD_MAX bytes) and returns its length (<= cap). Called by ib_store_push on
+ * the pushing thread with store.mu held, once the seq is assigned: it must be quick, take no
+ * lock and not call the store. NULL: no head. */
+typedef size_t (*ib_store_head_fn)(void *ud, uint64_t seq, char *buf, size_t cap);
+
+/* Append a record: payload = head(seq) + body (opaque bytes, copied). Returns seq, or 0 when
+ * the record was dropped (larger than a quarter of max_bytes, or out of memory while the disk
+ * is failing; counted). Never waits for the broker; with fsync: always it waits for the disk. */
+uint64_t ib_store_push(struct ib_store *s, const char *topic, ib_store_head_fn head, void *head_ud,
+                       const void *body, size_t body_len);
+
+/* Called with store.mu held whenever something a sender may wait for happened: a record was
+ * appended, an acknowledgement freed room, a sequence floor was persisted, a rewind. It must
+ * only signal (a leaf lock at most) and never call the store. */
+typedef void (*ib_store_notify_fn)(void *ud);
+/* Set the sender's wake-up (one sender at a time: a new one replaces the last), before it starts
+ * calling ib_store_next; with fn NULL, clear it if `ud` is still the one set (so that a north
+ * stopping after its successor started does not clear the successor's). Any thread. */
+void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud);
+
+/* Take the next record to send, without waiting, and mark it in flight. Live records (queued
+ * while connected) go first; the backlog (what was queued before the connection) follows
+ * oldest first at up to replay_rate records/s; each lane is in sequence order. Returns false
+ * when there is none now or max_inflight records are in flight; then, when wait_ms is not NULL,
+ * *wait_ms is the time until the replay rate lets the next backlog record go (-1: until
+ * notified). */
+bool ib_store_next(struct ib_store *s, unsigned max_inflight, struct ib_store_rec *out,
+                   int64_t *wait_ms);
 
 /* The broker has it. Unknown seqs (rewound, dropped) are ignored. */
 void ib_store_ack(struct ib_store *s, uint64_t seq);
@@ -75,8 +104,6 @@ void ib_store_nack(struct ib_store *s, uint64_t seq);
 /* The connection was lost: nothing is in flight any more; everything not acknowledged is the
  * backlog of the next connection. */
 void ib_store_rewind(struct ib_store *s);
-/* Wake a waiter of ib_store_next (the north's state changed). */
-void ib_store_wake(struct ib_store *s);
 
 /* Records queued and not yet handed to the north: while connected, the live records it has
  * not taken yet; while not, everything not acknowledged. 0 for NULL. */

@@ -33,6 +33,7 @@ struct ib_config *ib_tree_load(const char *path, struct ib_plugin_registry *plug
         extra = (struct ib_config_extra){
             .name = doc->name, .text = doc->text, .shown_as = info->remote_path};
         info->remote_version = doc->version;
+        info->kept = true; /* once applied, it is the kept one */
     } else {
         char err[4600];
         int r = ib_remote_stored_read(info->remote_dir, &kept, err, sizeof err);

@@ -162,9 +162,11 @@ struct anchor {
     uint32_t id;
 };
 
+/* The anchors of a document so far, by name: an open-addressing table (a document may hold
+ * tens of thousands of anchors; finding one must not cost a scan of them all). */
 struct anchors {
     struct anchor *v;
-    size_t n;
+    size_t n, cap;
 };
 
 static void set_error(struct yerror *err, const char *problem, const char *context,
@@ -181,12 +183,30 @@ static void syntax_error(struct yerror *err, const yaml_parser_t *p)
     set_error(err, p->problem, p->context, p->problem_mark);
 }
 
+static struct anchor *slot_of(const struct anchors *a, const char *name)
+{
+    size_t j = hash(name, strlen(name)) & (a->cap - 1);
+    while (a->v[j].name && strcmp(a->v[j].name, name) != 0)
+        j = (j + 1) & (a->cap - 1);
+    return &a->v[j];
+}
+
 static uint32_t find_anchor(const struct anchors *a, const char *name)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i].name, name) == 0)
-            return a->v[i].id;
-    return 0;
+    return a->cap ? slot_of(a, name)->id : 0;
+}
+
+static void grow_anchors(struct anchors *a)
+{
+    struct anchors g = {.cap = a->cap ? 2 * a->cap : 64, .n = a->n};
+    g.v = calloc(g.cap, sizeof *g.v);
+    if (!g.v)
+        oom();
+    for (size_t i = 0; i < a->cap; i++)
+        if (a->v[i].name)
+            *slot_of(&g, a->v[i].name) = a->v[i];
+    free(a->v);
+    *a = g;
 }
 
 /* Remember node `id`'s anchor (if any); a name used twice is an error, as in libyaml. */
@@ -199,11 +219,14 @@ static int add_anchor(struct anchors *a, const yaml_char_t *name, uint32_t id, y
         set_error(err, "second occurrence", "found duplicate anchor; first occurrence", mark);
         return -1;
     }
-    a->v = xrealloc(a->v, (a->n + 1) * sizeof *a->v);
-    a->v[a->n].name = strdup((const char *)name);
-    if (!a->v[a->n].name)
+    if (2 * (a->n + 1) > a->cap)
+        grow_anchors(a);
+    struct anchor *slot = slot_of(a, (const char *)name);
+    slot->name = strdup((const char *)name);
+    if (!slot->name)
         oom();
-    a->v[a->n++].id = id;
+    slot->id = id;
+    a->n++;
     return 0;
 }
 
@@ -279,7 +302,7 @@ int ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err)
         return 0;
     struct anchors a = {0};
     int rc = load_nodes(t, parser, &a, err);
-    for (size_t i = 0; i < a.n; i++)
+    for (size_t i = 0; i < a.cap; i++)
         free(a.v[i].name);
     free(a.v);
     return rc;

@@ -340,6 +340,12 @@ def test_device_closing_after_each_request(d):
             note("  " + line)
         check(sum("lost" in l for l in plugin) == 1 and len(plugin) == 1,
               "the plugin logged the losses more than once:\n" + "\n".join(lines[:20]))
+        # The daemon's side (poller.c): one loss episode, no "connection open" per reopen.
+        daemon = [l for l in lines if "connection lost while reading" in l or
+                  "connection open" in l]
+        check(len(daemon) <= 2 and sum("lost while reading" in l for l in daemon) == 1,
+              "the daemon logged the losses or reopenings more than once:\n" +
+              "\n".join(daemon[:20]))
 
 
 def test_docs_agree_with_the_plugin(d):

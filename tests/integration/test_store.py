@@ -372,6 +372,41 @@ def test_unusable_store_refused(d):
     note(line.split(" error ", 1)[-1])
 
 
+def test_waiting_counts_unacknowledged(d):
+    """At start, 'N records (X) waiting' counts the records not yet acknowledged and their bytes,
+    not the bytes of the segment files, which also hold the acknowledged records before them."""
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(sim_map(20), d) as sim, \
+            NotifySocket(d) as ns:
+        proxy = CuttableProxy(b.port)
+        try:
+            sub = Subscriber(b, data_topic(), cafile=p.ca)
+            m = proxied_mqtt(proxy, p)
+            state = d / "state"
+            cfg = store_config(sim.port, m)
+            gw = start_gateway(cfg, d, "gw1", ns, state)
+            check(wait_until(lambda: len(received(sub)) >= 200, 30),
+                  f"no data before the outage\n{gw.log()[-2000:]}")
+            proxy.cut()
+            time.sleep(2)  # records pile up unacknowledged behind the acknowledged ones
+            check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+            frame = max(28 + len(mm.topic) + len(mm.text) for mm in sub.messages() if is_data(mm))
+            gw = start_gateway(cfg, d, "gw2", ns, state)
+            line = re.search(r"(\d+) records \(([\d.]+) (B|KiB|MiB)\) waiting", gw.log())
+            check(line, f"no 'waiting' line at start\n{gw.log()[-1500:]}")
+            n = int(line.group(1))
+            size = float(line.group(2)) * {"B": 1, "KiB": 1024, "MiB": 1 << 20}[line.group(3)]
+            on_disk = sum(f.stat().st_size for f in segment_files(state / "queue"))
+            note(f"{line.group(0)}; segment files {on_disk} bytes; frames up to {frame} bytes")
+            check(n > 0 and size <= n * frame * 1.05 + 64,
+                  f"{line.group(0)}: more than {n} records of at most {frame} bytes "
+                  f"(the segment files hold {on_disk} bytes)")
+            gw.stop()
+        finally:
+            proxy.close()
+
+
 if __name__ == "__main__":
     run([test_sigkill_during_outage, test_damaged_segments, test_store_full_drops_oldest,
-         test_disk_full, test_read_only_disk, test_unusable_store_refused])
+         test_disk_full, test_read_only_disk, test_unusable_store_refused,
+         test_waiting_counts_unacknowledged])

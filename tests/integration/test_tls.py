@@ -1,10 +1,14 @@
 #!/usr/bin/python3
 """North-side security against a real mosquitto: TLS with a CA, mutual TLS, host name and CA
 verification, plaintext only when allowed, private key permissions, TLS 1.1 refused, and the
-retained online/offline status with its last will. The Modbus source is the pymodbus server."""
+retained online/offline status with its last will; a TLS failure logged once with its clear
+cause and once when it ends (repeats counted); password_file's first line, and a refused login
+logged with its CONNACK code. The Modbus source is the pymodbus server."""
 
 import os
+import re
 import shutil
+import subprocess
 import time
 
 from ibtest import (session_pki, Gateway, Mosquitto, Pki, PymodbusServer, Subscriber, check, data_topic,
@@ -230,7 +234,90 @@ def test_h_status_online_offline(d):
         check(offline_msgs, "the subscriber saw no 'offline' status message")
 
 
+def north_lines(gw):
+    """The north's log lines above debug."""
+    return [ln for ln in gw.log().splitlines() if "north:" in ln and " debug " not in ln]
+
+
+def test_i_tls_failure_episode(d):
+    """A broker whose certificate comes from an unknown CA, retried every 100-300 ms: the clear
+    cause (the diagnostic handshake's) is logged once when the failure starts, never OpenSSL's
+    raw line above it, the repeats are counted, not printed; when the broker gets a good
+    certificate (same port), the end is logged once with the count."""
+    p = pki()
+    bad = Mosquitto(d, tls=p.unknown_ca_tls())
+    with source(d) as src:
+        m = mqtt_section(bad, p)
+        m.update(reconnect_min_ms=100, reconnect_max_ms=300)
+        gw = Gateway(config(src, m), d)
+        line = wait_until(lambda: log_has(gw.log(), *CERT_FAIL), 15)
+        check(line, f"no certificate failure logged\n{gw.log()[-2000:]}")
+        time.sleep(4)  # more attempts (each with its diagnostic handshake)
+        north = north_lines(gw)
+        check(len(north) == 1, f"{len(north)} north lines for one TLS failure:\n" +
+              "\n".join(north[:10]))
+        line = north[0]
+        check(log_has(line, *CERT_FAIL), f"the first line is not the clear cause: {line}")
+        check(not [ln for ln in north if re.search(r"error:[0-9A-F]{8}:", ln)],
+              f"OpenSSL's raw line was logged:\n{gw.log()[-1500:]}")
+        bad.stop()
+        with Mosquitto(d, tls=p.server_tls(), port=bad.port) as good:
+            sub = Subscriber(good, data_topic(), cafile=p.ca)
+            wait_value(sub, gw)
+            end = wait_until(lambda: log_has(gw.log(), r"north: connected to .* delivering again,"
+                                             r" after (\d+) failed"), 10)
+            check(end, f"the end of the failure was not logged\n{gw.log()[-1500:]}")
+            n = int(re.search(r"after (\d+) failed", end).group(1))
+            check(n >= 3, f"only {n} failed attempts counted: {end}")
+            note(f"TLS failure: {line.strip()} ... {end.strip()}")
+            # Start, end, and at most one change of cause while the port was closed between
+            # the two brokers.
+            north = north_lines(gw)
+            check(len(north) <= 3 and north[-1] == end, f"{len(north)} north lines for one TLS "
+                  f"failure and its end:\n" + "\n".join(north[:10]))
+            gw.stop()
+
+
+def test_j_password_file(d):
+    """password_file: its first line is the password (what follows is ignored); a wrong one is
+    refused by the broker and logged with its CONNACK code."""
+    p = pki()
+    pwfile = os.path.join(d, "broker.passwd")
+    subprocess.run(["mosquitto_passwd", "-b", "-c", pwfile, "gw", "right-one"], check=True,
+                   capture_output=True)
+    os.chmod(pwfile, 0o644)
+    b = Mosquitto(d, tls=p.server_tls(), start=False)
+    b.conf.write_text(b.conf.read_text().replace(
+        "allow_anonymous true", f"allow_anonymous false\npassword_file {pwfile}"))
+    b.start()
+    with b, source(d) as src:
+        wrong = os.path.join(d, "wrong.pw")
+        with open(wrong, "w") as f:
+            f.write("wrong-one\n")
+        os.chmod(wrong, 0o600)
+        m = mqtt_section(b, p)
+        m.update(username="gw", password_file=wrong)
+        gw = Gateway(config(src, m, gateway_id="gw-wrong"), d, name="gw-wrong")
+        line = wait_until(lambda: log_has(gw.log(), r"refused the connection: CONNACK return "
+                                          r"code [45] \((not authorized|bad user name)"), 15)
+        check(line, f"a refused login was not logged with its CONNACK code\n{gw.log()[-1500:]}")
+        check("wrong-one" not in gw.log(), "the password was logged")
+        note(f"refused login: {line.strip()}")
+        gw.stop()
+        right = os.path.join(d, "right.pw")
+        with open(right, "w") as f:
+            f.write("right-one\nthe rest of the file is not the password\n")
+        os.chmod(right, 0o600)
+        m.update(password_file=right)
+        gw = Gateway(config(src, m), d, name="gw-right")
+        check(wait_until(lambda: log_has(gw.log(), r"north: connected to"), 15),
+              f"the first line of password_file was not accepted\n{gw.log()[-1500:]}")
+        check(not log_has(gw.log(), "CONNACK"), f"login refused\n{gw.log()[-1500:]}")
+        gw.stop()
+
+
 if __name__ == "__main__":
     run([test_a_tls_with_ca, test_b_mutual_tls, test_c_wrong_host_cert, test_d_unknown_ca,
+         test_i_tls_failure_episode, test_j_password_file,
          test_e_plaintext, test_f_key_mode_0644, test_g_tls11_broker_refused,
          test_h_status_online_offline])

@@ -19,6 +19,7 @@
 #include "crc32c.h"
 #include "log.h"
 #include "config.h"
+#include "record.h"
 #include "store.h"
 #include "units.h"
 
@@ -87,6 +88,21 @@ static void units(void **state)
     assert_int_equal(ib_parse_duration_ms("1y", &v), -1);
 }
 
+/* The encoder's head: {"seq":N exactly as the store wrote it before 0.2, for every width of N;
+ * too small a buffer gives nothing. */
+static void seq_head(void **state)
+{
+    (void)state;
+    char b[IB_STORE_HEAD_MAX];
+    assert_int_equal(ib_record_seq_head(NULL, 0, b, sizeof b), 8);
+    assert_memory_equal(b, "{\"seq\":0", 8);
+    assert_int_equal(ib_record_seq_head(NULL, 1234567, b, sizeof b), 14);
+    assert_memory_equal(b, "{\"seq\":1234567", 14);
+    assert_int_equal(ib_record_seq_head(NULL, UINT64_MAX, b, sizeof b), 27);
+    assert_memory_equal(b, "{\"seq\":18446744073709551615", 27);
+    assert_int_equal(ib_record_seq_head(NULL, 10, b, 8), 0);
+}
+
 /* ---- store helpers --------------------------------------------------------------------------- */
 
 struct fixture {
@@ -127,14 +143,14 @@ static void push_n(struct ib_store *s, int n)
     char body[64];
     for (int i = 0; i < n; i++) {
         int len = snprintf(body, sizeof body, ",\"i\":%d}", i);
-        assert_true(ib_store_push(s, "t/x", body, (size_t)len) > 0);
+        assert_true(ib_store_push(s, "t/x", ib_record_seq_head, NULL, body, (size_t)len) > 0);
     }
 }
 
 static uint64_t next_seq(struct ib_store *s)
 {
     struct ib_store_rec r;
-    if (!ib_store_next(s, 0, 1000, &r))
+    if (!ib_store_next(s, 1000, &r, NULL))
         return 0;
     return r.seq;
 }
@@ -179,20 +195,20 @@ static void order_ack_rewind(void **state)
     struct fixture *f = *state;
     struct ib_store *s = ib_store_open(&f->cfg);
     assert_non_null(s);
-    assert_int_equal(ib_store_push(s, "t/a", ",\"x\":1}", 7), 1);
-    assert_int_equal(ib_store_push(s, "t/b", ",\"x\":2}", 7), 2);
+    assert_int_equal(ib_store_push(s, "t/a", ib_record_seq_head, NULL, ",\"x\":1}", 7), 1);
+    assert_int_equal(ib_store_push(s, "t/b", ib_record_seq_head, NULL, ",\"x\":2}", 7), 2);
     struct ib_store_rec r;
-    assert_true(ib_store_next(s, 0, 10, &r));
+    assert_true(ib_store_next(s, 10, &r, NULL));
     assert_int_equal(r.seq, 1);
     assert_string_equal(r.topic, "t/a");
     assert_int_equal(r.len, strlen("{\"seq\":1,\"x\":1}"));
     assert_memory_equal(r.payload, "{\"seq\":1,\"x\":1}", r.len);
-    assert_true(ib_store_next(s, 0, 10, &r));
+    assert_true(ib_store_next(s, 10, &r, NULL));
     assert_int_equal(r.seq, 2);
-    assert_false(ib_store_next(s, 0, 10, &r)); /* nothing unsent */
+    assert_false(ib_store_next(s, 10, &r, NULL)); /* nothing unsent */
     ib_store_ack(s, 1);
     ib_store_rewind(s); /* connection lost: 2 is sent again */
-    assert_true(ib_store_next(s, 0, 10, &r));
+    assert_true(ib_store_next(s, 10, &r, NULL));
     assert_int_equal(r.seq, 2);
     assert_memory_equal(r.payload, "{\"seq\":2,\"x\":2}", r.len);
     ib_store_ack(s, 2);
@@ -211,13 +227,13 @@ static void window_and_nack(void **state)
     assert_non_null(s);
     push_n(s, 5);
     struct ib_store_rec r;
-    assert_true(ib_store_next(s, 0, 2, &r));
-    assert_true(ib_store_next(s, 0, 2, &r));
-    assert_false(ib_store_next(s, 0, 2, &r)); /* window full */
-    ib_store_nack(s, 1);                      /* 1 and 2 go back, in order */
-    assert_true(ib_store_next(s, 0, 2, &r));
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    assert_false(ib_store_next(s, 2, &r, NULL)); /* window full */
+    ib_store_nack(s, 1);                         /* 1 and 2 go back, in order */
+    assert_true(ib_store_next(s, 2, &r, NULL));
     assert_int_equal(r.seq, 1);
-    assert_true(ib_store_next(s, 0, 2, &r));
+    assert_true(ib_store_next(s, 2, &r, NULL));
     assert_int_equal(r.seq, 2);
     ib_store_close(s);
 }
@@ -272,7 +288,7 @@ static void reopen_continues(void **state)
     assert_int_equal(st.queued, 3);
     assert_int_equal(st.last_seq, 5);
     assert_int_equal(next_seq(s), 3);
-    assert_int_equal(ib_store_push(s, "t/x", "}", 1), 6);
+    assert_int_equal(ib_store_push(s, "t/x", ib_record_seq_head, NULL, "}", 1), 6);
     assert_int_equal(next_seq(s), 6);
     assert_int_equal(next_seq(s), 4);
     assert_int_equal(next_seq(s), 5);
@@ -302,7 +318,7 @@ static void torn_tail(void **state)
     for (uint64_t i = 1; i <= 9; i++)
         assert_int_equal(next_seq(s), i);
     assert_int_equal(next_seq(s), 0);
-    assert_int_equal(ib_store_push(s, "t/x", "}", 1), 11);
+    assert_int_equal(ib_store_push(s, "t/x", ib_record_seq_head, NULL, "}", 1), 11);
     ib_store_close(s);
     struct stat sb;
     assert_int_equal(stat(seg, &sb), 0);
@@ -362,7 +378,7 @@ static void bounded_drops_oldest(void **state)
     body[0] = ',';
     body[sizeof body - 1] = '}';
     for (int i = 0; i < 500; i++)
-        assert_true(ib_store_push(s, "t", body, sizeof body) > 0);
+        assert_true(ib_store_push(s, "t", ib_record_seq_head, NULL, body, sizeof body) > 0);
     struct ib_store_stats st;
     ib_store_stats(s, &st);
     assert_true(st.bytes <= (1u << 20));
@@ -380,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crc32c_vectors),
         cmocka_unit_test(units),
+        cmocka_unit_test(seq_head),
         cmocka_unit_test_setup_teardown(order_ack_rewind, setup, teardown),
         cmocka_unit_test_setup_teardown(window_and_nack, setup, teardown),
         cmocka_unit_test_setup_teardown(live_before_backlog, setup, teardown),

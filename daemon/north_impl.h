@@ -1,0 +1,93 @@
+/* Private to the north's files (north.c, north_connect.c): the north's state and what one file
+ * calls in the other. Lock order and threads: north.h. */
+#ifndef IB_NORTH_IMPL_H
+#define IB_NORTH_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <MQTTAsync.h>
+
+#include <ironbridge/log.h>
+
+#include "north.h"
+
+enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
+
+/* A connection that holds this long (with nothing to deliver) ends a failure episode. */
+#define NORTH_STABLE_MS 10000
+/* The sendctx seq of the retained "online" published at each connect. */
+#define SEQ_ONLINE UINT64_MAX
+
+/* One per message handed to paho: the callback finds its record by seq. `gen` tells a callback
+ * of an earlier client from one of the current. Listed so that what paho never calls back is
+ * freed when the client is destroyed. */
+struct sendctx {
+    struct ib_north *n;
+    uint64_t seq; /* 0: a status message, not a record; SEQ_ONLINE: the "online" status */
+    size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
+    unsigned gen;
+    struct sendctx *prev, *next;
+};
+
+struct ib_north {
+    const struct ib_mqtt_cfg *cfg;
+    struct ib_store *q;
+    char status_topic[512];
+    char cfgstat_topic[512];
+    char sub_topic[512]; /* empty: no subscription */
+    ib_north_msg_fn sub_fn;
+    void *sub_ud;
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t mu; /* guards the fields below, touched by paho's threads and ours */
+    enum nstate state;
+    unsigned gen;
+    bool conn_failed, conn_lost, stopping, flush;
+    char *cfgstat;     /* retained config-status payload */
+    bool cfgstat_sent; /* published on the current connection */
+    char fail_msg[512];
+    struct sendctx *ctxs;
+    size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
+    bool delivered;        /* the broker acknowledged a record on this connection */
+    bool ready;            /* it acknowledged the "online" status: records may go */
+    char tls_raw[256];     /* OpenSSL's last line of this attempt (logged at debug only) */
+    atomic_bool connected;
+
+    /* The north thread's own wake-up: paho's callbacks, the store (ib_store_set_notify) and the
+     * main thread set `woken` and signal; the north thread waits here between its steps. A leaf
+     * lock: nothing else is taken while it is held (lock order in north.h). */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake_cv;
+    bool woken;
+
+    /* north thread only: */
+    MQTTAsync client;
+    unsigned attempt;
+    int64_t next_attempt_ms;
+    int64_t up_since_ms; /* when the current connection came up */
+    uint64_t rng;
+    struct ib_episode ep; /* the broker connection failing: from the first failure until a
+                             connection delivers (or holds for NORTH_STABLE_MS) */
+    bool plain_warned;
+    char password[IB_NORTH_PASSWORD_MAX + 1];
+};
+
+/* north.c */
+void north_wake(struct ib_north *n); /* any thread, any lock held */
+int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m);
+
+/* north_connect.c: connecting, and the failure episode of the connection. */
+/* Record a failure for the north thread to act on (any thread; takes n->mu). */
+void north_set_failure(struct ib_north *n, bool lost, const char *why);
+/* The north thread: a fresh paho client and its connect. */
+void north_start_connect(struct ib_north *n);
+/* The north thread: log the failure as part of its episode, schedule the next attempt. */
+void north_schedule_retry(struct ib_north *n, bool lost, const char *why);
+/* The north thread, while connected: end the episode once the connection delivers. */
+void north_check_stable(struct ib_north *n, int64_t now);
+
+#endif
