@@ -5,7 +5,7 @@ Security None with allow_insecure: every scalar type exact (Float as float32, In
 beyond 2^53), the bad StatusCode of a node as its quality with the code, batching within the
 server's MaxNodesPerRead, the warning at every connect; the server stopped and started again:
 quality bad then good. Basic256Sha256 and Aes128_Sha256_RsaOaep in Sign and SignAndEncrypt,
-with token renewal; the untrusted server certificate refused, copied to rejected/, and
+with token renewal; Write through the plugin's write_tag; the untrusted server certificate refused, copied to rejected/, and
 accepted once moved to trusted/. User name and password. The configuration refusals."""
 
 import socket
@@ -137,6 +137,34 @@ def test_values_with_security_none(d):
         check(log_has(log, "UnknownUri", "no namespace 'urn:nowhere'") is not None,
               "the unknown namespace URI is not named in the log")
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
+def write(srv, node, value):
+    """opcua_write (tests/integration/opcua_write.c) through the built plugin: its output."""
+    import os
+    exe = os.environ.get("IB_OPCUA_WRITE")
+    check(exe, "IB_OPCUA_WRITE is not set (run through meson test)")
+    plugin = Path(os.environ["IB_PLUGIN_DIR"]) / "opcua" / "opcua.so"
+    r = subprocess.run([exe, str(plugin), srv.url, node, str(value)], capture_output=True,
+                       text=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_write(d):
+    """write_tag through the Write service with the node's type: a Double written and read
+    back; a fraction refused for an Int32 node before anything is sent; a read-only node
+    refused by the server (BadNotWritable: denied), named in the log."""
+    install_peer()
+    with OpcuaServer(d) as srv:
+        rc, out, err = write(srv, f"ns={NS};s=Setpoint", 42.25)
+        check(rc == 0 and "write: success" in out and "read: 42.25" in out,
+              f"Setpoint: rc {rc}\n{out}\n{err[-1500:]}")
+        rc, out, err = write(srv, f"ns={NS};s=Int32", 1.5)
+        check("write: invalid argument" in out and "fraction" in err,
+              f"Int32 1.5: rc {rc}\n{out}\n{err[-1500:]}")
+        rc, out, err = write(srv, f"ns={NS};s=Int32", 7)
+        check("write: permission denied" in out and "BadNotWritable" in err,
+              f"read-only Int32: rc {rc}\n{out}\n{err[-1500:]}")
 
 
 def test_server_restart(d):
@@ -395,5 +423,5 @@ def test_config_refusals(d):
 
 
 if __name__ == "__main__":
-    run([test_values_with_security_none, test_security_matrix, test_user_password,
+    run([test_values_with_security_none, test_security_matrix, test_user_password, test_write,
          test_server_restart, test_hostile_peer, test_config_refusals])

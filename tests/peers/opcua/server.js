@@ -73,6 +73,7 @@ async function main() {
     for (const [name, dataType, value] of SCALARS) {
         ns.addVariable({
             componentOf: folder, browseName: name, nodeId: "s=" + name, dataType,
+            accessLevel: "CurrentRead", userAccessLevel: "CurrentRead", // read-only
             value: new Variant({ dataType, arrayType: VariantArrayType.Scalar, value }),
         });
     }
