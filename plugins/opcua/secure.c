@@ -148,6 +148,18 @@ static int verify(EVP_PKEY *key, const uint8_t *d, size_t n, const uint8_t *sig,
     return ok ? 0 : -1;
 }
 
+int ua_sec_verify(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
+                  const uint8_t *sig, size_t sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && s->peer_key &&
+             EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->peer_key) == 1 &&
+             EVP_DigestVerifyUpdate(ctx, d1, n1) == 1 && EVP_DigestVerifyUpdate(ctx, d2, n2) == 1 &&
+             EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -1;
+}
+
 /* RSA-OAEP one block; enc selects encrypt (peer key) or decrypt (own key). */
 static int rsa_block(EVP_PKEY *key, bool enc, const uint8_t *in, size_t n, uint8_t *out,
                      size_t *out_len)

@@ -58,6 +58,9 @@ int ua_sec_set_peer(struct ua_sec *s, const uint8_t *der, size_t len);
  * (*sig, *sig_len; free()). 0 or -1. */
 int ua_sec_sign(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
                 uint8_t **sig, size_t *sig_len);
+/* Verifies an RSA PKCS#1 v1.5 SHA-256 signature of d1 || d2 with the server's key. 0 or -1. */
+int ua_sec_verify(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
+                  const uint8_t *sig, size_t sig_len);
 /* RSA-OAEP (SHA-1) encryption with the server's key, block by block, into `out` (a new
  * buffer). 0 or -1. */
 int ua_sec_rsa_encrypt(struct ua_sec *s, const uint8_t *in, size_t n, uint8_t **out,

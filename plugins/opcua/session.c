@@ -152,6 +152,47 @@ static int keep_token(struct ua_session *s, const struct ua_nodeid *t)
     return 0;
 }
 
+/* The rest of a CreateSession response on a secured channel: the server certificate must be
+ * the endpoint's, and the ServerSignature must verify over our certificate and nonce
+ * (OPC 10000-4 §5.6.2). */
+static int check_server_signature(struct ua_channel *ch, struct ua_cur *c, const uint8_t *nonce)
+{
+    struct ua_sec *sec = ch->sec;
+    struct ua_str cert = ua_get_str(c);
+    struct ua_session scratch = {0};
+    struct ua_session_config none = {.mode = -1};
+    bool found = false;
+    int32_t n = ua_get_array_len(c, 20); /* ServerEndpoints: walked, not kept */
+    for (int32_t i = 0; i < n && c->err == UA_OK; i++)
+        endpoint(c, &scratch, &none, &found);
+    ua_session_free(&scratch);
+    n = ua_get_array_len(c, 8); /* ServerSoftwareCertificates */
+    for (int32_t i = 0; i < n && c->err == UA_OK; i++) {
+        ua_get_str(c);
+        ua_get_str(c);
+    }
+    struct ua_str alg = ua_get_str(c), sig = ua_get_str(c);
+    if (c->err != UA_OK) {
+        snprintf(ch->error, sizeof ch->error, "undecodable CreateSession response");
+        return IB_ERR_PROTOCOL;
+    }
+    if (cert.len < 0 || (size_t)cert.len != sec->peer_cert_len ||
+        memcmp(cert.ptr, sec->peer_cert, sec->peer_cert_len) != 0) {
+        snprintf(ch->error, sizeof ch->error,
+                 "CreateSession came back with another server certificate than the endpoint's");
+        return IB_ERR_PROTOCOL;
+    }
+    if (!str_eq(alg, UA_SIG_ALG_RSA_SHA256) || sig.len <= 0 ||
+        ua_sec_verify(sec, sec->own_cert, sec->own_cert_len, nonce, UA_NONCE_LEN,
+                      (const uint8_t *)sig.ptr, (size_t)sig.len) != 0) {
+        snprintf(ch->error, sizeof ch->error,
+                 "the server's signature in CreateSession does not verify "
+                 "(BadApplicationSignatureInvalid)");
+        return IB_ERR_PROTOCOL;
+    }
+    return IB_OK;
+}
+
 static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_session_config *cfg)
 {
     uint8_t nonce[32];
@@ -193,7 +234,7 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
         snprintf(ch->error, sizeof ch->error, "undecodable CreateSession response");
         return IB_ERR_PROTOCOL;
     }
-    return IB_OK;
+    return secure ? check_server_signature(ch, &c, nonce) : IB_OK;
 }
 
 /* The UserNameIdentityToken's password: UInt32 length || password || server nonce, encrypted

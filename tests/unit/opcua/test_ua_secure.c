@@ -120,6 +120,26 @@ static void asymmetric(void **state)
     free_sec(&s);
 }
 
+static void signatures(void **state)
+{
+    (void)state;
+    struct ua_sec s;
+    make_sec(&s, UA_POLICY_BASIC256SHA256, UA_MODE_SIGN);
+    uint8_t nonce[UA_NONCE_LEN] = {1, 2, 3};
+    uint8_t *sig = NULL;
+    size_t len = 0;
+    assert_int_equal(ua_sec_sign(&s, s.own_cert, s.own_cert_len, nonce, sizeof nonce, &sig, &len),
+                     0);
+    assert_int_equal(len, 256);
+    assert_int_equal(ua_sec_verify(&s, s.own_cert, s.own_cert_len, nonce, sizeof nonce, sig, len),
+                     0);
+    nonce[0] ^= 1;
+    assert_int_equal(ua_sec_verify(&s, s.own_cert, s.own_cert_len, nonce, sizeof nonce, sig, len),
+                     -1);
+    OPENSSL_free(sig);
+    free_sec(&s);
+}
+
 static void symmetric(void **state)
 {
     (void)state;
@@ -205,8 +225,8 @@ int main(void)
     if (!mkdtemp(dir))
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(p_sha256),    cmocka_unit_test(asymmetric), cmocka_unit_test(symmetric),
-        cmocka_unit_test(certificate), cmocka_unit_test(trust),
+        cmocka_unit_test(p_sha256),  cmocka_unit_test(asymmetric),  cmocka_unit_test(signatures),
+        cmocka_unit_test(symmetric), cmocka_unit_test(certificate), cmocka_unit_test(trust),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     char cmd[128];
