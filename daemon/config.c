@@ -51,26 +51,27 @@ static int read_yaml(struct ib_loader *L, const char *path, const char *text, co
     yaml_parser_t parser;
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_file(&parser, f);
-    ytree_init(&sd->tree, &L->strings);
+    ib_ytree_init(&sd->tree, &L->strings);
     struct yerror ye;
     int rc = -1;
-    if (ytree_load(&sd->tree, &parser, &ye) < 0) {
+    if (ib_ytree_load(&sd->tree, &parser, &ye) < 0) {
         ib_diag_add(L->diag, NULL, NULL, "%s:%zu:%zu: YAML syntax error: %s%s%s", path, ye.line,
                     ye.col, ye.problem ? ye.problem : "unknown", ye.context ? " " : "",
                     ye.context ? ye.context : "");
-        ytree_free(&sd->tree);
+        ib_ytree_free(&sd->tree);
     } else {
         /* A second document in the same file would be silently ignored: refuse it. It is read
          * into a scratch tree whose strings are thrown away with it. */
         struct ib_arena scratch = {0};
         struct ystrpool sp = {.arena = &scratch};
         struct ytree doc2;
-        ytree_init(&doc2, &sp);
-        if (ytree_root(&sd->tree) && ytree_load(&doc2, &parser, &ye) == 0 && ytree_root(&doc2))
+        ib_ytree_init(&doc2, &sp);
+        if (ib_ytree_root(&sd->tree) && ib_ytree_load(&doc2, &parser, &ye) == 0 &&
+            ib_ytree_root(&doc2))
             ib_diag_add(L->diag, NULL, NULL,
                         "%s: holds more than one YAML document ('---'); keep one", path);
-        ytree_free(&doc2);
-        ystr_free(&sp);
+        ib_ytree_free(&doc2);
+        ib_ystr_free(&sp);
         ib_arena_free(&scratch);
         rc = (int)ib_loader_add_doc(L, sd);
     }
@@ -150,7 +151,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
         read_dropins(&L, path, extra);
         L.n_tree = L.n_docs;
         ib_loader_use_doc(&L, 0);
-        struct ynode *root = ytree_root(L.t);
+        struct ynode *root = ib_ytree_root(L.t);
         if (!root || (root->type == YNODE_SCALAR && !*scalar(root) && L.n_tree == 1)) {
             ib_diag_add(diag, NULL, NULL, "%s: the configuration is empty", path);
         } else {
@@ -170,8 +171,8 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
     }
     cfg->n_files = L.n_tree;
     for (size_t i = 0; i < L.n_docs; i++)
-        ytree_free(&L.docs[i]->tree);
-    ystr_free(&L.strings);
+        ib_ytree_free(&L.docs[i]->tree);
+    ib_ystr_free(&L.strings);
     ib_nameset_free(&L.device_names);
     free(L.docs);
     if (ib_diag_total(diag) > errs_before) {
@@ -204,13 +205,4 @@ void ib_config_free(struct ib_config *cfg)
 const struct ib_where *ib_config_where(const void *where)
 {
     return where;
-}
-
-double ib_scale_divisor(double scale)
-{
-    if (scale == 0.0 || fabs(scale) >= 1.0)
-        return 0.0;
-    double n = round(1.0 / scale);
-    /* Exact reciprocals only: 1/n must be the very double the user wrote. */
-    return (fabs(n) <= 1e15 && 1.0 / n == scale) ? n : 0.0;
 }

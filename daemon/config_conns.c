@@ -237,18 +237,17 @@ static void load_connection(struct ib_loader *L, struct csrc *cs, size_t i)
 void ib_loader_connections(struct ib_loader *L)
 {
     struct csrc *cs = NULL;
+    struct ib_nameset names = {0}; /* connection name to its index in cs */
     size_t n = 0, cap = 0;
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
-        struct ynode *root = ytree_root(L->t);
+        struct ynode *root = ib_ytree_root(L->t);
         struct ynode *list = ib_loader_list(L, root, "", "connections", false);
         for (size_t j = 0; j < list_len(list); j++) {
             struct ynode *cn = item_at(L, list, j);
             const char *name = scalar(ib_loader_get(L, cn, "name"));
-            size_t k = 0;
-            while (name && k < n && !(cs[k].name && strcmp(cs[k].name, name) == 0))
-                k++;
-            bool known = name && k < n;
+            size_t k = n;
+            bool known = name && ib_nameset_find(&names, name, &k);
             if (known && ib_loader_flag(L, cn, "override")) {
                 cs[k] = (struct csrc){.doc = di, .node = cn, .name = cs[k].name};
                 continue;
@@ -290,6 +289,8 @@ void ib_loader_connections(struct ib_loader *L)
                     abort();
                 cs = ncs;
             }
+            if (name)
+                ib_nameset_add(&names, name, n, &k);
             cs[n++] = (struct csrc){.doc = di, .node = cn, .name = name};
         }
     }
@@ -300,4 +301,5 @@ void ib_loader_connections(struct ib_loader *L)
         load_connection(L, &cs[i], i);
     }
     free(cs);
+    ib_nameset_free(&names);
 }

@@ -126,7 +126,7 @@ static struct ynode *pick_section(struct ib_loader *L, const char *key)
     size_t fdoc = 0;
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
-        struct ynode *n = ib_loader_get(L, ytree_root(L->t), key);
+        struct ynode *n = ib_loader_get(L, ib_ytree_root(L->t), key);
         if (!n)
             continue;
         if (found && !ib_loader_flag(L, n, "override")) {
@@ -248,7 +248,7 @@ void ib_loader_core(struct ib_loader *L)
                                         "connections", "config", "remote_config", NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
-        struct ynode *root = ytree_root(L->t);
+        struct ynode *root = ib_ytree_root(L->t);
         if (!root || (root->type == YNODE_SCALAR && !*scalar(root)))
             continue; /* an empty drop-in is harmless */
         ib_schema_apply(L, root, "", NULL, 0, extra);

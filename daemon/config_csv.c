@@ -24,7 +24,7 @@ struct csv_ctx {
 
 static void csv_scalar(struct ytree *t, const char *text, size_t len, int line, int col)
 {
-    ytree_scalar(t, text, len, line, col);
+    ib_ytree_scalar(t, text, len, line, col);
 }
 
 static void csv_header(struct csv_ctx *c, const struct ib_csv_cell *f, int n)
@@ -48,10 +48,10 @@ static void csv_value(struct csv_ctx *c, const char *column, const struct ib_csv
         csv_scalar(c->t, f->text, f->len, f->line, f->col);
         return;
     }
-    ytree_begin(c->t, YNODE_SEQUENCE, f->line, f->col);
+    ib_ytree_begin(c->t, YNODE_SEQUENCE, f->line, f->col);
     csv_scalar(c->t, f->text, (size_t)(dots - f->text), f->line, f->col);
     csv_scalar(c->t, dots + 2, strlen(dots + 2), f->line, f->col);
-    ytree_end(c->t);
+    ib_ytree_end(c->t);
 }
 
 static int csv_row(void *ud, const struct ib_csv_cell *f, int n, int line)
@@ -61,7 +61,7 @@ static int csv_row(void *ud, const struct ib_csv_cell *f, int n, int line)
         csv_header(c, f, n);
         return 0;
     }
-    ytree_begin(c->t, YNODE_MAPPING, line, 1); /* the next item of the list */
+    ib_ytree_begin(c->t, YNODE_MAPPING, line, 1); /* the next item of the list */
     for (int i = 0; i < n; i++) {
         if (!f[i].len)
             continue; /* an empty cell: the key is absent */
@@ -76,7 +76,7 @@ static int csv_row(void *ud, const struct ib_csv_cell *f, int n, int line)
         csv_scalar(c->t, c->header[i].text, strlen(c->header[i].text), f[i].line, f[i].col);
         csv_value(c, c->header[i].text, &f[i]);
     }
-    ytree_end(c->t);
+    ib_ytree_end(c->t);
     return 0;
 }
 
@@ -132,12 +132,12 @@ int ib_loader_read_csv(struct ib_loader *L, const char *path, struct ynode *at, 
     struct ib_srcdoc *sd = ib_arena_alloc(&L->cfg->arena, sizeof *sd);
     sd->file = ib_arena_strdup(&L->cfg->arena, path);
     sd->dir = L->dir;
-    ytree_init(&sd->tree, &L->strings);
+    ib_ytree_init(&sd->tree, &L->strings);
     struct csv_ctx c = {.L = L, .t = &sd->tree, .path = sd->file};
-    ytree_begin(c.t, YNODE_SEQUENCE, 1, 1); /* the root: a list of the rows */
+    ib_ytree_begin(c.t, YNODE_SEQUENCE, 1, 1); /* the root: a list of the rows */
     struct ib_csv_error ce = {0};
     int rc = ib_csv_parse(b.p ? b.p : "", b.len, csv_row, &c, &ce);
-    ytree_end(c.t);
+    ib_ytree_end(c.t);
     ib_buf_free(&b);
     if (rc < 0 || !c.have_header) {
         struct ib_where w = {
@@ -149,7 +149,7 @@ int ib_loader_read_csv(struct ib_loader *L, const char *path, struct ynode *at, 
                         rc < 0 ? ce.what
                                : "the CSV file is empty: it needs a header row "
                                  "naming its columns (name,table,address,...)");
-        ytree_free(&sd->tree);
+        ib_ytree_free(&sd->tree);
         return -1;
     }
     return (int)ib_loader_add_doc(L, sd);

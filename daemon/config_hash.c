@@ -1,4 +1,5 @@
-/* Canonical digests of a configuration. Each value is written as "path=value\n" in a fixed
+/* Canonical digests of a configuration. Each value, read through its schema (the core's sections
+ * and the plugins' blocks alike), is written as "path=value\n" in a fixed
  * order and format (integers in decimal, numbers with 17 significant digits, strings escaped),
  * then hashed with SHA-256 through OpenSSL's SHA256_* functions. Not EVP: its first use loads
  * OpenSSL's providers, which keeps 1.5 MB of libcrypto resident in a daemon that may never use

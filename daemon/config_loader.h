@@ -28,6 +28,8 @@ struct ib_nameset {
 };
 /* Adds `s` with value `v`; returns true if it was new, else false with *old its first value. */
 bool ib_nameset_add(struct ib_nameset *set, const char *s, size_t v, size_t *old);
+/* Whether `s` is in the set; its value into *v if so. */
+bool ib_nameset_find(const struct ib_nameset *set, const char *s, size_t *v);
 void ib_nameset_free(struct ib_nameset *set);
 
 struct ib_loader {
@@ -60,17 +62,17 @@ size_t ib_loader_add_doc(struct ib_loader *L, struct ib_srcdoc *sd);
 /* Item `i` of sequence `n`; key and value of pair `i` of mapping `n` (current document). */
 static inline struct ynode *item_at(struct ib_loader *L, const struct ynode *n, size_t i)
 {
-    return ytree_item(L->t, n, i);
+    return ib_ytree_item(L->t, n, i);
 }
 
 static inline struct ynode *key_at(struct ib_loader *L, const struct ynode *n, size_t i)
 {
-    return ytree_key(L->t, n, i);
+    return ib_ytree_key(L->t, n, i);
 }
 
 static inline struct ynode *value_at(struct ib_loader *L, const struct ynode *n, size_t i)
 {
-    return ytree_value(L->t, n, i);
+    return ib_ytree_value(L->t, n, i);
 }
 
 /* A scalar's text (it lives as long as the configuration), or NULL for anything else. */

@@ -211,6 +211,17 @@ bool ib_nameset_add(struct ib_nameset *set, const char *s, size_t v, size_t *old
     return true;
 }
 
+bool ib_nameset_find(const struct ib_nameset *set, const char *s, size_t *v)
+{
+    for (size_t j = set->cap ? ptr_hash(s) & (set->cap - 1) : 0; set->cap && set->slot[j];
+         j = (j + 1) & (set->cap - 1))
+        if (set->slot[j] == s) {
+            *v = set->val[j];
+            return true;
+        }
+    return false;
+}
+
 void ib_nameset_free(struct ib_nameset *set)
 {
     free(set->slot);

@@ -241,7 +241,7 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
         } else {
             int d = ib_loader_read_csv(L, ib_loader_resolve(L, scalar(csv)), csv, gpath);
             if (d >= 0)
-                src[nsrc++] = (struct ib_listsrc){(size_t)d, ytree_root(&L->docs[d]->tree)};
+                src[nsrc++] = (struct ib_listsrc){(size_t)d, ib_ytree_root(&L->docs[d]->tree)};
         }
         ib_loader_use_doc(L, home);
     }
@@ -270,9 +270,10 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
             tags[i].params = params;
             tags[i].where = ib_loader_item_where(L, tn, cg->where, "tags", i);
             tags[i].writable = ts.writable;
-            cg->tags[i] = (struct ib_tag_core){.scale = ts.scale,
+            cg->tags[i] = (struct ib_tag_core){.name = ts.name,
+                                               .scale = ts.scale,
                                                .offset = ts.offset,
-                                               .divisor = ib_scale_divisor(ts.scale),
+                                               .divisor = ib_record_scale_divisor(ts.scale),
                                                .scaled = ts.scale != 1.0 || ts.offset != 0.0,
                                                .unit = ts.unit,
                                                .description = ts.description};

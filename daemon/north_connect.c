@@ -216,7 +216,7 @@ static const char *clear_cause(struct ib_north *n, bool lost, const char *why, c
 {
     if (lost || !n->cfg->tls || strstr(why, "CONNACK") || strstr(why, "password_file"))
         return why;
-    if (ib_tls_diagnose(n->cfg, 3000, buf, len) < 0)
+    if (ib_tlscheck_diagnose(n->cfg, 3000, buf, len) < 0)
         return buf;
     pthread_mutex_lock(&n->mu); /* our handshake passed, paho's did not: OpenSSL's line helps */
     bool raw = n->tls_raw[0];

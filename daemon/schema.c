@@ -110,7 +110,7 @@ static int64_t name_unit_ms(const char *key)
 static int duration_in_unit(const char *s, int64_t unit_ms, int64_t *v)
 {
     int64_t ms;
-    if (ib_parse_duration_ms(s, &ms) < 0 || ms % unit_ms != 0)
+    if (ib_units_parse_duration_ms(s, &ms) < 0 || ms % unit_ms != 0)
         return -1;
     *v = ms / unit_ms;
     return 0;
@@ -165,7 +165,7 @@ static const char *store_duration(const struct ib_schema_entry *e, const char *s
                                   char *msg, size_t msglen)
 {
     int64_t v;
-    if (ib_parse_duration_ms(s, &v) < 0) {
+    if (ib_units_parse_duration_ms(s, &v) < 0) {
         snprintf(msg, msglen,
                  "expected a duration with a unit (500ms, 60s, 5min, 2h, 7d), found '%s'", s);
         return msg;
@@ -187,14 +187,14 @@ static const char *store_size(const struct ib_schema_entry *e, const char *s, ch
         snprintf(msg, msglen, "must not be empty");
         return msg;
     }
-    if (ib_parse_size(s, &v) < 0) {
+    if (ib_units_parse_size(s, &v) < 0) {
         snprintf(msg, msglen, "expected %s, found '%s'", ib_schema_type_word(IB_S_SIZE), s);
         return msg;
     }
     if ((e->flags & IB_SF_RANGE) && (v < e->min || v > e->max)) {
         char a[32], b[32];
-        ib_format_size(a, sizeof a, (uint64_t)e->min);
-        ib_format_size(b, sizeof b, (uint64_t)e->max);
+        ib_units_format_size(a, sizeof a, (uint64_t)e->min);
+        ib_units_format_size(b, sizeof b, (uint64_t)e->max);
         snprintf(msg, msglen, "'%s' is out of range [%s, %s]", s, a, b);
         return msg;
     }
@@ -241,7 +241,7 @@ static const char *store_value(struct ib_loader *L, const struct ib_schema_entry
             snprintf(msg, msglen, "must not be empty");
             return msg;
         }
-        const char *p = ystr_intern(&L->strings, s, strlen(s));
+        const char *p = ib_ystr_intern(&L->strings, s, strlen(s));
         memcpy(field, &p, sizeof p);
         return NULL;
     }

@@ -56,7 +56,7 @@ static int scale(const char *s, const struct unit *units, size_t n_units, int64_
     return -1;
 }
 
-int ib_parse_size(const char *s, int64_t *bytes)
+int ib_units_parse_size(const char *s, int64_t *bytes)
 {
     static const struct unit units[] = {
         {"", 1},
@@ -76,10 +76,12 @@ int ib_parse_size(const char *s, int64_t *bytes)
         {"TB", 1000000000000},
         {"TiB", 1LL << 40},
     };
+    if (!s) /* an empty value (`max_bytes:`): the loader reported it already */
+        return -1;
     return scale(s, units, sizeof units / sizeof units[0], bytes);
 }
 
-void ib_format_size(char *buf, unsigned len, uint64_t bytes)
+void ib_units_format_size(char *buf, unsigned len, uint64_t bytes)
 {
     static const char *const names[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)bytes;
@@ -95,7 +97,7 @@ void ib_format_size(char *buf, unsigned len, uint64_t bytes)
 }
 
 /* "500ms", "60s", "5min", "2h", "7d" (also "1.5s") -> ms. A bare number has no unit: refused. */
-int ib_parse_duration_ms(const char *s, int64_t *out)
+int ib_units_parse_duration_ms(const char *s, int64_t *out)
 {
     char *end;
     errno = 0;

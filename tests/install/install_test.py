@@ -555,6 +555,7 @@ class InstallTest:
                       "ironbridge-plugin").strip()
         check(cflags == "-I/usr/include", f"cflags: '{cflags}'")
         r.sh(f"test -f {plugindir}/modbus.so")
+        r.sh(f"test -f {plugindir}/s7.so")
         helptext = r.sh("ironbridge --help")
         check(f"(default: {plugindir}" in helptext,
               f"the daemon's default plugin dir is not {plugindir}:\n{helptext}")

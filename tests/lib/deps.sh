@@ -4,7 +4,7 @@
 # (--packaging: also what packaging/build-debs.sh and tests/install/run.sh need)
 
 IB_BUILD_PKGS=(meson ninja-build gcc pkgconf libmodbus-dev libpaho-mqtt-dev libssl-dev
-               libsystemd-dev libyaml-dev libcmocka-dev)
+               libsystemd-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev)
 IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus socat mbpoll
                  procps)
 IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
@@ -73,6 +73,29 @@ ib_install_deps() {
     fi
     return 0
 }
+
+# The S7 test peer (tests/peers/s7/build.sh builds npm node-snap7 1.0.9 from its bundled C++
+# source with node-gyp): Node.js with its headers, npm, and a C++ toolchain. Installs only what
+# is missing by command, so a Node.js from another source (which ships its own npm) is kept.
+# Call: ib_install_s7_peer_deps
+ib_install_s7_peer_deps() {
+    local -a want=()
+    command -v node >/dev/null 2>&1 || want+=(nodejs)
+    command -v npm >/dev/null 2>&1 || want+=(npm)
+    [[ -f /usr/include/node/node.h ]] || want+=(libnode-dev)
+    command -v g++ >/dev/null 2>&1 || want+=(g++)
+    command -v make >/dev/null 2>&1 || want+=(make)
+    command -v python3 >/dev/null 2>&1 || want+=(python3)
+    if ((${#want[@]} == 0)); then
+        echo "ib_install_s7_peer_deps: node, npm, Node headers, g++, make and python3 are there."
+        return 0
+    fi
+    local -a sudo=()
+    ((EUID == 0)) || sudo=(sudo)
+    echo "ib_install_s7_peer_deps: installing ${want[*]}"
+    "${sudo[@]}" apt-get update &&
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y --no-install-recommends "${want[@]}"
 
 # The OPC UA test peer (tests/integration/test_opcua.py): Node.js with npm (Debian 12's nodejs
 # 18.19 is enough; node-opcua-server is pinned at 2.182.2, the newest that runs there), then

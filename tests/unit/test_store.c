@@ -61,31 +61,31 @@ static void units(void **state)
 {
     (void)state;
     int64_t v;
-    assert_int_equal(ib_parse_size("1GiB", &v), 0);
+    assert_int_equal(ib_units_parse_size("1GiB", &v), 0);
     assert_int_equal(v, 1LL << 30);
-    assert_int_equal(ib_parse_size(" 512 MiB ", &v), 0);
+    assert_int_equal(ib_units_parse_size(" 512 MiB ", &v), 0);
     assert_int_equal(v, 512LL << 20);
-    assert_int_equal(ib_parse_size("10MB", &v), 0);
+    assert_int_equal(ib_units_parse_size("10MB", &v), 0);
     assert_int_equal(v, 10000000);
-    assert_int_equal(ib_parse_size("1048576", &v), 0);
+    assert_int_equal(ib_units_parse_size("1048576", &v), 0);
     assert_int_equal(v, 1048576);
-    assert_int_equal(ib_parse_size("64KiB", &v), 0);
+    assert_int_equal(ib_units_parse_size("64KiB", &v), 0);
     assert_int_equal(v, 65536);
-    assert_int_equal(ib_parse_size("1.5GiB", &v), -1);
-    assert_int_equal(ib_parse_size("GiB", &v), -1);
-    assert_int_equal(ib_parse_size("1 gib", &v), -1);
-    assert_int_equal(ib_parse_size("-1", &v), -1);
-    assert_int_equal(ib_parse_size("99999999999TiB", &v), -1);
-    assert_int_equal(ib_parse_duration_ms("7d", &v), 0);
+    assert_int_equal(ib_units_parse_size("1.5GiB", &v), -1);
+    assert_int_equal(ib_units_parse_size("GiB", &v), -1);
+    assert_int_equal(ib_units_parse_size("1 gib", &v), -1);
+    assert_int_equal(ib_units_parse_size("-1", &v), -1);
+    assert_int_equal(ib_units_parse_size("99999999999TiB", &v), -1);
+    assert_int_equal(ib_units_parse_duration_ms("7d", &v), 0);
     assert_int_equal(v, 7LL * 86400000);
-    assert_int_equal(ib_parse_duration_ms("12h", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("12h", &v), 0);
     assert_int_equal(v, 12LL * 3600000);
-    assert_int_equal(ib_parse_duration_ms("30min", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("30min", &v), 0);
     assert_int_equal(v, 1800000);
-    assert_int_equal(ib_parse_duration_ms("500ms", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("500ms", &v), 0);
     assert_int_equal(v, 500);
-    assert_int_equal(ib_parse_duration_ms("3600", &v), -1); /* no unit: refused */
-    assert_int_equal(ib_parse_duration_ms("1y", &v), -1);
+    assert_int_equal(ib_units_parse_duration_ms("3600", &v), -1); /* no unit: refused */
+    assert_int_equal(ib_units_parse_duration_ms("1y", &v), -1);
 }
 
 /* The encoder's head: {"seq":N exactly as the store wrote it before 0.2, for every width of N;

@@ -13,7 +13,7 @@
 static int64_t size_of(const char *s)
 {
     int64_t v = -12345;
-    assert_int_equal(ib_parse_size(s, &v), 0);
+    assert_int_equal(ib_units_parse_size(s, &v), 0);
     return v;
 }
 
@@ -56,7 +56,7 @@ static void sizes_refused(void **state)
                                       "1 MiB x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 7;
-        if (ib_parse_size(bad[i], &v) != -1)
+        if (ib_units_parse_size(bad[i], &v) != -1)
             fail_msg("'%s' was accepted as %lld", bad[i], (long long)v);
         assert_int_equal(v, 7); /* untouched when refused */
     }
@@ -66,20 +66,20 @@ static void formatted(void **state)
 {
     (void)state;
     char b[32];
-    ib_format_size(b, sizeof b, 12);
+    ib_units_format_size(b, sizeof b, 12);
     assert_string_equal(b, "12 B");
-    ib_format_size(b, sizeof b, 300 * 1024);
+    ib_units_format_size(b, sizeof b, 300 * 1024);
     assert_string_equal(b, "300.0 KiB");
-    ib_format_size(b, sizeof b, 3ULL << 29);
+    ib_units_format_size(b, sizeof b, 3ULL << 29);
     assert_string_equal(b, "1.5 GiB");
-    ib_format_size(b, sizeof b, 1024ULL << 40);
+    ib_units_format_size(b, sizeof b, 1024ULL << 40);
     assert_string_equal(b, "1024.0 TiB");
 }
 
 static int64_t ms_of(const char *s)
 {
     int64_t v = -12345;
-    assert_int_equal(ib_parse_duration_ms(s, &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms(s, &v), 0);
     return v;
 }
 
@@ -104,7 +104,7 @@ static void durations_refused(void **state)
                                       "1.0005s", "1 s",  "1e30d", "nan", "inf s"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v = 7;
-        if (ib_parse_duration_ms(bad[i], &v) != -1)
+        if (ib_units_parse_duration_ms(bad[i], &v) != -1)
             fail_msg("'%s' was accepted as %lld ms", bad[i], (long long)v);
     }
 }
