@@ -166,7 +166,8 @@ ib_install_node() {
     ((${#missing[@]} == 0)) || ib_apt_install "${missing[@]}"
 }
 
-# ib_install_peer_deps: what the npm test peers need besides Node.js: the S7 peer
+# ib_install_peer_deps: what the npm test peers need besides Node.js (each test installs its
+# peer from its pinned lock file: tests/peers/s7/build.sh, tests/peers/opcua/install.sh): the S7 peer
 # (tests/peers/s7/build.sh builds npm node-snap7's bundled C++ source with node-gyp) needs the
 # Node headers, g++ and make. Installed by what is missing (a command or a file), so a Node.js
 # from another source, which ships its own npm and headers, is kept.
