@@ -308,6 +308,16 @@ static void strings(void **state)
         for (int b = 0; b < DB_SIZE; b++)
             assert_int_equal(db[b], PATTERN);
     }
+    /* fits the declared length but not one Write Var of the negotiated PDU */
+    static char many[2000];
+    memset(many, 'a', sizeof many);
+    struct fx fx;
+    open_with(&fx, "DB1.DBB0", S7_T_WSTRING, 2000);
+    struct ib_value v = {.type = IB_V_STRING, .v.s = {many, sizeof many}};
+    assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), IB_ERR_INVALID);
+    if (!s7t_logged(&fx.host, "negotiated PDU"))
+        fail_msg("no PDU refusal logged (%s)", fx.host.log[0]);
+    close_fx(&fx);
 }
 
 static void other_areas(void **state)
