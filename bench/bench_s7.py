@@ -4,7 +4,10 @@ from the snap7 server (tests/peers/s7) and published over MQTT (TLS, QoS 1, a lo
 next to a raw loop of the same Read Var requests on one connection, with as many in flight, with
 the plugin's own wire and session code (bench_s7_raw) in the same run.
 
-    bench_s7.py PATH/TO/bench_s7_raw [SECONDS]
+    bench_s7.py PATH/TO/bench_s7_raw [SECONDS] [--json FILE]
+
+--json FILE also writes the figures as JSON (bench/run.py, the suite, reads them into its
+table and results file).
 
 Scenarios: groups at 100 ms (the issue's workload: CPU per million values) and polled
 continuously (interval 0: the values/s the gateway reaches against the raw loop). Values per
@@ -13,6 +16,8 @@ requests per poll from the plugin's plan log line beside the fewest the PDU allo
 Markdown table; never fails on timing.
 """
 
+import argparse
+import json
 import os
 import re
 import socket
@@ -101,9 +106,23 @@ def run_gateway(d, port, interval_ms, seconds):
     return rate, cpu, rss, pdu, reqs
 
 
-def main():
-    raw_exe = sys.argv[1]
-    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10
+def targets(raw_rate, rows):
+    """The issue's targets: >= 80% of the raw loop's values/s polling continuously, <= 0.5 CPU s
+    per million values at 100 ms."""
+    out = []
+    for r in rows:
+        if r["interval_ms"] == 0:
+            out.append({"target": ">= 80% of the raw loop's values/s, continuous",
+                        "met": r["values_per_s"] >= 0.8 * raw_rate})
+        elif r["interval_ms"] == 100:
+            out.append({"target": "<= 0.5 CPU s per million values at 100 ms",
+                        "met": r["cpu_s_per_million_values"] is not None
+                        and r["cpu_s_per_million_values"] <= 0.5})
+    return out
+
+
+def measure(raw_exe, seconds):
+    """Runs the raw loop and both gateway scenarios; the figures as a dict."""
     import tempfile
     d = Path(tempfile.mkdtemp(prefix="ib-bench-s7-"))
     with S7Peer(d, {db: 4 * TAGS for db in range(1, DBS + 1)}, pdu=480) as peer:
@@ -116,22 +135,55 @@ def main():
         for interval in (100, 0):
             rate, cpu, rss, pdu, reqs = run_gateway(d / f"i{interval}", peer.port, interval,
                                                     seconds)
-            rows.append((interval, rate, cpu, rss, pdu, reqs))
-    raw_rate = raw["values_per_s"]
-    raw_cpu = raw["cpu_s"] / raw["values"] * 1e6
-    print(f"\nS7 benchmark: {DBS} DBs x {TAGS} REAL against the snap7 server, {seconds:.0f} s "
-          f"windows, {os.cpu_count()} CPUs; gateway: TLS, QoS 1 to a local mosquitto\n")
-    print("| scenario | PDU | requests per poll (fewest) | values/s | of raw | CPU s per "
-          "million values | RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
-    print(f"| raw loop (bench_s7_raw, {raw['jobs']:.0f} in flight) | {raw['pdu']:.0f} | "
-          f"{raw['requests_per_poll']:.0f} "
-          f"({fewest(int(raw['pdu']))}) | {raw_rate:,.0f} | 100% | {raw_cpu:.3f} | - |")
-    for interval, rate, cpu, rss, pdu, reqs in rows:
-        name = f"gateway, {interval} ms" if interval else "gateway, continuous"
-        per_m = cpu / rate * 1e6 if rate else float("nan")
-        print(f"| {name} | {pdu} | {reqs} ({fewest(pdu) if pdu else '?'}) | {rate:,.0f} | "
-              f"{rate / raw_rate:.0%} | {per_m:.3f} | {rss / 1024:.1f} |")
+            rows.append({"name": f"gateway, {interval} ms" if interval else "gateway, continuous",
+                         "interval_ms": interval, "values_per_s": round(rate),
+                         "of_raw": round(rate / raw["values_per_s"], 3),
+                         "cpu_s_per_million_values": round(cpu / rate * 1e6, 3) if rate else None,
+                         "rss_mib": round(rss / 1024, 1), "pdu": pdu, "requests_per_poll": reqs,
+                         "fewest_requests_per_poll": fewest(pdu) if pdu else None})
+    raw_pdu = int(raw["pdu"])
+    res = {"title": f"S7: {DBS} DBs x {TAGS:,} REAL against the snap7 server (100 ms and "
+                    "continuous; gateway: TLS, QoS 1 to a local mosquitto)",
+           "window_s": seconds,
+           "raw": {"name": f"raw loop (bench_s7_raw, {raw['jobs']:.0f} in flight)",
+                   "values_per_s": round(raw["values_per_s"]), "of_raw": 1.0,
+                   "cpu_s_per_million_values": round(raw["cpu_s"] / raw["values"] * 1e6, 3),
+                   "rss_mib": None, "pdu": raw_pdu,
+                   "requests_per_poll": int(raw["requests_per_poll"]),
+                   "fewest_requests_per_poll": fewest(raw_pdu)},
+           "scenarios": rows}
+    res["targets"] = targets(raw["values_per_s"], rows)
+    return res
+
+
+def markdown(res):
+    """The figures as a Markdown table (also used by bench/run.py)."""
+    L = ["| S7 scenario | PDU | requests per poll (fewest) | values/s | of raw | CPU s per "
+         "million values | RSS MiB |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in [res["raw"]] + res["scenarios"]:
+        cpu = r["cpu_s_per_million_values"]
+        L.append(f"| {r['name']} | {r['pdu'] or '?'} | {r['requests_per_poll']} "
+                 f"({r['fewest_requests_per_poll'] or '?'}) | {r['values_per_s']:,} | "
+                 f"{r['of_raw']:.0%} | {'-' if cpu is None else f'{cpu:.3f}'} | "
+                 f"{'-' if r['rss_mib'] is None else r['rss_mib']} |")
+    L.append("")
+    L.append("S7 targets: " + "; ".join(("met: " if t["met"] else "**MISSED**: ") + t["target"]
+                                        for t in res["targets"]))
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("raw_exe")
+    ap.add_argument("seconds", nargs="?", type=float, default=10)
+    ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args()
+    res = measure(args.raw_exe, args.seconds)
+    print(f"\n{res['title']}, {args.seconds:.0f} s windows, {os.cpu_count()} CPUs\n")
+    print(markdown(res))
+    if args.json:
+        res["markdown"] = markdown(res)
+        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -247,7 +247,7 @@ static void resolve_type(struct resolver *rs, const struct ib_tag_config *tc,
                   S7_ADDRESS_MAX_BYTE);
     if (t->writable && !s7_type_writable(ty))
         cfg_error(rs, tc->where, "writable",
-                  "tags of type %s cannot be written (text types are read-only): write "
+                  "tags of type %s cannot be written: write "
                   "writable: false",
                   s7_type_names[ty]);
     t->text_cap = s7_type_text_cap(ty, t->length);

@@ -137,7 +137,7 @@ int s7_type_has_iso(enum s7_type t)
 
 int s7_type_writable(enum s7_type t)
 {
-    return t != S7_T_STRING && t != S7_T_WSTRING && t != S7_T_CHAR && t < S7_T_COUNT;
+    return t < S7_T_COUNT;
 }
 
 uint32_t s7_type_text_cap(enum s7_type t, uint32_t length)
@@ -694,6 +694,137 @@ int s7_type_encode(enum s7_type t, const struct ib_value *v, uint8_t *out, const
         return encode_point(t, (int64_t)u, out, why);
     default:
         *why = "this type cannot be written";
+        return -1;
+    }
+}
+
+/* ---- encoding text ------------------------------------------------------------------------- */
+
+/* The code point of the UTF-8 sequence at p[*i .. len-1]; *i moves past it. -1 when the bytes
+ * are not UTF-8 (a stray continuation byte, a truncated or overlong sequence, a surrogate, above
+ * U+10FFFF). */
+static long utf8_next(const uint8_t *p, uint32_t len, uint32_t *i)
+{
+    static const uint32_t min_cp[] = {0, 0x80, 0x800, 0x10000};
+    uint8_t b = p[*i];
+    unsigned more = b < 0x80             ? 0
+                    : (b & 0xE0) == 0xC0 ? 1
+                    : (b & 0xF0) == 0xE0 ? 2
+                    : (b & 0xF8) == 0xF0 ? 3
+                                         : 4;
+    if (more == 4 || len - *i <= more)
+        return -1;
+    uint32_t cp = more == 0 ? b : b & (0x3Fu >> more);
+    for (unsigned k = 1; k <= more; k++) {
+        uint8_t c = p[*i + k];
+        if ((c & 0xC0) != 0x80)
+            return -1;
+        cp = cp << 6 | (c & 0x3F);
+    }
+    if (cp < min_cp[more] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return -1;
+    *i += more + 1;
+    return (long)cp;
+}
+
+/* UTF-8 text as Latin-1 into out[0 .. max-1]; *n characters. -1: not Latin-1 text, -2: more
+ * than max characters. */
+static int text_to_latin1(const struct ib_value *v, uint8_t *out, uint32_t max, uint32_t *n,
+                          const char **why)
+{
+    const uint8_t *p = (const uint8_t *)v->v.s.ptr;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < v->v.s.len;) {
+        long cp = utf8_next(p, v->v.s.len, &i);
+        if (cp < 0) {
+            *why = "the text is not valid UTF-8";
+            return -1;
+        }
+        if (cp > 0xFF) {
+            *why = "the text has a character outside Latin-1 (U+0000..U+00FF), which a STRING "
+                   "or CHAR cannot hold (a WSTRING can)";
+            return -1;
+        }
+        if (k == max) {
+            *why = "the text is longer than the declared length";
+            return -2;
+        }
+        out[k++] = (uint8_t)cp;
+    }
+    *n = k;
+    return 0;
+}
+
+/* UTF-8 text as UTF-16BE into out (max code units); *n code units. */
+static int text_to_utf16(const struct ib_value *v, uint8_t *out, uint32_t max, uint32_t *n,
+                         const char **why)
+{
+    const uint8_t *p = (const uint8_t *)v->v.s.ptr;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < v->v.s.len;) {
+        long cp = utf8_next(p, v->v.s.len, &i);
+        if (cp < 0) {
+            *why = "the text is not valid UTF-8";
+            return -1;
+        }
+        uint32_t units = cp > 0xFFFF ? 2 : 1;
+        if (max - k < units) {
+            *why = "the text is longer than the declared length (UTF-16 code units)";
+            return -1;
+        }
+        if (units == 2) {
+            uint32_t c = (uint32_t)cp - 0x10000;
+            put_be(out + 2 * k++, 2, 0xD800 | c >> 10);
+            put_be(out + 2 * k++, 2, 0xDC00 | (c & 0x3FF));
+        } else {
+            put_be(out + 2 * k++, 2, (uint64_t)cp);
+        }
+    }
+    *n = k;
+    return 0;
+}
+
+int s7_type_encode_text(enum s7_type t, const struct ib_value *v, uint32_t length, uint8_t *out,
+                        uint32_t cap, uint32_t *n, const char **why)
+{
+    uint32_t k = 0;
+    *why = "";
+    if (v->type != IB_V_STRING || (v->v.s.len > 0 && !v->v.s.ptr)) {
+        *why = "the type takes text (a string value)";
+        return -1;
+    }
+    if (cap < s7_type_size(t, length)) {
+        *why = "internal: buffer too small";
+        return -1;
+    }
+    switch (t) {
+    case S7_T_CHAR: {
+        int rc = text_to_latin1(v, out, 1, &k, why);
+        if (rc == -1)
+            return -1;
+        if (rc != 0 || k != 1) {
+            *why = "a CHAR takes exactly one character";
+            return -1;
+        }
+        *n = 1;
+        return 0;
+    }
+    case S7_T_STRING:
+        if (length > 254 || text_to_latin1(v, out + 2, length, &k, why) != 0)
+            return -1;
+        out[0] = (uint8_t)length;
+        out[1] = (uint8_t)k;
+        *n = 2 + k;
+        return 0;
+    case S7_T_WSTRING:
+        if (length > 16382 || text_to_utf16(v, out + 4, length, &k, why) != 0)
+            return -1;
+        put_be(out, 2, length);
+        put_be(out + 2, 2, k);
+        *n = 4 + 2 * k;
+        return 0;
+    default:
+        *why = "not a text type";
         return -1;
     }
 }

@@ -56,7 +56,8 @@ enum s7_type s7_type_default(int width);
 int s7_type_fits(enum s7_type t, int width, const char **hint);
 /* Whether the type can be published as ISO text (`format: iso`). */
 int s7_type_has_iso(enum s7_type t);
-/* Whether write_tag can write the type (numbers, BOOL, times, dates and counters; not text). */
+/* Whether write_tag can write the type (all of them: numbers, BOOL, times, dates, counters
+ * through s7_type_encode(); CHAR, STRING and WSTRING through s7_type_encode_text()). */
 int s7_type_writable(enum s7_type t);
 /* Bytes of text a decoded STRING/WSTRING/ISO value may need: size the buffer of decode(). */
 uint32_t s7_type_text_cap(enum s7_type t, uint32_t length);
@@ -72,5 +73,21 @@ int s7_type_decode(enum s7_type t, enum s7_time_format fmt, const uint8_t *p, ui
  * *why (static text) when the value does not fit the type (out of range, a fraction for an
  * integer type, a value the type cannot be written from). */
 int s7_type_encode(enum s7_type t, const struct ib_value *v, uint8_t *out, const char **why);
+
+/* Whether the type is text (CHAR, STRING, WSTRING): written with s7_type_encode_text(). */
+static inline int s7_type_is_text(enum s7_type t)
+{
+    return t == S7_T_CHAR || t == S7_T_STRING || t == S7_T_WSTRING;
+}
+
+/* Encode the text *v (IB_V_STRING: UTF-8 bytes, not NUL-terminated) as CHAR (one Latin-1
+ * character), STRING[length] (bytes: max = length, current, Latin-1 characters) or
+ * WSTRING[length] (big-endian words: max = length, current, UTF-16 code units) into
+ * out[0 .. cap-1] (cap >= s7_type_size(t, length)). *n = the bytes to write: the header and the
+ * current characters (the bytes past them are not part of the value and stay as they are).
+ * 0, or -1 with *why (static text): not text, not UTF-8, a character the type cannot hold
+ * (above U+00FF for CHAR and STRING), longer than `length` (CHAR: not exactly one). */
+int s7_type_encode_text(enum s7_type t, const struct ib_value *v, uint32_t length, uint8_t *out,
+                        uint32_t cap, uint32_t *n, const char **why);
 
 #endif

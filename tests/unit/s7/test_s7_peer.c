@@ -1,8 +1,8 @@
 /* The built s7.so writing to the snap7 server (npm node-snap7, an independent S7
  * implementation; tests/peers/s7): every writable type at odd and even offsets changes exactly
- * its bytes on the server, a bit write changes exactly that bit (no read-modify-write of its
- * neighbours), and each value reads back equal through read_group. Suite integration: needs
- * Node.js (tests/lib/deps.sh: ib_install_s7_peer_deps).
+ * its bytes on the server (text: its header and current characters), a bit write changes exactly
+ * that bit (no read-modify-write of its neighbours), and each value reads back equal through
+ * read_group. Suite integration: needs Node.js (tests/lib/deps.sh: ib_install_s7_peer_deps).
  *   test_s7_peer S7.SO BUILD.SH SERVER.JS PEER_DIR */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -143,11 +143,11 @@ struct fx {
     struct ib_sample s[S7T_MAX_TAGS];
 };
 
-static void open_with(struct fx *fx, const char *address, int32_t type)
+static void open_with(struct fx *fx, const char *address, int32_t type, int64_t length)
 {
     s7t_host_init(&fx->host);
     s7t_config(&fx->cfg, s7_port);
-    s7t_tag(&fx->cfg, address, type, 0, true);
+    s7t_tag(&fx->cfg, address, type, length, true);
     assert_int_equal(
         s7t_plugin->create(&fx->host.host, s7t_ctx(&fx->host), &fx->cfg.conn, &fx->inst), 0);
     assert_int_equal(s7t_plugin->open(fx->inst), 0);
@@ -159,15 +159,15 @@ static void close_fx(struct fx *fx)
     s7t_plugin->destroy(fx->inst);
 }
 
-/* Write v to `address` as `type`; the server's DB1 must differ from the pattern exactly at
- * [off, off + n) with `want`; the value reads back as `back`. */
-static void write_case(const char *address, int32_t type, struct ib_value v, uint32_t off,
-                       const uint8_t *want, uint32_t n, struct ib_value back)
+/* Write v to `address` as `type` (`length`: of a string); the server's DB1 must differ from the
+ * pattern exactly at [off, off + n) with `want`; the value reads back as `back`. */
+static void write_text_case(const char *address, int32_t type, int64_t length, struct ib_value v,
+                            uint32_t off, const uint8_t *want, uint32_t n, struct ib_value back)
 {
     struct fx fx;
     uint8_t db[DB_SIZE];
     fill("DB", PATTERN, DB_SIZE);
-    open_with(&fx, address, type);
+    open_with(&fx, address, type, length);
     int rc = s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v);
     if (rc != 0)
         fail_msg("%s: write_tag returned %d (%s)", address, rc, fx.host.log[0]);
@@ -184,9 +184,18 @@ static void write_case(const char *address, int32_t type, struct ib_value v, uin
     assert_int_equal(fx.s[0].value.type, back.type);
     if (back.type == IB_V_DOUBLE)
         assert_true(fx.s[0].value.v.d == back.v.d);
+    else if (back.type == IB_V_STRING)
+        assert_true(fx.s[0].value.v.s.len == back.v.s.len &&
+                    memcmp(fx.s[0].value.v.s.ptr, back.v.s.ptr, back.v.s.len) == 0);
     else
         assert_memory_equal(&fx.s[0].value.v, &back.v, sizeof back.v.u);
     close_fx(&fx);
+}
+
+static void write_case(const char *address, int32_t type, struct ib_value v, uint32_t off,
+                       const uint8_t *want, uint32_t n, struct ib_value back)
+{
+    write_text_case(address, type, 0, v, off, want, n, back);
 }
 
 #define I(x) ((struct ib_value){.type = IB_V_INT, .v.i = (x)})
@@ -251,13 +260,73 @@ static void times(void **state)
                I(1714566896789LL));
 }
 
+#define T(str) ((struct ib_value){.type = IB_V_STRING, .v.s = {(str), sizeof(str) - 1}})
+
+/* Text: the header (max kept, current set) and the current characters change, nothing past
+ * them; strings of several lengths at odd and even offsets; refusals send nothing. */
+static void strings(void **state)
+{
+    (void)state;
+    write_text_case("DB1.DBB3", S7_T_STRING, 10, T(""), 3, (const uint8_t[]){10, 0}, 2, T(""));
+    write_text_case("DB1.DBB4", S7_T_STRING, 10, T("A"), 4, (const uint8_t[]){10, 1, 'A'}, 3,
+                    T("A"));
+    write_text_case("DB1.DBB7", S7_T_STRING, 10, T("Grüße"), 7,
+                    (const uint8_t[]){10, 5, 'G', 'r', 0xFC, 0xDF, 'e'}, 7, T("Grüße"));
+    write_text_case("DB1.DBB20", S7_T_STRING, 10, T("0123456789"), 20,
+                    (const uint8_t[]){10, 10, '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'}, 12,
+                    T("0123456789"));
+    write_text_case("DB1.DBB9", S7_T_WSTRING, 6, T(""), 9, (const uint8_t[]){0, 6, 0, 0}, 4, T(""));
+    write_text_case("DB1.DBB12", S7_T_WSTRING, 6, T("Ω"), 12,
+                    (const uint8_t[]){0, 6, 0, 1, 0x03, 0xA9}, 6, T("Ω"));
+    write_text_case(
+        "DB1.DBB31", S7_T_WSTRING, 6, T("hé€\xF0\x9F\x98\x80"), 31,
+        (const uint8_t[]){0, 6, 0, 5, 0, 'h', 0, 0xE9, 0x20, 0xAC, 0xD8, 0x3D, 0xDE, 0x00}, 14,
+        T("hé€\xF0\x9F\x98\x80"));
+    write_text_case("DB1.DBB5", S7_T_CHAR, 0, T("é"), 5, (const uint8_t[]){0xE9}, 1, T("é"));
+    write_text_case("DB1.DBB6", S7_T_CHAR, 0, T("z"), 6, (const uint8_t[]){'z'}, 1, T("z"));
+    /* refused before anything is sent: the DB keeps its pattern */
+    static const struct {
+        const char *address;
+        int32_t type;
+        int64_t length;
+        struct ib_value v;
+    } bad[] = {
+        {"DB1.DBB3", S7_T_STRING, 4, T("12345")}, {"DB1.DBB3", S7_T_STRING, 10, T("5 €")},
+        {"DB1.DBB3", S7_T_WSTRING, 2, T("abc")},  {"DB1.DBB3", S7_T_CHAR, 0, T("ab")},
+        {"DB1.DBB3", S7_T_STRING, 10, I(5)},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct fx fx;
+        uint8_t db[DB_SIZE];
+        fill("DB", PATTERN, DB_SIZE);
+        open_with(&fx, bad[i].address, bad[i].type, bad[i].length);
+        assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &bad[i].v), IB_ERR_INVALID);
+        if (!s7t_logged(&fx.host, "write refused"))
+            fail_msg("case %zu: no 'write refused' log (%s)", i, fx.host.log[0]);
+        close_fx(&fx);
+        get("DB", db, DB_SIZE);
+        for (int b = 0; b < DB_SIZE; b++)
+            assert_int_equal(db[b], PATTERN);
+    }
+    /* fits the declared length but not one Write Var of the negotiated PDU */
+    static char many[2000];
+    memset(many, 'a', sizeof many);
+    struct fx fx;
+    open_with(&fx, "DB1.DBB0", S7_T_WSTRING, 2000);
+    struct ib_value v = {.type = IB_V_STRING, .v.s = {many, sizeof many}};
+    assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), IB_ERR_INVALID);
+    if (!s7t_logged(&fx.host, "negotiated PDU"))
+        fail_msg("no PDU refusal logged (%s)", fx.host.log[0]);
+    close_fx(&fx);
+}
+
 static void other_areas(void **state)
 {
     (void)state;
     struct fx fx;
     uint8_t q[16];
     fill("Q", 0x00, 16);
-    open_with(&fx, "A4.2", -1);
+    open_with(&fx, "A4.2", -1, 0);
     struct ib_value v = B(true);
     assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
     close_fx(&fx);
@@ -266,7 +335,7 @@ static void other_areas(void **state)
         assert_int_equal(q[i], i == 4 ? 0x04 : 0x00);
     uint8_t m[16];
     fill("M", 0xFF, 16);
-    open_with(&fx, "%MW6", S7_T_INT);
+    open_with(&fx, "%MW6", S7_T_INT, 0);
     v = I(1);
     assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
     close_fx(&fx);
@@ -284,7 +353,7 @@ static void timers_and_counters(void **state)
     struct fx fx;
     uint8_t a[16];
     fill("T", 0x00, 16);
-    open_with(&fx, "T4", -1);
+    open_with(&fx, "T4", -1, 0);
     struct ib_value v = U(123000);
     assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
     memset(fx.s, 0, sizeof fx.s);
@@ -296,7 +365,7 @@ static void timers_and_counters(void **state)
     for (int i = 0; i < 16; i++)
         assert_int_equal(a[i], i == 2 ? 0x21 : i == 3 ? 0x23 : 0x00);
     fill("C", 0x00, 16);
-    open_with(&fx, "C6", -1);
+    open_with(&fx, "C6", -1, 0);
     v = U(42);
     assert_int_equal(s7t_plugin->write_tag(fx.inst, 0, 0, 0, &v), 0);
     assert_int_equal(s7t_plugin->read_group(fx.inst, 0, 0, fx.s), 0);
@@ -316,11 +385,9 @@ int main(int argc, char **argv)
     args = argv;
     s7t_load_plugin(argc, argv);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(bits),
-        cmocka_unit_test(numbers),
-        cmocka_unit_test(times),
-        cmocka_unit_test(other_areas),
-        cmocka_unit_test(timers_and_counters),
+        cmocka_unit_test(bits),        cmocka_unit_test(numbers),
+        cmocka_unit_test(times),       cmocka_unit_test(strings),
+        cmocka_unit_test(other_areas), cmocka_unit_test(timers_and_counters),
     };
     return cmocka_run_group_tests(tests, start_peer, stop_peer);
 }

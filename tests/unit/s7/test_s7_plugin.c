@@ -431,8 +431,6 @@ static void config_refusals(void **state)
         {"DB1.DBB0", S7_T_STRING, 255, false, "1..254"},
         {"DB1.DBW0", S7_T_INT, 4, false, "length applies"},
         {"DB1.DBB65530", S7_T_LREAL, 0, false, "past byte 65535"},
-        {"DB1.DBB0", S7_T_STRING, 4, true, "cannot be written"},
-        {"DB1.DBB0", S7_T_CHAR, 0, true, "cannot be written"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct fx fx;

@@ -198,11 +198,74 @@ static void encoding(void **state)
     enc_refused(S7_T_INT, s);
 }
 
+#define T(str) ((struct ib_value){.type = IB_V_STRING, .v.s = {(str), sizeof(str) - 1}})
+
+static void text_ok(enum s7_type t, uint32_t length, struct ib_value v, const uint8_t *want,
+                    uint32_t n)
+{
+    uint8_t out[64];
+    uint32_t got = 0;
+    const char *why = "";
+    memset(out, 0xEE, sizeof out);
+    if (s7_type_encode_text(t, &v, length, out, sizeof out, &got, &why) != 0)
+        fail_msg("%s[%u] '%.*s' refused: %s", s7_type_names[t], length, (int)v.v.s.len, v.v.s.ptr,
+                 why);
+    assert_int_equal(got, n);
+    assert_memory_equal(out, want, n);
+    for (uint32_t i = n; i < sizeof out; i++)
+        assert_int_equal(out[i], 0xEE); /* nothing past the bytes to write */
+}
+
+static void text_refused(enum s7_type t, uint32_t length, struct ib_value v, const char *says)
+{
+    uint8_t out[64];
+    uint32_t got = 0;
+    const char *why = "";
+    if (s7_type_encode_text(t, &v, length, out, sizeof out, &got, &why) == 0)
+        fail_msg("%s[%u] accepted", s7_type_names[t], length);
+    if (!strstr(why, says))
+        fail_msg("%s[%u]: '%s' does not say '%s'", s7_type_names[t], length, why, says);
+}
+
+static void encoding_text(void **state)
+{
+    (void)state;
+    text_ok(S7_T_STRING, 10, T(""), (const uint8_t[]){10, 0}, 2);
+    text_ok(S7_T_STRING, 10, T("AB"), (const uint8_t[]){10, 2, 'A', 'B'}, 4);
+    text_ok(S7_T_STRING, 4, T("Grüß"), (const uint8_t[]){4, 4, 'G', 'r', 0xFC, 0xDF}, 6);
+    text_ok(S7_T_STRING, 40, T("\xC3\xBF"), (const uint8_t[]){40, 1, 0xFF}, 3);
+    text_refused(S7_T_STRING, 3, T("Grüß"), "longer than the declared length");
+    text_refused(S7_T_STRING, 10, T("5 \xE2\x82\xAC"), "outside Latin-1"); /* € */
+    text_refused(S7_T_STRING, 10, T("\xC3"), "not valid UTF-8");           /* truncated */
+    text_refused(S7_T_STRING, 10, T("\xC0\x80"), "not valid UTF-8");       /* overlong NUL */
+    text_refused(S7_T_STRING, 10, T("\x80"), "not valid UTF-8");           /* stray continuation */
+    text_refused(S7_T_STRING, 10, I(1), "takes text");
+    text_ok(S7_T_WSTRING, 8, T(""), (const uint8_t[]){0, 8, 0, 0}, 4);
+    text_ok(S7_T_WSTRING, 8, T("A\xE2\x82\xAC"), (const uint8_t[]){0, 8, 0, 2, 0, 'A', 0x20, 0xAC},
+            8);
+    /* U+1F600 is a surrogate pair: two of the declared code units */
+    text_ok(S7_T_WSTRING, 2, T("\xF0\x9F\x98\x80"),
+            (const uint8_t[]){0, 2, 0, 2, 0xD8, 0x3D, 0xDE, 0x00}, 8);
+    text_refused(S7_T_WSTRING, 1, T("\xF0\x9F\x98\x80"), "longer than the declared length");
+    text_refused(S7_T_WSTRING, 2, T("abc"), "longer than the declared length");
+    text_refused(S7_T_WSTRING, 8, T("\xED\xA0\x80"), "not valid UTF-8");     /* a surrogate */
+    text_refused(S7_T_WSTRING, 8, T("\xF4\x90\x80\x80"), "not valid UTF-8"); /* > U+10FFFF */
+    text_ok(S7_T_CHAR, 0, T("x"), (const uint8_t[]){'x'}, 1);
+    text_ok(S7_T_CHAR, 0, T("\xC3\xA9"), (const uint8_t[]){0xE9}, 1); /* é */
+    text_refused(S7_T_CHAR, 0, T(""), "exactly one character");
+    text_refused(S7_T_CHAR, 0, T("xy"), "exactly one character");
+    text_refused(S7_T_CHAR, 0, T("\xE2\x82\xAC"), "outside Latin-1");
+    text_refused(S7_T_CHAR, 0, U(65), "takes text");
+    /* write_tag takes every type now */
+    for (int t = 0; t < S7_T_COUNT; t++)
+        assert_true(s7_type_writable((enum s7_type)t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(numbers), cmocka_unit_test(strings),  cmocka_unit_test(times),
-        cmocka_unit_test(widths),  cmocka_unit_test(encoding),
+        cmocka_unit_test(widths),  cmocka_unit_test(encoding), cmocka_unit_test(encoding_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
