@@ -3,11 +3,8 @@
  * values of every S7 type decoded from the response data, and the address parser (config
  * text). Any crash, ASan or UBSan report is a defect; nothing here may read past the input.
  *
- * Build and run by hand (the fuzz infrastructure in tests/fuzz/ wires it into the build):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iplugins/s7 \
- *       tests/fuzz/fuzz_s7.c plugins/s7/wire.c plugins/s7/address.c plugins/s7/types.c -lm \
- *       -o fuzz_s7
- *   ./fuzz_s7 -max_total_time=60 tests/fuzz/corpus/s7
+ * Built as fuzz_s7 by tests/fuzz/meson.build (docs/fuzzing.md); the normal build replays its
+ * corpus and regressions (test fuzz_s7).
  * The seed corpus holds valid frames (CC, Setup ack, Read Var ack with fill bytes and error
  * items, Write Var ack) and addresses. */
 #include <stddef.h>
@@ -50,6 +47,13 @@ static void frames(const uint8_t *data, size_t size)
             if (res[i].rc == S7_RC_OK && res[i].len > 0)
                 decode_values(res[i].data, res[i].len);
     }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
