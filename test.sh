@@ -38,7 +38,7 @@ done
 # shellcheck source=tests/lib/deps.sh
 source tests/lib/deps.sh
 if ((install)); then
-    ib_install_deps || { echo "test.sh: could not install the required packages" >&2; exit 1; }
+    ib_install_deps --tests || { echo "test.sh: could not install the required packages" >&2; exit 1; }
 fi
 if ! absent=$(ib_check_prereqs); then
     sed 's/^/test.sh: /' <<<"$absent" >&2

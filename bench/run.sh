@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib/deps.sh
 source tests/lib/deps.sh
-ib_install_deps
+ib_install_deps --tests
 missing=$(ib_missing_pkgs iproute2)   # ss: counts the gateway's Modbus requests
 if [[ -n $missing ]]; then
     apt-get install -y --no-install-recommends iproute2

@@ -2,16 +2,18 @@
 # Installs the Debian 12 packages ironbridge needs to build, to run its tests, the demo and the
 # benchmarks, and checks that every program and Python module they use is there.
 # Source this file, then call:
-#   ib_install_deps [--runtime-only | --packaging]   install what is missing (apt-get, as root
+#   ib_install_deps [--runtime-only | --packaging | --tests]
+#                                                    install what is missing (apt-get, as root
 #                                                    or with sudo)
 #   ib_check_prereqs                                 one line per missing program, Python module
 #                                                    or library, with the package providing it;
 #                                                    status 1 if anything is missing
 #   ib_install_peer_deps                             Debian's nodejs and npm when no `node` is
 #                                                    on PATH, and what the npm test peers build
-#                                                    with (called by ib_install_deps)
+#                                                    with (called by ib_install_deps --tests)
 # (--packaging: also what packaging/build-debs.sh and tests/install/run.sh need;
-#  --runtime-only: only what the demo and the tests run, not the build tools)
+#  --runtime-only: only what the demo and the tests run, not the build tools;
+#  --tests: also clang for the fuzz build and Node.js for the npm test peers)
 #
 # Every package is installed with --no-install-recommends: anything a test imports or runs
 # (or the build links: gcc only recommends libc6-dev)
@@ -20,7 +22,7 @@
 # tests/cleanroot/run.sh proves this list on a minimal Debian 12 root.
 
 IB_BUILD_PKGS=(meson ninja-build gcc libc6-dev binutils pkgconf libmodbus-dev libpaho-mqtt-dev
-               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev clang libclang-rt-14-dev)
+               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev)
 # mosquitto, mosquitto-clients: the broker and mosquitto_sub/_pub; openssl: the tests' PKI;
 # python3-*: the fixtures and the pymodbus peers; socat: RTU over a pty pair and TCP bridges;
 # systemd: systemd-analyze (service-security); mount, util-linux: the store's tmpfs, setsid;
@@ -30,6 +32,8 @@ IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus py
                  git)
 IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
 IB_NODE_PKGS=(nodejs npm)
+# Only for the test suite (--tests): clang and libFuzzer for the fuzz build (tests/fuzz/).
+IB_TEST_PKGS=(clang libclang-rt-14-dev)
 
 # What ./test.sh, demo.sh and bench/run.sh run or import, and the package that provides it.
 # Programs (a name on PATH or an absolute path):
@@ -128,12 +132,13 @@ ib_apt_install() {
 }
 
 ib_install_deps() {
-    local runtime_only=0 packaging=0
+    local runtime_only=0 packaging=0 tests=0
     case "${1-}" in
         --runtime-only) runtime_only=1 ;;
         --packaging) packaging=1 ;;
+        --tests) tests=1 ;;
         "") ;;
-        *) echo "ib_install_deps: unknown option '$1' (use --runtime-only or --packaging)" >&2
+        *) echo "ib_install_deps: unknown option '$1' (use --runtime-only, --packaging or --tests)" >&2
            return 2 ;;
     esac
     if ! command -v dpkg-query >/dev/null 2>&1; then
@@ -144,6 +149,7 @@ ib_install_deps() {
     local wanted=("${IB_RUNTIME_PKGS[@]}")
     ((runtime_only)) || wanted=("${IB_BUILD_PKGS[@]}" "${wanted[@]}")
     ((packaging == 0)) || wanted+=("${IB_PACKAGING_PKGS[@]}")
+    ((tests == 0)) || wanted+=("${IB_TEST_PKGS[@]}")
 
     local missing
     mapfile -t missing < <(ib_missing_pkgs "${wanted[@]}")
@@ -154,7 +160,7 @@ ib_install_deps() {
         echo "ib_install_deps: installing missing packages: ${missing[*]}"
         ib_apt_install "${missing[@]}" || return 1
     fi
-    ((runtime_only)) || ib_install_peer_deps
+    ((tests == 0)) || ib_install_peer_deps
 }
 
 # ib_install_node: the install step for npm test peers. A clean Debian 12 has no Node.js: take
