@@ -97,7 +97,10 @@ if ((install)); then
 fi
 say "building in $BUILD"
 if [[ ! -f $BUILD/build.ninja ]]; then
-    meson setup "$BUILD" >/dev/null || die "meson setup $BUILD failed"
+    out=$(meson setup "$BUILD" 2>&1) || {
+        tail -n 20 <<<"$out" >&2
+        die "meson setup $BUILD failed (above; the whole log: $BUILD/meson-logs/meson-log.txt)"
+    }
 fi
 ninja -C "$BUILD" >/dev/null || { ninja -C "$BUILD"; die "the build failed"; }
 DAEMON=$BUILD/daemon/ironbridge

@@ -3,9 +3,14 @@
 # real mosquitto and Modbus servers), first plainly, then under ASan+UBSan.
 #
 #   ./test.sh                       install what is missing, plain pass, then sanitizer pass
+#   ./test.sh --plain               only the plain pass (build/), the whole suite
 #   ./test.sh --sanitize [ARGS...]  only the sanitizer pass (build-san/)
 #   ./test.sh ARGS...               only the plain pass (build/), ARGS go to `meson test`
-#   --no-install                    do not check for or install Debian packages
+#   --no-install                    do not install Debian packages
+#
+# Before building, every program, Python module and library the suite uses is checked once
+# (tests/lib/deps.sh's ib_check_prereqs); a missing one is named with its Debian package and
+# nothing runs.
 #
 # Examples: ./test.sh --suite unit     ./test.sh --sanitize test_tls
 set -uo pipefail
@@ -15,11 +20,13 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 cd "$(dirname "$(readlink -f "$0")")" || exit 2
 
 sanitize=0
+plain=0
 install=1
 args=()
 while (($#)); do
     case "$1" in
         --sanitize) sanitize=1 ;;
+        --plain) plain=1 ;;
         --no-install) install=0 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; args+=("$@"); break ;;
@@ -28,13 +35,20 @@ while (($#)); do
     shift
 done
 
+# shellcheck source=tests/lib/deps.sh
+source tests/lib/deps.sh
 if ((install)); then
-    # shellcheck source=tests/lib/deps.sh
-    source tests/lib/deps.sh
-    ib_install_deps || { echo "test.sh: could not install the required packages" >&2; exit 1; }
+    ib_install_deps --tests || { echo "test.sh: could not install the required packages" >&2; exit 1; }
+fi
+if ! absent=$(ib_check_prereqs); then
+    sed 's/^/test.sh: /' <<<"$absent" >&2
+    echo "test.sh: FAILED: prerequisites missing: install the packages named above (and list" \
+         "them in tests/lib/deps.sh if it did not install them)" >&2
+    exit 1
 fi
 
 summaries=()
+passed=0 failed=0 skipped=0
 
 # run_pass NAME BUILDDIR [meson setup options...]: configures, builds and tests one build dir.
 run_pass() {
@@ -64,6 +78,11 @@ run_pass() {
     status=${PIPESTATUS[0]}
     summaries+=("$name pass ($dir): exit status $status"
                 "$(grep -E '^(Ok|Expected Fail|Fail|Unexpected Pass|Skipped|Timeout): ' "$out")")
+    local n
+    n=$(awk '/^Ok: /{p+=$2} /^(Fail|Unexpected Pass|Timeout): /{f+=$NF} /^Skipped: /{s+=$2}
+             END {printf "%d %d %d", p, f, s}' "$out")
+    read -r n_ok n_fail n_skip <<<"$n"
+    passed=$((passed + n_ok)) failed=$((failed + n_fail)) skipped=$((skipped + n_skip))
     return "$status"
 }
 
@@ -79,7 +98,7 @@ run_sanitized() {
 if ((sanitize)); then
     run_sanitized
     status=$?
-elif ((${#args[@]})); then
+elif ((plain || ${#args[@]})); then
     run_pass plain build "${plain_opts[@]}"
     status=$?
 else
@@ -97,4 +116,7 @@ echo
 echo "==================== test.sh: summary ===================="
 for s in "${summaries[@]}"; do printf '%s\n' "$s"; done
 ((status == 0)) && echo "test.sh: PASSED" || echo "test.sh: FAILED (exit status $status)"
+# The closing line, in the form CI reads: a skipped test counts as a failure (nothing is skipped
+# silently: a missing prerequisite fails).
+echo "test.sh: $passed passed, $((failed + skipped)) failed"
 exit "$status"

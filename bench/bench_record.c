@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "config.h"
 #include "record.h"
 
 #define N_TAGS 1000
@@ -54,8 +55,10 @@ int main(int argc, char **argv)
     }
     struct ib_group_config g = {.name = "bench", .n_tags = N_TAGS, .tags = tags};
     struct ib_cfg_group cg = {.tags = core};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
     struct ib_group_enc enc;
-    if (ib_group_enc_init(&enc, "gw", "conn", "dev", NULL, &g, &cg) < 0)
+    if (ib_record_enc_init(&enc, "gw", "conn", "dev", NULL, g.name, g.n_tags, cg.tags) < 0)
         return 1;
     struct ib_buf buf = {0};
     char *naive = malloc(1 << 20);
@@ -76,7 +79,7 @@ int main(int argc, char **argv)
                 raw[i].value.type = IB_V_UINT;
                 raw[i].value.v.u = x >> 16;
             }
-            ib_normalize(&core[i], &raw[i], &norm[i]);
+            ib_record_normalize(&core[i], &raw[i], &norm[i]);
         }
         ib_record_encode(&buf, &enc, 1764163200000 + r, norm, NULL, 0);
         bytes_ours += buf.len;
@@ -110,7 +113,7 @@ int main(int argc, char **argv)
     printf("ratio (baseline CPU / ironbridge CPU): %.2f; peak RSS %ld KiB\n", base / ours,
            ru.ru_maxrss);
     ib_buf_free(&buf);
-    ib_group_enc_free(&enc);
+    ib_record_enc_free(&enc);
     free(naive);
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "record.h"
 #include "report.h"
 #include "store.h"
@@ -44,6 +45,8 @@ static struct result run(uint8_t mode, double deadband)
     }
     struct ib_group_config g = {.name = "g", .n_tags = PER_GROUP, .tags = tags};
     struct ib_cfg_group cg = {.tags = core, .stale_after_ms = 3000};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
     struct ib_group_enc enc[N_GROUPS];
     static struct ib_report_state rs[N_GROUPS][PER_GROUP];
     static struct ib_sample norm[PER_GROUP];
@@ -53,7 +56,7 @@ static struct result run(uint8_t mode, double deadband)
     for (int k = 0; k < N_GROUPS; k++) {
         snprintf(dev[k], sizeof dev[k], "dev%d", k);
         snprintf(topic[k], sizeof topic[k], "ironbridge/gw/dev%d/g", k);
-        ib_group_enc_init(&enc[k], "gw", "conn", dev[k], NULL, &g, &cg);
+        ib_record_enc_init(&enc[k], "gw", "conn", dev[k], NULL, g.name, g.n_tags, cg.tags);
         for (int i = 0; i < PER_GROUP; i++) {
             ib_report_state_init(&rs[k][i], 0);
             level[k][i] = 20.0 + i % 50;
@@ -113,7 +116,7 @@ static struct result run(uint8_t mode, double deadband)
     }
     r.cpu = cpu_s() - c0;
     for (int k = 0; k < N_GROUPS; k++) {
-        ib_group_enc_free(&enc[k]);
+        ib_record_enc_free(&enc[k]);
         for (int i = 0; i < PER_GROUP; i++)
             ib_report_state_free(&rs[k][i]);
     }

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "north.h"
+#include "config.h"
 #include "record.h"
 #include "store.h"
 
@@ -81,7 +82,10 @@ static void record_init(struct sample_record *r)
     }
     struct ib_group_config g = {.name = "fast", .n_tags = TAGS_PER_RECORD, .tags = r->tags};
     struct ib_cfg_group cg = {.tags = r->core};
-    if (ib_group_enc_init(&r->enc, "line3-gw01", "press-hall", "meter-1", NULL, &g, &cg) < 0)
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
+    if (ib_record_enc_init(&r->enc, "line3-gw01", "press-hall", "meter-1", NULL, g.name, g.n_tags,
+                          cg.tags) < 0)
         exit(1);
     r->x = 12345;
 }
@@ -318,9 +322,9 @@ static struct replay_result replay(const char *dir, int port, int64_t rate)
     ib_north_stop(north, false);
     ib_north_free(north);
     ib_store_close(s);
-    ib_group_enc_free(&r.enc);
+    ib_record_enc_free(&r.enc);
     ib_buf_free(&r.body);
-    ib_group_enc_free(&lv.r.enc);
+    ib_record_enc_free(&lv.r.enc);
     ib_buf_free(&lv.r.body);
     rm_rf(path);
     return res;
@@ -424,7 +428,7 @@ int main(int argc, char **argv)
         kill(mq, SIGTERM);
         waitpid(mq, NULL, 0);
     }
-    ib_group_enc_free(&r.enc);
+    ib_record_enc_free(&r.enc);
     ib_buf_free(&r.body);
     rm_rf(dir);
     return 0;

@@ -4,8 +4,10 @@
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
 configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
-loop, raw paho publish loop) in the same run; prints a Markdown table and writes a JSON file.
-Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
+loop, raw paho publish loop) in the same run; then S, the S7 dense workload (bench/bench_s7.py:
+10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
+peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
+a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
 """
 
 import argparse
@@ -412,6 +414,48 @@ def fmt_int(v):
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def run_s7(args, work):
+    """Workload S through bench/bench_s7.py: its figures, or {"skipped": why} when Node.js or
+    the snap7 peer is missing, or {"failed": why}. Never raises."""
+    b = Path(args.build)
+    raw = b / "bench/bench_s7_raw"
+    if not shutil.which("node"):
+        return {"skipped": "Node.js is not installed, so the snap7 peer cannot run "
+                           "(install it with tests/lib/deps.sh: ib_install_s7_peer_deps)"}
+    if not os.access(raw, os.X_OK) or not (b / "plugins/s7/s7.so").exists():
+        return {"skipped": f"{raw} or {b / 'plugins/s7/s7.so'} is not built"}
+    peer_dir = b / "tests/peers/s7"
+    log("S: building the snap7 peer if needed (tests/peers/s7/build.sh)")
+    r = subprocess.run(["bash", str(ROOT / "tests/peers/s7/build.sh"), str(peer_dir)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        tail = (r.stdout + r.stderr).strip().splitlines()[-3:]
+        return {"skipped": "the snap7 peer did not build (tests/peers/s7/build.sh): "
+                           + " / ".join(tail)}
+    out = work / "s7.json"
+    env = dict(os.environ, IB_DAEMON=str(b / "daemon/ironbridge"),
+               IB_PLUGIN_DIR=str(b / "plugins"), IB_S7_PEER_DIR=str(peer_dir),
+               PYTHONPATH=str(ROOT / "tests/lib"))
+    log(f"S: S7 dense workload, {args.window:g} s windows")
+    r = subprocess.run(["/usr/bin/python3", str(ROOT / "bench/bench_s7.py"), str(raw),
+                        str(args.window), "--json", str(out)],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0 or not out.exists():
+        tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
+        return {"failed": f"bench/bench_s7.py exited with {r.returncode}: " + " / ".join(tail)}
+    return json.loads(out.read_text())
+
+
+def markdown_s7(s7):
+    if s7 is None:
+        return []
+    if "skipped" in s7 or "failed" in s7:
+        what = "skipped" if "skipped" in s7 else "FAILED"
+        return ["", f"S: S7 dense workload {what}: {s7.get('skipped') or s7.get('failed')}"]
+    return ["", f"S: {s7['title']}, {s7['window_s']:g} s windows", ""] + \
+        s7["markdown"].rstrip("\n").split("\n")
+
+
 def markdown(res):
     L = []
     s = res["settings"]
@@ -470,6 +514,9 @@ def markdown(res):
             if p and p.get("values_per_s_ceiling"):
                 L.append(f"| F end to end / {key.replace('_', ' ')} ceiling | "
                          f"{f['delivered_values_per_s'] / p['values_per_s_ceiling']:.1%} |")
+    if not res["workloads"] and not res["limits"]:
+        L = L[:1]  # S alone: no Modbus tables or settings
+    L += markdown_s7(res.get("s7"))
     return "\n".join(L) + "\n"
 
 
@@ -478,7 +525,9 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEF", help="workload letters to run (default ABCDEF)")
+    ap.add_argument("--only", default="ABCDEFS",
+                    help="workload letters to run (default ABCDEFS; S: the S7 dense workload, "
+                         "skipped with its reason when Node.js or the snap7 peer is missing)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -503,20 +552,24 @@ def main():
         res["limits"] = {}
         res["workloads"] = {}
 
+        modbus_letters = [x for x in args.only if x in WORKLOADS]
         # The machine's Modbus limit first, against the same farm F uses.
         w = WORKLOADS["F"]
-        sim, ports = start_farm(env, "raw", w, 2)
-        for n, key in ((1, "modbus_1_connection"), (2, "modbus_2_connections")):
-            r = subprocess.run([str(env.modbus), str(min(args.window, 8)),
-                                str(CLOCK_REGS + w["tags"]), *map(str, ports[:n])],
-                               capture_output=True, text=True)
-            res["limits"][key] = json.loads(r.stdout)
-            log(f"raw libmodbus, {n} connection(s): {res['limits'][key]['values_per_s']:.0f} values/s")
-        sim.stop()
-        env.procs.remove(sim)
-        raw1 = res["limits"]["modbus_1_connection"]["values_per_s"]
+        raw1 = None
+        if modbus_letters:
+            sim, ports = start_farm(env, "raw", w, 2)
+            for n, key in ((1, "modbus_1_connection"), (2, "modbus_2_connections")):
+                r = subprocess.run([str(env.modbus), str(min(args.window, 8)),
+                                    str(CLOCK_REGS + w["tags"]), *map(str, ports[:n])],
+                                   capture_output=True, text=True)
+                res["limits"][key] = json.loads(r.stdout)
+                log(f"raw libmodbus, {n} connection(s): "
+                    f"{res['limits'][key]['values_per_s']:.0f} values/s")
+            sim.stop()
+            env.procs.remove(sim)
+            raw1 = res["limits"]["modbus_1_connection"]["values_per_s"]
 
-        for letter in args.only:
+        for letter in modbus_letters:
             w = WORKLOADS[letter]
             intervals = F_INTERVALS if letter == "F" else [w["interval"]]
             best = None
@@ -549,7 +602,7 @@ def main():
         # The machine's publish limit, with records the size of F's, into the same broker.
         f = res["workloads"].get("F")
         size = f["mean_record_bytes"] if f and f["mean_record_bytes"] else 500000
-        for key, window in (("publish", 16), ("publish_socket", 0)):
+        for key, window in (("publish", 16), ("publish_socket", 0)) if modbus_letters else ():
             sub, out = run_sub(env, key, mqtt_port, "bench/raw", qos if window else 0, False, 0)
             sub.p.send_signal(signal.SIGUSR1)
             r = subprocess.run([str(env.pub), f"tcp://{LOOPBACK}:{mqtt_port}", "bench/raw",
@@ -566,6 +619,15 @@ def main():
             res["limits"][key] = p
             log(f"raw publish ({p['client']}): {p['messages_per_s']:.0f} msg/s sent, "
                 f"{p['delivered_messages_per_s']:.0f} delivered")
+        if "S" in args.only:
+            res["s7"] = run_s7(args, work)
+            s7 = res["s7"]
+            if "skipped" in s7 or "failed" in s7:
+                log(f"S: {'skipped' if 'skipped' in s7 else 'FAILED'}: "
+                    f"{s7.get('skipped') or s7.get('failed')}")
+            else:
+                log("S: " + ", ".join(f"{r['name']} {r['values_per_s']} values/s"
+                                      for r in [s7["raw"]] + s7["scenarios"]))
     finally:
         env.stop_all()
         if mq:

@@ -11,23 +11,13 @@
 
 #include "diag.h"
 #include "north.h"
+#include "record.h"
 #include "report.h"
 #include "store.h"
+#include "units.h"
 #include "util.h"
 
 struct ib_plugin_registry;
-
-/* What the core does with a tag's value, beside what the plugin reads. */
-struct ib_tag_core {
-    double scale, offset;
-    /* When scale is 1/N for an integer N (0.1, 0.01, 0.001...), value = raw / N + offset:
-     * 614 / 10 is 61.4, whereas 614 * 0.1 is 61.400000000000006. 0 when not applicable. */
-    double divisor;
-    bool scaled; /* scale != 1 or offset != 0: the value becomes a double */
-    const char *unit;
-    const char *description;
-    struct ib_report_cfg report;
-};
 
 struct ib_cfg_group {
     struct ib_tag_core *tags; /* parallel to the plugin view's tags[] */
@@ -102,12 +92,6 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
  * alive across reloads. ib_config_free drops one reference (accepts NULL). Main thread only. */
 struct ib_config *ib_config_ref(struct ib_config *cfg);
 void ib_config_free(struct ib_config *cfg);
-
-/* "500ms", "60s", "5min", "2h", "7d" to ms; -1 for anything else (a bare number too). */
-int ib_parse_duration_ms(const char *s, int64_t *out);
-
-/* N when scale is exactly 1/N for an integer N (see ib_tag_core.divisor), else 0. */
-double ib_scale_divisor(double scale);
 
 /* The host's config_error() implementation needs to reach the diag from a plugin's `where`. */
 const struct ib_where *ib_config_where(const void *where);

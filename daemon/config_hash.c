@@ -1,4 +1,5 @@
-/* Canonical digests of a configuration. Each value is written as "path=value\n" in a fixed
+/* Canonical digests of a configuration. Each value, read through its schema (the core's sections
+ * and the plugins' blocks alike), is written as "path=value\n" in a fixed
  * order and format (integers in decimal, numbers with 17 significant digits, strings escaped),
  * then hashed with SHA-256 through OpenSSL's SHA256_* functions. Not EVP: its first use loads
  * OpenSSL's providers, which keeps 1.5 MB of libcrypto resident in a daemon that may never use
@@ -12,7 +13,9 @@
 #define OPENSSL_API_COMPAT 10101 /* SHA256_Init and co., see above */
 #include <openssl/sha.h>
 
+#include "config_core.h"
 #include "json.h"
+#include "schema.h"
 
 struct hasher {
     SHA256_CTX ctx;
@@ -58,48 +61,55 @@ static void h_str(struct hasher *h, const char *key, const char *v)
     SHA256_Update(&h->ctx, h->b.p, h->b.len);
 }
 
+/* One schema entry's value in `base`, as "key=value". */
+static void h_entry(struct hasher *h, const char *key, const struct ib_schema_entry *e,
+                    const void *base)
+{
+    const char *f = (const char *)base + e->offset;
+    switch (e->type) {
+    case IB_S_BOOL: {
+        bool v;
+        memcpy(&v, f, sizeof v);
+        h_kv(h, "%s=%s", key, v ? "true" : "false");
+        break;
+    }
+    case IB_S_INT:
+    case IB_S_DURATION:
+    case IB_S_SIZE: {
+        int64_t v;
+        memcpy(&v, f, sizeof v);
+        h_kv(h, "%s=%lld", key, (long long)v);
+        break;
+    }
+    case IB_S_DOUBLE: {
+        double v;
+        memcpy(&v, f, sizeof v);
+        h_kv(h, "%s=%.17g", key, v);
+        break;
+    }
+    case IB_S_STRING: {
+        const char *v;
+        memcpy(&v, f, sizeof v);
+        h_str(h, key, v);
+        break;
+    }
+    case IB_S_ENUM: {
+        int32_t v;
+        memcpy(&v, f, sizeof v);
+        h_kv(h, "%s=%s", key, v >= 0 && e->choices ? e->choices[v] : "null");
+        break;
+    }
+    }
+}
+
 /* A plugin's params struct, key by key, through its schema. */
 static void h_params(struct hasher *h, const char *prefix, const struct ib_schema *sc,
                      const void *params)
 {
     char key[256];
     for (size_t i = 0; sc && params && i < sc->n_entries; i++) {
-        const struct ib_schema_entry *e = &sc->entries[i];
-        const char *f = (const char *)params + e->offset;
-        snprintf(key, sizeof key, "%s.%s", prefix, e->key);
-        switch (e->type) {
-        case IB_S_BOOL: {
-            bool v;
-            memcpy(&v, f, sizeof v);
-            h_kv(h, "%s=%s", key, v ? "true" : "false");
-            break;
-        }
-        case IB_S_INT:
-        case IB_S_DURATION: {
-            int64_t v;
-            memcpy(&v, f, sizeof v);
-            h_kv(h, "%s=%lld", key, (long long)v);
-            break;
-        }
-        case IB_S_DOUBLE: {
-            double v;
-            memcpy(&v, f, sizeof v);
-            h_kv(h, "%s=%.17g", key, v);
-            break;
-        }
-        case IB_S_STRING: {
-            const char *v;
-            memcpy(&v, f, sizeof v);
-            h_str(h, key, v);
-            break;
-        }
-        case IB_S_ENUM: {
-            int32_t v;
-            memcpy(&v, f, sizeof v);
-            h_kv(h, "%s=%s", key, v >= 0 && e->choices ? e->choices[v] : "null");
-            break;
-        }
-        }
+        snprintf(key, sizeof key, "%s.%s", prefix, sc->entries[i].key);
+        h_entry(h, key, &sc->entries[i], params);
     }
 }
 
@@ -151,30 +161,185 @@ static void h_file(struct hasher *h, const char *key, const char *path)
              (long long)st.st_size);
 }
 
+/* ---- The core's sections, through their schemas ----------------------------------------------
+ *
+ * The digest has always written the core's values in the layout below, and it must not change
+ * (a changed digest would report every running configuration as changed). So each value is
+ * read through its schema entry (offset and type) but written as listed here: H_STR a line
+ * "label=<JSON string or null>" of its own, H_NUM " label=<number>" added to the current line
+ * (bools and enum indexes as %d, integers, durations and sizes as %lld), H_END ending that
+ * line. An entry of a core schema that no table lists is hashed after the tables as
+ * "section.key=value" (see h_rest): a key added to a schema can never be left out of the
+ * digest. test_config_hash checks both. */
+
+enum { H_STR, H_NUM, H_END };
+
+struct hfield {
+    const struct ib_schema *sc;
+    const char *key;
+    const char *label;
+    int kind;
+};
+
+#define STR(sc, key, label)                                                                        \
+    {                                                                                              \
+        &sc, key, label, H_STR                                                                     \
+    }
+#define NUM(sc, key, label)                                                                        \
+    {                                                                                              \
+        &sc, key, label, H_NUM                                                                     \
+    }
+#define END                                                                                        \
+    {                                                                                              \
+        NULL, NULL, NULL, H_END                                                                    \
+    }
+
+static const struct hfield gateway_fields[] = {
+    STR(ib_config_gateway_schema, "id", "gateway.id"),
+    STR(ib_config_gateway_schema, "plugin_dir", "gateway.plugin_dir"),
+    NUM(ib_config_log_schema, "level", "log.level"),
+    NUM(ib_config_watch_schema, "watch", "watch"),
+    NUM(ib_config_watch_schema, "watch_delay", "watch_delay"),
+    END,
+};
+
+static const struct hfield north_fields[] = {
+    STR(ib_config_mqtt_schema, "url", "url"),
+    STR(ib_config_mqtt_schema, "client_id", "client_id"),
+    STR(ib_config_mqtt_schema, "topic", "topic"),
+    STR(ib_config_mqtt_schema, "status_topic", "status_topic"),
+    STR(ib_config_mqtt_schema, "config_status_topic", "config_status_topic"),
+    STR(ib_config_mqtt_schema, "username", "username"),
+    STR(ib_config_mqtt_schema, "password_file", "password_file"),
+    STR(ib_config_tls_schema, "ca", "ca"),
+    STR(ib_config_tls_schema, "ca_path", "ca_path"),
+    STR(ib_config_tls_schema, "cert", "cert"),
+    STR(ib_config_tls_schema, "key", "key"),
+    NUM(ib_config_mqtt_schema, "allow_insecure", "insecure"),
+    NUM(ib_config_mqtt_schema, "qos", "qos"),
+    NUM(ib_config_mqtt_schema, "layout", "layout"),
+    NUM(ib_config_mqtt_schema, "keepalive_s", "keepalive"),
+    NUM(ib_config_mqtt_schema, "connect_timeout_ms", "connect"),
+    NUM(ib_config_mqtt_schema, "reconnect_min_ms", "rmin"),
+    NUM(ib_config_mqtt_schema, "reconnect_max_ms", "rmax"),
+    NUM(ib_config_mqtt_schema, "max_inflight", "inflight"),
+    NUM(ib_config_mqtt_schema, "max_inflight_bytes", "inflight_bytes"),
+    NUM(ib_config_mqtt_schema, "flush_timeout_ms", "flush"),
+    END,
+};
+
+/* store.path is written by h_store itself: its default depends on $STATE_DIRECTORY. */
+static const struct hfield store_fields[] = {
+    {&ib_config_store_schema, "path", NULL, H_END},
+    NUM(ib_config_store_schema, "max_bytes", "store max_bytes"),
+    NUM(ib_config_store_schema, "max_age", "max_age"),
+    NUM(ib_config_store_schema, "fsync", "fsync"),
+    NUM(ib_config_store_schema, "fsync_interval_ms", "interval"),
+    NUM(ib_config_store_schema, "fsync_bytes", "bytes"),
+    NUM(ib_config_store_schema, "replay_rate", "replay"),
+    NUM(ib_config_store_schema, "memory_max_bytes", "memory"),
+    END,
+};
+
+static const struct hfield remote_fields[] = {
+    NUM(ib_config_remote_schema, "enabled", "remote"),
+    END,
+    STR(ib_config_remote_schema, "public_key", "remote.public_key"),
+    STR(ib_config_remote_schema, "topic", "remote.topic"),
+    STR(ib_config_remote_schema, "file", "remote.file"),
+};
+
+#define N_OF(a) (sizeof a / sizeof a[0])
+
+/* The struct of `cfg` that schema `sc` fills (config_core.h). */
+static const void *base_of(const struct ib_config *cfg, const struct ib_schema *sc)
+{
+    if (sc == &ib_config_remote_schema)
+        return &cfg->remote;
+    if (sc == &ib_config_mqtt_schema || sc == &ib_config_tls_schema)
+        return &cfg->mqtt;
+    if (sc == &ib_config_store_schema)
+        return &cfg->store;
+    return cfg; /* gateway, log, config */
+}
+
+static void h_number(struct ib_buf *line, const char *label, const struct ib_schema_entry *e,
+                     const char *f)
+{
+    long long v = 0;
+    if (e->type == IB_S_BOOL) {
+        bool b;
+        memcpy(&b, f, sizeof b);
+        v = b;
+    } else if (e->type == IB_S_ENUM) {
+        int32_t i;
+        memcpy(&i, f, sizeof i);
+        v = i;
+    } else {
+        int64_t i;
+        memcpy(&i, f, sizeof i);
+        v = i;
+    }
+    ib_buf_printf(line, "%s%s=%lld", line->len ? " " : "", label, v);
+}
+
+static void h_fields(struct hasher *h, const struct ib_config *cfg, const struct hfield *fl,
+                     size_t n)
+{
+    struct ib_buf line = {0};
+    for (size_t i = 0; i < n; i++) {
+        if (fl[i].kind == H_END) {
+            if (line.len) {
+                ib_buf_puts(&line, "\n");
+                SHA256_Update(&h->ctx, line.p, line.len);
+                ib_buf_reset(&line);
+            }
+            continue;
+        }
+        const struct ib_schema_entry *e = ib_schema_find(fl[i].sc, fl[i].key);
+        const char *f = (const char *)base_of(cfg, fl[i].sc) + e->offset;
+        if (fl[i].kind == H_STR) {
+            const char *v;
+            memcpy(&v, f, sizeof v);
+            h_str(h, fl[i].label, v);
+        } else {
+            h_number(&line, fl[i].label, e, f);
+        }
+    }
+    ib_buf_free(&line);
+}
+
+static bool listed(const struct hfield *fl, size_t n, const struct ib_schema *sc, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fl[i].sc == sc && fl[i].key && strcmp(fl[i].key, key) == 0)
+            return true;
+    return false;
+}
+
+/* The entries of `sc` that table `fl` does not list, as "section.key=value". */
+static void h_rest(struct hasher *h, const struct ib_config *cfg, const char *section,
+                   const struct ib_schema *sc, const struct hfield *fl, size_t n)
+{
+    char key[128];
+    for (size_t i = 0; i < sc->n_entries; i++) {
+        const struct ib_schema_entry *e = &sc->entries[i];
+        if (listed(fl, n, sc, e->key))
+            continue;
+        snprintf(key, sizeof key, "%s.%s", section, e->key);
+        h_entry(h, key, e, base_of(cfg, sc));
+    }
+}
+
 static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
 {
     const struct ib_mqtt_cfg *m = &cfg->mqtt;
     h_kv(h, "north=%d", cfg->has_north);
     if (!cfg->has_north)
         return;
-    h_str(h, "url", m->url);
-    h_str(h, "client_id", m->client_id);
-    h_str(h, "topic", m->topic);
-    h_str(h, "status_topic", m->status_topic);
-    h_str(h, "config_status_topic", m->config_status_topic);
-    h_str(h, "username", m->username);
-    h_str(h, "password_file", m->password_file);
-    h_str(h, "ca", m->ca);
-    h_str(h, "ca_path", m->ca_path);
-    h_str(h, "cert", m->cert);
-    h_str(h, "key", m->key);
-    h_kv(h,
-         "insecure=%d qos=%lld layout=%d keepalive=%lld connect=%lld rmin=%lld rmax=%lld "
-         "inflight=%lld inflight_bytes=%lld flush=%lld",
-         m->allow_insecure, (long long)m->qos, m->layout, (long long)m->keepalive_s,
-         (long long)m->connect_timeout_ms, (long long)m->reconnect_min_ms,
-         (long long)m->reconnect_max_ms, (long long)m->max_inflight,
-         (long long)m->max_inflight_bytes, (long long)m->flush_timeout_ms);
+    h_fields(h, cfg, north_fields, N_OF(north_fields));
+    h_rest(h, cfg, "north.mqtt", &ib_config_mqtt_schema, north_fields, N_OF(north_fields));
+    h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));
     if (files) {
         h_file(h, "ca", m->ca);
         h_file(h, "cert", m->cert);
@@ -189,28 +354,22 @@ static void h_store(struct hasher *h, const struct ib_config *cfg)
     /* The default depends on $STATE_DIRECTORY, not on the files: --check and the service
      * must agree on the hash. */
     h_str(h, "store.path", st->path_default ? "(default)" : st->path);
-    h_kv(h,
-         "store max_bytes=%lld max_age=%lld fsync=%d interval=%lld bytes=%lld replay=%lld "
-         "memory=%lld",
-         (long long)st->max_bytes, (long long)st->max_age_ms, st->fsync,
-         (long long)st->fsync_interval_ms, (long long)st->fsync_bytes, (long long)st->replay_rate,
-         (long long)st->memory_max_bytes);
+    h_fields(h, cfg, store_fields, N_OF(store_fields));
+    h_rest(h, cfg, "store", &ib_config_store_schema, store_fields, N_OF(store_fields));
 }
 
 void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
 {
     struct hasher h;
     h_begin(&h);
-    h_str(&h, "gateway.id", cfg->gateway_id);
-    h_str(&h, "gateway.plugin_dir", cfg->plugin_dir);
-    h_kv(&h, "log.level=%d watch=%d watch_delay=%lld", cfg->log_level, cfg->watch,
-         (long long)cfg->watch_delay_ms);
+    h_fields(&h, cfg, gateway_fields, N_OF(gateway_fields));
+    h_rest(&h, cfg, "gateway", &ib_config_gateway_schema, gateway_fields, N_OF(gateway_fields));
+    h_rest(&h, cfg, "log", &ib_config_log_schema, gateway_fields, N_OF(gateway_fields));
+    h_rest(&h, cfg, "config", &ib_config_watch_schema, gateway_fields, N_OF(gateway_fields));
     h_north(&h, cfg, false);
     h_store(&h, cfg);
-    h_kv(&h, "remote=%d", cfg->remote.enabled);
-    h_str(&h, "remote.public_key", cfg->remote.public_key);
-    h_str(&h, "remote.topic", cfg->remote.topic);
-    h_str(&h, "remote.file", cfg->remote.file);
+    h_fields(&h, cfg, remote_fields, N_OF(remote_fields));
+    h_rest(&h, cfg, "remote_config", &ib_config_remote_schema, remote_fields, N_OF(remote_fields));
     for (size_t i = 0; i < cfg->n_connections; i++)
         h_conn(&h, &cfg->connections[i], i);
     unsigned char d[32];

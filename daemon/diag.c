@@ -19,9 +19,38 @@ static void where_path(const struct ib_where *w, struct ib_buf *b)
         ib_buf_printf(b, ".%s[%u]", w->path, w->index);
 }
 
+/* Past the cap: count, and keep the last message saying how many were left out. */
+static void count_more(struct ib_diag *d)
+{
+    d->more++;
+    char *out = NULL;
+    if (asprintf(&out, "... and %zu more error%s (only the first %d are shown)", d->more,
+                 d->more == 1 ? "" : "s", IB_DIAG_KEEP) < 0)
+        return;
+    if (d->n == IB_DIAG_KEEP) {
+        if (d->n == d->cap) {
+            char **m = realloc(d->msgs, (d->cap + 1) * sizeof *m);
+            if (!m) {
+                free(out);
+                return;
+            }
+            d->msgs = m;
+            d->cap++;
+        }
+        d->msgs[d->n++] = out;
+        return;
+    }
+    free(d->msgs[d->n - 1]);
+    d->msgs[d->n - 1] = out;
+}
+
 void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt,
                   va_list ap)
 {
+    if (d->n >= IB_DIAG_KEEP) {
+        count_more(d);
+        return;
+    }
     char msg[768];
     vsnprintf(msg, sizeof msg, fmt, ap);
     int line = w ? w->line : 0, col = w ? w->col : 0;
@@ -82,5 +111,5 @@ void ib_diag_free(struct ib_diag *d)
         free(d->msgs[i]);
     free(d->msgs);
     d->msgs = NULL;
-    d->n = d->cap = 0;
+    d->n = d->cap = d->more = 0;
 }

@@ -26,9 +26,15 @@ struct ib_where {
     const struct ib_keypos *keys;
 };
 
+/* At most IB_DIAG_KEEP messages are kept: 20,000 copies of one mistake must not take the
+ * memory of 20,000 lines, nor bury the first ones. The rest are only counted, in `more`; the
+ * last kept message then says how many ("... and N more errors"). */
+#define IB_DIAG_KEEP 100
+
 struct ib_diag {
     char **msgs;
     size_t n, cap;
+    size_t more; /* errors past the first IB_DIAG_KEEP, counted, not kept */
 };
 
 /* Record "file:line:col: path[.key]: message". `w` may be NULL (no position). */
@@ -37,5 +43,11 @@ void ib_diag_add(struct ib_diag *d, const struct ib_where *w, const char *key, c
 void ib_diag_addv(struct ib_diag *d, const struct ib_where *w, const char *key, const char *fmt,
                   va_list ap);
 void ib_diag_free(struct ib_diag *d);
+
+/* Every error added, kept or not (the "and N more" line is not one). */
+static inline size_t ib_diag_total(const struct ib_diag *d)
+{
+    return d->more ? d->n - 1 + d->more : d->n;
+}
 
 #endif

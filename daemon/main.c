@@ -27,8 +27,9 @@ static void print_diag(const struct ib_diag *d)
 {
     for (size_t i = 0; i < d->n; i++)
         fprintf(stderr, "%s\n", d->msgs[i]);
-    if (d->n)
-        fprintf(stderr, "ironbridge: %zu configuration error%s\n", d->n, d->n == 1 ? "" : "s");
+    size_t total = ib_diag_total(d);
+    if (total)
+        fprintf(stderr, "ironbridge: %zu configuration error%s\n", total, total == 1 ? "" : "s");
 }
 
 /* --sign-config: the operator's side of remote_config (docs/remote-config.md). */

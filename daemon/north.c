@@ -71,9 +71,12 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
+    bool online = c->seq == SEQ_ONLINE, online_failed = false;
     pthread_mutex_lock(&n->mu);
-    if (c->gen == n->gen && c->seq == SEQ_ONLINE) {
-        n->ready |= ok;
+    if (online) {
+        online = c->gen == n->gen; /* still this connection's */
+        n->ready |= online && ok;
+        online_failed = online && !ok;
     } else if (c->gen == n->gen && c->seq) {
         if (ok)
             ib_store_ack(n->q, c->seq);
@@ -84,6 +87,10 @@ static void ctx_done(struct sendctx *c, bool ok)
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
     free(c);
+    if (online_failed) /* a connection that cannot take one message does not work */
+        north_set_failure(n, true, "the broker did not take the online status message");
+    else if (online)
+        north_wake(n); /* records may go */
 }
 
 static void on_sent(void *ctx, MQTTAsync_successData *r)

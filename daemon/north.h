@@ -39,15 +39,14 @@ struct ib_mqtt_cfg {
     int64_t reconnect_min_ms;
     int64_t reconnect_max_ms;
     int64_t max_inflight;
-    const char *max_inflight_size; /* max_inflight_bytes as written */
     int64_t flush_timeout_ms;
     int32_t layout; /* enum ib_layout */
     const char *username;
     const char *password_file;
     /* tls: */
     const char *ca, *ca_path, *cert, *key;
-    /* derived: */
     int64_t max_inflight_bytes;
+    /* derived: */
     bool tls;
     const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
     const char *host;

@@ -193,14 +193,21 @@ void north_start_connect(struct ib_north *n)
         north_set_failure(n, false, MQTTAsync_strerror(rc));
 }
 
-/* A code for a failure's cause: another text is another cause (ib_episode). */
+/* A code for a failure's kind (ib_episode): the text up to its first ": ", so that details that
+ * vary from one attempt to the next ("the TLS handshake with h:p failed: unexpected eof" or
+ * "...: the broker closed the connection", a CONNACK code) are one cause. */
 static long cause_code(bool lost, const char *why)
 {
     uint32_t h = lost ? 2166136261u : 2166136262u;
-    for (const unsigned char *p = (const unsigned char *)why; *p; p++)
+    for (const unsigned char *p = (const unsigned char *)why; *p && !(p[0] == ':' && p[1] == ' ');
+         p++)
         h = (h ^ *p) * 16777619u;
     return (long)h;
 }
+
+/* A change of cause is logged at most this often; in between it is counted (a broker that
+ * alternates between two failures would otherwise log every attempt). */
+#define CHANGE_LOG_MS 60000
 
 /* paho says only "TCP/TLS connect failure" for a refused certificate: find out why with a
  * handshake of our own, so that the log tells a person what to fix. */
@@ -209,7 +216,7 @@ static const char *clear_cause(struct ib_north *n, bool lost, const char *why, c
 {
     if (lost || !n->cfg->tls || strstr(why, "CONNACK") || strstr(why, "password_file"))
         return why;
-    if (ib_tls_diagnose(n->cfg, 3000, buf, len) < 0)
+    if (ib_tlscheck_diagnose(n->cfg, 3000, buf, len) < 0)
         return buf;
     pthread_mutex_lock(&n->mu); /* our handshake passed, paho's did not: OpenSSL's line helps */
     bool raw = n->tls_raw[0];
@@ -231,7 +238,13 @@ void north_schedule_retry(struct ib_north *n, bool lost, const char *why_in)
     const char *why = clear_cause(n, lost, why_in, buf, sizeof buf);
     int64_t now = ib_monotonic_ms();
     const char *url = n->cfg->url;
-    switch (ib_episode_fail(&n->ep, cause_code(lost, why), now)) {
+    int64_t last_line = n->ep.logged_ms;
+    enum ib_episode_event ev = ib_episode_fail(&n->ep, cause_code(lost, why), now);
+    if (ev == IB_EPISODE_CHANGED && now - last_line < CHANGE_LOG_MS) {
+        n->ep.logged_ms = last_line; /* not logged: the next change or reminder comes on time */
+        ev = IB_EPISODE_QUIET;
+    }
+    switch (ev) {
     case IB_EPISODE_STARTED:
         if (lost)
             ib_log(IB_LOG_WARNING, NULL, NULL, NULL,

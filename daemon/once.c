@@ -47,9 +47,9 @@ static void quality_text(const struct ib_sample *s, char *buf, size_t len)
     else if (s->quality == IB_Q_BAD && s->reason == IB_R_EXCEPTION)
         snprintf(buf, len, "bad (exception %u)", s->code);
     else if (s->quality == IB_Q_BAD)
-        snprintf(buf, len, "bad (%s)", ib_reason_name(s->reason));
+        snprintf(buf, len, "bad (%s)", ib_record_reason_name(s->reason));
     else
-        snprintf(buf, len, "%s", ib_quality_name(s->quality));
+        snprintf(buf, len, "%s", ib_record_quality_name(s->quality));
 }
 
 /* One sample as a JSON line: where it comes from, the raw value, then the sample's fields

@@ -173,7 +173,7 @@ static void log_health(struct poller *p, struct group_rt *g, uint32_t bad, uint8
     if (ib_episode_fail(&g->bad, reason, now) != IB_EPISODE_QUIET)
         ib_log(IB_LOG_WARNING, p->cc->pub.name, g->dev_name, NULL,
                "group %s: %u of %u tags bad (first reason: %s)", g->g->name, bad, g->g->n_tags,
-               ib_reason_name(reason));
+               ib_record_reason_name(reason));
 }
 
 int ib_poller_poll_group(struct poller *p, struct group_rt *g)
@@ -198,7 +198,7 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
     uint8_t reason = IB_R_NONE;
     uint32_t bad = 0;
     for (uint32_t i = 0; i < g->g->n_tags; i++) {
-        ib_normalize(&g->cg->tags[i], &g->raw[i], &g->norm[i]);
+        ib_record_normalize(&g->cg->tags[i], &g->raw[i], &g->norm[i]);
         if (g->norm[i].quality != IB_Q_GOOD) {
             if (!bad)
                 reason = g->norm[i].reason;

@@ -29,7 +29,7 @@ void ib_poller_free(struct poller *p)
         free(g->topic);
         free(g->raw);
         free(g->norm);
-        ib_group_enc_free(&g->enc);
+        ib_record_enc_free(&g->enc);
         ib_buf_free(&g->body);
     }
     free(p->groups);
@@ -66,8 +66,8 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);
             g->send_idx = calloc(g->g->n_tags, sizeof *g->send_idx);
             if (!g->raw || !g->norm || !g->rs || !g->send_idx ||
-                ib_group_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
-                                  cc->devices[d].meta_json, g->g, g->cg))
+                ib_record_enc_init(&g->enc, cfg->gateway_id, cc->pub.name, dc->name,
+                                   cc->devices[d].meta_json, g->g->name, g->g->n_tags, g->cg->tags))
                 return -1;
             for (uint32_t t = 0; t < g->g->n_tags; t++)
                 ib_report_state_init(&g->rs[t], now);

@@ -27,7 +27,17 @@ static double as_double(const struct ib_value *v)
     }
 }
 
-void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struct ib_sample *out)
+double ib_record_scale_divisor(double scale)
+{
+    if (scale == 0.0 || fabs(scale) >= 1.0)
+        return 0.0;
+    double n = round(1.0 / scale);
+    /* Exact reciprocals only: 1/n must be the very double the user wrote. */
+    return (fabs(n) <= 1e15 && 1.0 / n == scale) ? n : 0.0;
+}
+
+void ib_record_normalize(const struct ib_tag_core *t, const struct ib_sample *in,
+                         struct ib_sample *out)
 {
     if (out != in)
         *out = *in;
@@ -51,7 +61,7 @@ void ib_normalize(const struct ib_tag_core *t, const struct ib_sample *in, struc
     out->value.v.d = x;
 }
 
-const char *ib_reason_name(uint8_t r)
+const char *ib_record_reason_name(uint8_t r)
 {
     switch (r) {
     case IB_R_NONE:
@@ -73,7 +83,7 @@ const char *ib_reason_name(uint8_t r)
     }
 }
 
-const char *ib_quality_name(uint8_t q)
+const char *ib_record_quality_name(uint8_t q)
 {
     switch (q) {
     case IB_Q_GOOD:
@@ -95,9 +105,9 @@ static int frag_add(struct ib_buf *b, const char *s, size_t n, uint32_t *off, ui
     return ib_buf_append(b, s, n);
 }
 
-int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
-                      const char *device, const char *meta_json, const struct ib_group_config *g,
-                      const struct ib_cfg_group *cg)
+int ib_record_enc_init(struct ib_group_enc *e, const char *gateway, const char *connection,
+                       const char *device, const char *meta_json, const char *group,
+                       uint32_t n_tags, const struct ib_tag_core *tags)
 {
     memset(e, 0, sizeof *e);
     struct ib_buf text = {0}, f = {0};
@@ -109,30 +119,30 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
     rc |= ib_buf_puts(&text, ",\"device\":");
     rc |= ib_json_cstr(&text, device);
     rc |= ib_buf_puts(&text, ",\"group\":");
-    rc |= ib_json_cstr(&text, g->name);
+    rc |= ib_json_cstr(&text, group);
     if (meta_json) {
         rc |= ib_buf_puts(&text, ",\"meta\":");
         rc |= ib_buf_puts(&text, meta_json);
     }
     e->head_len = (uint32_t)text.len;
-    e->n_tags = g->n_tags;
-    e->tags = calloc(g->n_tags ? g->n_tags : 1, sizeof *e->tags);
+    e->n_tags = n_tags;
+    e->tags = calloc(n_tags ? n_tags : 1, sizeof *e->tags);
     if (rc || !e->tags)
         goto fail;
-    for (uint32_t i = 0; i < g->n_tags && !rc; i++) {
+    for (uint32_t i = 0; i < n_tags && !rc; i++) {
         struct ib_tag_frag *t = &e->tags[i];
         ib_buf_reset(&f);
-        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= ib_json_cstr(&f, tags[i].name);
         rc |= ib_buf_puts(&f, ":{");
         rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->open, &t->open_len);
         ib_buf_reset(&f);
         rc |= ib_buf_puts(&f, ",\"tag\":");
-        rc |= ib_json_cstr(&f, g->tags[i].name);
+        rc |= ib_json_cstr(&f, tags[i].name);
         rc |= rc ? 0 : frag_add(&text, f.p, f.len, &t->name, &t->name_len);
         ib_buf_reset(&f);
-        if (cg->tags[i].unit) {
+        if (tags[i].unit) {
             rc |= ib_buf_puts(&f, ",\"unit\":");
-            rc |= ib_json_cstr(&f, cg->tags[i].unit);
+            rc |= ib_json_cstr(&f, tags[i].unit);
         }
         rc |= rc ? 0 : frag_add(&text, f.p ? f.p : "", f.len, &t->unit, &t->unit_len);
     }
@@ -149,11 +159,11 @@ int ib_group_enc_init(struct ib_group_enc *e, const char *gateway, const char *c
 fail:
     ib_buf_free(&f);
     ib_buf_free(&text);
-    ib_group_enc_free(e);
+    ib_record_enc_free(e);
     return -1;
 }
 
-void ib_group_enc_free(struct ib_group_enc *e)
+void ib_record_enc_free(struct ib_group_enc *e)
 {
     if (!e)
         return;
@@ -189,10 +199,10 @@ static int put_sample(struct ib_buf *b, const struct ib_sample *s, const char *u
         rc |= ib_buf_puts(b, ",\"q\":\"good\"");
     } else {
         rc |= ib_buf_puts(b, "\"q\":\"");
-        rc |= ib_buf_puts(b, ib_quality_name(s->quality));
+        rc |= ib_buf_puts(b, ib_record_quality_name(s->quality));
         /* stale keeps the reason of the failure that made it stale */
         rc |= ib_buf_puts(b, "\",\"reason\":\"");
-        rc |= ib_buf_puts(b, ib_reason_name(s->reason));
+        rc |= ib_buf_puts(b, ib_record_reason_name(s->reason));
         rc |= ib_buf_puts(b, "\"");
         if (s->reason == IB_R_EXCEPTION) {
             rc |= ib_buf_puts(b, ",\"code\":");

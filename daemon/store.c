@@ -312,7 +312,7 @@ static void log_open(const struct ib_store *s, const struct store_open_report *r
 {
     char b[32];
     if (rep->damaged || rep->places) {
-        ib_format_size(b, sizeof b, rep->damaged_bytes);
+        ib_units_format_size(b, sizeof b, rep->damaged_bytes);
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                "store: discarded %" PRIu64 " damaged records (%s in %" PRIu64
                " places: a torn tail from a crash or power cut, or damaged media) while opening "
@@ -326,7 +326,7 @@ static void log_open(const struct ib_store *s, const struct store_open_report *r
                "lost; sequence numbers continue at %" PRIu64
                ", above every number it could have sent",
                s->next_seq);
-    ib_format_size(b, sizeof b, rep->bytes);
+    ib_units_format_size(b, sizeof b, rep->bytes);
     ib_log(IB_LOG_INFO, NULL, NULL, NULL,
            "store: %s: %" PRIu64 " records (%s) waiting from an earlier run; sequence numbers "
            "continue at %" PRIu64,

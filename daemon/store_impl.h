@@ -117,7 +117,7 @@ struct ib_store {
     bool boundary_pending; /* the next connection's backlog boundary is not yet fixed */
     bool backlog_active;
     uint64_t replay_total;
-    bool replay_logged; /* a replay's start was logged; its end is not yet */
+    int64_t replay_said_ms; /* when a replay's start was last logged (monotonic; 0: never) */
     int64_t replay_t0;
     double tokens;
     int64_t tokens_ms;

@@ -77,7 +77,6 @@ static void backlog_check_done(struct ib_store *s)
                "store: replay finished: %" PRIu64 " records of the backlog in %.1f s",
                s->replay_total, (double)(ib_monotonic_ms() - s->replay_t0) / 1000.0);
     s->replay_total = 0;
-    s->replay_logged = false;
 }
 
 void store_lane_close(struct lane *l)
@@ -345,19 +344,19 @@ static void set_boundary(struct ib_store *s)
     s->boundary_pending = false;
     s->backlog_active = true;
     s->replay_total = s->pending;
+    s->replay_t0 = ib_monotonic_ms();
     s->tokens = 0;
-    s->tokens_ms = ib_monotonic_ms();
-    /* A replay that a dropped connection interrupted goes on at the next one: said once, when
-     * it started, not at every reconnect of a storm. */
+    s->tokens_ms = s->replay_t0;
+    /* In a reconnect storm every connection restarts the replay: announced at most once a
+     * minute (the next announcement says how much is left). */
+    bool say = s->pending && (!s->replay_said_ms || s->replay_t0 - s->replay_said_ms >= 60000);
     if (s->pending)
-        ib_log(s->replay_logged ? IB_LOG_DEBUG : IB_LOG_INFO, NULL, NULL, NULL,
+        ib_log(say ? IB_LOG_INFO : IB_LOG_DEBUG, NULL, NULL, NULL,
                "store: replaying the backlog of %" PRIu64 " records (seq %" PRIu64 "..%" PRIu64
                ") oldest first at up to %" PRId64 " records/s; live records are sent alongside",
                s->pending, b->next, last, s->cfg->replay_rate);
-    if (s->pending && !s->replay_logged) {
-        s->replay_logged = true;
-        s->replay_t0 = s->tokens_ms;
-    }
+    if (say)
+        s->replay_said_ms = s->replay_t0;
     backlog_check_done(s);
 }
 

@@ -141,7 +141,7 @@ static void report_damage(const char *name, uint64_t id, const struct ib_store_s
     uint64_t size = r->valid_end + r->tail_bytes, places = r->bad_regions + !!r->tail_bytes;
     if (foreign_file(id, r, g)) {
         char b[32];
-        ib_format_size(b, sizeof b, size);
+        ib_units_format_size(b, sizeof b, size);
         ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                "store: %s is not a segment of this store (%s without a valid header or any "
                "intact record, named among records another file holds): deleted; no record was "

@@ -112,7 +112,7 @@ void store_disk_fail(struct ib_store *s, int err)
 {
     if (!s->disk_err) {
         char mem[32];
-        ib_format_size(mem, sizeof mem, (uint64_t)s->cfg->memory_max_bytes);
+        ib_units_format_size(mem, sizeof mem, (uint64_t)s->cfg->memory_max_bytes);
         ib_log(IB_LOG_ERR, NULL, NULL, NULL,
                "store: cannot write to %s: %s; polling goes on and records are kept in memory "
                "(up to %s, then the oldest are dropped and counted) until the disk accepts "

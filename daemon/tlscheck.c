@@ -97,7 +97,7 @@ static int keep_leaf_names(int preverify, X509_STORE_CTX *xs)
     return preverify;
 }
 
-int ib_tls_diagnose(const struct ib_mqtt_cfg *cfg, int timeout_ms, char *out, size_t len)
+int ib_tlscheck_diagnose(const struct ib_mqtt_cfg *cfg, int timeout_ms, char *out, size_t len)
 {
     char names[256] = "";
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());

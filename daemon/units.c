@@ -1,8 +1,11 @@
-/* Sizes written the way people write them, parsed exactly (integers only, so "1GiB" is
- * 1073741824 and nothing is rounded), and printed back for people. */
+/* Sizes and durations written the way people write them, parsed exactly (sizes in integers
+ * only, so "1GiB" is 1073741824 and nothing is rounded), and sizes printed back for people. */
 #include "units.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,7 +56,7 @@ static int scale(const char *s, const struct unit *units, size_t n_units, int64_
     return -1;
 }
 
-int ib_parse_size(const char *s, int64_t *bytes)
+int ib_units_parse_size(const char *s, int64_t *bytes)
 {
     static const struct unit units[] = {
         {"", 1},
@@ -78,7 +81,7 @@ int ib_parse_size(const char *s, int64_t *bytes)
     return scale(s, units, sizeof units / sizeof units[0], bytes);
 }
 
-void ib_format_size(char *buf, unsigned len, uint64_t bytes)
+void ib_units_format_size(char *buf, unsigned len, uint64_t bytes)
 {
     static const char *const names[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     double v = (double)bytes;
@@ -91,4 +94,28 @@ void ib_format_size(char *buf, unsigned len, uint64_t bytes)
         snprintf(buf, len, "%llu B", (unsigned long long)bytes);
     else
         snprintf(buf, len, "%.1f %s", v, names[i]);
+}
+
+/* "500ms", "60s", "5min", "2h", "7d" (also "1.5s") -> ms. A bare number has no unit: refused. */
+int ib_units_parse_duration_ms(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return -1;
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1},    {"s", 1000},    {"sec", 1000},  {"min", 60000},
+                 {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0) {
+            double ms = v * units[i].ms;
+            if (ms > 9.2e18 || ms != floor(ms))
+                return -1;
+            *out = (int64_t)ms;
+            return 0;
+        }
+    return -1;
 }

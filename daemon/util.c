@@ -30,7 +30,7 @@ static void *arena_take(struct ib_arena *a, size_t size, size_t align)
     }
     bool own = size > ARENA_CHUNK / 4;
     size_t csize = own ? size : ARENA_CHUNK;
-    struct ib_arena_chunk *n = malloc(sizeof(*n) + csize);
+    struct ib_arena_chunk *n = malloc(sizeof *n + csize);
     if (!n) {
         fputs("ironbridge: out of memory\n", stderr);
         abort();
@@ -213,7 +213,7 @@ int64_t ib_monotonic_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
-uint64_t ib_rand64(uint64_t *s)
+uint64_t ib_util_rand64(uint64_t *s)
 {
     /* xorshift64*: jitter only needs to decorrelate gateways, not to be secure. */
     uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
@@ -233,7 +233,7 @@ int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t
         cap = max_ms;
     if (cap <= min_ms)
         return min_ms;
-    return min_ms + (int64_t)(ib_rand64(rng) % (uint64_t)(cap - min_ms + 1));
+    return min_ms + (int64_t)(ib_util_rand64(rng) % (uint64_t)(cap - min_ms + 1));
 }
 
 void ib_stack_trim(void)

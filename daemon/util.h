@@ -60,6 +60,6 @@ void ib_stack_trim(void);
 
 /* Capped exponential back-off with full jitter: a delay in [min, min(max, min * 2^attempt)]. */
 int64_t ib_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt, uint64_t *rng);
-uint64_t ib_rand64(uint64_t *state);
+uint64_t ib_util_rand64(uint64_t *state);
 
 #endif

@@ -34,7 +34,7 @@ static uint32_t hash(const char *s, size_t len)
     return h;
 }
 
-const char *ystr_intern(struct ystrpool *sp, const char *s, size_t len)
+const char *ib_ystr_intern(struct ystrpool *sp, const char *s, size_t len)
 {
     if (2 * (sp->n + 1) > sp->cap) {
         size_t cap = sp->cap ? 2 * sp->cap : 256;
@@ -60,7 +60,7 @@ const char *ystr_intern(struct ystrpool *sp, const char *s, size_t len)
     return sp->slot[j] = ib_arena_strndup(sp->arena, s, len);
 }
 
-void ystr_free(struct ystrpool *sp)
+void ib_ystr_free(struct ystrpool *sp)
 {
     free(sp->slot);
     sp->slot = NULL;
@@ -74,13 +74,13 @@ struct ytree_open {
     size_t first; /* its children so far: pending[first .. n_pending-1] */
 };
 
-void ytree_init(struct ytree *t, struct ystrpool *strings)
+void ib_ytree_init(struct ytree *t, struct ystrpool *strings)
 {
     memset(t, 0, sizeof *t);
     t->strings = strings;
 }
 
-void ytree_free(struct ytree *t)
+void ib_ytree_free(struct ytree *t)
 {
     for (size_t i = 0; i < t->n_chunks; i++)
         free(t->chunk[i]);
@@ -91,7 +91,7 @@ void ytree_free(struct ytree *t)
     memset(t, 0, sizeof *t);
 }
 
-void ytree_add(struct ytree *t, uint32_t id)
+void ib_ytree_add(struct ytree *t, uint32_t id)
 {
     if (t->n_open == 0)
         return; /* the root */
@@ -109,19 +109,20 @@ static uint32_t new_node(struct ytree *t, enum ynode_type type, int line, int co
         t->chunk[t->n_chunks++] = xrealloc(NULL, CHUNK_NODES * sizeof(struct ynode));
     }
     uint32_t id = ++t->n_nodes;
-    *ytree_node(t, id) = (struct ynode){.line = (uint32_t)line, .col = (uint32_t)col, .type = type};
-    ytree_add(t, id);
+    *ib_ytree_node(t, id) =
+        (struct ynode){.line = (uint32_t)line, .col = (uint32_t)col, .type = type};
+    ib_ytree_add(t, id);
     return id;
 }
 
-uint32_t ytree_scalar(struct ytree *t, const char *text, size_t len, int line, int col)
+uint32_t ib_ytree_scalar(struct ytree *t, const char *text, size_t len, int line, int col)
 {
     uint32_t id = new_node(t, YNODE_SCALAR, line, col);
-    ytree_node(t, id)->u.text = ystr_intern(t->strings, text, strnlen(text, len));
+    ib_ytree_node(t, id)->u.text = ib_ystr_intern(t->strings, text, strnlen(text, len));
     return id;
 }
 
-uint32_t ytree_begin(struct ytree *t, enum ynode_type type, int line, int col)
+uint32_t ib_ytree_begin(struct ytree *t, enum ynode_type type, int line, int col)
 {
     uint32_t id = new_node(t, type, line, col);
     if (t->n_open == t->cap_open) {
@@ -132,12 +133,12 @@ uint32_t ytree_begin(struct ytree *t, enum ynode_type type, int line, int col)
     return id;
 }
 
-void ytree_end(struct ytree *t)
+void ib_ytree_end(struct ytree *t)
 {
     if (t->n_open == 0)
         return;
     struct ytree_open o = t->open[--t->n_open];
-    struct ynode *n = ytree_node(t, o.id);
+    struct ynode *n = ib_ytree_node(t, o.id);
     size_t cnt = t->n_pending - o.first;
     n->n = (uint32_t)(n->type == YNODE_MAPPING ? cnt / 2 : cnt);
     if (cnt) {
@@ -162,9 +163,11 @@ struct anchor {
     uint32_t id;
 };
 
+/* The anchors of a document so far, by name: an open-addressing table (a document may hold
+ * tens of thousands of anchors; finding one must not cost a scan of them all). */
 struct anchors {
     struct anchor *v;
-    size_t n;
+    size_t n, cap;
 };
 
 static void set_error(struct yerror *err, const char *problem, const char *context,
@@ -181,12 +184,30 @@ static void syntax_error(struct yerror *err, const yaml_parser_t *p)
     set_error(err, p->problem, p->context, p->problem_mark);
 }
 
+static struct anchor *slot_of(const struct anchors *a, const char *name)
+{
+    size_t j = hash(name, strlen(name)) & (a->cap - 1);
+    while (a->v[j].name && strcmp(a->v[j].name, name) != 0)
+        j = (j + 1) & (a->cap - 1);
+    return &a->v[j];
+}
+
 static uint32_t find_anchor(const struct anchors *a, const char *name)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (strcmp(a->v[i].name, name) == 0)
-            return a->v[i].id;
-    return 0;
+    return a->cap ? slot_of(a, name)->id : 0;
+}
+
+static void grow_anchors(struct anchors *a)
+{
+    struct anchors g = {.cap = a->cap ? 2 * a->cap : 64, .n = a->n};
+    g.v = calloc(g.cap, sizeof *g.v);
+    if (!g.v)
+        oom();
+    for (size_t i = 0; i < a->cap; i++)
+        if (a->v[i].name)
+            *slot_of(&g, a->v[i].name) = a->v[i];
+    free(a->v);
+    *a = g;
 }
 
 /* Remember node `id`'s anchor (if any); a name used twice is an error, as in libyaml. */
@@ -199,11 +220,14 @@ static int add_anchor(struct anchors *a, const yaml_char_t *name, uint32_t id, y
         set_error(err, "second occurrence", "found duplicate anchor; first occurrence", mark);
         return -1;
     }
-    a->v = xrealloc(a->v, (a->n + 1) * sizeof *a->v);
-    a->v[a->n].name = strdup((const char *)name);
-    if (!a->v[a->n].name)
+    if (2 * (a->n + 1) > a->cap)
+        grow_anchors(a);
+    struct anchor *slot = slot_of(a, (const char *)name);
+    slot->name = strdup((const char *)name);
+    if (!slot->name)
         oom();
-    a->v[a->n++].id = id;
+    slot->id = id;
+    a->n++;
     return 0;
 }
 
@@ -222,28 +246,28 @@ static int load_nodes(struct ytree *t, yaml_parser_t *parser, struct anchors *a,
         switch (ev.type) {
         case YAML_ALIAS_EVENT:
             if ((id = find_anchor(a, (const char *)ev.data.alias.anchor))) {
-                ytree_add(t, id);
+                ib_ytree_add(t, id);
             } else {
                 set_error(err, "found undefined alias", NULL, m);
                 rc = -1;
             }
             break;
         case YAML_SCALAR_EVENT:
-            id = ytree_scalar(t, (const char *)ev.data.scalar.value, ev.data.scalar.length, line,
-                              col);
+            id = ib_ytree_scalar(t, (const char *)ev.data.scalar.value, ev.data.scalar.length, line,
+                                 col);
             rc = add_anchor(a, ev.data.scalar.anchor, id, m, err);
             break;
         case YAML_SEQUENCE_START_EVENT:
-            id = ytree_begin(t, YNODE_SEQUENCE, line, col);
+            id = ib_ytree_begin(t, YNODE_SEQUENCE, line, col);
             rc = add_anchor(a, ev.data.sequence_start.anchor, id, m, err);
             break;
         case YAML_MAPPING_START_EVENT:
-            id = ytree_begin(t, YNODE_MAPPING, line, col);
+            id = ib_ytree_begin(t, YNODE_MAPPING, line, col);
             rc = add_anchor(a, ev.data.mapping_start.anchor, id, m, err);
             break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
-            ytree_end(t);
+            ib_ytree_end(t);
             break;
         case YAML_DOCUMENT_END_EVENT:
             rc = 1;
@@ -257,7 +281,7 @@ static int load_nodes(struct ytree *t, yaml_parser_t *parser, struct anchors *a,
     }
 }
 
-int ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err)
+int ib_ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err)
 {
     yaml_event_t ev;
     if (!parser->stream_start_produced) {
@@ -279,7 +303,7 @@ int ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err)
         return 0;
     struct anchors a = {0};
     int rc = load_nodes(t, parser, &a, err);
-    for (size_t i = 0; i < a.n; i++)
+    for (size_t i = 0; i < a.cap; i++)
         free(a.v[i].name);
     free(a.v);
     return rc;

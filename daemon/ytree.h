@@ -35,8 +35,8 @@ struct ystrpool {
     size_t n, cap;
 };
 
-const char *ystr_intern(struct ystrpool *sp, const char *s, size_t len);
-void ystr_free(struct ystrpool *sp); /* the table; the strings stay in the arena */
+const char *ib_ystr_intern(struct ystrpool *sp, const char *s, size_t len);
+void ib_ystr_free(struct ystrpool *sp); /* the table; the strings stay in the arena */
 
 struct ytree_open;
 
@@ -54,8 +54,8 @@ struct ytree {
 };
 
 /* An empty tree whose scalar texts go to `strings`. */
-void ytree_init(struct ytree *t, struct ystrpool *strings);
-void ytree_free(struct ytree *t);
+void ib_ytree_init(struct ytree *t, struct ystrpool *strings);
+void ib_ytree_free(struct ytree *t);
 
 /* Why a document could not be loaded: libyaml's own words and position for a syntax error,
  * and the same as libyaml's loader gave for an undefined alias or a duplicate anchor. */
@@ -66,41 +66,41 @@ struct yerror {
 
 /* Load the next document of `parser`'s stream into the empty tree `t`. Returns 0 (the tree has
  * no nodes when the stream has no more documents) or -1 with `err`. */
-int ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err);
+int ib_ytree_load(struct ytree *t, yaml_parser_t *parser, struct yerror *err);
 
 /* Building by hand (CSV tag lists). Each new node becomes the next child of the innermost open
- * collection; ytree_begin opens the collection it creates, ytree_end closes the innermost. */
-uint32_t ytree_scalar(struct ytree *t, const char *text, size_t len, int line, int col);
-uint32_t ytree_begin(struct ytree *t, enum ynode_type type, int line, int col);
-void ytree_add(struct ytree *t, uint32_t id); /* an existing node as the next child */
-void ytree_end(struct ytree *t);
+ * collection; ib_ytree_begin opens the collection it creates, ib_ytree_end closes the innermost. */
+uint32_t ib_ytree_scalar(struct ytree *t, const char *text, size_t len, int line, int col);
+uint32_t ib_ytree_begin(struct ytree *t, enum ynode_type type, int line, int col);
+void ib_ytree_add(struct ytree *t, uint32_t id); /* an existing node as the next child */
+void ib_ytree_end(struct ytree *t);
 
-static inline struct ynode *ytree_node(const struct ytree *t, uint32_t id)
+static inline struct ynode *ib_ytree_node(const struct ytree *t, uint32_t id)
 {
     if (id == 0 || id > t->n_nodes)
         return NULL;
     return &t->chunk[(id - 1) / 4096][(id - 1) % 4096];
 }
 
-static inline struct ynode *ytree_root(const struct ytree *t)
+static inline struct ynode *ib_ytree_root(const struct ytree *t)
 {
-    return ytree_node(t, 1);
+    return ib_ytree_node(t, 1);
 }
 
 /* The i-th item of a sequence; the key and the value of the i-th pair of a mapping. */
-static inline struct ynode *ytree_item(const struct ytree *t, const struct ynode *n, size_t i)
+static inline struct ynode *ib_ytree_item(const struct ytree *t, const struct ynode *n, size_t i)
 {
-    return ytree_node(t, n->u.id[i]);
+    return ib_ytree_node(t, n->u.id[i]);
 }
 
-static inline struct ynode *ytree_key(const struct ytree *t, const struct ynode *n, size_t i)
+static inline struct ynode *ib_ytree_key(const struct ytree *t, const struct ynode *n, size_t i)
 {
-    return ytree_node(t, n->u.id[2 * i]);
+    return ib_ytree_node(t, n->u.id[2 * i]);
 }
 
-static inline struct ynode *ytree_value(const struct ytree *t, const struct ynode *n, size_t i)
+static inline struct ynode *ib_ytree_value(const struct ytree *t, const struct ynode *n, size_t i)
 {
-    return ytree_node(t, n->u.id[2 * i + 1]);
+    return ib_ytree_node(t, n->u.id[2 * i + 1]);
 }
 
 #endif

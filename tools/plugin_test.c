@@ -55,7 +55,7 @@ int main(int argc, char **argv)
             }
             break;
         case 'i':
-            if (ib_parse_duration_ms(optarg, &o.interval_ms) < 0) {
+            if (ib_units_parse_duration_ms(optarg, &o.interval_ms) < 0) {
                 fprintf(stderr,
                         "ironbridge-plugin-test: --interval needs a duration with a unit "
                         "(500ms, 2s), found '%s'\n",

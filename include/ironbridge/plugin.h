@@ -163,8 +163,12 @@ struct ib_plugin {
     /* Write one tag of a device (indices as in the config). The daemon has already undone the
      * tag's scaling; the value may come as IB_V_BOOL, IB_V_INT, IB_V_UINT or IB_V_DOUBLE and the
      * plugin converts it to the tag's wire type, refusing what does not fit with IB_ERR_INVALID
-     * (out of range, a fraction for an integer type). IB_ERR_DENIED for a tag that is not
-     * writable. Only called on the poller thread, between polls. `value` is the daemon's, valid
+     * (out of range, a fraction for an integer type). A string tag's value may also come as
+     * IB_V_STRING (UTF-8 bytes, v.s.len of them, not NUL-terminated; valid only during the
+     * call): the plugin converts it to the tag's encoding and refuses what does not fit (too
+     * long, a character the encoding lacks, not UTF-8) with IB_ERR_INVALID; a plugin refuses an
+     * IB_V_STRING for a tag that is not text, and any type it cannot write, with IB_ERR_INVALID.
+     * IB_ERR_DENIED for a tag that is not writable. Only called on the poller thread, between polls. `value` is the daemon's, valid
      * only during the call. Optional (NULL). */
     int (*write_tag)(void *instance, uint32_t device, uint32_t group, uint32_t tag,
                      const struct ib_value *value);

@@ -150,7 +150,7 @@ int mb_address_parse(const char *text, struct mb_address *out, char *err, size_t
 {
     if (errlen > 0)
         err[0] = '\0';
-    if (text == NULL || text[0] == '\0')
+    if (!text || text[0] == '\0')
         return fail(err, errlen, "the address is empty");
     size_t marker = strlen(MB_MODICON_MARKER);
     if (strncmp(text, MB_MODICON_MARKER, marker) == 0)

@@ -124,7 +124,7 @@ int mb_decode_registers(const uint16_t *regs, enum mb_type type, enum mb_order o
     uint64_t raw;
     double d;
 
-    memset(out, 0, sizeof(*out));
+    memset(out, 0, sizeof *out);
     if (n == 0 || type == MB_TYPE_BOOL || type == MB_TYPE_BIT || (unsigned)type >= MB_TYPE_COUNT)
         return IB_ERR_INVALID;
     raw = gather(regs, n, order);
@@ -168,7 +168,7 @@ int mb_decode_registers(const uint16_t *regs, enum mb_type type, enum mb_order o
 
 void mb_decode_bit(uint8_t bit, struct ib_value *out)
 {
-    memset(out, 0, sizeof(*out));
+    memset(out, 0, sizeof *out);
     out->type = IB_V_BOOL;
     out->v.b = bit != 0;
 }
@@ -254,7 +254,7 @@ uint32_t mb_decode_string(const uint16_t *regs, unsigned n, enum mb_order order,
         o += k;
         i += k;
     }
-    memset(out_value, 0, sizeof(*out_value));
+    memset(out_value, 0, sizeof *out_value);
     out_value->type = IB_V_STRING;
     out_value->v.s.ptr = out;
     out_value->v.s.len = (uint32_t)o;
@@ -273,7 +273,7 @@ int mb_decode_wire(const uint8_t *p, size_t len, enum mb_type type, enum mb_orde
                    unsigned bit, char *text, size_t text_cap, struct ib_value *out)
 {
     uint16_t regs[MB_STRING_MAX_REGS];
-    memset(out, 0, sizeof(*out));
+    memset(out, 0, sizeof *out);
     if ((unsigned)type >= MB_TYPE_COUNT || !valid_order(type, order))
         return IB_ERR_INVALID;
     if (type == MB_TYPE_BOOL) {
@@ -294,7 +294,7 @@ int mb_decode_wire(const uint8_t *p, size_t len, enum mb_type type, enum mb_orde
         return 0;
     }
     if (type == MB_TYPE_STRING) {
-        if (text == NULL || text_cap < MB_STRING_CAP(n))
+        if (!text || text_cap < MB_STRING_CAP(n))
             return IB_ERR_INVALID;
         mb_decode_string(regs, (unsigned)n, order, text, out);
         return 0;

@@ -27,7 +27,7 @@ const char *mb_errtext(int e)
 
 const char *mb_describe(char *buf, size_t n, int e, const char *why)
 {
-    if (why == NULL || why[0] == '\0')
+    if (!why || why[0] == '\0')
         snprintf(buf, n, "%s", mb_errtext(e));
     else
         snprintf(buf, n, "%s: %s", mb_errtext(e), why);

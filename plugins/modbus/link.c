@@ -70,11 +70,11 @@ int mb_link_new(const struct mb_link_config *cfg, struct mb_link **out)
 {
     struct mb_link *link = mb_link_stream_new(cfg);
     *out = link;
-    if (link == NULL)
+    if (!link)
         return IB_ERR_NOMEM;
     if (cfg->kind == MB_LINK_RTU)
         snprintf(link->name, sizeof(link->name), "%s", cfg->serial_port);
-    else if (cfg->host != NULL && cfg->host[0] != '[' && cfg->host[strcspn(cfg->host, ":")])
+    else if (cfg->host && cfg->host[0] != '[' && cfg->host[strcspn(cfg->host, ":")])
         snprintf(link->name, sizeof(link->name), "[%s]:%d", cfg->host, cfg->port);
     else
         snprintf(link->name, sizeof(link->name), "%s:%d", cfg->host, cfg->port);
@@ -83,7 +83,7 @@ int mb_link_new(const struct mb_link_config *cfg, struct mb_link **out)
 
 void mb_link_free(struct mb_link *link)
 {
-    if (link == NULL)
+    if (!link)
         return;
     link->ops->close(link);
     link->ops->free(link);

@@ -13,7 +13,7 @@ modbus_t *mb_serial_new(const struct mb_link_config *cfg)
     /* Only stores the settings (no I/O: --check calls create). */
     modbus_t *mb =
         modbus_new_rtu(cfg->serial_port, cfg->baud, cfg->parity, cfg->data_bits, cfg->stop_bits);
-    if (mb != NULL)
+    if (mb)
         modbus_set_error_recovery(mb, MODBUS_ERROR_RECOVERY_NONE);
     return mb;
 }

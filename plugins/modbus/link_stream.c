@@ -91,7 +91,7 @@ static int connect_one(const struct addrinfo *ai, uint32_t timeout_ms, int *out_
 static int stream_open(struct mb_link *link)
 {
     struct stream_link *l = stream(link);
-    if (l->serial != NULL)
+    if (l->serial)
         return mb_serial_open(l->serial, &link->cfg, &l->fd);
     char service[8];
     snprintf(service, sizeof(service), "%d", link->cfg.port);
@@ -113,7 +113,7 @@ static int stream_open(struct mb_link *link)
 static void stream_close(struct mb_link *link)
 {
     struct stream_link *l = stream(link);
-    if (l->serial != NULL)
+    if (l->serial)
         modbus_close(l->serial); /* closes only an open port; safe twice */
     else if (l->fd >= 0)
         close(l->fd);
@@ -262,7 +262,7 @@ static int stream_write(struct mb_link *link, int unit, uint8_t fc, uint16_t add
 static void stream_free(struct mb_link *link)
 {
     struct stream_link *l = stream(link);
-    if (l->serial != NULL)
+    if (l->serial)
         modbus_free(l->serial);
     free(l);
 }
@@ -279,8 +279,8 @@ static const struct mb_link_ops stream_ops = {
 
 struct mb_link *mb_link_stream_new(const struct mb_link_config *cfg)
 {
-    struct stream_link *l = calloc(1, sizeof(*l));
-    if (l == NULL)
+    struct stream_link *l = calloc(1, sizeof *l);
+    if (!l)
         return NULL;
     l->fd = -1;
     l->mbap = cfg->kind == MB_LINK_TCP;

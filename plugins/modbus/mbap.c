@@ -44,7 +44,7 @@ int mb_mbap_response_length(const uint8_t *rsp, size_t have)
 
 static int refuse(int e, char *why, size_t whylen, const char *text, unsigned a, unsigned b)
 {
-    if (why != NULL && whylen > 0)
+    if (why && whylen > 0)
         snprintf(why, whylen, text, a, b);
     errno = e;
     return -1;

@@ -25,14 +25,14 @@ static void mb_destroy(void *instance)
 static int mb_create(const struct ib_host *host, struct ib_host_ctx *ctx,
                      const struct ib_connection_config *cfg, void **instance)
 {
-    if (host == NULL || cfg == NULL || cfg->params == NULL || instance == NULL)
+    if (!host || !cfg || !cfg->params || !instance)
         return IB_ERR_INVALID;
     *instance = NULL;
     if (host->abi_major != IB_ABI_MAJOR)
         return IB_ERR_UNSUPPORTED;
 
-    struct mb_instance *in = calloc(1, sizeof(*in));
-    if (in == NULL)
+    struct mb_instance *in = calloc(1, sizeof *in);
+    if (!in)
         return IB_ERR_NOMEM;
     in->host = host;
     in->ctx = ctx;
@@ -70,7 +70,7 @@ static void log_plan(struct mb_instance *in)
 static int mb_open(void *instance)
 {
     struct mb_instance *in = instance;
-    if (in == NULL)
+    if (!in)
         return IB_ERR_INVALID;
     mb_link_close(in->link);
     int err = mb_link_open(in->link);
@@ -96,15 +96,14 @@ static int mb_open(void *instance)
 static void mb_close(void *instance)
 {
     struct mb_instance *in = instance;
-    if (in != NULL)
+    if (in)
         mb_link_close(in->link);
 }
 
 static int mb_read_group(void *instance, uint32_t device, uint32_t group, struct ib_sample *samples)
 {
     struct mb_instance *in = instance;
-    if (in == NULL || samples == NULL || device >= in->n_devices ||
-        group >= in->devices[device].n_groups)
+    if (!in || !samples || device >= in->n_devices || group >= in->devices[device].n_groups)
         return IB_ERR_INVALID;
     return mb_poll_group(in, device, group, samples);
 }
@@ -113,8 +112,8 @@ static int mb_write_tag(void *instance, uint32_t device, uint32_t group, uint32_
                         const struct ib_value *value)
 {
     struct mb_instance *in = instance;
-    if (in == NULL || value == NULL || device >= in->n_devices ||
-        group >= in->devices[device].n_groups || tag >= in->devices[device].groups[group].n_tags)
+    if (!in || !value || device >= in->n_devices || group >= in->devices[device].n_groups ||
+        tag >= in->devices[device].groups[group].n_tags)
         return IB_ERR_INVALID;
     return mb_write(in, device, group, tag, value);
 }

@@ -81,7 +81,7 @@ int mb_pdu_response_length(const uint8_t *rsp, size_t have)
 __attribute__((format(printf, 4, 5))) static int refuse(int e, char *why, size_t whylen,
                                                         const char *fmt, ...)
 {
-    if (why != NULL && whylen > 0) {
+    if (why && whylen > 0) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(why, whylen, fmt, ap);

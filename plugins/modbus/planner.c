@@ -48,7 +48,7 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     struct sorted_item *sorted = NULL;
     uint32_t bad = n_items;
 
-    memset(plan, 0, sizeof(*plan));
+    memset(plan, 0, sizeof *plan);
     if (limits->max_registers == 0 || limits->max_bits == 0)
         goto invalid;
     for (uint32_t i = 0; i < n_items; i++) {
@@ -64,11 +64,11 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
         return 0;
 
     /* At most one request per item, so the arrays never grow. */
-    sorted = calloc(n_items, sizeof(*sorted));
-    plan->requests = calloc(n_items, sizeof(*plan->requests));
-    plan->slots = calloc(n_items, sizeof(*plan->slots));
-    plan->order = calloc(n_items, sizeof(*plan->order));
-    if (sorted == NULL || plan->requests == NULL || plan->slots == NULL || plan->order == NULL) {
+    sorted = calloc(n_items, sizeof *sorted);
+    plan->requests = calloc(n_items, sizeof *plan->requests);
+    plan->slots = calloc(n_items, sizeof *plan->slots);
+    plan->order = calloc(n_items, sizeof *plan->order);
+    if (!sorted || !plan->requests || !plan->slots || !plan->order) {
         free(sorted);
         mb_plan_free(plan);
         return IB_ERR_NOMEM;
@@ -76,7 +76,7 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     for (uint32_t i = 0; i < n_items; i++)
         sorted[i] = (struct sorted_item){items[i].table, items[i].address,
                                          items[i].address + items[i].width, i};
-    qsort(sorted, n_items, sizeof(*sorted), compare_items);
+    qsort(sorted, n_items, sizeof *sorted, compare_items);
 
     struct mb_plan_request *cur = NULL;
     uint32_t cur_end = 0;
@@ -84,7 +84,7 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
         const struct sorted_item *s = &sorted[i];
         uint32_t end = s->end > cur_end ? s->end : cur_end;
         plan->order[i] = s->index;
-        if (cur == NULL || limits->one_per_item || cur->table != s->table ||
+        if (!cur || limits->one_per_item || cur->table != s->table ||
             s->address > cur_end + gap_for(limits, s->table) ||
             end - cur->start > limit_for(limits, s->table)) {
             cur = &plan->requests[plan->n_requests++];
@@ -102,8 +102,8 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     plan->n_slots = n_items;
     free(sorted);
     /* Room was made for a request per item; keep what is used (a shrink that fails keeps it). */
-    struct mb_plan_request *fit = realloc(plan->requests, plan->n_requests * sizeof(*fit));
-    if (fit != NULL)
+    struct mb_plan_request *fit = realloc(plan->requests, plan->n_requests * sizeof *fit);
+    if (fit)
         plan->requests = fit;
 
     for (uint32_t r = 0; r < plan->n_requests; r++) {
@@ -116,17 +116,17 @@ int mb_plan_build(const struct mb_plan_item *items, uint32_t n_items,
     return 0;
 
 invalid:
-    if (bad_item != NULL)
+    if (bad_item)
         *bad_item = bad;
     return IB_ERR_INVALID;
 }
 
 void mb_plan_free(struct mb_plan *plan)
 {
-    if (plan == NULL)
+    if (!plan)
         return;
     free(plan->requests);
     free(plan->slots);
     free(plan->order);
-    memset(plan, 0, sizeof(*plan));
+    memset(plan, 0, sizeof *plan);
 }

@@ -210,13 +210,13 @@ static void bisect(struct poll_ctx *pc, const struct mb_req *parent, uint32_t a,
  * refusal: the room is made at the first. 0, or -1 (out of memory: nothing changed). */
 static int make_room(struct mb_group *grp)
 {
-    if (grp->scratch != NULL)
+    if (grp->scratch)
         return 0;
-    struct mb_req *scratch = calloc(grp->n_tags + 1, sizeof(*scratch));
-    if (scratch == NULL)
+    struct mb_req *scratch = calloc(grp->n_tags + 1, sizeof *scratch);
+    if (!scratch)
         return -1;
-    struct mb_req *reqs = realloc(grp->reqs, (grp->n_tags + 1) * sizeof(*reqs));
-    if (reqs == NULL) {
+    struct mb_req *reqs = realloc(grp->reqs, (grp->n_tags + 1) * sizeof *reqs);
+    if (!reqs) {
         free(scratch);
         return -1;
     }
@@ -229,8 +229,8 @@ static int make_room(struct mb_group *grp)
  * never more requests than tags. */
 static void splice(struct mb_group *grp, uint32_t r, uint32_t ns)
 {
-    memmove(&grp->reqs[r + ns], &grp->reqs[r + 1], (grp->n_reqs - r - 1) * sizeof(*grp->reqs));
-    memcpy(&grp->reqs[r], grp->scratch, ns * sizeof(*grp->reqs));
+    memmove(&grp->reqs[r + ns], &grp->reqs[r + 1], (grp->n_reqs - r - 1) * sizeof *grp->reqs);
+    memcpy(&grp->reqs[r], grp->scratch, ns * sizeof *grp->reqs);
     grp->n_reqs += ns - 1;
     grp->split = true;
     rebuild_req_of(grp);
@@ -245,7 +245,7 @@ static uint32_t coalesce(struct mb_req *q, uint32_t n)
     for (uint32_t k = 0; k < n; k++) {
         struct mb_req *prev = out > 0 ? &q[out - 1] : NULL;
         bool good = !q[k].refused && q[k].reason == IB_R_NONE;
-        if (prev != NULL && good && !prev->refused && prev->reason == IB_R_NONE &&
+        if (prev && good && !prev->refused && prev->reason == IB_R_NONE &&
             q[k].start <= prev->start + prev->count) {
             uint32_t end = q[k].start + q[k].count;
             if (end > prev->start + prev->count)
@@ -305,7 +305,7 @@ static void fill_sample(struct poll_ctx *pc, uint32_t i, struct ib_sample *s)
     struct mb_tag *t = &grp->tags[i];
     const struct mb_req *q = &grp->reqs[grp->req_of[i]];
 
-    memset(s, 0, sizeof(*s));
+    memset(s, 0, sizeof *s);
     if (q->reason != IB_R_NONE) {
         ib_sample_bad(s, q->ts_ms, q->reason, q->code);
         return;

@@ -19,13 +19,13 @@
 
 void mb_instance_free(struct mb_instance *in)
 {
-    if (in == NULL)
+    if (!in)
         return;
-    for (uint32_t d = 0; d < in->n_devices && in->devices != NULL; d++) {
+    for (uint32_t d = 0; d < in->n_devices && in->devices; d++) {
         struct mb_device *dev = &in->devices[d];
-        for (uint32_t g = 0; g < dev->n_groups && dev->groups != NULL; g++) {
+        for (uint32_t g = 0; g < dev->n_groups && dev->groups; g++) {
             struct mb_group *grp = &dev->groups[g];
-            for (uint32_t t = 0; t < grp->n_tags && grp->tags != NULL; t++)
+            for (uint32_t t = 0; t < grp->n_tags && grp->tags; t++)
                 free(grp->tags[t].text);
             free(grp->tags);
             mb_plan_free(&grp->plan);
@@ -191,7 +191,7 @@ static void resolve_tag(struct resolver *rs, const struct ib_tag_config *tc,
 
     if (t->type == MB_TYPE_STRING && rs->errors == before) {
         t->text = malloc(MB_STRING_CAP(t->width));
-        if (t->text == NULL)
+        if (!t->text)
             rs->nomem = true;
     }
 }
@@ -202,8 +202,8 @@ static int build_group(struct resolver *rs, const struct ib_group_config *gc,
                        const struct mb_device_params *dp, struct mb_group *grp)
 {
     uint32_t n = grp->n_tags;
-    struct mb_plan_item *items = calloc(n ? n : 1, sizeof(*items));
-    if (items == NULL)
+    struct mb_plan_item *items = calloc(n ? n : 1, sizeof *items);
+    if (!items)
         return IB_ERR_NOMEM;
     for (uint32_t i = 0; i < n; i++)
         items[i] =
@@ -226,12 +226,12 @@ static int build_group(struct resolver *rs, const struct ib_group_config *gc,
         return rc;
 
     /* calloc(0) may return NULL; keep one element so NULL always means out of memory. */
-    grp->regs = calloc(grp->plan.n_registers + 1, sizeof(*grp->regs));
-    grp->bits = calloc(grp->plan.n_bits + 1, sizeof(*grp->bits));
+    grp->regs = calloc(grp->plan.n_registers + 1, sizeof *grp->regs);
+    grp->bits = calloc(grp->plan.n_bits + 1, sizeof *grp->bits);
     /* Room for the planned requests; a refusal makes room for a request per tag (poll.c). */
-    grp->reqs = calloc(grp->plan.n_requests + 1, sizeof(*grp->reqs));
-    grp->req_of = calloc(n + 1, sizeof(*grp->req_of));
-    if (grp->regs == NULL || grp->bits == NULL || grp->reqs == NULL || grp->req_of == NULL)
+    grp->reqs = calloc(grp->plan.n_requests + 1, sizeof *grp->reqs);
+    grp->req_of = calloc(n + 1, sizeof *grp->req_of);
+    if (!grp->regs || !grp->bits || !grp->reqs || !grp->req_of)
         return IB_ERR_NOMEM; /* the caller's mb_destroy() frees what was allocated */
     for (uint32_t i = 0; i < n; i++) {
         const struct mb_plan_slot *s = &grp->plan.slots[i];
@@ -260,7 +260,7 @@ static void resolve_link(struct resolver *rs, const struct ib_connection_config 
     const char *name = mb_schema_transport_choices[tr];
     bool serial = tr == MB_P_TRANSPORT_RTU;
 
-    memset(lc, 0, sizeof(*lc));
+    memset(lc, 0, sizeof *lc);
     lc->kind = tr == MB_P_TRANSPORT_RTU            ? MB_LINK_RTU
                : tr == MB_P_TRANSPORT_RTU_OVER_TCP ? MB_LINK_RTU_OVER_TCP
                                                    : MB_LINK_TCP;
@@ -281,16 +281,16 @@ static void resolve_link(struct resolver *rs, const struct ib_connection_config 
                                 : 0;
 
     if (serial) {
-        if (cp->serial_port == NULL)
+        if (!cp->serial_port)
             cfg_error(rs, cfg->where, "serial_port",
                       "transport rtu needs serial_port (e.g. /dev/ttyUSB0)");
-        if (cp->host != NULL)
+        if (cp->host)
             cfg_error(rs, cfg->where, "host", "host applies to tcp and rtu_over_tcp, not rtu");
         if (cp->port != 0)
             cfg_error(rs, cfg->where, "port", "port applies to tcp and rtu_over_tcp, not rtu");
         return;
     }
-    if (cp->host == NULL || cp->host[0] == '\0')
+    if (!cp->host || cp->host[0] == '\0')
         cfg_error(rs, cfg->where, "host", "transport %s needs host", name);
     else if (strlen(cp->host) > 253)
         /* 253 is the longest DNS name; libmodbus would refuse it later with a bare EINVAL. */
@@ -340,8 +340,8 @@ int mb_resolve(struct mb_instance *in, const struct ib_connection_config *cfg,
     resolve_link(&rs, cfg, lc);
     in->timeout_ms = (uint32_t)((const struct mb_connection_params *)cfg->params)->timeout_ms;
     in->close_after_poll = ((const struct mb_connection_params *)cfg->params)->close_after_poll;
-    in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof(*in->devices));
-    if (in->devices == NULL)
+    in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof *in->devices);
+    if (!in->devices)
         return IB_ERR_NOMEM;
     in->n_devices = cfg->n_devices;
 
@@ -349,8 +349,8 @@ int mb_resolve(struct mb_instance *in, const struct ib_connection_config *cfg,
         const struct ib_device_config *dc = &cfg->devices[d];
         struct mb_device *dev = &in->devices[d];
         resolve_device(&rs, dc, lc, in->timeout_ms, dev);
-        dev->groups = calloc(dc->n_groups ? dc->n_groups : 1, sizeof(*dev->groups));
-        if (dev->groups == NULL)
+        dev->groups = calloc(dc->n_groups ? dc->n_groups : 1, sizeof *dev->groups);
+        if (!dev->groups)
             return IB_ERR_NOMEM;
         dev->n_groups = dc->n_groups;
         for (uint32_t g = 0; g < dc->n_groups; g++) {
@@ -358,8 +358,8 @@ int mb_resolve(struct mb_instance *in, const struct ib_connection_config *cfg,
             struct mb_group *grp = &dev->groups[g];
             grp->name = gc->name;
             grp->interval_ms = gc->interval_ms;
-            grp->tags = calloc(gc->n_tags ? gc->n_tags : 1, sizeof(*grp->tags));
-            if (grp->tags == NULL)
+            grp->tags = calloc(gc->n_tags ? gc->n_tags : 1, sizeof *grp->tags);
+            if (!grp->tags)
                 return IB_ERR_NOMEM;
             grp->n_tags = gc->n_tags;
             for (uint32_t t = 0; t < gc->n_tags; t++)

@@ -53,7 +53,7 @@ int mb_rtu_response_length(const uint8_t *req, const uint8_t *rsp, size_t have)
 
 static int refuse(int e, char *why, size_t whylen, const char *text, size_t a, size_t b)
 {
-    if (why != NULL && whylen > 0)
+    if (why && whylen > 0)
         snprintf(why, whylen, text, a, b);
     errno = e;
     return -1;

@@ -40,7 +40,7 @@ static int verify(struct mb_instance *in, const struct mb_device *dev, const str
         same = v.v.b == (bit != 0);
     } else {
         n = mb_transact_read(in, dev, MB_TABLE_HOLDING, t->address, t->width, back, &e);
-        same = memcmp(back, regs, t->width * sizeof(*regs)) == 0;
+        same = memcmp(back, regs, t->width * sizeof *regs) == 0;
     }
     if (n < 0)
         return write_failed(in, dev, t, "reading back", e);

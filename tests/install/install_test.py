@@ -235,7 +235,9 @@ class Root:
                 ["setpriv", "--pdeathsig", "KILL", "--",
                  "unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc",
                  "--propagation", "private", "debootstrap",
-                 "--variant=minbase", "--include=" + ",".join(include), SUITE,
+                 "--variant=minbase", "--include=" + ",".join(include),
+                 # the host's package cache, shared with tests/cleanroot/run.sh
+                 "--cache-dir=/var/cache/apt/archives", SUITE,
                  str(self.path), self.mirror],
                 stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **proxy_env()}, timeout=900)
@@ -555,6 +557,7 @@ class InstallTest:
                       "ironbridge-plugin").strip()
         check(cflags == "-I/usr/include", f"cflags: '{cflags}'")
         r.sh(f"test -f {plugindir}/modbus.so")
+        r.sh(f"test -f {plugindir}/s7.so")
         helptext = r.sh("ironbridge --help")
         check(f"(default: {plugindir}" in helptext,
               f"the daemon's default plugin dir is not {plugindir}:\n{helptext}")

@@ -5,7 +5,7 @@
 set -uo pipefail
 src=$1 daemon=$2 pdir=$3
 status=0
-for name in modbus example; do
+for name in modbus s7 example opcua; do
     doc=$src/docs/plugins/$name.md
     if ! out=$("$daemon" --plugin-dir "$pdir" --list-plugins="$name" --format markdown); then
         echo "FAIL: ironbridge --list-plugins=$name --format markdown failed" >&2

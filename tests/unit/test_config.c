@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -655,6 +656,218 @@ static void store_section(void **state)
     expect_error(NORTH "store:\n  max_byte: 1GiB\n", "gw.yaml:6:3: store.max_byte: unknown key");
 }
 
+/* Issue 13: every duration key accepts a unit; a bare number stays accepted where the key's
+ * name says its unit (interval_ms, keepalive_s), and is refused where it does not. */
+static void check_durations(const struct ib_config *cfg)
+{
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[0].interval_ms, 1000);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[1].interval_ms, 250);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[2].interval_ms, 120000);
+    assert_int_equal(cfg->connections[0].pub.devices[0].groups[3].interval_ms, 0);
+    assert_int_equal(cfg->mqtt.keepalive_s, 60);
+    assert_int_equal(cfg->mqtt.reconnect_max_ms, 30000);
+    assert_int_equal(cfg->mqtt.flush_timeout_ms, 1500);
+    assert_int_equal(cfg->store.fsync_interval_ms, 200);
+}
+
+#define GROUP(name, interval)                                                                      \
+    "          - name: " name "\n"                                                                 \
+    "            interval_ms: " interval "\n"                                                      \
+    "            tags: [ { name: t" name ", table: coil, address: 1 } ]\n"
+
+static void durations_with_units(void **state)
+{
+    (void)state;
+    with_config("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                "    keepalive_s: 1min\n    reconnect_max_ms: 30s\n    flush_timeout_ms: 1.5s\n"
+                "store: { fsync_interval_ms: 200ms }\n"
+                "connections:\n  - name: plc\n    plugin: modbus\n    host: 127.0.0.1\n"
+                "    timeout_ms: 2s\n"
+                "    devices:\n      - name: m1\n        groups:\n" GROUP("a", "1s")
+                    GROUP("b", "250") GROUP("c", "2min") GROUP("d", "0s"),
+                check_durations);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: soon\n",
+                 "groups[0].interval_ms: expected a number of milliseconds or a duration with a "
+                 "unit (500ms, 1s, 5min), found 'soon'");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: 2d\n",
+                 "groups[0].interval_ms: 2d is out of range [0, 86400000] (milliseconds)");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    keepalive_s: 1500ms\n",
+                 "north.mqtt.keepalive_s: expected a number of seconds or a duration with a unit");
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            interval_ms: 5ms\n",
+                 "5 ms is too short a period");
+    /* The name says no unit: a bare number is still refused. */
+    expect_error(NORTH "store:\n  max_age: 3600\n",
+                 "store.max_age: expected a duration with a unit");
+}
+
+/* Issue 15 #1: an empty size value is refused with a message, and nothing reads it after. */
+static void empty_size_refused(void **state)
+{
+    (void)state;
+    expect_error(NORTH "store: { max_bytes: }\n",
+                 "gw.yaml:5:21: store.max_bytes: must not be empty");
+    expect_error(NORTH "store: { max_bytes: '' }\n", "store.max_bytes: must not be empty");
+    expect_error(NORTH "store:\n  fsync_bytes:\n", "store.fsync_bytes: must not be empty");
+    expect_error(NORTH "store:\n  memory_max_bytes:\n",
+                 "store.memory_max_bytes: must not be empty");
+    expect_error(NORTH "store:\n  max_bytes: [1]\n", "store.max_bytes: expected a size");
+    expect_error(NORTH "    max_inflight_bytes:\n",
+                 "north.mqtt.max_inflight_bytes: must not be empty");
+    expect_error(NORTH "    max_inflight_bytes: { a: 1 }\n",
+                 "north.mqtt.max_inflight_bytes: expected a size");
+}
+
+/* How many messages of `d` contain `needle`. */
+static size_t count_msgs(const struct ib_diag *d, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < d->n; i++)
+        n += strstr(d->msgs[i], needle) != NULL;
+    return n;
+}
+
+/* Issue 15 #4: N copies of a name give N - 1 errors, not N * (N - 1) / 2; the errors kept are
+ * capped, the rest counted ("and N more"). */
+static void duplicates_reported_once(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, NORTH "connections:\n  - name: plc\n    plugin: modbus\n    host: h\n"
+                          "    devices:\n      - name: m1\n        metadata:\n");
+    for (int i = 0; i < 30; i++)
+        ib_buf_printf(&b, "          site: s%d\n", i);
+    ib_buf_puts(&b, "        groups:\n");
+    for (int i = 0; i < 40; i++)
+        ib_buf_printf(
+            &b, "          - { name: g, tags: [ { name: t%d, table: coil, address: %d } ] }\n", i,
+            i);
+    struct ib_diag d = {0};
+    load(b.p, &d);
+    assert_int_equal(count_msgs(&d, "duplicate group name 'g'"), 39);
+    assert_int_equal(count_msgs(&d, "metadata.site: duplicate key"), 29);
+    assert_int_equal(d.more, 0);
+    ib_diag_free(&d);
+
+    ib_buf_reset(&b);
+    ib_buf_puts(&b, NORTH CONN_HEAD
+                "              - { name: a, table: holding, address: 0 }\n"
+                "          - &g { name: g2, tags: [ { name: b, table: coil, address: 1 } ] }\n");
+    for (int i = 0; i < 2000; i++)
+        ib_buf_puts(&b, "          - *g\n");
+    load(b.p, &d);
+    assert_int_equal(d.n, IB_DIAG_KEEP + 1);
+    assert_int_equal(ib_diag_total(&d), 2000 + 2000); /* the group, and its tag, each time */
+    assert_non_null(strstr(d.msgs[d.n - 1], "... and 3900 more errors (only the first 100"));
+    ib_diag_free(&d);
+    ib_buf_free(&b);
+}
+
+/* Issue 15 #9: a unit too long for the payload's encoder is refused with a message. */
+static void long_unit_refused(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b,
+                NORTH CONN_HEAD "              - { name: a, table: holding, address: 0, unit: ");
+    for (int i = 0; i < 70000; i++)
+        ib_buf_puts(&b, "u");
+    ib_buf_puts(&b, " }\n");
+    expect_error(b.p, "tags[0].unit: is 70000 bytes long: a unit may be at most 256");
+    ib_buf_free(&b);
+}
+
+#define CSV_CONFIG                                                                                 \
+    NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"                    \
+                    "            tags_csv: tags.csv\n"
+
+/* Issue 15 #3 and #6: what a CSV tag list cannot carry faithfully is refused with its position:
+ * invalid UTF-8 (a Latin-1 export), a NUL byte, cells past column 64. */
+static void csv_refusals(void **state)
+{
+    (void)state;
+    write_in("tags.csv", "name,table,address,unit\nt,holding,1,\xb0"
+                         "C\n");
+    expect_error(CSV_CONFIG, "tags.csv:2:13: this cell is not valid UTF-8: the file is in another "
+                             "encoding (a spreadsheet's Latin-1 or Windows-1252 export writes");
+    expect_error(CSV_CONFIG, "save the tag list as CSV in UTF-8 (byte 0xB0)");
+    write_in("tags.csv", "name,table,address,unit\nt,holding,1,\xc2\xb0"
+                         "C\n");
+    struct ib_diag d = {0};
+    load(CSV_CONFIG, &d);
+    assert_int_equal(d.n, 0);
+    ib_diag_free(&d);
+
+    char path[512];
+    snprintf(path, sizeof path, "%s/tags.csv", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("name,table,address\nx,holding,1\ny,hol\0ding,2\nz,bad\n", 1, 49, f);
+    fclose(f);
+    expect_error(CSV_CONFIG, "tags.csv:3:6: a NUL byte: this is not a text file, or not UTF-8");
+
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, "name,table,address\nx,holding,1");
+    for (int i = 3; i < 70; i++)
+        ib_buf_puts(&b, ",");
+    ib_buf_puts(&b, "\n");
+    write_in("tags.csv", b.p);
+    expect_error(CSV_CONFIG, "tags.csv:2:74: more than 64 cells in this row");
+    ib_buf_free(&b);
+    rm_in("tags.csv");
+}
+
+/* Issue 15 #8: tags_csv must name a regular file (not /dev/zero, not a FIFO that would block the
+ * check forever), of at most 64 MiB. */
+static void csv_must_be_regular_file(void **state)
+{
+    (void)state;
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: /dev/zero\n",
+                 "tags_csv: /dev/zero is not a regular file: name a CSV file");
+    char path[512];
+    snprintf(path, sizeof path, "%s/fifo.csv", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: fifo.csv\n",
+                 "fifo.csv is not a regular file");
+    rm_in("fifo.csv");
+    snprintf(path, sizeof path, "%s/big.csv", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(ftruncate(fileno(f), (64 << 20) + 1), 0);
+    fclose(f);
+    expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
+                                 "            tags_csv: big.csv\n",
+                 "big.csv is larger than 64 MiB");
+    rm_in("big.csv");
+}
+
+/* Issue 15 #7: anchors are found by name in a table; thousands of them load (and resolve). */
+static void check_many_anchors(const struct ib_config *cfg)
+{
+    const struct ib_group_config *g = &cfg->connections[0].pub.devices[0].groups[0];
+    assert_int_equal(g->n_tags, 5000);
+    assert_string_equal(g->tags[4999].name, "t4999");
+    assert_string_equal(cfg->mqtt.topic, "ironbridge/{gateway}/{device}/{group}");
+}
+
+static void many_anchors(void **state)
+{
+    (void)state;
+    struct ib_buf b = {0};
+    ib_buf_puts(&b, NORTH CONN_HEAD);
+    for (int i = 0; i < 5000; i++)
+        ib_buf_printf(&b, "              - &a%d { name: t%d, table: coil, address: %d }\n", i, i,
+                      i);
+    ib_buf_puts(&b, "      - { name: m2, groups: [ { name: h, tags: [ *a0, *a4999 ] } ] }\n");
+    with_config(b.p, check_many_anchors);
+    ib_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -686,6 +899,13 @@ int main(void)
         cmocka_unit_test(csv_tags),
         cmocka_unit_test(empty_config_is_idle),
         cmocka_unit_test(store_section),
+        cmocka_unit_test(durations_with_units),
+        cmocka_unit_test(empty_size_refused),
+        cmocka_unit_test(duplicates_reported_once),
+        cmocka_unit_test(long_unit_refused),
+        cmocka_unit_test(csv_refusals),
+        cmocka_unit_test(csv_must_be_regular_file),
+        cmocka_unit_test(many_anchors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

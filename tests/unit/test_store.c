@@ -1,4 +1,4 @@
-/* The durable store: CRC32C against known vectors, size/duration units, sequence order,
+/* The durable store (its CRC32C is tested in test_crc32c.c): size/duration units, sequence order,
  * ack/nack/rewind, live records before the backlog, sequence numbers that survive a reopen,
  * a torn tail and a flipped byte found by their CRC and counted, and the byte bound that drops
  * (and counts) the oldest segment. */
@@ -16,76 +16,41 @@
 
 #include <cmocka.h>
 
-#include "crc32c.h"
 #include "log.h"
 #include "config.h"
 #include "record.h"
 #include "store.h"
 #include "units.h"
 
-static void crc32c_vectors(void **state)
-{
-    (void)state;
-    assert_int_equal(ib_crc32c("123456789", 9), 0xE3069283u);
-    assert_int_equal(ib_crc32c("", 0), 0);
-    unsigned char zeros[32] = {0}, ones[32];
-    memset(ones, 0xff, sizeof ones);
-    assert_int_equal(ib_crc32c(zeros, 32), 0x8A9136AAu); /* RFC 3720, B.4 */
-    assert_int_equal(ib_crc32c(ones, 32), 0x62A8AB43u);
-    unsigned char inc[32];
-    for (int i = 0; i < 32; i++)
-        inc[i] = (unsigned char)i;
-    assert_int_equal(ib_crc32c(inc, 32), 0x46DD794Eu);
-    /* Pieces of any size and alignment give the CRC of the whole. */
-    const char *text = "The quick brown fox jumps over the lazy dog, twice over the lazy dog";
-    size_t n = strlen(text);
-    uint32_t whole = ib_crc32c(text, n);
-    for (size_t cut = 0; cut <= n; cut++)
-        assert_int_equal(ib_crc32c_update(ib_crc32c(text, cut), text + cut, n - cut), whole);
-    /* The hardware path (when this CPU has one) equals the tables on random data of every
-     * length and alignment. */
-    print_message("crc32c implementation: %s\n", ib_crc32c_impl());
-    unsigned char rnd[1100];
-    uint32_t x = 12345;
-    for (size_t i = 0; i < sizeof rnd; i++) {
-        x = x * 1103515245u + 12345u;
-        rnd[i] = (unsigned char)(x >> 16);
-    }
-    for (size_t off = 0; off < 9; off++)
-        for (size_t len = 0; len + off <= sizeof rnd; len += 37)
-            assert_int_equal(ib_crc32c_update(7, rnd + off, len),
-                             ib_crc32c_update_sw(7, rnd + off, len));
-}
-
 static void units(void **state)
 {
     (void)state;
     int64_t v;
-    assert_int_equal(ib_parse_size("1GiB", &v), 0);
+    assert_int_equal(ib_units_parse_size("1GiB", &v), 0);
     assert_int_equal(v, 1LL << 30);
-    assert_int_equal(ib_parse_size(" 512 MiB ", &v), 0);
+    assert_int_equal(ib_units_parse_size(" 512 MiB ", &v), 0);
     assert_int_equal(v, 512LL << 20);
-    assert_int_equal(ib_parse_size("10MB", &v), 0);
+    assert_int_equal(ib_units_parse_size("10MB", &v), 0);
     assert_int_equal(v, 10000000);
-    assert_int_equal(ib_parse_size("1048576", &v), 0);
+    assert_int_equal(ib_units_parse_size("1048576", &v), 0);
     assert_int_equal(v, 1048576);
-    assert_int_equal(ib_parse_size("64KiB", &v), 0);
+    assert_int_equal(ib_units_parse_size("64KiB", &v), 0);
     assert_int_equal(v, 65536);
-    assert_int_equal(ib_parse_size("1.5GiB", &v), -1);
-    assert_int_equal(ib_parse_size("GiB", &v), -1);
-    assert_int_equal(ib_parse_size("1 gib", &v), -1);
-    assert_int_equal(ib_parse_size("-1", &v), -1);
-    assert_int_equal(ib_parse_size("99999999999TiB", &v), -1);
-    assert_int_equal(ib_parse_duration_ms("7d", &v), 0);
+    assert_int_equal(ib_units_parse_size("1.5GiB", &v), -1);
+    assert_int_equal(ib_units_parse_size("GiB", &v), -1);
+    assert_int_equal(ib_units_parse_size("1 gib", &v), -1);
+    assert_int_equal(ib_units_parse_size("-1", &v), -1);
+    assert_int_equal(ib_units_parse_size("99999999999TiB", &v), -1);
+    assert_int_equal(ib_units_parse_duration_ms("7d", &v), 0);
     assert_int_equal(v, 7LL * 86400000);
-    assert_int_equal(ib_parse_duration_ms("12h", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("12h", &v), 0);
     assert_int_equal(v, 12LL * 3600000);
-    assert_int_equal(ib_parse_duration_ms("30min", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("30min", &v), 0);
     assert_int_equal(v, 1800000);
-    assert_int_equal(ib_parse_duration_ms("500ms", &v), 0);
+    assert_int_equal(ib_units_parse_duration_ms("500ms", &v), 0);
     assert_int_equal(v, 500);
-    assert_int_equal(ib_parse_duration_ms("3600", &v), -1); /* no unit: refused */
-    assert_int_equal(ib_parse_duration_ms("1y", &v), -1);
+    assert_int_equal(ib_units_parse_duration_ms("3600", &v), -1); /* no unit: refused */
+    assert_int_equal(ib_units_parse_duration_ms("1y", &v), -1);
 }
 
 /* The encoder's head: {"seq":N exactly as the store wrote it before 0.2, for every width of N;
@@ -394,7 +359,6 @@ int main(void)
 {
     ib_log_init(IB_LOG_ERR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(crc32c_vectors),
         cmocka_unit_test(units),
         cmocka_unit_test(seq_head),
         cmocka_unit_test_setup_teardown(order_ack_rewind, setup, teardown),

@@ -317,6 +317,24 @@ static void test_encode_accepts_other_numeric_types(void **state)
     assert_int_equal(r[0], 0x8000);
 }
 
+/* plugin.h lets a write carry IB_V_STRING (for string tags); the Modbus plugin writes no
+ * strings and refuses one for every type it writes. */
+static void test_encode_refuses_text(void **state)
+{
+    (void)state;
+    uint16_t r[4] = {0x1234, 0x1234, 0x1234, 0x1234};
+    uint8_t bit = 7;
+    struct ib_value s = {.type = IB_V_STRING, .v.s = {"12", 2}};
+    static const enum mb_type types[] = {MB_TYPE_INT16,  MB_TYPE_UINT16,  MB_TYPE_INT32,
+                                         MB_TYPE_UINT64, MB_TYPE_FLOAT32, MB_TYPE_FLOAT64,
+                                         MB_TYPE_STRING};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        assert_int_equal(mb_encode_registers(&s, types[i], MB_ORDER_ABCD, r), IB_ERR_INVALID);
+    assert_int_equal(r[0], 0x1234);
+    assert_int_equal(mb_encode_bit(&s, &bit), IB_ERR_INVALID);
+    assert_int_equal(bit, 7);
+}
+
 static void test_encode_range_errors(void **state)
 {
     (void)state;
@@ -540,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_encode_accepts_other_numeric_types),
         cmocka_unit_test(test_encode_range_errors),
+        cmocka_unit_test(test_encode_refuses_text),
         cmocka_unit_test(test_encode_bit),
         cmocka_unit_test(test_register_bits),
         cmocka_unit_test(test_strings),

@@ -1,0 +1,34 @@
+/* OPC UA plugin: numeric NodeIds of namespace 0 that the client uses: the binary encodings of
+ * its service requests and responses (OPC 10000-6 NodeIds.csv) and a few well-known nodes. */
+#ifndef IB_OPCUA_IDS_H
+#define IB_OPCUA_IDS_H
+
+enum {
+    UA_ID_SERVICE_FAULT = 397,
+    UA_ID_GET_ENDPOINTS_REQ = 428,
+    UA_ID_GET_ENDPOINTS_RESP = 431,
+    UA_ID_OPEN_SECURE_CHANNEL_REQ = 446,
+    UA_ID_OPEN_SECURE_CHANNEL_RESP = 449,
+    UA_ID_CLOSE_SECURE_CHANNEL_REQ = 452,
+    UA_ID_CREATE_SESSION_REQ = 461,
+    UA_ID_CREATE_SESSION_RESP = 464,
+    UA_ID_ACTIVATE_SESSION_REQ = 467,
+    UA_ID_ACTIVATE_SESSION_RESP = 470,
+    UA_ID_CLOSE_SESSION_REQ = 473,
+    UA_ID_CLOSE_SESSION_RESP = 476,
+    UA_ID_READ_REQ = 631,
+    UA_ID_READ_RESP = 634,
+    UA_ID_WRITE_REQ = 673,
+    UA_ID_WRITE_RESP = 676,
+    UA_ID_ANONYMOUS_IDENTITY_TOKEN = 321,
+    UA_ID_USERNAME_IDENTITY_TOKEN = 324,
+    /* Nodes */
+    UA_NODE_SERVER_NAMESPACE_ARRAY = 2255,
+    UA_NODE_MAX_NODES_PER_READ = 11705,
+    UA_NODE_MAX_NODES_PER_WRITE = 11707,
+    /* Attributes */
+    UA_ATTR_DATA_TYPE = 14,
+    UA_ATTR_VALUE = 13,
+};
+
+#endif

@@ -1,0 +1,24 @@
+/* OPC UA plugin: the PKI directory (pki.c) in the layout OPC UA tools share: own/ (our
+ * certificate own/certs/ironbridge.der and key own/private/ironbridge.pem, made at first use
+ * with the ApplicationUri in subjectAltName), trusted/ (server certificates we trust), issuers/,
+ * rejected/ (what we refused, for an admin to move to trusted/). One poller thread. */
+#ifndef IB_OPCUA_PKI_H
+#define IB_OPCUA_PKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+
+/* Loads our certificate and key from dir/own, making both (RSA 2048, SHA-256, 10 years) when
+ * absent. *der (OPENSSL_free) and *key (EVP_PKEY_free) on success. 0, or -1 with err set. A key
+ * file readable by group or others is refused. */
+int ua_pki_own(const char *dir, const char *app_uri, EVP_PKEY **key, uint8_t **der, size_t *der_len,
+               char *err, size_t err_size);
+
+/* 0 when the server certificate `der` is in dir/trusted (as DER or PEM); otherwise copies it to
+ * dir/rejected/<name> [<sha1>].der, writes that path to `rejected` and returns -1. */
+int ua_pki_check(const char *dir, const uint8_t *der, size_t len, char *rejected,
+                 size_t rejected_size);
+
+#endif

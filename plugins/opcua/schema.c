@@ -1,0 +1,128 @@
+/* OPC UA plugin: its configuration schemas (connection, device and tag keys with types,
+ * defaults, ranges and descriptions), which the daemon validates and documents. Data only. */
+#include <stddef.h>
+
+#include <ironbridge/ironbridge.h>
+
+#include "params.h"
+#include "schema.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const policy_choices[] = {
+    [OP_POLICY_NONE] = "None",
+    [OP_POLICY_BASIC256SHA256] = "Basic256Sha256",
+    [OP_POLICY_AES128_SHA256_RSAOAEP] = "Aes128_Sha256_RsaOaep",
+    NULL,
+};
+
+static const char *const mode_choices[] = {
+    [OP_MODE_NONE] = "None",
+    [OP_MODE_SIGN] = "Sign",
+    [OP_MODE_SIGN_AND_ENCRYPT] = "SignAndEncrypt",
+    NULL,
+};
+
+#define CP struct op_connection_params
+#define DUR(k, f, d, lo, hi, desc)                                                                 \
+    {                                                                                              \
+        .key = k, .type = IB_S_DURATION, .flags = IB_SF_RANGE, .offset = offsetof(CP, f),          \
+        .def = d, .min = lo, .max = hi, .description = desc                                        \
+    }
+static const struct ib_schema_entry connection_entries[] = {
+    {.key = "endpoint",
+     .type = IB_S_STRING,
+     .flags = IB_SF_REQUIRED,
+     .offset = offsetof(CP, endpoint),
+     .description = "The server's endpoint URL, opc.tcp://host:port[/path] (port 4840 when "
+                    "absent)"},
+    {.key = "security_policy",
+     .type = IB_S_ENUM,
+     .offset = offsetof(CP, security_policy),
+     .def = "Basic256Sha256",
+     .choices = policy_choices,
+     .description = "Security policy of the secure channel: Basic256Sha256, "
+                    "Aes128_Sha256_RsaOaep, or None (needs allow_insecure: true)"},
+    {.key = "security_mode",
+     .type = IB_S_ENUM,
+     .offset = offsetof(CP, security_mode),
+     .def = "SignAndEncrypt",
+     .choices = mode_choices,
+     .description = "Message security mode: SignAndEncrypt, Sign, or None (with security_policy "
+                    "None)"},
+    {.key = "allow_insecure",
+     .type = IB_S_BOOL,
+     .offset = offsetof(CP, allow_insecure),
+     .def = "false",
+     .description = "Accept security_policy None: data and commands travel unsigned and in the "
+                    "clear; warned at every connect"},
+    DUR("timeout", timeout_ms, "5s", 100, 600000,
+        "How long to wait for the connection and for each response"),
+    DUR("session_timeout", session_timeout_ms, "60s", 1000, 3600000,
+        "Session timeout requested from the server"),
+    DUR("token_lifetime", token_lifetime_ms, "1h", 1000, 86400000,
+        "Secure channel token lifetime requested; the token is renewed at 75% of what the "
+        "server grants"),
+    {.key = "max_nodes_per_read",
+     .type = IB_S_INT,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(CP, max_nodes_per_read),
+     .def = "1000",
+     .min = 1,
+     .max = 100000,
+     .description = "Most nodes in one Read request; the server's MaxNodesPerRead lowers it"},
+    {.key = "max_message_size",
+     .type = IB_S_INT,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(CP, max_message_size),
+     .def = "16777216",
+     .min = 65536,
+     .max = 268435456,
+     .description = "Largest response message accepted, in bytes"},
+    {.key = "pki_dir",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, pki_dir),
+     .description = "PKI directory: own/ (the gateway's certificate and key, made at first "
+                    "connect), trusted/ (trusted server certificates), rejected/ (refused ones); "
+                    "$STATE_DIRECTORY/opcua-pki when absent"},
+    {.key = "user",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, user),
+     .description = "User name for the session (with password_file); anonymous when absent"},
+    {.key = "password_file",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, password_file),
+     .description = "File whose first line is the user's password (mode 0600); the password "
+                    "is sent encrypted with the server's key as the endpoint asks, never logged"},
+    {.key = "application_uri",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, application_uri),
+     .description = "ApplicationUri the gateway announces and puts in its certificate; "
+                    "urn:<hostname>:ironbridge when absent"},
+};
+#undef CP
+#undef DUR
+
+static const struct ib_schema_entry tag_entries[] = {
+    {.key = "node",
+     .type = IB_S_STRING,
+     .flags = IB_SF_REQUIRED,
+     .offset = offsetof(struct op_tag_params, node),
+     .description = "NodeId of the variable: ns=2;s=Machine.Speed, i=2258, ns=3;g=<guid>, "
+                    "ns=1;b=<base64>, or nsu=<namespace URI>;s=... (the index looked up in the "
+                    "server's NamespaceArray at every connect)"},
+};
+
+const struct ib_schema op_connection_schema = {
+    .struct_size = sizeof(struct op_connection_params),
+    .n_entries = ARRAY_SIZE(connection_entries),
+    .entries = connection_entries,
+};
+
+const struct ib_schema op_device_schema = {0, 0, NULL, {0}};
+
+const struct ib_schema op_tag_schema = {
+    .struct_size = sizeof(struct op_tag_params),
+    .n_entries = ARRAY_SIZE(tag_entries),
+    .entries = tag_entries,
+};

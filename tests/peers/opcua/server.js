@@ -1,0 +1,115 @@
+// The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
+// package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
+// variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
+// carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
+//
+//   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
+//
+// Writes the port to FILE once it listens; stops on SIGTERM.
+"use strict";
+const path = require("path");
+const { OPCUAServer } = require("node-opcua-server");
+const { OPCUACertificateManager } = require("node-opcua-certificate-manager");
+const { Variant, DataType, VariantArrayType } = require("node-opcua-variant");
+const { StatusCodes } = require("node-opcua-status-code");
+const { MessageSecurityMode, SecurityPolicy } = require("node-opcua-secure-channel");
+const { nodesets } = require("node-opcua-nodesets");
+const fs = require("fs");
+
+function arg(name, def) {
+    const i = process.argv.indexOf("--" + name);
+    return i > 0 ? process.argv[i + 1] : def;
+}
+
+const port = parseInt(arg("port"), 10);
+const pki = arg("pki");
+const portFile = arg("port-file");
+const maxNodesPerRead = parseInt(arg("max-nodes-per-read", "5"), 10);
+
+// name, DataType, value as node-opcua takes it
+const SCALARS = [
+    ["Bool", DataType.Boolean, true],
+    ["SByte", DataType.SByte, -100],
+    ["Byte", DataType.Byte, 200],
+    ["Int16", DataType.Int16, -30000],
+    ["UInt16", DataType.UInt16, 60000],
+    ["Int32", DataType.Int32, -2000000000],
+    ["UInt32", DataType.UInt32, 4000000000],
+    ["Int64", DataType.Int64, [0xffdfffff, 0xffffffff]],   // -9007199254740993
+    ["UInt64", DataType.UInt64, [0xffffffff, 0xffffffff]], // 2^64 - 1
+    ["Float", DataType.Float, 123.456],
+    ["Double", DataType.Double, 3.141592653589793],
+    ["String", DataType.String, "h\u00e9llo w\u00f6rld"],
+    ["DateTime", DataType.DateTime, new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678))],
+    ["ByteString", DataType.ByteString, Buffer.from([1, 2, 3, 4])],
+    ["LocalizedText", DataType.LocalizedText, { locale: "en", text: "Running" }],
+    ["Guid", DataType.Guid, "72962b91-fa75-4ae6-8d28-b404dc7daf63"],
+];
+
+async function main() {
+    const serverCertificateManager = new OPCUACertificateManager({
+        rootFolder: path.join(pki, "server"),
+        automaticallyAcceptUnknownCertificate: true,
+    });
+    await serverCertificateManager.initialize();
+    const server = new OPCUAServer({
+        port,
+        hostname: "127.0.0.1",
+        nodeset_filename: [nodesets.standard],
+        serverCertificateManager,
+        securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign,
+                        MessageSecurityMode.SignAndEncrypt],
+        securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256,
+                           SecurityPolicy.Aes128_Sha256_RsaOaep],
+        allowAnonymous: true,
+        // one user, for the user name and password tests
+        userManager: { isValidUser: (user, password) => user === "operator" && password === "s3cret!" },
+        serverCapabilities: { operationLimits: { maxNodesPerRead } },
+    });
+    await server.initialize();
+    const space = server.engine.addressSpace;
+    const ns = space.registerNamespace("urn:ironbridge:test");
+    const folder = ns.addFolder(space.rootFolder.objects, { browseName: "Test" });
+    for (const [name, dataType, value] of SCALARS) {
+        ns.addVariable({
+            componentOf: folder, browseName: name, nodeId: "s=" + name, dataType,
+            accessLevel: "CurrentRead", userAccessLevel: "CurrentRead", // read-only
+            value: new Variant({ dataType, arrayType: VariantArrayType.Scalar, value }),
+        });
+    }
+    let counter = 0;
+    const counterVar = ns.addVariable({
+        componentOf: folder, browseName: "Counter", nodeId: "s=Counter", dataType: "Int32",
+        value: new Variant({ dataType: DataType.Int32, value: 0 }),
+    });
+    setInterval(() => {
+        counter += 1;
+        counterVar.setValueFromSource(new Variant({ dataType: DataType.Int32, value: counter }));
+    }, 100);
+    const broken = ns.addVariable({
+        componentOf: folder, browseName: "Broken", nodeId: "s=Broken", dataType: "Double",
+        value: new Variant({ dataType: DataType.Double, value: 0 }),
+    });
+    broken.setValueFromSource(new Variant({ dataType: DataType.Double, value: 0 }),
+                              StatusCodes.BadDeviceFailure);
+    ns.addVariable({
+        componentOf: folder, browseName: "Setpoint", nodeId: "s=Setpoint", dataType: "Double",
+        accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
+        value: new Variant({ dataType: DataType.Double, value: 1.5 }),
+    });
+    await server.start();
+    fs.writeFileSync(portFile + ".tmp", String(port));
+    fs.renameSync(portFile + ".tmp", portFile);
+    console.log("ready on " + server.getEndpointUrl());
+    const stop = async () => {
+        await server.shutdown(0);
+        process.exit(0);
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});
