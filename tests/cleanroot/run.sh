@@ -136,6 +136,22 @@ cp -L /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tib-cleanroot\n::1\tlocalhost ip6-localhost ip6-loopback\n' \
     >"$root/etc/hosts"
 echo ib-cleanroot >"$root/etc/hostname"
+# The host's trust in TLS for the package registries: where this machine reaches the npm
+# registry through a TLS-inspecting gateway whose CA it trusts (its own bundle, named by
+# NODE_EXTRA_CA_CERTS or the system bundle), the root gets the same bundle for Node.js, as it
+# gets the host's apt sources. A fresh machine without such a gateway needs nothing of this.
+ca_bundle=${NODE_EXTRA_CA_CERTS:-}
+[[ -n $ca_bundle && -f $ca_bundle ]] || ca_bundle=
+if [[ -z $ca_bundle ]] && compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null &&
+        [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    ca_bundle=/etc/ssl/certs/ca-certificates.crt
+fi
+node_ca=()
+if [[ -n $ca_bundle ]]; then
+    mkdir -p "$root/etc/ib-cleanroot"
+    cp -L "$ca_bundle" "$root/etc/ib-cleanroot/host-ca.crt"
+    node_ca=(NODE_EXTRA_CA_CERTS=/etc/ib-cleanroot/host-ca.crt)
+fi
 mkdir -p "$root/src/ironbridge"
 [[ $ref != HEAD || -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
     echo "cleanroot: note: uncommitted changes are not tested (git archive HEAD)"
@@ -157,8 +173,8 @@ in_root() {
             mount --rbind /dev "$root/dev"
             mount --bind "$3" "$root/var/cache/apt/archives"
             exec chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-                HOME=/root LANG=C.UTF-8 TERM=dumb /bin/bash -c "cd /src/ironbridge && $2"
-        ' in_root "$root" "$cmd" "$CACHE" </dev/null > >(tee "$log") 2>&1 &
+                HOME=/root LANG=C.UTF-8 TERM=dumb ${4:+"$4"} /bin/bash -c "cd /src/ironbridge && $2"
+        ' in_root "$root" "$cmd" "$CACHE" "${node_ca[@]}" </dev/null > >(tee "$log") 2>&1 &
     inner=$!
     local rc=0
     wait "$inner" || rc=$?
