@@ -30,3 +30,21 @@ from ibt_gateway import *  # noqa: F401,F403
 from ibt_config import *  # noqa: F401,F403
 from ibt_proxy import *  # noqa: F401,F403
 from ibt_runner import *  # noqa: F401,F403
+
+# The fixtures' own helpers (_Proc, _SocketThread, ...) that tests of plugins subclass: a star
+# import leaves out names that start with an underscore, so hand those on too.
+import ibt_broker as _m_broker  # noqa: E402
+import ibt_config as _m_config  # noqa: E402
+import ibt_core as _m_core  # noqa: E402
+import ibt_gateway as _m_gateway  # noqa: E402
+import ibt_modbus as _m_modbus  # noqa: E402
+import ibt_pki as _m_pki  # noqa: E402
+import ibt_procs as _m_procs  # noqa: E402
+import ibt_proxy as _m_proxy  # noqa: E402
+import ibt_runner as _m_runner  # noqa: E402
+
+for _mod in (_m_core, _m_procs, _m_pki, _m_broker, _m_modbus, _m_gateway, _m_config, _m_proxy,
+             _m_runner):
+    for _name in dir(_mod):
+        if _name.startswith("_") and not _name.startswith("__") and _name not in globals():
+            globals()[_name] = getattr(_mod, _name)
