@@ -7,6 +7,11 @@
 //
 // Writes the port to FILE once it listens; stops on SIGTERM.
 "use strict";
+// Node 18 (Debian 12's nodejs) has Web Crypto only as require("crypto").webcrypto, not as
+// globalThis.crypto, which node-opcua needs for its random numbers.
+if (!globalThis.crypto) {
+    globalThis.crypto = require("crypto").webcrypto;
+}
 const path = require("path");
 const { OPCUAServer } = require("node-opcua-server");
 const { OPCUACertificateManager } = require("node-opcua-certificate-manager");
