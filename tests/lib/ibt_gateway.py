@@ -110,9 +110,12 @@ def _run_daemon(config_text, dir, args, name, timeout):
     cfg = d / f"{name}.yaml"
     cfg.write_text(config_text)
     cmd = _daemon_cmd(cfg, args)
+    # As for a running Gateway: the state directory (the store, the kept signed document) is
+    # the test's own, never a /var/lib/ironbridge the machine may have.
+    env = {**os.environ, "STATE_DIRECTORY": str(d / f"{name}.state")}
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
-                           timeout=timeout, stdin=subprocess.DEVNULL)
+                           timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired as e:
         raise Failure(f"{' '.join(cmd)} did not finish within {timeout}s") from e
     report = sanitizer_report(r.stdout + r.stderr)
