@@ -314,7 +314,13 @@ int main(int argc, char **argv)
         ua_session_close(&k.ch, &k.s);
     }
     ua_channel_close(&k.ch);
-    if (n < 0)
+    uint32_t sc = k.ch.last_status & 0xffff0000u;
+    if (n < 0 && o.user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u))
+        fprintf(stderr,
+                "ironbridge-opcua-browse: %s: %s (user '%s': wrong user name or "
+                "password, or the user may not log in)\n",
+                o.url, k.ch.error, o.user);
+    else if (n < 0)
         fprintf(stderr, "ironbridge-opcua-browse: %s: %s\n", o.url, k.ch.error);
     else
         fprintf(stderr, "ironbridge-opcua-browse: %ld variables\n", n);

@@ -40,6 +40,7 @@ struct walk {
     char *conts[BATCH];  /* their continuation points (owned copies) */
     int32_t cont_len[BATCH];
     const struct ua_walk_opts *o;
+    size_t max_browse, max_read; /* nodes per request, lowered by the server's limits */
     bool nomem;
 };
 
@@ -301,6 +302,16 @@ static void write_row(FILE *out, const struct item *it)
     fputc('\n', out);
 }
 
+/* The server's MaxNodesPerRead (i=11705) and MaxNodesPerBrowse (i=11710), when it has them. */
+static void on_limit(void *arg, size_t i, const struct ua_datavalue *dv)
+{
+    struct walk *w = arg;
+    size_t *limit = i == 0 ? &w->max_read : &w->max_browse;
+    if ((dv->mask & UA_DV_VALUE) && !dv->value.is_array && !(dv->status & 0x80000000u) &&
+        dv->value.type == UA_UINT32 && dv->value.v.u > 0 && dv->value.v.u < *limit)
+        *limit = (size_t)dv->value.v.u;
+}
+
 static void walk_free(struct walk *w)
 {
     for (size_t i = 0; i < w->n; i++) {
@@ -317,7 +328,7 @@ static int browse_all(struct ua_channel *ch, const struct ua_session *s, struct 
     int rc = IB_OK;
     for (size_t next = 0; rc == IB_OK && next < w->n && !w->nomem;) {
         size_t k = 0;
-        for (; next < w->n && k < BATCH; next++)
+        for (; next < w->n && k < w->max_browse; next++)
             if (w->items[next].depth < w->o->max_depth)
                 w->batch[k++] = next;
         if (k)
@@ -329,14 +340,16 @@ static int browse_all(struct ua_channel *ch, const struct ua_session *s, struct 
 long ua_walk(struct ua_channel *ch, const struct ua_session *s, const struct ua_walk_opts *o,
              FILE *out)
 {
-    struct walk w = {.o = o};
+    struct walk w = {.o = o, .max_browse = BATCH, .max_read = READ_BATCH};
+    struct ua_nodeid limits[2] = {ua_nid_num(0, 11705), ua_nid_num(0, 11710)};
+    ua_read(ch, s, limits, 2, 13, on_limit, &w); /* best effort: the defaults stay */
     const char *root = o->root ? o->root : "i=85";
     int rc = add_item(&w, root, "", 0, false) ? browse_all(ch, s, &w) : IB_ERR_NOMEM;
     size_t *idx = calloc(READ_BATCH, sizeof *idx);
     long vars = 0;
     for (size_t i = 0; rc == IB_OK && i < w.n;) {
         size_t k = 0;
-        for (; i < w.n && k < READ_BATCH && idx; i++)
+        for (; i < w.n && k < w.max_read && idx; i++)
             if (w.items[i].is_var && i > 0)
                 idx[k++] = i;
         if (k)
