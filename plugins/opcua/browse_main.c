@@ -307,14 +307,16 @@ int main(int argc, char **argv)
         return 1;
     }
     long n = -1;
-    if (connect_session(&k, &o) == IB_OK) {
+    uint32_t sc = 0;
+    if (connect_session(&k, &o) != IB_OK) {
+        sc = k.ch.last_status & 0xffff0000u;
+    } else {
         fprintf(out, "# ironbridge-opcua-browse %s, from %s\n", o.url,
                 o.walk.root ? o.walk.root : "i=85");
         n = ua_walk(&k.ch, &k.s, &o.walk, out);
         ua_session_close(&k.ch, &k.s);
     }
     ua_channel_close(&k.ch);
-    uint32_t sc = k.ch.last_status & 0xffff0000u;
     if (n < 0 && o.user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u))
         fprintf(stderr,
                 "ironbridge-opcua-browse: %s: %s (user '%s': wrong user name or "
