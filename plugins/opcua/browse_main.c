@@ -15,6 +15,7 @@
 #include <ironbridge/error.h>
 
 #include "browse.h"
+#include "open_secured.h"
 #include "pki.h"
 
 #ifndef OP_PLUGIN_VERSION
@@ -182,39 +183,10 @@ struct conn {
     char app_uri[320], pki_dir[1024], password[512];
 };
 
-/* Learns the endpoint's certificate over a None channel, checks it against the PKI and opens
- * the secured channel, as the plugin does. */
 static int open_secured(struct conn *k)
 {
-    char err[512], rejected[2048];
-    if (ua_pki_own(k->pki_dir, k->app_uri, &k->sec.own_key, &k->sec.own_cert, &k->sec.own_cert_len,
-                   err, sizeof err) != 0) {
-        snprintf(k->ch.error, sizeof k->ch.error, "%s", err);
-        return IB_ERR_INVALID;
-    }
-    k->ch.sec = NULL;
-    int rc = ua_channel_open(&k->ch, k->cfg.url);
-    if (rc == IB_OK)
-        rc = ua_session_endpoints(&k->ch, &k->s, &k->cfg);
-    ua_channel_close(&k->ch);
-    if (rc != IB_OK)
-        return rc;
-    if (!k->s.endpoint_cert ||
-        ua_sec_set_peer(&k->sec, k->s.endpoint_cert, k->s.endpoint_cert_len) != 0) {
-        snprintf(k->ch.error, sizeof k->ch.error,
-                 "the endpoint has no usable RSA certificate (2048 to 4096 bits)");
-        return IB_ERR_PROTOCOL;
-    }
-    if (ua_pki_check(k->pki_dir, k->s.endpoint_cert, k->s.endpoint_cert_len, rejected,
-                     sizeof rejected) != 0) {
-        snprintf(k->ch.error, sizeof k->ch.error,
-                 "the server's certificate is not trusted; it was copied to '%s': if it is "
-                 "the right server, move that file to %s/trusted/",
-                 rejected, k->pki_dir);
-        return IB_ERR_DENIED;
-    }
-    k->ch.sec = &k->sec;
-    return ua_channel_open(&k->ch, k->cfg.url);
+    struct ua_own_files own = {.pki_dir = k->pki_dir, .app_uri = k->app_uri};
+    return ua_open_secured(&k->ch, &k->s, &k->cfg, &k->sec, &own);
 }
 
 static int connect_session(struct conn *k, const struct opts *o)

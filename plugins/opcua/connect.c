@@ -15,6 +15,7 @@
 #include "ids.h"
 #include "pki.h"
 #include "instance.h"
+#include "open_secured.h"
 #include "services.h"
 #include "status.h"
 
@@ -50,42 +51,12 @@ static void log_failure(struct op_instance *in, int rc)
     }
 }
 
-/* Loads (or makes) our certificate, learns the endpoint's certificate over a None channel
- * (GetEndpoints), checks it against trusted/, and opens the secured channel. */
+/* Our certificate, the endpoint's certificate verified against the PKI directory, then the
+ * secured channel (open_secured.c, shared with the browse tool). */
 static int open_secured(struct op_instance *in)
 {
-    char err[512];
-    if (!in->sec.own_key &&
-        ua_pki_own(in->pki_dir, in->application_uri, &in->sec.own_key, &in->sec.own_cert,
-                   &in->sec.own_cert_len, err, sizeof err) != 0) {
-        snprintf(in->ch.error, sizeof in->ch.error, "%s", err);
-        return IB_ERR_INVALID;
-    }
-    in->ch.sec = NULL;
-    int rc = ua_channel_open(&in->ch, in->p->endpoint);
-    if (rc == IB_OK)
-        rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
-    ua_channel_close(&in->ch);
-    if (rc != IB_OK)
-        return rc;
-    char rejected[2048];
-    if (!in->session.endpoint_cert ||
-        ua_sec_set_peer(&in->sec, in->session.endpoint_cert, in->session.endpoint_cert_len) != 0) {
-        snprintf(in->ch.error, sizeof in->ch.error,
-                 "the endpoint has no usable RSA certificate (2048 to 4096 bits)");
-        return IB_ERR_PROTOCOL;
-    }
-    if (ua_pki_check(in->pki_dir, in->session.endpoint_cert, in->session.endpoint_cert_len,
-                     rejected, sizeof rejected) != 0) {
-        in->ch.last_status = 0x801A0000u; /* BadCertificateUntrusted */
-        snprintf(in->ch.error, sizeof in->ch.error,
-                 "the server's certificate is not trusted; it was copied to '%s': if it is "
-                 "the right server, move that file to %s/trusted/",
-                 rejected, in->pki_dir);
-        return IB_ERR_DENIED;
-    }
-    in->ch.sec = &in->sec;
-    return ua_channel_open(&in->ch, in->p->endpoint);
+    struct ua_own_files own = {.pki_dir = in->pki_dir, .app_uri = in->application_uri};
+    return ua_open_secured(&in->ch, &in->session, &in->scfg, &in->sec, &own);
 }
 
 /* The first line of password_file into in->password; refused when group/other-readable. */

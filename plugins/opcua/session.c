@@ -40,11 +40,12 @@ static bool str_eq(struct ua_str s, const char *c)
     return s.len >= 0 && (size_t)s.len == strlen(c) && memcmp(s.ptr, c, (size_t)s.len) == 0;
 }
 
-static void skip_app_description(struct ua_cur *c)
+/* Skips an ApplicationDescription; returns its ApplicationUri. */
+static struct ua_str skip_app_description(struct ua_cur *c)
 {
     struct ua_ltext lt;
-    ua_get_str(c); /* ApplicationUri */
-    ua_get_str(c); /* ProductUri */
+    struct ua_str uri = ua_get_str(c); /* ApplicationUri */
+    ua_get_str(c);                     /* ProductUri */
     ua_get_ltext(c, &lt);
     ua_get_i32(c); /* ApplicationType */
     ua_get_str(c); /* GatewayServerUri */
@@ -52,6 +53,7 @@ static void skip_app_description(struct ua_cur *c)
     int32_t n = ua_get_array_len(c, 4);
     for (int32_t i = 0; i < n; i++)
         ua_get_str(c);
+    return uri;
 }
 
 /* One EndpointDescription; when it has cfg's policy and mode, its anonymous policy and
@@ -60,11 +62,13 @@ static void endpoint(struct ua_cur *c, struct ua_session *s, const struct ua_ses
                      bool *found)
 {
     ua_get_str(c); /* EndpointUrl */
-    skip_app_description(c);
+    struct ua_str app_uri = skip_app_description(c);
     struct ua_str cert = ua_get_str(c);
     int32_t mode = ua_get_i32(c);
     struct ua_str policy = ua_get_str(c);
     bool none = !*found && mode == cfg->mode && str_eq(policy, ua_policy_uri(cfg->policy));
+    if (none && c->err == UA_OK)
+        copy_id(s->server_uri, sizeof s->server_uri, app_uri);
     if (none && c->err == UA_OK && cert.len > 0) {
         free(s->endpoint_cert);
         s->endpoint_cert = malloc((size_t)cert.len);
@@ -107,6 +111,7 @@ int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
         return rc;
     s->anonymous_policy[0] = '\0';
     s->user_policy[0] = '\0';
+    s->server_uri[0] = '\0';
     bool found = false;
     int32_t n = ua_get_array_len(&c, 20);
     for (int32_t i = 0; i < n && c.err == UA_OK; i++)

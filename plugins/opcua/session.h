@@ -29,6 +29,7 @@ struct ua_session {
     uint8_t auth_raw[128];
     char anonymous_policy[64]; /* the endpoint's PolicyId for anonymous ("" if none) */
     char user_policy[64];      /* ... for user name and password ("" if none) */
+    char server_uri[512];      /* the chosen endpoint's server ApplicationUri ("" if none) */
     int user_token_policy;     /* enum ua_policy that encrypts the password */
     bool has_server_nonce;
     double revised_timeout_ms;

@@ -4,6 +4,7 @@
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
 //   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
+//                  [--cert FILE --key FILE --app-uri URI]
 //
 // Writes the port to FILE once it listens; stops on SIGTERM.
 "use strict";
@@ -30,6 +31,11 @@ const port = parseInt(arg("port"), 10);
 const pki = arg("pki");
 const portFile = arg("port-file");
 const maxNodesPerRead = parseInt(arg("max-nodes-per-read", "5"), 10);
+// --cert FILE --key FILE --app-uri URI: the server's own certificate (PEM) instead of the one
+// node-opcua makes, for the client's certificate checks (test_opcua_browse.py)
+const certFile = arg("cert");
+const ownCert = certFile ? { certificateFile: certFile, privateKeyFile: arg("key"),
+                             serverInfo: { applicationUri: arg("app-uri") } } : {};
 
 // name, DataType, value as node-opcua takes it
 const SCALARS = [
@@ -60,6 +66,8 @@ async function main() {
     const server = new OPCUAServer({
         port,
         hostname: "127.0.0.1",
+        // 127.0.0.1 in the certificate's subjectAltName: the client checks the endpoint's host
+        alternateHostname: ["127.0.0.1"],
         nodeset_filename: [nodesets.standard],
         serverCertificateManager,
         securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign,
@@ -70,6 +78,7 @@ async function main() {
         // one user, for the user name and password tests
         userManager: { isValidUser: (user, password) => user === "operator" && password === "s3cret!" },
         serverCapabilities: { operationLimits: { maxNodesPerRead } },
+        ...ownCert,
     });
     await server.initialize();
     const space = server.engine.addressSpace;
