@@ -5,7 +5,7 @@ told), and leaf certificates with a chosen validity, subjectAltName and key usag
 import subprocess
 from pathlib import Path
 
-from ibtest import Failure, require_program
+from ibt_core import Failure, require_program
 
 APP_URI = "urn:ironbridge:test-server"
 GOOD_KU = "critical, digitalSignature, nonRepudiation, keyEncipherment, dataEncipherment"
@@ -61,10 +61,9 @@ class Certs:
         (self.dir / "crlnumber").write_text("01\n")
         return self.dir / f"{name}.pem", self.dir / f"{name}.key"
 
-    def leaf(self, name, ca=None, days=30, start=None, ku=GOOD_KU,
-             san=f"IP:127.0.0.1, URI:{APP_URI}"):
-        """A server certificate, self-signed or issued by ca (from ca()); start: openssl -not_before
-        style date YYYYMMDDHHMMSSZ (needs days from it). (cert path, key path)."""
+    def leaf(self, name, ca=None, days=30, ku=GOOD_KU, san=f"IP:127.0.0.1, URI:{APP_URI}"):
+        """A server certificate, self-signed or issued by ca (from ca()); days=0: it expires
+        as it is made. (cert path, key path)."""
         cnf = self._cnf(name, ku=ku, san=san)
         key, csr, pem = (self.dir / f"{name}{s}" for s in (".key", ".csr", ".pem"))
         self._run("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
@@ -76,8 +75,6 @@ class Certs:
             args += ["-signkey", key]
         self._run("x509", "-req", "-in", csr, "-out", pem, "-extfile", cnf, "-extensions", "leaf",
                   "-sha256", *args)
-        if start:  # backdate: re-sign with openssl ca would need more set-up; use -set_serial
-            pass
         return pem, key
 
     def revoke(self, ca, cert):

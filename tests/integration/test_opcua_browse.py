@@ -11,7 +11,23 @@ import subprocess
 
 from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config, is_data,
                     mqtt_section, note, run, run_check, session_pki)
-from test_opcua import NS, VALUES, OpcuaServer, install_peer
+from opcua_certs import APP_URI, Certs
+from test_opcua import NS, PEER, VALUES, OpcuaServer, install_peer, wait_line
+
+
+class CertServer(OpcuaServer):
+    """The peer with a certificate of ours (cert, key) and ApplicationUri app_uri."""
+
+    def __init__(self, dir, cert, app_uri=APP_URI):
+        self.cert, self.app_uri = cert, app_uri
+        super().__init__(dir)
+
+    def start(self):
+        argv = ["node", str(PEER / "server.js"), "--port", str(self.port), "--pki",
+                str(self.dir / f"pki-{self.port}"), "--port-file", str(self.port_file),
+                "--cert", str(self.cert[0]), "--key", str(self.cert[1]),
+                "--app-uri", self.app_uri]
+        self._spawn_with_port_file(argv, 240, "the OPC UA server")
 
 
 def browse(*args, timeout=120):
@@ -109,5 +125,74 @@ def test_browse_refusals(d):
     check(rc == 0 and "--security" in out and "tags_csv" in out, f"--help: {out}")
 
 
+def refused(srv, pki, *patterns):
+    rc, out, err = browse("--pki-dir", pki, srv.url)
+    check(rc == 1 and all(p in err for p in patterns), f"expected {patterns}: rc {rc}\n{err}")
+    note(err.strip().splitlines()[-1].split(": ", 2)[-1][:160])
+    return err
+
+
+def test_certificate_chain_and_crl(d):
+    """A server certificate issued by a CA: untrusted while the CA is only in issuers/ (copied
+    to rejected/); with the CA in trusted/ but no CRL, refused (revocation unknown, naming
+    issuers/crl/); with the CRL accepted; revoked by a new CRL, refused."""
+    install_peer()
+    c = Certs(d / "certs")
+    ca = c.ca()
+    leaf = c.leaf("server", ca=ca)
+    pki = d / "pki"
+    for sub in ("trusted", "issuers/crl"):
+        (pki / sub).mkdir(parents=True, exist_ok=True)
+    (pki / "issuers" / "ca.pem").write_bytes(ca[0].read_bytes())
+    with CertServer(d, leaf) as srv:
+        refused(srv, pki, "not trusted", "rejected/", "its CA's certificate")
+        (pki / "issuers" / "ca.pem").rename(pki / "trusted" / "ca.pem")
+        refused(srv, pki, "no CRL of the CA", str(pki / "issuers" / "crl"))
+        c.crl(ca, pki / "issuers" / "crl" / "ca.crl")
+        rc, out, err = browse("--pki-dir", pki, srv.url)
+        check(rc == 0 and f"Test.Double,ns={NS};s=Double" in out, f"with the CRL: rc {rc}\n{err}")
+        c.revoke(ca, leaf[0])
+        c.crl(ca, pki / "issuers" / "crl" / "ca.crl")
+        refused(srv, pki, "is revoked", "needs a new certificate")
+
+
+def test_certificate_checks(d):
+    """Self-signed server certificates, each trusted (in trusted/) but refused for one reason
+    with what to do: expired; not naming the endpoint's host (also through the daemon's
+    plugin, in its log); a key usage without keyEncipherment; another ApplicationUri than
+    the server's."""
+    install_peer()
+    c = Certs(d / "certs")
+    cases = [
+        ("expired", c.leaf("expired", days=0), APP_URI, ("expired on", "renew it")),
+        ("host", c.leaf("host", san=f"DNS:elsewhere.example, URI:{APP_URI}"), APP_URI,
+         ("does not name the endpoint's host '127.0.0.1'", "DNS:elsewhere.example")),
+        ("usage", c.leaf("usage", ku="critical, digitalSignature"), APP_URI,
+         ("may not be used", "keyEncipherment")),
+        ("uri", c.leaf("uri", san="IP:127.0.0.1, URI:urn:somebody:else"), APP_URI,
+         (f"ApplicationUri '{APP_URI}'", "urn:somebody:else")),
+    ]
+    p = session_pki()
+    for name, cert, app_uri, patterns in cases:
+        pki = d / f"pki-{name}"
+        (pki / "trusted").mkdir(parents=True)
+        (pki / "trusted" / "server.pem").write_bytes(cert[0].read_bytes())
+        with CertServer(d, cert, app_uri) as srv:
+            refused(srv, pki, *patterns)
+            check(not any((pki / "rejected").iterdir()), f"{name}: copied to rejected/")
+            if name != "host":
+                continue
+            with Mosquitto(d, tls=p.server_tls()) as b:
+                conn = {"name": "ua", "plugin": "opcua", "endpoint": srv.url,
+                        "pki_dir": str(pki), "timeout": "10s",
+                        "devices": [{"name": "press", "groups": [
+                            {"name": "all", "interval_ms": 300,
+                             "tags": [{"name": "d", "node": f"ns={NS};s=Double"}]}]}]}
+                gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name="host")
+                wait_line(gw, "cannot connect", "does not name the endpoint's host")
+                check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
 if __name__ == "__main__":
-    run([test_browse_then_poll, test_browse_refusals])
+    run([test_browse_then_poll, test_browse_refusals, test_certificate_chain_and_crl,
+         test_certificate_checks])
