@@ -24,6 +24,7 @@
 
 struct opts {
     const char *url, *policy, *mode, *pki_dir, *app_uri, *user, *password_file, *out;
+    const char *cert, *key, *user_cert, *user_key;
     bool allow_insecure;
     long timeout_ms;
     struct ua_walk_opts walk;
@@ -43,6 +44,10 @@ static const char usage[] =
     "  --application-uri URI our ApplicationUri (default urn:HOSTNAME:ironbridge)\n"
     "  --user NAME           log in as NAME (default anonymous)\n"
     "  --password-file FILE  the password: the file's first line (mode 0600)\n"
+    "  --user-certificate FILE --user-private-key FILE\n"
+    "                        log in with an X.509 user certificate and its key (PEM, 0600)\n"
+    "  --certificate FILE --private-key FILE\n"
+    "                        our application certificate and key instead of pki_dir/own\n"
     "  --root NODE           the node to start from (default i=85, the Objects folder)\n"
     "  --depth N             levels below the root to walk (default 10)\n"
     "  --all-namespaces      also list namespace 0 nodes (the Server object's diagnostics)\n"
@@ -77,6 +82,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
                                           {"root", 1, NULL, 'r'},
                                           {"depth", 1, NULL, 'd'},
                                           {"all-namespaces", 0, NULL, 'A'},
+                                          {"certificate", 1, NULL, 'c'},
+                                          {"private-key", 1, NULL, 'k'},
+                                          {"user-certificate", 1, NULL, 'C'},
+                                          {"user-private-key", 1, NULL, 'K'},
                                           {"timeout", 1, NULL, 't'},
                                           {"output", 1, NULL, 'o'},
                                           {"help", 0, NULL, 'h'},
@@ -115,6 +124,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'o':
             o->out = optarg;
+            break;
+        case 'c':
+            o->cert = optarg;
+            break;
+        case 'k':
+            o->key = optarg;
+            break;
+        case 'C':
+            o->user_cert = optarg;
+            break;
+        case 'K':
+            o->user_key = optarg;
             break;
         case 'd':
         case 't': {
@@ -181,11 +202,14 @@ struct conn {
     struct ua_session_config cfg;
     struct ua_sec sec;
     char app_uri[320], pki_dir[1024], password[512];
+    const char *cert, *key;
+    uint8_t *user_der;
 };
 
 static int open_secured(struct conn *k)
 {
-    struct ua_own_files own = {.pki_dir = k->pki_dir, .app_uri = k->app_uri};
+    struct ua_own_files own = {
+        .pki_dir = k->pki_dir, .app_uri = k->app_uri, .cert = k->cert, .key = k->key};
     return ua_open_secured(&k->ch, &k->s, &k->cfg, &k->sec, &own);
 }
 
@@ -198,7 +222,7 @@ static int connect_session(struct conn *k, const struct opts *o)
         rc = ua_channel_open(&k->ch, o->url);
         if (rc == IB_OK)
             rc = ua_session_endpoints(&k->ch, &k->s, &k->cfg);
-        if (rc == IB_OK && o->user && k->s.endpoint_cert)
+        if (rc == IB_OK && (o->user || o->user_cert) && k->s.endpoint_cert)
             ua_sec_set_peer(&k->sec, k->s.endpoint_cert, k->s.endpoint_cert_len);
     } else {
         rc = open_secured(k);
@@ -231,8 +255,22 @@ static int setup(struct conn *k, const struct opts *o)
         fprintf(stderr, "ironbridge-opcua-browse: --user and --password-file go together\n");
         return 2;
     }
+    if ((!o->cert != !o->key) || (!o->user_cert != !o->user_key) || (o->user && o->user_cert)) {
+        fprintf(stderr, "ironbridge-opcua-browse: --certificate goes with --private-key, "
+                        "--user-certificate with --user-private-key, and not with --user\n");
+        return 2;
+    }
     if (o->password_file && read_password(o->password_file, k->password, sizeof k->password))
         return 1;
+    char err[1024];
+    size_t der_len = 0;
+    if (o->user_cert && ua_pki_load(o->user_cert, o->user_key, &k->cfg.user_key, &k->user_der,
+                                    &der_len, err, sizeof err) != 0) {
+        fprintf(stderr, "ironbridge-opcua-browse: --user-certificate: %s\n", err);
+        return 1;
+    }
+    k->cert = o->cert;
+    k->key = o->key;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     snprintf(k->app_uri, sizeof k->app_uri, "%s", o->app_uri ? o->app_uri : "");
@@ -256,7 +294,10 @@ static int setup(struct conn *k, const struct opts *o)
                                         .mode = mode + 1,
                                         .user = o->user,
                                         .password = o->user ? k->password : NULL,
-                                        .token_sec = &k->sec};
+                                        .token_sec = &k->sec,
+                                        .user_key = k->cfg.user_key,
+                                        .user_cert = k->user_der,
+                                        .user_cert_len = der_len};
     return ua_channel_init(&k->ch, 65535, 64u << 20, (uint32_t)o->timeout_ms, 600000) == IB_OK ? 0
                                                                                                : 1;
 }
@@ -289,7 +330,12 @@ int main(int argc, char **argv)
         ua_session_close(&k.ch, &k.s);
     }
     ua_channel_close(&k.ch);
-    if (n < 0 && o.user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u))
+    if (n < 0 && o.user_cert && (sc == 0x80200000u || sc == 0x801F0000u || sc == 0x80570000u))
+        fprintf(stderr,
+                "ironbridge-opcua-browse: %s: %s (the server does not accept the user "
+                "certificate %s: add it to its trusted user certificates)\n",
+                o.url, k.ch.error, o.user_cert);
+    else if (n < 0 && o.user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u))
         fprintf(stderr,
                 "ironbridge-opcua-browse: %s: %s (user '%s': wrong user name or "
                 "password, or the user may not log in)\n",
@@ -300,6 +346,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "ironbridge-opcua-browse: %ld variables\n", n);
     ua_session_free(&k.s);
     ua_sec_clear(&k.sec);
+    EVP_PKEY_free(k.cfg.user_key);
+    OPENSSL_free(k.user_der);
     ua_channel_free(&k.ch);
     if ((o.out && fclose(out) != 0) || (!o.out && fflush(out) != 0))
         n = -1;

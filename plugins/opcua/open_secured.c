@@ -2,6 +2,9 @@
  * load our certificate, GetEndpoints over a None channel, verify the endpoint's certificate
  * against the PKI directory, open the channel with the policy. */
 #include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
 
 #include <ironbridge/error.h>
 
@@ -21,6 +24,19 @@ int ua_open_secured(struct ua_channel *ch, struct ua_session *s,
                                     &sec->own_cert_len, err, sizeof err);
         if (rc != 0) {
             snprintf(ch->error, sizeof ch->error, "%s", err);
+            return IB_ERR_INVALID;
+        }
+        char uri[512];
+        if (own->cert && (ua_pki_cert_uri(sec->own_cert, sec->own_cert_len, uri, sizeof uri) != 0 ||
+                          strcmp(uri, cfg->application_uri) != 0)) {
+            snprintf(ch->error, sizeof ch->error,
+                     "the certificate %s names the ApplicationUri '%s' in its subjectAltName, "
+                     "not '%s': set application_uri: %s (servers refuse a mismatch)",
+                     own->cert, uri, cfg->application_uri, uri[0] ? uri : "<its URI>");
+            EVP_PKEY_free(sec->own_key);
+            OPENSSL_free(sec->own_cert);
+            sec->own_key = NULL;
+            sec->own_cert = NULL;
             return IB_ERR_INVALID;
         }
     }

@@ -27,6 +27,9 @@ int ua_pki_load(const char *cert_path, const char *key_path, EVP_PKEY **key, uin
 int ua_pki_check(const char *dir, const uint8_t *der, size_t len, char *rejected,
                  size_t rejected_size);
 
+/* The first URI in the subjectAltName of certificate `der` into uri. 0, or -1 when none. */
+int ua_pki_cert_uri(const uint8_t *der, size_t len, char *uri, size_t size);
+
 /* 1 when the very certificate `der` is in dir/trusted (as DER or PEM), else 0. */
 int ua_pki_trusted(const char *dir, const uint8_t *der, size_t len);
 

@@ -280,3 +280,15 @@ uint32_t ua_pki_verify(const char *dir, const uint8_t *der, size_t len,
     X509_free(x);
     return rc;
 }
+
+int ua_pki_cert_uri(const uint8_t *der, size_t len, char *uri, size_t size)
+{
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    char san[1024];
+    uri[0] = '\0';
+    if (x)
+        san_text(x, san, sizeof san, uri, size);
+    X509_free(x);
+    return uri[0] ? 0 : -1;
+}

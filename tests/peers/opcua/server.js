@@ -1,6 +1,7 @@
 // The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
 // package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
-// variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
+// variable of every scalar built-in type, the user "operator" with password "s3cret!", any
+// X.509 user certificate, a counter changing every 100 ms, a node whose value
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
 //   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
@@ -63,6 +64,12 @@ async function main() {
         automaticallyAcceptUnknownCertificate: true,
     });
     await serverCertificateManager.initialize();
+    // X.509 user identities: any user certificate is accepted (and kept in pki/user)
+    const userCertificateManager = new OPCUACertificateManager({
+        rootFolder: path.join(pki, "user"),
+        automaticallyAcceptUnknownCertificate: true,
+    });
+    await userCertificateManager.initialize();
     const server = new OPCUAServer({
         port,
         hostname: "127.0.0.1",
@@ -70,6 +77,7 @@ async function main() {
         alternateHostname: ["127.0.0.1"],
         nodeset_filename: [nodesets.standard],
         serverCertificateManager,
+        userCertificateManager,
         securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign,
                         MessageSecurityMode.SignAndEncrypt],
         securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256,
