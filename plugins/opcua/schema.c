@@ -83,8 +83,9 @@ static const struct ib_schema_entry connection_entries[] = {
      .type = IB_S_STRING,
      .offset = offsetof(CP, pki_dir),
      .description = "PKI directory: own/ (the gateway's certificate and key, made at first "
-                    "connect), trusted/ (trusted server certificates), rejected/ (refused ones); "
-                    "$STATE_DIRECTORY/opcua-pki when absent"},
+                    "connect), trusted/ (trusted server and CA certificates, CRLs in trusted/crl), "
+                    "issuers/ (CA certificates that complete chains, CRLs in issuers/crl), "
+                    "rejected/ (refused ones); $STATE_DIRECTORY/opcua-pki when absent"},
     {.key = "user",
      .type = IB_S_STRING,
      .offset = offsetof(CP, user),

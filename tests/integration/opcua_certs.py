@@ -77,6 +77,15 @@ class Certs:
                   "-sha256", *args)
         return pem, key
 
+    def der(self, path):
+        """The DER bytes of a certificate file (PEM or DER)."""
+        data = Path(path).read_bytes()
+        if not data.startswith(b"-----BEGIN"):
+            return data
+        r = subprocess.run([self.openssl, "x509", "-outform", "der"], input=data,
+                           capture_output=True)
+        return r.stdout
+
     def revoke(self, ca, cert):
         cnf = self._cnf("ca_db")
         self._run("ca", "-config", cnf, "-name", "ca_db", "-keyfile", ca[1], "-cert", ca[0],
