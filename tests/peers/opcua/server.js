@@ -34,6 +34,10 @@ const portFile = arg("port-file");
 const maxNodesPerRead = parseInt(arg("max-nodes-per-read", "5"), 10);
 // --cert FILE --key FILE --app-uri URI: the server's own certificate (PEM) instead of the one
 // node-opcua makes, for the client's certificate checks (test_opcua_browse.py)
+// --bench-read N: N Doubles ns=2;s=R<i> whose value (and SourceTimestamp) is made at each read;
+// --bench-sub N: N Doubles ns=2;s=S<i>, all changed once a second (bench/bench_opcua.py)
+const benchRead = parseInt(arg("bench-read", "0"), 10);
+const benchSub = parseInt(arg("bench-sub", "0"), 10);
 const certFile = arg("cert");
 const ownCert = certFile ? { certificateFile: certFile, privateKeyFile: arg("key"),
                              serverInfo: { applicationUri: arg("app-uri") } } : {};
@@ -119,6 +123,7 @@ async function main() {
         accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
         value: new Variant({ dataType: DataType.Double, value: 1.5 }),
     });
+    addBench(ns, space);
     await server.start();
     fs.writeFileSync(portFile + ".tmp", String(port));
     fs.renameSync(portFile + ".tmp", portFile);
@@ -129,6 +134,35 @@ async function main() {
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+}
+
+function addBench(ns, space) {
+    if (benchRead > 0) {
+        const f = ns.addFolder(space.rootFolder.objects, { browseName: "BenchRead" });
+        for (let i = 0; i < benchRead; i++) {
+            ns.addVariable({
+                componentOf: f, browseName: "R" + i, nodeId: "s=R" + i, dataType: "Double",
+                value: { get: () => new Variant({ dataType: DataType.Double, value: Date.now() % 1e6 + i }) },
+            });
+        }
+    }
+    if (benchSub > 0) {
+        const f = ns.addFolder(space.rootFolder.objects, { browseName: "BenchSub" });
+        const vars = [];
+        for (let i = 0; i < benchSub; i++) {
+            vars.push(ns.addVariable({
+                componentOf: f, browseName: "S" + i, nodeId: "s=S" + i, dataType: "Double",
+                value: new Variant({ dataType: DataType.Double, value: 0 }),
+            }));
+        }
+        let tick = 0;
+        setInterval(() => {
+            tick += 1;
+            for (const v of vars) {
+                v.setValueFromSource(new Variant({ dataType: DataType.Double, value: tick }));
+            }
+        }, 1000);
+    }
 }
 
 main().catch((e) => {
