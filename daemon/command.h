@@ -71,10 +71,12 @@ struct ib_cmd_meta {
 /* The result of one tag. */
 struct ib_cmd_tag_result {
     char tag[257];
-    uint8_t result;        /* enum ib_cmd_result */
-    bool has_value;        /* value: read back (verify), or read */
-    bool has_old;          /* old: the last polled value before the write */
-    struct ib_value value; /* engineering units; a string points into `text` */
+    uint8_t result;            /* enum ib_cmd_result */
+    bool has_value;            /* value: read back (verify), or read */
+    bool has_old;              /* old: the last polled value before the write */
+    bool has_requested;        /* requested: the value a write asked for (engineering units) */
+    struct ib_value requested; /* a string points into memory valid during the callback only */
+    struct ib_value value;     /* engineering units; a string points into `text` */
     struct ib_value old;
     uint16_t code;                /* device_error: the exception code, when there is one */
     char error[IB_CMD_ERROR_LEN]; /* for a person; empty for ok */
