@@ -231,6 +231,7 @@ static const struct hfield north_fields[] = {
     NUM(ib_config_mqtt_schema, "max_inflight_bytes", "inflight_bytes"),
     NUM(ib_config_mqtt_schema, "flush_timeout_ms", "flush"),
     END,
+    NUM(ib_config_mqtt_schema, "version", "version"), /* h_north: only when 5 */
 };
 
 /* store.path is written by h_store itself: its default depends on $STATE_DIRECTORY. */
@@ -346,6 +347,8 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     h_fields(h, cfg, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt", &ib_config_mqtt_schema, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));
+    if (m->version == IB_MQTT_V5) /* digests of 3.1.1 configurations as before */
+        h_kv(h, "mqtt.version=5");
     if (files) {
         h_file(h, "ca", m->ca);
         h_file(h, "cert", m->cert);
