@@ -25,7 +25,9 @@ const char *ib_command_result_name(int r)
 struct ib_commands *ib_command_new(struct ib_gateway *gw)
 {
     struct ib_commands *c = calloc(1, sizeof *c);
-    if (!c || !(c->dedup = ib_cmd_dedup_new(DEDUP_CAP))) {
+    if (!c || !(c->dedup = ib_cmd_dedup_new(DEDUP_CAP)) || !(c->front = ib_cmd_north_new())) {
+        if (c)
+            ib_cmd_dedup_free(c->dedup);
         free(c);
         return NULL;
     }
@@ -39,6 +41,7 @@ void ib_command_free(struct ib_commands *c)
     if (!c)
         return;
     ib_cmd_dedup_free(c->dedup);
+    ib_cmd_north_free(c->front);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }
@@ -59,6 +62,12 @@ void ib_command_counters(const struct ib_commands *c, uint64_t counts[IB_CMD__CO
 {
     for (int i = 0; i < IB_CMD__COUNT; i++)
         counts[i] = c ? atomic_load(&c->counts[i]) : 0;
+}
+
+void ib_command_note(struct ib_commands *c, int result)
+{
+    if (result >= 0 && result < IB_CMD__COUNT)
+        atomic_fetch_add(&c->counts[result], 1);
 }
 
 static void free_job(struct cmd_job *j)

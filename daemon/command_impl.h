@@ -19,11 +19,16 @@
 struct poller;
 struct ib_gateway;
 struct ib_cmd_dedup;
+struct ib_cmd_north;
+struct ib_north;
+struct ib_north_req;
+struct ib_config;
 
 struct ib_commands {
     struct ib_gateway *gw;
     pthread_mutex_t mu;
     struct ib_cmd_dedup *dedup;
+    struct ib_cmd_north *front; /* the MQTT front end (command_north.c) */
     atomic_uint_fast64_t counts[IB_CMD__COUNT];
 };
 
@@ -63,6 +68,19 @@ void ib_command_free(struct ib_commands *c); /* accepts NULL */
 /* reload.c, around the swap of the gateway's pollers and configuration. */
 void ib_command_lock(struct ib_commands *c);
 void ib_command_unlock(struct ib_commands *c);
+
+/* command.c: count a request refused as a whole (malformed, unsigned), once. */
+void ib_command_note(struct ib_commands *c, int result);
+
+/* command_north.c: the MQTT front end. Attach to a north as it starts (subscribes to the
+ * command topic when commands are enabled; main thread, before ib_north_start); detach before
+ * it stops: answers after that are dropped. */
+struct ib_cmd_north *ib_cmd_north_new(void);
+void ib_cmd_north_free(struct ib_cmd_north *cn);
+void ib_cmd_north_attach(struct ib_commands *c, struct ib_north *n, const struct ib_config *cfg);
+void ib_cmd_north_detach(struct ib_commands *c);
+/* paho's thread: a request from the command topic. */
+void ib_cmd_north_on_request(void *ud, const struct ib_north_req *m);
 
 /* command.c: answer the job (dedup, audit, counters, callback) and free it. Any thread. */
 void ib_command_finish(struct cmd_job *j);

@@ -91,6 +91,8 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
         if (ib_topic_expand(cfg->remote.topic, &v, topic, sizeof topic) > 0)
             ib_north_set_subscription(gw->north, topic, gw->remote_fn, gw->remote_ud);
     }
+    if (gw->north)
+        ib_cmd_north_attach(gw->commands, gw->north, cfg);
     if (!gw->north || ib_north_start(gw->north) < 0) {
         ib_err("cannot start the MQTT north");
         return -1;
@@ -102,6 +104,7 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
 
 void ib_gateway_north_stop(struct ib_gateway *gw, bool flush)
 {
+    ib_cmd_north_detach(gw->commands);
     if (gw->north)
         ib_north_stop(gw->north, flush);
     ib_north_free(gw->north);
