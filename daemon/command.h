@@ -117,4 +117,12 @@ int ib_command_read(struct ib_commands *c, const char *device, const char *const
  * Any thread; atomic reads, costs the pollers nothing. */
 void ib_command_counters(const struct ib_commands *c, uint64_t counts[IB_CMD__COUNT]);
 
+/* --write DEVICE.TAG=VALUE (is_read false) or --read DEVICE.TAG: the command through the same
+ * checks, run on the calling thread (main; the gateway created, not started), its answer
+ * printed as JSON to `out`. Returns 0 when every tag is ok, 4 when refused or failed, 2 for a
+ * SPEC that names no device (a message on stderr). */
+#include <stdio.h>
+struct ib_gateway;
+int ib_command_cli(struct ib_gateway *gw, const char *spec, bool is_read, FILE *out);
+
 #endif
