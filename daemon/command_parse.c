@@ -364,6 +364,8 @@ static int member(struct pctx *p, const char *key, unsigned *seen)
                     key);
     if (*seen & bit)
         return fail(p, "'%s' is given twice", key);
+    if ((bit | *seen) & K_WRITE && (bit | *seen) & K_READ)
+        return fail(p, "a request either writes or reads, not both");
     *seen |= bit;
     struct ib_cmd_request *r = p->out;
     size_t n;
