@@ -362,6 +362,26 @@ def test_signed_commands(d):
         gw.stop()
 
 
+def test_dead_device(d):
+    """A write to a device whose connection is down is answered connection_lost at once
+    (nothing queued behind a dead connection), and a read the same."""
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b:
+        dev = PymodbusServer(d, size=200)
+        cl = Client(b, p)
+        gw = gateway(d, b, p, dev.port, base_tags())
+        wait_up(cl, gw)
+        dev.stop()
+        check(wait_until(lambda: "connection lost" in gw.log() or "cannot connect" in gw.log(),
+                         20), f"the gateway did not see the device go\n{gw.log()[-1500:]}")
+        time.sleep(0.5)
+        a = cl.call({"id": "dead-1", "device": "d1", "write": {"sp": 5}})
+        check(res(a, "sp")["result"] == "connection_lost", f"write to a dead device: {a}")
+        a = cl.call({"id": "dead-2", "device": "d1", "read": ["ro"]})
+        check(res(a, "ro")["result"] == "connection_lost", f"read of a dead device: {a}")
+        gw.stop()
+
+
 def test_cli_write_read(d):
     """ironbridge --write DEVICE.TAG=VALUE and --read DEVICE.TAG: the same checks, run in place,
     the answer printed as JSON; exit status 0 when ok, 4 when refused; nothing published."""
@@ -435,4 +455,5 @@ def test_burst(d):
 
 if __name__ == "__main__":
     run([test_types_orders_scales, test_refusals_write_nothing, test_duplicate_and_expired,
-         test_mqtt5_response_topic, test_signed_commands, test_cli_write_read, test_burst])
+         test_mqtt5_response_topic, test_signed_commands, test_dead_device, test_cli_write_read,
+         test_burst])
