@@ -212,10 +212,16 @@ def test_refusals_write_nothing(d):
         check("refused (malformed)" in gw.log() and "(no id)" in gw.log(),
               "the request without id is not in the log")
         # a tag refused beside one accepted: the accepted one is written, in order
+        t_write = time.monotonic()
         a = cl.call({"id": "r11", "device": "d1", "write": {"ro": 1, "sp": 61.4}, "verify": True})
         check(res(a, "ro")["result"] == "denied" and res(a, "sp") == {"result": "ok", "v": 61.4},
               f"mixed request: {a}")
         check(holding(dev.port, 100, 2) == [614, 8], f"registers: {holding(dev.port, 100, 2)}")
+        # the next poll publishes the new value
+        check(wait_until(lambda: any(is_data(m) and m.time > t_write and
+                                     m.payload["values"].get("sp", {}).get("v") == 61.4
+                                     for m in cl.sub.messages()), 10),
+              f"the written value was not published\n{cl.sub.describe(5)}")
         # write_interval: a second write within it is busy
         check(res(cl.call({"id": "r12", "device": "d1", "write": {"slow": 1}}), "slow")["result"]
               == "ok", "first write of slow")
