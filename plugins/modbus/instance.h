@@ -173,7 +173,8 @@ static inline int mb_transact_write(struct mb_instance *in, const struct mb_devi
  * the device mishandled several in flight. */
 void mb_pipeline_read(struct mb_instance *in, const struct mb_device *dev, struct mb_group *grp);
 /* The device showed that it mishandles several requests in flight (`what` it did): from now on
- * one request at a time on this connection, logged once (until the daemon restarts or reloads). */
+ * one request at a time on this connection, logged once (until the connection is made anew: a
+ * restart, or a reload that changes it). */
 void mb_pipeline_fall_back(struct mb_instance *in, const struct mb_device *dev, const char *what);
 
 /* poll.c */

@@ -13,7 +13,7 @@ void mb_pipeline_fall_back(struct mb_instance *in, const struct mb_device *dev, 
     in->outstanding = 1;
     MB_LOG(in, IB_LOG_WARNING, dev ? dev->name : NULL, NULL,
            "%s mishandles several requests in flight: %s; max_outstanding %u falls back to 1 on "
-           "this connection until the daemon restarts or reloads (set max_outstanding: 1 to "
+           "this connection until it is restarted (set max_outstanding: 1 to "
            "silence this)",
            mb_link_name(in->link), what, in->max_outstanding);
 }
