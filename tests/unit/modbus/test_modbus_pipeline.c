@@ -2,7 +2,7 @@
  * at a time, as a device that serialises requests does): exact values with several requests in
  * flight; a mangled transaction id falls back to one at a time, logged once; a silent device
  * and a refused register are what they are one at a time too, so they are no reason to fall
- * back. */
+ * back. And implementation: libmodbus, exact and with the same failures. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -98,6 +98,44 @@ static void test_refused_register_is_no_reason(void **state)
     assert_int_equal(mbt_log_count(&fx->fake, from, FALLBACK, NULL), 0);
 }
 
+/* implementation: libmodbus: the same values, one request at a time, and its failures classified
+ * as the native link's (a wrong transaction id is a protocol error, a silent device a timeout).
+ * It is libmodbus: an MBAP length field that disagrees with the PDU passes, as documented (the
+ * native link refuses it). */
+static void test_libmodbus_link(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.cp.implementation = MB_P_IMPL_LIBMODBUS;
+    fx->cfg.dp[0].retries = 0;
+    four_requests(fx, 1);
+    unsigned before = mbt_server_requests(fx->srv);
+    assert_int_equal(read_group(fx), IB_OK);
+    assert_values(fx);
+    assert_int_equal(mbt_server_requests(fx->srv) - before, 4);
+    mbt_server_fault(fx->srv, MBT_LENGTH_FIELD, 1);
+    assert_int_equal(read_group(fx), IB_OK);
+    assert_values(fx);
+    mbt_server_fault(fx->srv, MBT_WRONG_TID, 1);
+    assert_int_not_equal(read_group(fx), IB_OK);
+    assert_bad(&fx->samples[0], IB_R_PROTOCOL, 0);
+    assert_good(&fx->samples[1], IB_V_UINT);
+    mbt_server_fault(fx->srv, MBT_SILENT, 1000);
+    assert_int_not_equal(read_group(fx), IB_OK);
+    for (int k = 0; k < 4; k++)
+        assert_bad(&fx->samples[k], IB_R_TIMEOUT, 0);
+}
+
+/* The same MBAP length fault on the native link: refused. */
+static void test_native_refuses_length_field(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.dp[0].retries = 0;
+    four_requests(fx, 1);
+    mbt_server_fault(fx->srv, MBT_LENGTH_FIELD, 1);
+    assert_int_not_equal(read_group(fx), IB_OK);
+    assert_bad(&fx->samples[0], IB_R_PROTOCOL, 0);
+}
+
 static int setup_tcp(void **state)
 {
     *state = mbt_fixture_new(MBT_TCP);
@@ -113,6 +151,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_silent_device_is_no_reason, setup_tcp, mbt_teardown),
         cmocka_unit_test_setup_teardown(test_refused_register_is_no_reason, setup_tcp,
                                         mbt_teardown),
+        cmocka_unit_test_setup_teardown(test_libmodbus_link, setup_tcp, mbt_teardown),
+        cmocka_unit_test_setup_teardown(test_native_refuses_length_field, setup_tcp, mbt_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
