@@ -288,6 +288,48 @@ void ua_csv_cell(FILE *out, const char *t)
     fputc('"', out);
 }
 
+/* Finds name in the set; adds it and returns true when it was not there. */
+static bool name_add(char **set, size_t cap, char *name)
+{
+    size_t h = hash(name) & (cap - 1);
+    while (set[h] && strcmp(set[h], name) != 0)
+        h = (h + 1) & (cap - 1);
+    if (set[h])
+        return false;
+    set[h] = name;
+    return true;
+}
+
+/* Tag names must be unique within a device: a path that two nodes share gets _2, _3... */
+static int unique_names(struct walk *w)
+{
+    size_t cap = 1024;
+    while (cap < 4 * w->n)
+        cap *= 2;
+    char **set = calloc(cap, sizeof *set);
+    int rc = set ? IB_OK : IB_ERR_NOMEM;
+    for (size_t i = 1; i < w->n && rc == IB_OK; i++) {
+        struct item *it = &w->items[i];
+        if (!it->is_var || !it->readable || name_add(set, cap, it->path))
+            continue;
+        size_t len = strlen(it->path) + 16;
+        char *p = malloc(len);
+        if (!p) {
+            rc = IB_ERR_NOMEM;
+            break;
+        }
+        for (int k = 2;; k++) {
+            snprintf(p, len, "%s_%d", it->path, k);
+            if (name_add(set, cap, p))
+                break;
+        }
+        free(it->path);
+        it->path = p;
+    }
+    free(set);
+    return rc;
+}
+
 static void write_row(FILE *out, const struct item *it)
 {
     char descr[2048];
@@ -355,7 +397,9 @@ long ua_walk(struct ua_channel *ch, const struct ua_session *s, const struct ua_
         if (k)
             rc = read_attrs(ch, s, &w, idx, k);
     }
-    if (rc == IB_OK && (w.nomem || !idx)) {
+    if (rc == IB_OK)
+        rc = unique_names(&w);
+    if ((rc == IB_OK && (w.nomem || !idx)) || rc == IB_ERR_NOMEM) {
         snprintf(ch->error, sizeof ch->error, "out of memory");
         rc = IB_ERR_NOMEM;
     }

@@ -70,6 +70,10 @@ def test_browse_then_poll(d):
         check(text.splitlines()[1] == "name,node,writable,description", text[:500])
         check(f'Test.Setpoint,ns={NS};s=Setpoint,,"Double, read/write"' in text and
               f'Test.Int32,ns={NS};s=Int32,,"Int32, read only"' in text, text)
+        dups = sorted(line.split(",")[0] for line in text.splitlines()
+                      if line.startswith("Test.Dup_A"))
+        check(dups == ["Test.Dup_A", "Test.Dup_A_2"],
+              f"two nodes named alike did not get unique tag names: {dups}")
         check(",ns=0;" not in text and ",i=" not in text,
               "namespace 0 nodes listed without --all-namespaces:\n" + text[:2000])
         conn = {"name": "ua", "plugin": "opcua", "endpoint": srv.url, "pki_dir": str(pki),

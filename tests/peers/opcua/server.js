@@ -118,6 +118,13 @@ async function main() {
     });
     broken.setValueFromSource(new Variant({ dataType: DataType.Double, value: 0 }),
                               StatusCodes.BadDeviceFailure);
+    // two browse names that make the same tag name ("Dup_A") in the browse tool's output
+    for (const [browseName, id] of [["Dup/A", "DupSlash"], ["Dup_A", "DupUnderscore"]]) {
+        ns.addVariable({
+            componentOf: folder, browseName, nodeId: "s=" + id, dataType: "Double",
+            value: new Variant({ dataType: DataType.Double, value: 2.5 }),
+        });
+    }
     ns.addVariable({
         componentOf: folder, browseName: "Setpoint", nodeId: "s=Setpoint", dataType: "Double",
         accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
