@@ -68,6 +68,16 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
         c->next->prev = c->prev;
 }
 
+static void count_done(struct ib_north *n, const struct sendctx *c, bool ok)
+{
+    if (!n->mx)
+        return;
+    struct ib_metrics_north *mn = ib_metrics_north(n->mx);
+    atomic_fetch_add_explicit(ok ? &mn->acked : &mn->failed, 1, memory_order_relaxed);
+    if (ok)
+        ib_metrics_hist_add(&mn->latency, ib_metrics_now_us() - c->t0_us);
+}
+
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
@@ -83,6 +93,7 @@ static void ctx_done(struct sendctx *c, bool ok)
         else
             ib_store_nack(n->q, c->seq);
         n->delivered |= ok;
+        count_done(n, c, ok);
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
@@ -131,6 +142,7 @@ static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
     c->n = n;
     c->seq = seq;
     c->len = len;
+    c->t0_us = ib_metrics_now_us();
     pthread_mutex_lock(&n->mu);
     c->gen = n->gen;
     n->inflight_bytes += len;
@@ -166,6 +178,8 @@ static int publish(struct ib_north *n, const char *topic, const void *payload, s
         free(c);
         return rc;
     }
+    if (n->mx && seq && seq != SEQ_ONLINE)
+        atomic_fetch_add_explicit(&ib_metrics_north(n->mx)->published, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -184,6 +198,8 @@ static void drop_client(struct ib_north *n)
     n->conn_failed = n->conn_lost = false;
     n->delivered = n->ready = false;
     pthread_mutex_unlock(&n->mu);
+    if (n->mx && atomic_load(&n->connected))
+        ib_metrics_north_set_connected(n->mx, false, NULL);
     atomic_store(&n->connected, false);
     while (c) {
         struct sendctx *next = c->next;
@@ -196,6 +212,8 @@ static void drop_client(struct ib_north *n)
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
+    if (n->mx)
+        ib_metrics_north_set_connected(n->mx, true, n->cfg->url);
     n->up_since_ms = ib_monotonic_ms();
     if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
@@ -438,4 +456,9 @@ void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_m
 bool ib_north_connected(struct ib_north *n)
 {
     return n && atomic_load(&n->connected);
+}
+
+void ib_north_set_metrics(struct ib_north *n, struct ib_metrics *m)
+{
+    n->mx = m;
 }

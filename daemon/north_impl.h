@@ -12,6 +12,7 @@
 
 #include <ironbridge/log.h>
 
+#include "metrics.h"
 #include "north.h"
 
 enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
@@ -29,6 +30,7 @@ struct sendctx {
     uint64_t seq; /* 0: a status message, not a record; SEQ_ONLINE: the "online" status */
     size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
     unsigned gen;
+    int64_t t0_us; /* handed to paho (monotonic), for the PUBACK latency */
     struct sendctx *prev, *next;
 };
 
@@ -38,6 +40,7 @@ struct ib_north {
     char status_topic[512];
     char cfgstat_topic[512];
     char sub_topic[512]; /* empty: no subscription */
+    struct ib_metrics *mx; /* counted into when set (NULL: not counted) */
     ib_north_msg_fn sub_fn;
     void *sub_ud;
     pthread_t thread;

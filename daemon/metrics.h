@@ -1,0 +1,106 @@
+/* The metrics registry: the counters and states that the pollers, the north and the command
+ * path count into, read by the exposition, the health topic and `ironbridge status`.
+ *
+ * It belongs to the gateway and outlives every poller and north a reload rebuilds, so no
+ * counter ever goes backwards while the process runs. Rows (one per connection, per device
+ * group, per command result) are found or added under the registry's lock by the cold paths
+ * (a poller being built, a north connecting); the hot path then counts through the row's
+ * pointer with relaxed atomics and takes no lock. Rows are never freed before the registry, so
+ * a pointer stays valid for the registry's whole life. Readers (any thread) take a snapshot
+ * field by field: each figure is exact, two figures may be a few polls apart. */
+#ifndef IB_METRICS_H
+#define IB_METRICS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Histogram upper bounds, in ms, of the poll duration and of the publish-to-PUBACK latency;
+ * the last bucket is +Inf. */
+#define IB_METRICS_BUCKETS 12
+extern const double ib_metrics_bucket_ms[IB_METRICS_BUCKETS - 1];
+
+/* Reasons a poll failed, indexed by enum ib_reason (value.h); the exposition names them. */
+#define IB_METRICS_REASONS 8
+
+struct ib_metrics_hist {
+    atomic_uint_fast64_t bucket[IB_METRICS_BUCKETS]; /* not cumulative; +Inf last */
+    atomic_uint_fast64_t count;
+    atomic_uint_fast64_t sum_us;
+};
+
+/* One group of one device of one connection. Counted by its poller's thread. */
+struct ib_metrics_group {
+    const char *conn, *dev, *grp; /* owned by the registry */
+    atomic_uint_fast64_t polls;
+    atomic_uint_fast64_t errors[IB_METRICS_REASONS]; /* polls with a bad tag, by its reason */
+    struct ib_metrics_hist duration;
+    _Atomic int64_t last_good_ms;  /* wall clock of the last poll with every tag good; 0 never */
+    atomic_uint_fast64_t values;   /* samples read good */
+    atomic_uint_fast64_t published; /* samples queued for the north */
+    atomic_int up;                  /* -1: not polled yet; 0 down; 1 up (every tag good) */
+    atomic_int reason;              /* enum ib_reason of the last bad poll's first bad tag */
+    _Atomic int64_t since_ms;       /* wall clock: when `up` last changed */
+    atomic_bool active;             /* in the running configuration */
+    struct ib_metrics_group *next;
+};
+
+/* The north, whatever client a reload makes. */
+struct ib_metrics_north {
+    atomic_bool configured, connected;
+    _Atomic int64_t since_ms; /* wall clock: when `connected` last changed */
+    atomic_uint_fast64_t connects, published, acked, failed;
+    struct ib_metrics_hist latency; /* publish to PUBACK */
+};
+
+struct ib_metrics;
+struct ib_store;
+
+/* NULL on out-of-memory. ib_metrics_free accepts NULL; no thread may count any more. */
+struct ib_metrics *ib_metrics_new(void);
+void ib_metrics_free(struct ib_metrics *m);
+
+/* The row of (conn, dev, grp), added if new (strings copied); NULL on out-of-memory. Cold
+ * path: takes the registry's lock. */
+struct ib_metrics_group *ib_metrics_group(struct ib_metrics *m, const char *conn, const char *dev,
+                                          const char *grp);
+/* Show exactly rows[0 .. n-1] from now on (after a reload): removed devices leave the
+ * exposition, their counters are kept should they come back. Main thread. */
+void ib_metrics_set_active(struct ib_metrics *m, struct ib_metrics_group *const *rows, size_t n);
+
+/* The hot path: one poll of a group (poller thread, no lock). `bad_reason` is the first bad
+ * tag's reason, 0 when every tag was good; `good` the good samples. */
+void ib_metrics_poll(struct ib_metrics_group *g, int64_t duration_us, uint32_t good,
+                     uint8_t bad_reason, int64_t now_ms);
+void ib_metrics_hist_add(struct ib_metrics_hist *h, int64_t us);
+int64_t ib_metrics_now_us(void); /* CLOCK_MONOTONIC, microseconds */
+
+/* The north's counters (north and paho threads). */
+struct ib_metrics_north *ib_metrics_north(struct ib_metrics *m);
+void ib_metrics_north_set_connected(struct ib_metrics *m, bool on, const char *server);
+/* The server in use (copied into buf, "" when none); any thread. */
+void ib_metrics_north_server(struct ib_metrics *m, char *buf, size_t len);
+
+/* A command handled, by its result ("ok", "denied", "timeout", ...: [a-z_]+, at most 31
+ * bytes; at most 16 distinct results, more are counted as "other"). Any thread; takes the
+ * registry's lock (commands are rare). */
+void ib_metrics_command(struct ib_metrics *m, const char *result);
+/* Calls fn for each result counted so far, under the lock (fn must not call the registry). */
+void ib_metrics_foreach_command(struct ib_metrics *m,
+                                void (*fn)(void *ud, const char *result, uint64_t n), void *ud);
+
+/* Calls fn for each active group row, under the lock (fn must not call the registry). */
+void ib_metrics_foreach_group(struct ib_metrics *m,
+                              void (*fn)(void *ud, const struct ib_metrics_group *g), void *ud);
+
+/* The store whose figures are shown (set once it is opened, cleared before it is closed) and
+ * the process facts: gateway id, configuration SHA-256 (copied; main thread). */
+void ib_metrics_set_store(struct ib_metrics *m, struct ib_store *s);
+struct ib_store *ib_metrics_store(struct ib_metrics *m);
+void ib_metrics_set_info(struct ib_metrics *m, const char *gateway, const char *config_sha);
+/* Copies of the info strings (any thread). */
+void ib_metrics_info(struct ib_metrics *m, char *gateway, size_t glen, char *sha, size_t slen);
+int64_t ib_metrics_started_ms(const struct ib_metrics *m); /* wall clock */
+
+#endif
