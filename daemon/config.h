@@ -10,6 +10,7 @@
 #include <ironbridge/plugin.h>
 
 #include "diag.h"
+#include "metrics.h"
 #include "north.h"
 #include "record.h"
 #include "report.h"
@@ -65,6 +66,7 @@ struct ib_config {
     struct ib_mqtt_cfg mqtt;
     struct ib_store_cfg store;
     struct ib_remote_cfg remote;
+    struct ib_metrics_cfg metrics;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;

@@ -130,6 +130,8 @@ void ib_loader_core(struct ib_loader *L);
 /* config_north.c: the north.mqtt mapping `n` at `path`. */
 void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path);
 void ib_loader_connections(struct ib_loader *L);
+/* config_metrics.c: the checks of the metrics section `n` (may be NULL), applied into `mc`. */
+void ib_loader_metrics(struct ib_loader *L, struct ynode *n, struct ib_metrics_cfg *mc);
 
 /* config_tags.c: the groups of device `d` of connection `c` (its plugin view `dev`, being
  * built) from the device's node `dn`. */

@@ -248,3 +248,28 @@ int64_t ib_metrics_now_us(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+bool ib_metrics_device_fold(struct ib_metrics_device *d, const struct ib_metrics_group *g)
+{
+    int up = atomic_load(&g->up);
+    if (!d->conn) {
+        *d = (struct ib_metrics_device){.conn = g->conn, .dev = g->dev, .up = 1};
+    } else if (strcmp(d->conn, g->conn) != 0 || strcmp(d->dev, g->dev) != 0) {
+        return false;
+    }
+    if (up == 0 && d->up != 0) {
+        d->up = 0;
+        d->reason = atomic_load(&g->reason);
+    } else if (up < 0 && d->up == 1) {
+        d->up = -1;
+    }
+    int64_t since = atomic_load(&g->since_ms), good = atomic_load(&g->last_good_ms);
+    if (since > d->since_ms)
+        d->since_ms = since;
+    if (good > d->last_good_ms)
+        d->last_good_ms = good;
+    d->polls += atomic_load_explicit(&g->polls, RELAXED);
+    d->values += atomic_load_explicit(&g->values, RELAXED);
+    d->published += atomic_load_explicit(&g->published, RELAXED);
+    return true;
+}

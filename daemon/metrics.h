@@ -54,6 +54,20 @@ struct ib_metrics_north {
     struct ib_metrics_hist latency; /* publish to PUBACK */
 };
 
+/* The metrics section (docs/observability.md). */
+struct ib_metrics_cfg {
+    const char *listen;          /* host:port of the HTTP listener; NULL: off */
+    bool allow_remote;           /* a listen address other than loopback is allowed */
+    const char *path;            /* the one path answered */
+    const char *tls_cert, *tls_key; /* HTTPS when both are set */
+    const char *basic_auth_file; /* "user:password" on its first line; NULL: no auth */
+    int64_t health_interval_ms;  /* the MQTT health message; 0: off */
+    const char *health_topic;    /* template; {gateway} */
+    const char *status_socket;   /* the local socket of `ironbridge status`; "" off */
+    int64_t max_connections;     /* of the HTTP listener */
+    int64_t timeout_s;           /* an idle HTTP connection is closed after this */
+};
+
 struct ib_metrics;
 struct ib_store;
 
@@ -75,6 +89,19 @@ void ib_metrics_poll(struct ib_metrics_group *g, int64_t duration_us, uint32_t g
                      uint8_t bad_reason, int64_t now_ms);
 void ib_metrics_hist_add(struct ib_metrics_hist *h, int64_t us);
 int64_t ib_metrics_now_us(void); /* CLOCK_MONOTONIC, microseconds */
+
+/* A device: its groups folded (up only when every group is up). */
+struct ib_metrics_device {
+    const char *conn, *dev; /* NULL: empty */
+    int up;                 /* -1: not polled yet; 0 down; 1 up */
+    int reason;             /* the first down group's reason */
+    int64_t since_ms;       /* the latest state change of its groups (wall clock) */
+    int64_t last_good_ms;   /* its latest good poll (wall clock; 0 never) */
+    uint64_t polls, values, published;
+};
+/* Fold group `g` into `d` (empty or of the same device): true; false (d untouched) when `g`
+ * belongs to another device. Groups of a device are adjacent in the registry's order. */
+bool ib_metrics_device_fold(struct ib_metrics_device *d, const struct ib_metrics_group *g);
 
 /* The north's counters (north and paho threads). */
 struct ib_metrics_north *ib_metrics_north(struct ib_metrics *m);
