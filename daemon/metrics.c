@@ -271,5 +271,23 @@ bool ib_metrics_device_fold(struct ib_metrics_device *d, const struct ib_metrics
     d->polls += atomic_load_explicit(&g->polls, RELAXED);
     d->values += atomic_load_explicit(&g->values, RELAXED);
     d->published += atomic_load_explicit(&g->published, RELAXED);
+    d->rate += (double)atomic_load_explicit(&g->rate_milli, RELAXED) / 1000.0;
     return true;
+}
+
+void ib_metrics_tick(struct ib_metrics *m, int64_t now_ms)
+{
+    pthread_mutex_lock(&m->mu);
+    for (struct ib_metrics_group *g = m->groups; g; g = g->next) {
+        uint64_t v = atomic_load_explicit(&g->values, RELAXED);
+        if (!g->rate_t0) {
+            g->rate_t0 = now_ms;
+            g->rate_v0 = v;
+        } else if (now_ms - g->rate_t0 >= 5000) {
+            atomic_store(&g->rate_milli, (v - g->rate_v0) * 1000000 / (uint64_t)(now_ms - g->rate_t0));
+            g->rate_t0 = now_ms;
+            g->rate_v0 = v;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
 }

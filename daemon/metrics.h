@@ -43,6 +43,10 @@ struct ib_metrics_group {
     atomic_int reason;              /* enum ib_reason of the last bad poll's first bad tag */
     _Atomic int64_t since_ms;       /* wall clock: when `up` last changed */
     atomic_bool active;             /* in the running configuration */
+    /* the main thread's tick (ib_metrics_tick): values per second over the last window */
+    uint64_t rate_v0;
+    int64_t rate_t0;
+    _Atomic uint64_t rate_milli; /* values/s x 1000 */
     struct ib_metrics_group *next;
 };
 
@@ -98,10 +102,14 @@ struct ib_metrics_device {
     int64_t since_ms;       /* the latest state change of its groups (wall clock) */
     int64_t last_good_ms;   /* its latest good poll (wall clock; 0 never) */
     uint64_t polls, values, published;
+    double rate; /* values/s */
 };
 /* Fold group `g` into `d` (empty or of the same device): true; false (d untouched) when `g`
  * belongs to another device. Groups of a device are adjacent in the registry's order. */
 bool ib_metrics_device_fold(struct ib_metrics_device *d, const struct ib_metrics_group *g);
+
+/* Main thread, about once a second: the values/s of every group, over windows of >= 5 s. */
+void ib_metrics_tick(struct ib_metrics *m, int64_t now_ms);
 
 /* The north's counters (north and paho threads). */
 struct ib_metrics_north *ib_metrics_north(struct ib_metrics *m);

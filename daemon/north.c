@@ -237,6 +237,7 @@ static void on_connected(struct ib_north *n)
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
+    n->health_sent = false;
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -266,6 +267,23 @@ static void send_cfgstat(struct ib_north *n)
         pthread_mutex_unlock(&n->mu);
     }
     free(p);
+}
+
+/* The same for the health message. */
+static void send_health(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool due = n->health && n->health_topic && !n->health_sent;
+    char *p = due ? strdup(n->health) : NULL, *t = due ? strdup(n->health_topic) : NULL;
+    n->health_sent = true;
+    pthread_mutex_unlock(&n->mu);
+    if (p && t && publish(n, t, p, strlen(p), 1, 1, 0) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->health_sent = false;
+        pthread_mutex_unlock(&n->mu);
+    }
+    free(p);
+    free(t);
 }
 
 static void *north_main(void *arg)
@@ -322,6 +340,7 @@ static void *north_main(void *arg)
             continue;
         }
         send_cfgstat(n);
+        send_health(n);
         struct ib_store_rec r;
         int64_t wait_ms;
         if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
@@ -419,6 +438,24 @@ void ib_north_set_config_status(struct ib_north *n, const char *json)
     north_wake(n);
 }
 
+void ib_north_set_health(struct ib_north *n, const char *topic, const char *json)
+{
+    char *p = strdup(json), *t = strdup(topic);
+    if (!p || !t) {
+        free(p);
+        free(t);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    free(n->health);
+    free(n->health_topic);
+    n->health = p;
+    n->health_topic = t;
+    n->health_sent = false;
+    pthread_mutex_unlock(&n->mu);
+    north_wake(n);
+}
+
 void ib_north_stop(struct ib_north *n, bool flush)
 {
     if (!n || !n->started)
@@ -439,6 +476,8 @@ void ib_north_free(struct ib_north *n)
         return;
     ib_north_stop(n, false);
     free(n->cfgstat);
+    free(n->health);
+    free(n->health_topic);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
     pthread_cond_destroy(&n->wake_cv);

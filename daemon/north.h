@@ -68,6 +68,9 @@ void ib_north_stop(struct ib_north *n, bool flush);
  * and again after every connect. */
 void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
+/* The same for the health message (JSON) on `topic` (both copied): published now if connected,
+ * and again after every connect. */
+void ib_north_set_health(struct ib_north *n, const char *topic, const char *json);
 
 bool ib_north_connected(struct ib_north *n);
 

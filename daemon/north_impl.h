@@ -52,6 +52,9 @@ struct ib_north {
     bool conn_failed, conn_lost, stopping, flush;
     char *cfgstat;     /* retained config-status payload */
     bool cfgstat_sent; /* published on the current connection */
+    char *health;      /* retained health message and its topic (metrics_report.h) */
+    char *health_topic;
+    bool health_sent;
     char fail_msg[512];
     struct sendctx *ctxs;
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
