@@ -181,6 +181,12 @@ struct ib_metrics *ib_gateway_metrics(struct ib_gateway *gw)
     return gw->metrics;
 }
 
+void ib_gateway_set_health(struct ib_gateway *gw, const char *topic, const char *json)
+{
+    if (gw->north)
+        ib_north_set_health(gw->north, topic, json);
+}
+
 void ib_gateway_metrics_activate(struct ib_gateway *gw)
 {
     size_t n = 0;
