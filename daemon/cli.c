@@ -14,6 +14,7 @@ void ib_cli_usage(FILE *f)
 {
     fprintf(f,
             "Usage: ironbridge [OPTIONS]\n"
+            "       ironbridge status [--json] [--socket PATH]\n"
             "Industrial IoT gateway: polls field devices through protocol plugins (Modbus TCP,\n"
             "RTU and RTU over TCP), normalizes the values and publishes them to an MQTT broker\n"
             "over TLS.\n"
@@ -38,13 +39,22 @@ void ib_cli_usage(FILE *f)
             "                        print FILE as a signed configuration document (Ed25519) for\n"
             "                        remote_config, to publish to the gateway's config topic;\n"
             "                        N (1 to 2^53) must grow with every document\n"
+            "      status, --status  ask the running daemon through its status socket and print\n"
+            "                        one line per device (state, since, reason, last good\n"
+            "                        poll, values/s), then the store and the broker; exit\n"
+            "                        status 0 healthy, 1 degraded, 2 down, 4 no daemon\n"
+            "                        answers (docs/observability.md)\n"
+            "      --json            for status: the report as one JSON document\n"
+            "      --socket PATH     for status: the daemon's socket (default:\n"
+            "                        $RUNTIME_DIRECTORY/status.sock, else\n"
+            "                        /run/ironbridge/status.sock)\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error,\n"
-            "3 when --once read a bad tag.\n"
+            "3 when --once read a bad tag; status: see above.\n"
             "Documentation: ironbridge(8), ironbridge.yaml(5), docs/ (plugin-abi.md,\n"
             "writing-plugins.md, isolation.md); examples in %s.\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
@@ -61,7 +71,10 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         O_SIGN,
         O_KEY,
         O_SIGN_VER,
-        O_FORMAT
+        O_FORMAT,
+        O_STATUS,
+        O_JSON,
+        O_SOCKET
     };
     static const struct option lo[] = {
         {"config", required_argument, NULL, 'c'},
@@ -74,6 +87,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         {"sign-config", required_argument, NULL, O_SIGN},
         {"key", required_argument, NULL, O_KEY},
         {"sign-version", required_argument, NULL, O_SIGN_VER},
+        {"status", no_argument, NULL, O_STATUS},
+        {"json", no_argument, NULL, O_JSON},
+        {"socket", required_argument, NULL, O_SOCKET},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -103,6 +119,15 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                 fprintf(stderr, "ironbridge: --format is text or markdown, not '%s'\n", optarg);
                 return -1;
             }
+            break;
+        case O_STATUS:
+            o->status = true;
+            break;
+        case O_JSON:
+            o->json = true;
+            break;
+        case O_SOCKET:
+            o->status_socket = optarg;
             break;
         case O_PLUGIN_DIR:
             o->plugin_dir = optarg;
@@ -145,6 +170,10 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
             return -1;
         }
     }
+    if (optind < argc && strcmp(argv[optind], "status") == 0) {
+        o->status = true;
+        optind++;
+    }
     if (optind < argc) {
         fprintf(stderr, "ironbridge: unexpected argument '%s'. Try 'ironbridge --help'.\n",
                 argv[optind]);
@@ -155,8 +184,13 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                         "--sign-version N\n");
         return -1;
     }
-    if (o->check + o->once + o->list_plugins + !!o->sign_file > 1) {
-        fprintf(stderr, "ironbridge: --check, --once and --list-plugins exclude each other\n");
+    if ((o->json || o->status_socket) && !o->status) {
+        fprintf(stderr, "ironbridge: --json and --socket go with status\n");
+        return -1;
+    }
+    if (o->check + o->once + o->list_plugins + !!o->sign_file + o->status > 1) {
+        fprintf(stderr,
+                "ironbridge: --check, --once, --list-plugins and status exclude each other\n");
         return -1;
     }
     return 0;
