@@ -244,9 +244,9 @@ static void load_store(struct ib_loader *L)
 
 void ib_loader_core(struct ib_loader *L)
 {
-    static const char *const extra[] = {"gateway", "log",           "north",   "store",
-                                        "connections", "config", "remote_config", "metrics",
-                                        NULL};
+    static const char *const extra[] = {"gateway",       "log",         "north",
+                                        "store",         "connections", "config",
+                                        "remote_config", "metrics",     NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
         struct ynode *root = ib_ytree_root(L->t);
@@ -263,7 +263,8 @@ void ib_loader_core(struct ib_loader *L)
     load_remote(L);
     load_north(L);
     load_store(L);
-    struct ynode *mn = apply_section(L, "metrics", &ib_config_metrics_schema, &cfg->metrics, true, &ok);
+    struct ynode *mn =
+        apply_section(L, "metrics", &ib_config_metrics_schema, &cfg->metrics, true, &ok);
     if (ok)
         ib_loader_metrics(L, mn, &cfg->metrics);
     if (cfg->has_north && !cfg->mqtt.client_id)

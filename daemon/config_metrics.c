@@ -42,17 +42,19 @@ static const struct ib_schema_entry metrics_entries[] = {
     IB_E_INT("timeout_s", struct ib_metrics_cfg, timeout_s, "10", 1, 3600,
              "an HTTP connection idle this long is closed"),
 };
-const struct ib_schema ib_config_metrics_schema = {
-    sizeof(struct ib_metrics_cfg), sizeof metrics_entries / sizeof metrics_entries[0],
-    metrics_entries, {0}};
+const struct ib_schema ib_config_metrics_schema = {sizeof(struct ib_metrics_cfg),
+                                                   sizeof metrics_entries /
+                                                       sizeof metrics_entries[0],
+                                                   metrics_entries,
+                                                   {0}};
 
 static void check_listen(struct ib_loader *L, struct ynode *n, struct ib_metrics_cfg *mc)
 {
     char err[200];
     struct ib_metrics_addr a;
     if (ib_metrics_http_parse_addr(mc->listen, &a, err, sizeof err) < 0) {
-        ib_loader_err(L, ib_loader_get(L, n, "listen"), "metrics", "listen", "'%s': %s",
-                      mc->listen, err);
+        ib_loader_err(L, ib_loader_get(L, n, "listen"), "metrics", "listen", "'%s': %s", mc->listen,
+                      err);
         return;
     }
     if (!a.loopback && !mc->allow_remote)
@@ -75,8 +77,7 @@ static void check_files(struct ib_loader *L, struct ynode *n, struct ib_metrics_
     if (mc->tls_key)
         ib_loader_check_file(L, n, "metrics", "tls_key", mc->tls_key, true, false);
     if (mc->basic_auth_file)
-        ib_loader_check_file(L, n, "metrics", "basic_auth_file", mc->basic_auth_file, true,
-                             false);
+        ib_loader_check_file(L, n, "metrics", "basic_auth_file", mc->basic_auth_file, true, false);
 }
 
 void ib_loader_metrics(struct ib_loader *L, struct ynode *n, struct ib_metrics_cfg *mc)
@@ -85,8 +86,8 @@ void ib_loader_metrics(struct ib_loader *L, struct ynode *n, struct ib_metrics_c
         check_listen(L, n, mc);
     check_files(L, n, mc);
     if (!mc->path || mc->path[0] != '/')
-        ib_loader_err(L, ib_loader_get(L, n, "path"), "metrics", "path",
-                      "'%s' must start with '/'", mc->path ? mc->path : "");
+        ib_loader_err(L, ib_loader_get(L, n, "path"), "metrics", "path", "'%s' must start with '/'",
+                      mc->path ? mc->path : "");
     char what[64];
     const char *e = ib_topic_check(mc->health_topic, IB_TOPIC_GATEWAY, what, sizeof what);
     if (e)

@@ -40,9 +40,9 @@ struct group_rt {
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
     int64_t next_due;
-    int64_t last_poll_ms;  /* monotonic start of its last poll */
+    int64_t last_poll_ms;        /* monotonic start of its last poll */
     struct ib_metrics_group *mx; /* its row in the gateway's registry (NULL: not counted) */
-    struct ib_episode bad; /* some tags bad: logged when it starts, changes reason, ends */
+    struct ib_episode bad;       /* some tags bad: logged when it starts, changes reason, ends */
     /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
      * at the group's first stall (most groups never stall) */
     struct ib_sample *stall_samples;

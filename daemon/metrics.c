@@ -10,8 +10,8 @@
 
 #include "util.h"
 
-const double ib_metrics_bucket_ms[IB_METRICS_BUCKETS - 1] = {1,   2.5,  5,    10,   25,  50,
-                                                               100, 250,  500,  1000, 5000};
+const double ib_metrics_bucket_ms[IB_METRICS_BUCKETS - 1] = {1,   2.5, 5,   10,   25,  50,
+                                                             100, 250, 500, 1000, 5000};
 
 #define MAX_RESULTS 16
 
@@ -130,8 +130,8 @@ void ib_metrics_poll(struct ib_metrics_group *g, int64_t duration_us, uint32_t g
     if (up)
         atomic_store_explicit(&g->last_good_ms, now_ms, RELAXED);
     else
-        atomic_fetch_add_explicit(&g->errors[bad_reason < IB_METRICS_REASONS ? bad_reason : 0],
-                                  1, RELAXED);
+        atomic_fetch_add_explicit(&g->errors[bad_reason < IB_METRICS_REASONS ? bad_reason : 0], 1,
+                                  RELAXED);
     if (!up)
         atomic_store_explicit(&g->reason, bad_reason, RELAXED);
     if (atomic_load_explicit(&g->up, RELAXED) != up) {
@@ -166,7 +166,7 @@ void ib_metrics_north_server(struct ib_metrics *m, char *buf, size_t len)
 static bool result_ok(const char *r)
 {
     size_t n = strlen(r);
-    if (!n || n >= sizeof ((struct cmd_row *)0)->result)
+    if (!n || n >= sizeof((struct cmd_row *)0)->result)
         return false;
     return strspn(r, "abcdefghijklmnopqrstuvwxyz_") == n;
 }
@@ -284,7 +284,8 @@ void ib_metrics_tick(struct ib_metrics *m, int64_t now_ms)
             g->rate_t0 = now_ms;
             g->rate_v0 = v;
         } else if (now_ms - g->rate_t0 >= 5000) {
-            atomic_store(&g->rate_milli, (v - g->rate_v0) * 1000000 / (uint64_t)(now_ms - g->rate_t0));
+            atomic_store(&g->rate_milli,
+                         (v - g->rate_v0) * 1000000 / (uint64_t)(now_ms - g->rate_t0));
             g->rate_t0 = now_ms;
             g->rate_v0 = v;
         }

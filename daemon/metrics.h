@@ -36,8 +36,8 @@ struct ib_metrics_group {
     atomic_uint_fast64_t polls;
     atomic_uint_fast64_t errors[IB_METRICS_REASONS]; /* polls with a bad tag, by its reason */
     struct ib_metrics_hist duration;
-    _Atomic int64_t last_good_ms;  /* wall clock of the last poll with every tag good; 0 never */
-    atomic_uint_fast64_t values;   /* samples read good */
+    _Atomic int64_t last_good_ms;   /* wall clock of the last poll with every tag good; 0 never */
+    atomic_uint_fast64_t values;    /* samples read good */
     atomic_uint_fast64_t published; /* samples queued for the north */
     atomic_int up;                  /* -1: not polled yet; 0 down; 1 up (every tag good) */
     atomic_int reason;              /* enum ib_reason of the last bad poll's first bad tag */
@@ -60,16 +60,16 @@ struct ib_metrics_north {
 
 /* The metrics section (docs/observability.md). */
 struct ib_metrics_cfg {
-    const char *listen;          /* host:port of the HTTP listener; NULL: off */
-    bool allow_remote;           /* a listen address other than loopback is allowed */
-    const char *path;            /* the one path answered */
+    const char *listen;             /* host:port of the HTTP listener; NULL: off */
+    bool allow_remote;              /* a listen address other than loopback is allowed */
+    const char *path;               /* the one path answered */
     const char *tls_cert, *tls_key; /* HTTPS when both are set */
-    const char *basic_auth_file; /* "user:password" on its first line; NULL: no auth */
-    int64_t health_interval_ms;  /* the MQTT health message; 0: off */
-    const char *health_topic;    /* template; {gateway} */
-    const char *status_socket;   /* the local socket of `ironbridge status`; "" off */
-    int64_t max_connections;     /* of the HTTP listener */
-    int64_t timeout_s;           /* an idle HTTP connection is closed after this */
+    const char *basic_auth_file;    /* "user:password" on its first line; NULL: no auth */
+    int64_t health_interval_ms;     /* the MQTT health message; 0: off */
+    const char *health_topic;       /* template; {gateway} */
+    const char *status_socket;      /* the local socket of `ironbridge status`; "" off */
+    int64_t max_connections;        /* of the HTTP listener */
+    int64_t timeout_s;              /* an idle HTTP connection is closed after this */
 };
 
 struct ib_metrics;

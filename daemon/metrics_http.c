@@ -116,7 +116,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (strcmp(url, h->path) != 0)
-        return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", nf, sizeof nf - 1, MHD_RESPMEM_PERSISTENT);
+        return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", nf, sizeof nf - 1,
+                     MHD_RESPMEM_PERSISTENT);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", na, sizeof na - 1,
                      MHD_RESPMEM_PERSISTENT);

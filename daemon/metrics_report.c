@@ -222,7 +222,9 @@ static void text_dev(struct ib_buf *b, const struct ib_metrics_device *d)
 {
     char s1[32], s2[32];
     ib_buf_printf(b, "%-16s %-16s %-10s %-20s %-16s %-20s %.1f\n", d->conn, d->dev,
-                  d->up == 1 ? "up" : d->up == 0 ? "DOWN" : "not_polled",
+                  d->up == 1   ? "up"
+                  : d->up == 0 ? "DOWN"
+                               : "not_polled",
                   when(d->since_ms, s1, sizeof s1), d->up == 1 ? "-" : ib_metrics_device_reason(d),
                   when(d->last_good_ms, s2, sizeof s2), d->rate);
 }
@@ -250,8 +252,8 @@ static void text_tail(struct ib_buf *b, struct ib_metrics *m, const struct ib_st
         ib_buf_printf(b,
                       "broker: %s%s%s since %s; %llu reconnects, published %llu, acknowledged "
                       "%llu, in flight %llu\n",
-                      atomic_load(&n->connected) ? "connected to " : "NOT CONNECTED", server,
-                      "", when(atomic_load(&n->since_ms), s1, sizeof s1),
+                      atomic_load(&n->connected) ? "connected to " : "NOT CONNECTED", server, "",
+                      when(atomic_load(&n->since_ms), s1, sizeof s1),
                       (unsigned long long)(c ? c - 1 : 0),
                       (unsigned long long)atomic_load(&n->published),
                       (unsigned long long)atomic_load(&n->acked), (unsigned long long)st->inflight);

@@ -141,8 +141,8 @@ static void dev_flush(struct dwalk *w)
     struct ib_metrics_device *d = &w->cur;
     if (!d->conn)
         return;
-    ib_buf_printf(w->b, "%s{connection=\"", w->since ? "ironbridge_device_state_since_seconds"
-                                                      : "ironbridge_device_up");
+    ib_buf_printf(w->b, "%s{connection=\"",
+                  w->since ? "ironbridge_device_state_since_seconds" : "ironbridge_device_up");
     label(w->b, d->conn);
     ib_buf_puts(w->b, "\",device=\"");
     label(w->b, d->dev);
@@ -180,8 +180,7 @@ static void devices(struct ib_buf *b, struct ib_metrics *m)
 
 /* ---- the store ------------------------------------------------------------------------------ */
 
-static void gauge(struct ib_buf *b, const char *name, const char *type, const char *help,
-                  double v)
+static void gauge(struct ib_buf *b, const char *name, const char *type, const char *help, double v)
 {
     head(b, name, type, help);
     ib_buf_printf(b, "%s %.15g\n", name, v);
@@ -303,8 +302,7 @@ static void process(struct ib_buf *b, struct ib_metrics *m, int64_t now_ms)
           (double)proc_rss());
     gauge(b, "ironbridge_process_threads", "gauge", "threads of the process",
           (double)proc_threads());
-    gauge(b, "ironbridge_process_open_fds", "gauge", "open file descriptors",
-          (double)proc_fds());
+    gauge(b, "ironbridge_process_open_fds", "gauge", "open file descriptors", (double)proc_fds());
     char gwid[128], sha[65];
     ib_metrics_info(m, gwid, sizeof gwid, sha, sizeof sha);
     head(b, "ironbridge_build_info", "gauge", "the daemon's version and plugin ABI (always 1)");

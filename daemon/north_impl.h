@@ -39,7 +39,7 @@ struct ib_north {
     struct ib_store *q;
     char status_topic[512];
     char cfgstat_topic[512];
-    char sub_topic[512]; /* empty: no subscription */
+    char sub_topic[512];   /* empty: no subscription */
     struct ib_metrics *mx; /* counted into when set (NULL: not counted) */
     ib_north_msg_fn sub_fn;
     void *sub_ud;

@@ -112,7 +112,7 @@ static int bind_socket(struct ib_status_server *s, const char *path, char *err, 
     snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
     snprintf(s->path, sizeof s->path, "%s", path);
     s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    unlink(path); /* a socket left by a killed daemon */
+    unlink(path);             /* a socket left by a killed daemon */
     mode_t old = umask(0117); /* 0660: the service's group may ask */
     int rc = s->fd < 0 ? -1 : bind(s->fd, (struct sockaddr *)&a, sizeof a);
     umask(old);
