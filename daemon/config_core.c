@@ -265,6 +265,7 @@ void ib_loader_core(struct ib_loader *L)
     load_store(L);
     struct ynode *mn =
         apply_section(L, "metrics", &ib_config_metrics_schema, &cfg->metrics, true, &ok);
+    cfg->metrics.present = mn != NULL;
     if (ok)
         ib_loader_metrics(L, mn, &cfg->metrics);
     if (cfg->has_north && !cfg->mqtt.client_id)

@@ -1,7 +1,6 @@
 /* The metrics section of the configuration: its schema and the checks that go beyond it (a
  * listen address that parses and is loopback unless allowed, TLS and basic-auth files). */
 #include <string.h>
-#include <stdlib.h>
 
 #include "config_core.h"
 #include "config_loader.h"
@@ -35,8 +34,8 @@ static const struct ib_schema_entry metrics_entries[] = {
     IB_E_STR("health_topic", struct ib_metrics_cfg, health_topic, "ironbridge/{gateway}/health",
              "topic of the health message"),
     IB_E_STR("status_socket", struct ib_metrics_cfg, status_socket, NULL,
-             "socket of `ironbridge status` (default $RUNTIME_DIRECTORY/status.sock, else "
-             "/run/ironbridge/status.sock; \"\" turns it off)"),
+             "socket of `ironbridge status` (default: $RUNTIME_DIRECTORY/status.sock under "
+             "systemd, none otherwise; \"\" turns it off)"),
     IB_E_INT("max_connections", struct ib_metrics_cfg, max_connections, "16", 1, 1024,
              "HTTP connections served at once"),
     IB_E_INT("timeout_s", struct ib_metrics_cfg, timeout_s, "10", 1, 3600,
@@ -93,10 +92,4 @@ void ib_loader_metrics(struct ib_loader *L, struct ynode *n, struct ib_metrics_c
     if (e)
         ib_loader_err(L, ib_loader_get(L, n, "health_topic"), "metrics", "health_topic",
                       "'%s': %s%s%s", mc->health_topic, e, *what ? ": " : "", what);
-    if (!mc->status_socket) {
-        const char *rd = getenv("RUNTIME_DIRECTORY");
-        size_t len = rd ? strcspn(rd, ":") : 0;
-        mc->status_socket = len ? ib_arena_printf(&L->cfg->arena, "%.*s/status.sock", (int)len, rd)
-                                : "/run/ironbridge/status.sock";
-    }
 }

@@ -70,6 +70,7 @@ struct ib_metrics_cfg {
     const char *status_socket;      /* the local socket of `ironbridge status`; "" off */
     int64_t max_connections;        /* of the HTTP listener */
     int64_t timeout_s;              /* an idle HTTP connection is closed after this */
+    bool present;                   /* the section was written (it is hashed only then) */
 };
 
 struct ib_metrics;

@@ -9,6 +9,7 @@
 #include "log.h"
 #include "metrics_http.h"
 #include "metrics_report.h"
+#include "status_client.h"
 #include "status_server.h"
 #include "topic.h"
 
@@ -25,7 +26,8 @@ static void signature(const struct ib_metrics_cfg *c, char *buf, size_t len)
     snprintf(buf, len, "%s|%d|%s|%s|%s|%s|%s|%lld|%lld", c->listen ? c->listen : "-",
              c->allow_remote, c->path, c->tls_cert ? c->tls_cert : "-",
              c->tls_key ? c->tls_key : "-", c->basic_auth_file ? c->basic_auth_file : "-",
-             c->status_socket, (long long)c->max_connections, (long long)c->timeout_s);
+             c->status_socket ? c->status_socket : "(default)", (long long)c->max_connections,
+             (long long)c->timeout_s);
 }
 
 static void start_services(struct ib_observe *o, const struct ib_metrics_cfg *c)
@@ -34,8 +36,13 @@ static void start_services(struct ib_observe *o, const struct ib_metrics_cfg *c)
     struct ib_metrics *m = ib_gateway_metrics(o->gw);
     if (c->listen && !(o->http = ib_metrics_http_start(c, m, err, sizeof err)))
         ib_err("metrics: %s; the gateway runs without its Prometheus endpoint", err);
-    if (c->status_socket && *c->status_socket &&
-        !(o->status = ib_status_server_start(c->status_socket, m, err, sizeof err)))
+    /* Unset: the socket lives in systemd's RuntimeDirectory; a daemon started by hand (or
+     * by a test) does not take /run/ironbridge from the service. */
+    char def[128];
+    const char *sock = c->status_socket              ? c->status_socket
+                       : getenv("RUNTIME_DIRECTORY") ? ib_status_client_default(def, sizeof def)
+                                                     : "";
+    if (*sock && !(o->status = ib_status_server_start(sock, m, err, sizeof err)))
         ib_warn("%s; `ironbridge status` cannot reach this daemon", err);
     signature(c, o->sig, sizeof o->sig);
 }
