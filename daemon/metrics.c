@@ -148,7 +148,10 @@ struct ib_metrics_north *ib_metrics_north(struct ib_metrics *m)
 void ib_metrics_north_set_connected(struct ib_metrics *m, bool on, const char *server)
 {
     pthread_mutex_lock(&m->mu);
-    snprintf(m->server, sizeof m->server, "%s", on && server ? server : "");
+    if (on && server)
+        snprintf(m->server, sizeof m->server, "%s", server);
+    else
+        m->server[0] = '\0';
     pthread_mutex_unlock(&m->mu);
     if (on)
         atomic_fetch_add_explicit(&m->north.connects, 1, RELAXED);

@@ -109,8 +109,8 @@ static int bind_socket(struct ib_status_server *s, const char *path, char *err, 
                  sizeof a.sun_path - 1);
         return -1;
     }
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-    snprintf(s->path, sizeof s->path, "%s", path);
+    memcpy(a.sun_path, path, strlen(path) + 1);
+    memcpy(s->path, path, strlen(path) + 1);
     s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     unlink(path);             /* a socket left by a killed daemon */
     mode_t old = umask(0117); /* 0660: the service's group may ask */

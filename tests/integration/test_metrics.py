@@ -16,6 +16,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
+
 from ibtest import (session_pki, Gateway, Mosquitto, Simulator, Subscriber, check, data_topic,
                     daemon_path, device, gateway_config, group, is_data, modbus_connection,
                     mqtt_section, note, free_port, run, run_check, tag, to_yaml, wait_until)
@@ -149,6 +151,21 @@ def test_promtool_and_prometheus(d):
             r0 = got[0]["data"]["result"][0]
             check(r0["metric"].get("connection") == "plc" and r0["value"][1] == "1",
                   f"prometheus' answer: {r0}")
+            # Every query of the shipped Grafana dashboard is valid PromQL over families the
+            # daemon exports.
+            dash = json.loads((ROOT / "conf/examples/grafana-dashboard.json").read_text())
+            names = set(re.findall(r"^([a-z_]+?)(?:_bucket|_sum|_count)?(?:\{| )", text, re.M))
+            for panel in dash["panels"]:
+                for t in panel["targets"]:
+                    expr = t["expr"].replace("$instance", ".*")
+                    for fam in re.findall(r"\b(ironbridge_[a-z_]+)", expr):
+                        check(fam in names or fam.removesuffix("_bucket") in names,
+                              f"dashboard panel {panel['title']!r} uses {fam}, not exported")
+                    with urllib.request.urlopen(f"http://127.0.0.1:{pport}/api/v1/query?query="
+                                                f"{urllib.parse.quote(expr)}", timeout=10) as r:
+                        ans = json.load(r)
+                    check(ans.get("status") == "success",
+                          f"dashboard panel {panel['title']!r}: {expr}: {ans}")
         finally:
             prom.terminate()
             prom.wait(10)
