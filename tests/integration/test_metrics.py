@@ -6,7 +6,9 @@ statuses, the listener's refusals (non-loopback bind, other paths) and slow or g
 clients."""
 
 import json
+import os
 import re
+import signal
 import shutil
 import socket
 import subprocess
@@ -212,6 +214,18 @@ def test_figures_agree_with_subscriber(d):
               f"health message: {h}")
         check(h["north"]["acknowledged"] >= 1 and "records" in h["store"], f"health: {h}")
         del health
+
+        # A reload that restarts the connection's poller (its interval changed) and moves the
+        # listener: the counters go on from where they were, on the new port.
+        polls = value(scrape(mport), "ironbridge_polls_total", device="meter1")
+        mport2 = free_port()
+        gw.config.write_text(config(b, p, [conn("plc", sim.port, "meter1")], d, mport2)
+                             .replace(f"interval_ms: {INTERVAL_MS}", "interval_ms: 300"))
+        os.kill(gw.proc.pid, signal.SIGHUP)
+        check(wait_until(lambda: _answers(mport2), 20), "the listener did not move on reload")
+        after = value(scrape(mport2), "ironbridge_polls_total", device="meter1")
+        check(after >= polls, f"polls went back across the reload: {polls} -> {after}")
+        check(re.search(r"1 restarted", gw.log()), f"the poller was not restarted:\n{gw.log()}")
         check(gw.stop() == 0, f"exit status {gw.returncode}")
 
 
