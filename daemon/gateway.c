@@ -148,14 +148,11 @@ void ib_gateway_free(struct ib_gateway *gw)
     for (size_t i = 0; i < gw->n_pollers; i++)
         if (!gw->pollers[i]->abandoned)
             ib_poller_free(gw->pollers[i]);
-    bool abandoned = false;
-    for (size_t i = 0; i < gw->n_pollers; i++)
-        abandoned |= gw->pollers[i]->abandoned;
     free(gw->pollers);
     if (gw->metrics)
         ib_metrics_set_store(gw->metrics, NULL);
     ib_store_close(gw->store);
-    if (!abandoned) /* an abandoned poller's thread may still count into it */
+    if (!gw->abandoned) /* an abandoned poller's thread may still count into it */
         ib_metrics_free(gw->metrics);
     ib_config_free(gw->cfg);
     free(gw->config_status);

@@ -106,6 +106,7 @@ struct ib_gateway {
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
     struct ib_metrics *metrics; /* outlives pollers and norths: counters never go back */
+    bool abandoned;             /* a poller was abandoned: its thread may still count */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;

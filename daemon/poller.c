@@ -335,6 +335,7 @@ bool ib_poller_join(struct poller *p)
             pthread_detach(p->thread);
             p->running = false;
             p->abandoned = true;
+            p->gw->abandoned = true;
             return false;
         }
     }
