@@ -39,6 +39,15 @@ void ib_cli_usage(FILE *f)
             "                        print FILE as a signed configuration document (Ed25519) for\n"
             "                        remote_config, to publish to the gateway's config topic;\n"
             "                        N (1 to 2^53) must grow with every document\n"
+            "      --sign-command FILE --key PRIVATE.pem\n"
+            "                        print the JSON request in FILE as a signed command for\n"
+            "                        commands.require_signature (docs/commands.md)\n"
+            "      --write DEVICE.TAG=VALUE\n"
+            "                        write one tag now through the same checks as a command\n"
+            "                        from the platform (writable, limits, type), read it back\n"
+            "                        and print the answer as JSON; nothing is published;\n"
+            "                        exit status 0 when ok, 4 when refused or failed\n"
+            "      --read DEVICE.TAG read one tag from the device now and print it as JSON\n"
             "      status, --status  ask the running daemon through its status socket and print\n"
             "                        one line per device (state, since, reason, last good\n"
             "                        poll, values/s), then the store and the broker; exit\n"
@@ -54,7 +63,8 @@ void ib_cli_usage(FILE *f)
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error,\n"
-            "3 when --once read a bad tag; status: see above.\n"
+            "3 when --once read a bad tag, 4 when --write or --read was refused or failed;\n"
+            "status: 0 healthy, 1 degraded, 2 down, 4 no daemon answers.\n"
             "Documentation: ironbridge(8), ironbridge.yaml(5), docs/ (plugin-abi.md,\n"
             "writing-plugins.md, isolation.md); examples in %s.\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
@@ -71,6 +81,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         O_SIGN,
         O_KEY,
         O_SIGN_VER,
+        O_SIGN_CMD,
+        O_WRITE,
+        O_READ,
         O_FORMAT,
         O_STATUS,
         O_JSON,
@@ -87,6 +100,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         {"sign-config", required_argument, NULL, O_SIGN},
         {"key", required_argument, NULL, O_KEY},
         {"sign-version", required_argument, NULL, O_SIGN_VER},
+        {"sign-command", required_argument, NULL, O_SIGN_CMD},
+        {"write", required_argument, NULL, O_WRITE},
+        {"read", required_argument, NULL, O_READ},
         {"status", no_argument, NULL, O_STATUS},
         {"json", no_argument, NULL, O_JSON},
         {"socket", required_argument, NULL, O_SOCKET},
@@ -135,6 +151,16 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         case O_SIGN:
             o->sign_file = optarg;
             break;
+        case O_SIGN_CMD:
+            o->sign_file = optarg;
+            o->sign_command = true;
+            break;
+        case O_WRITE:
+            o->write_spec = optarg;
+            break;
+        case O_READ:
+            o->read_spec = optarg;
+            break;
         case O_KEY:
             o->sign_key = optarg;
             break;
@@ -179,6 +205,12 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                 argv[optind]);
         return -1;
     }
+    if (o->sign_command && !o->sign_version)
+        o->sign_version = 1; /* commands: the version is not checked (ids and ts are) */
+    if (o->sign_command && !o->sign_key) {
+        fprintf(stderr, "ironbridge: --sign-command FILE needs --key PRIVATE.pem\n");
+        return -1;
+    }
     if (o->sign_file && (!o->sign_key || !o->sign_version)) {
         fprintf(stderr, "ironbridge: --sign-config FILE needs --key PRIVATE.pem and "
                         "--sign-version N\n");
@@ -188,9 +220,11 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         fprintf(stderr, "ironbridge: --json and --socket go with status\n");
         return -1;
     }
-    if (o->check + o->once + o->list_plugins + !!o->sign_file + o->status > 1) {
-        fprintf(stderr,
-                "ironbridge: --check, --once, --list-plugins and status exclude each other\n");
+    if (o->check + o->once + o->list_plugins + !!o->sign_file + !!o->write_spec + !!o->read_spec +
+            o->status >
+        1) {
+        fprintf(stderr, "ironbridge: --check, --once, --list-plugins, --write, --read and status "
+                        "exclude each other\n");
         return -1;
     }
     return 0;

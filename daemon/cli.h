@@ -13,8 +13,10 @@ struct ib_cli {
     const char *list_only; /* --list-plugins=NAME */
     const char *sign_file, *sign_key;
     unsigned long long sign_version;
-    bool status, json;         /* `ironbridge status [--json]` (or --status) */
-    const char *status_socket; /* --socket PATH */
+    bool sign_command;                  /* --sign-command FILE (sign_file) */
+    const char *write_spec, *read_spec; /* --write DEVICE.TAG=VALUE, --read DEVICE.TAG */
+    bool status, json;                  /* `ironbridge status [--json]` (or --status) */
+    const char *status_socket;          /* --socket PATH */
 };
 
 /* Parse argv into `o` (pointers into argv). --help and --version print and exit(0). Returns 0,

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command_impl.h"
 #include "gateway_priv.h"
 #include "log.h"
 #include "north.h"
@@ -41,6 +42,15 @@ static void host_config_error(struct ib_host_ctx *ctx, const void *where, const 
     va_end(ap);
 }
 
+/* The command path's counters, for the metrics (any thread; atomic reads). */
+static void command_counts(void *ud, ib_metrics_emit_fn emit, void *emit_ud)
+{
+    uint64_t counts[IB_CMD__COUNT];
+    ib_command_counters(ud, counts);
+    for (int i = 0; i < IB_CMD__COUNT; i++)
+        emit(emit_ud, ib_command_result_name(i), counts[i]);
+}
+
 struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag)
 {
     struct ib_gateway *gw = calloc(1, sizeof *gw);
@@ -56,11 +66,13 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .monotonic_ms = ib_monotonic_ms};
     gw->metrics = ib_metrics_new();
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
-    if (!gw->pollers || !gw->metrics) {
+    gw->commands = ib_command_new(gw);
+    if (!gw->pollers || !gw->commands || !gw->metrics) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
         ib_gateway_free(gw);
         return NULL;
     }
+    ib_metrics_set_command_source(gw->metrics, command_counts, gw->commands);
     bool failed = false;
     for (size_t i = 0; i < cfg->n_connections; i++) {
         gw->pollers[gw->n_pollers] = ib_poller_new(gw, cfg, i, diag);
@@ -95,6 +107,8 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
         if (ib_topic_expand(cfg->remote.topic, &v, topic, sizeof topic) > 0)
             ib_north_set_subscription(gw->north, topic, gw->remote_fn, gw->remote_ud);
     }
+    if (gw->north)
+        ib_cmd_north_attach(gw->commands, gw->north, cfg);
     if (!gw->north || ib_north_start(gw->north) < 0) {
         ib_err("cannot start the MQTT north");
         return -1;
@@ -106,6 +120,7 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
 
 void ib_gateway_north_stop(struct ib_gateway *gw, bool flush)
 {
+    ib_cmd_north_detach(gw->commands);
     if (gw->north)
         ib_north_stop(gw->north, flush);
     ib_north_free(gw->north);
@@ -149,6 +164,7 @@ void ib_gateway_free(struct ib_gateway *gw)
         if (!gw->pollers[i]->abandoned)
             ib_poller_free(gw->pollers[i]);
     free(gw->pollers);
+    ib_command_free(gw->commands);
     if (gw->metrics)
         ib_metrics_set_store(gw->metrics, NULL);
     ib_store_close(gw->store);

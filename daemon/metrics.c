@@ -27,6 +27,8 @@ struct ib_metrics {
     char server[256];
     struct cmd_row cmds[MAX_RESULTS];
     size_t n_cmds;
+    void (*cmd_src)(void *ud, ib_metrics_emit_fn emit, void *emit_ud);
+    void *cmd_ud;
     char gateway[128], sha[65];
     _Atomic(struct ib_store *) store;
     int64_t started_ms;
@@ -195,10 +197,22 @@ void ib_metrics_command(struct ib_metrics *m, const char *result)
     pthread_mutex_unlock(&m->mu);
 }
 
+void ib_metrics_set_command_source(struct ib_metrics *m,
+                                   void (*src)(void *ud, ib_metrics_emit_fn emit, void *emit_ud),
+                                   void *ud)
+{
+    pthread_mutex_lock(&m->mu);
+    m->cmd_src = src;
+    m->cmd_ud = ud;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void ib_metrics_foreach_command(struct ib_metrics *m,
                                 void (*fn)(void *ud, const char *result, uint64_t n), void *ud)
 {
     pthread_mutex_lock(&m->mu);
+    if (m->cmd_src)
+        m->cmd_src(m->cmd_ud, fn, ud);
     for (size_t i = 0; i < m->n_cmds; i++)
         fn(ud, m->cmds[i].result, m->cmds[i].n);
     pthread_mutex_unlock(&m->mu);

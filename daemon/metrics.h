@@ -122,7 +122,15 @@ void ib_metrics_north_server(struct ib_metrics *m, char *buf, size_t len);
  * bytes; at most 16 distinct results, more are counted as "other"). Any thread; takes the
  * registry's lock (commands are rare). */
 void ib_metrics_command(struct ib_metrics *m, const char *result);
-/* Calls fn for each result counted so far, under the lock (fn must not call the registry). */
+/* A source of command counters kept elsewhere (the command path's own atomics): `src` calls
+ * emit(emit_ud, result, n) for each result. Set once by the gateway (main thread, before any
+ * reader); `ud` must outlive every reader. */
+typedef void (*ib_metrics_emit_fn)(void *emit_ud, const char *result, uint64_t n);
+void ib_metrics_set_command_source(struct ib_metrics *m,
+                                   void (*src)(void *ud, ib_metrics_emit_fn emit, void *emit_ud),
+                                   void *ud);
+/* Calls fn for each result counted so far (the source's, then ib_metrics_command's), under the
+ * lock (fn must not call the registry). */
 void ib_metrics_foreach_command(struct ib_metrics *m,
                                 void (*fn)(void *ud, const char *result, uint64_t n), void *ud);
 

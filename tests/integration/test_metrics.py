@@ -111,8 +111,11 @@ def test_promtool_and_prometheus(d):
                     "ironbridge_north_puback_latency_seconds_bucket",
                     "ironbridge_uptime_seconds", "ironbridge_process_resident_memory_bytes",
                     "ironbridge_process_threads", "ironbridge_process_open_fds",
-                    "ironbridge_build_info", "ironbridge_config_info"]:
+                    "ironbridge_build_info", "ironbridge_config_info",
+                    "ironbridge_commands_total"]:
             check(value(text, fam) is not None, f"family {fam} missing:\n{text}")
+        check(value(text, "ironbridge_commands_total", result="denied") == 0,
+              f"the command path's results are not exported:\n{text}")
         check(value(text, "ironbridge_device_up", connection="plc", device="meter1",
                     reason="ok") == 1, f"meter1 not up:\n{text}")
         sha = re.search(r'ironbridge_config_info\{gateway="test-gw",sha256="([0-9a-f]{64})"\}',

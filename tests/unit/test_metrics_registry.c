@@ -131,6 +131,26 @@ static void test_commands(void **state)
     ib_metrics_free(m);
 }
 
+static void source(void *ud, ib_metrics_emit_fn emit, void *emit_ud)
+{
+    (void)ud;
+    emit(emit_ud, "out_of_range", 7);
+}
+
+static void test_command_source(void **state)
+{
+    (void)state;
+    struct ib_metrics *m = ib_metrics_new();
+    ib_metrics_set_command_source(m, source, NULL);
+    struct ib_buf b = {0};
+    assert_int_equal(ib_metrics_render(m, &b, 2000), 0);
+    assert_non_null(strstr(b.p, "ironbridge_commands_total{result=\"out_of_range\"} 7\n"));
+    assert_int_equal(ib_metrics_report_json(m, &b, 2000), 0);
+    assert_non_null(strstr(b.p, "\"commands\":{\"out_of_range\":7}"));
+    ib_buf_free(&b);
+    ib_metrics_free(m);
+}
+
 static void test_listen_addresses(void **state)
 {
     (void)state;
@@ -162,6 +182,7 @@ int main(void)
         cmocka_unit_test(test_device_state_and_reason),
         cmocka_unit_test(test_escaping_and_histogram),
         cmocka_unit_test(test_commands),
+        cmocka_unit_test(test_command_source),
         cmocka_unit_test(test_listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
