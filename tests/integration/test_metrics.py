@@ -336,6 +336,52 @@ def test_listener_refusals_and_clients(d):
         check(gw.stop() == 0, f"exit status {gw.returncode}")
 
 
+def test_https_and_basic_auth(d):
+    """tls_cert/tls_key serve HTTPS (the test CA verifies it); basic_auth_file's user:password
+    is required (401 without, with a wrong one); the password never reaches the log."""
+    import base64
+    import ssl
+    p = session_pki()
+    mport = free_port()
+    auth = Path(d) / "metrics.auth"
+    auth.write_text("prometheus:s3cret-Pa55\n")
+    auth.chmod(0o600)
+    key = Path(d) / "metrics.key"
+    key.write_bytes(Path(p.server_key).read_bytes())
+    key.chmod(0o600)
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(SIM_MAP, d) as sim:
+        gw = Gateway(config(b, p, [conn("plc", sim.port, "meter1")], d, mport,
+                            tls_cert=str(p.server), tls_key=str(key),
+                            basic_auth_file=str(auth)), d)
+        ctx = ssl.create_default_context(cafile=str(p.ca))
+        url = f"https://localhost:{mport}/metrics"
+
+        def get(user=None, pw=None):
+            req = urllib.request.Request(url)
+            if user:
+                tok = base64.b64encode(f"{user}:{pw}".encode()).decode()
+                req.add_header("Authorization", f"Basic {tok}")
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+                    return r.status, r.read().decode()
+            except urllib.error.HTTPError as e:
+                return e.code, ""
+            except (urllib.error.URLError, ConnectionError, OSError):
+                return None, ""
+        check(wait_until(lambda: get()[0] is not None, 20), "the HTTPS listener never answered")
+        check(get()[0] == 401, f"no credentials: {get()[0]}, expected 401")
+        check(get("prometheus", "wrong")[0] == 401, "a wrong password was let in")
+        st, body = get("prometheus", "s3cret-Pa55")
+        check(st == 200 and "ironbridge_polls_total" in body, f"with credentials: {st}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5)
+            check(False, "plain HTTP answered on the HTTPS listener")
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        check("s3cret" not in gw.log(), "the password is in the log")
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+
+
 def _answers(port):
     try:
         scrape(port)
@@ -346,4 +392,5 @@ def _answers(port):
 
 if __name__ == "__main__":
     run([test_promtool_and_prometheus, test_figures_agree_with_subscriber,
-         test_dead_device_and_status, test_broker_outage, test_listener_refusals_and_clients])
+         test_dead_device_and_status, test_broker_outage, test_listener_refusals_and_clients,
+         test_https_and_basic_auth])
