@@ -267,6 +267,9 @@ def test_dead_device_and_status(d):
         check(gw.stop() == 0, f"exit status {gw.returncode}")
     rc, out = status(d)
     check(rc == 4 and "cannot reach the daemon" in out, f"no daemon: exit {rc}: {out}")
+    r = subprocess.run([daemon_path(), "--json"], capture_output=True, text=True, timeout=20)
+    check(r.returncode == 2 and "go with status" in r.stderr,
+          f"--json without status: exit {r.returncode}: {r.stderr}")
 
 
 def test_broker_outage(d):
