@@ -8,7 +8,8 @@ second, to set its CPU beside B's) and the machine's practical limits (raw libmo
 loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
 (bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
-peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
+peer when Node.js is there (else it says why it skipped it); then U, the OPC UA workloads
+(bench/bench_opcua.py) against node-opcua's server; prints a Markdown table and writes
 a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
 """
 
@@ -538,6 +539,43 @@ def markdown_commands(k):
             f"{k['burst_ok']} ok, in {k['burst_seconds']} s)"]
 
 
+def run_opcua(args, work):
+    """Workload U through bench/bench_opcua.py (OPC UA: 1,000 nodes read every 100 ms beside a
+    node-opcua client, and 10,000 monitored items when the plugin subscribes): its figures, or
+    {"skipped": why} / {"failed": why}. Never raises."""
+    b = Path(args.build)
+    if not shutil.which("node"):
+        return {"skipped": "Node.js is not installed, so the node-opcua peer cannot run"}
+    if not (b / "plugins/opcua/opcua.so").exists():
+        return {"skipped": f"{b / 'plugins/opcua/opcua.so'} is not built"}
+    r = subprocess.run([str(ROOT / "tests/peers/opcua/install.sh")], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return {"skipped": "the node-opcua peer is not installed (tests/peers/opcua/install.sh): "
+                           + " / ".join(r.stderr.strip().splitlines()[-2:])}
+    out = work / "opcua.json"
+    env = dict(os.environ, IB_DAEMON=str(b / "daemon/ironbridge"),
+               IB_PLUGIN_DIR=str(b / "plugins"), PYTHONPATH=str(ROOT / "tests/lib"))
+    log(f"U: OPC UA workloads, {args.window:g} s windows")
+    r = subprocess.run(["/usr/bin/python3", str(ROOT / "bench/bench_opcua.py"),
+                        str(args.window), "--json", str(out)],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0 or not out.exists():
+        tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
+        return {"failed": f"bench/bench_opcua.py exited with {r.returncode}: " + " / ".join(tail)}
+    return json.loads(out.read_text())
+
+
+def markdown_opcua(ua):
+    if ua is None:
+        return []
+    if "skipped" in ua or "failed" in ua:
+        what = "skipped" if "skipped" in ua else "FAILED"
+        return ["", f"U: OPC UA workloads {what}: {ua.get('skipped') or ua.get('failed')}"]
+    return ["", f"U: {ua['title']}, {ua['window_s']:g} s windows", ""] + \
+        ua["markdown"].rstrip("\n").split("\n")
+
+
 def markdown_s7(s7):
     if s7 is None:
         return []
@@ -702,6 +740,7 @@ def markdown(res):
     L += markdown_g(res.get("g"))
     L += markdown_s7(res.get("s7"))
     L += markdown_commands(res.get("commands"))
+    L += markdown_opcua(res.get("opcua"))
     return "\n".join(L) + "\n"
 
 
@@ -710,11 +749,12 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFGKMS",
-                    help="workload letters to run (default ABCDEFGKMS; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
+    ap.add_argument("--only", default="ABCDEFGKMSU",
+                    help="workload letters to run (default ABCDEFGKMSU; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
                          "each way link with max_outstanding 1 and 8; K: commands while B runs; "
                          "S: the S7 dense workload, "
-                         "skipped with its reason when Node.js or the snap7 peer is missing)")
+                         "skipped with its reason when Node.js or the snap7 peer is missing; U: "
+                         "the OPC UA workloads against node-opcua)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -821,6 +861,15 @@ def main():
             else:
                 log("S: " + ", ".join(f"{r['name']} {r['values_per_s']} values/s"
                                       for r in [s7["raw"]] + s7["scenarios"]))
+        if "U" in args.only:
+            res["opcua"] = run_opcua(args, work)
+            ua = res["opcua"]
+            if "skipped" in ua or "failed" in ua:
+                log(f"U: {'skipped' if 'skipped' in ua else 'FAILED'}: "
+                    f"{ua.get('skipped') or ua.get('failed')}")
+            else:
+                log("U: " + ", ".join(f"{r['name']} {r.get('values_per_s', r.get('skipped'))}"
+                                      for r in ua["scenarios"]))
     finally:
         env.stop_all()
         if mq:
