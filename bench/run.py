@@ -55,8 +55,11 @@ F_INTERVALS = [int(x) for x in os.environ.get("IB_BENCH_F_INTERVALS", "0,10,20,5
 F_MAX_PIPELINE_MS = 1000  # F counts only if every value left the gateway within a second
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+    print(f"[bench {time.monotonic() - T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def free_port():
@@ -536,7 +539,7 @@ def run_peers(args, env, mqtt_port, qos, ours):
 def run_scaling(args, env, mqtt_port, qos, store_yaml, b):
     """B's shape (1,000 uint16 every 100 ms per device) at 1, 10, 50 and 100 devices: CPU per
     value and RSS as the work grows. 10 devices is B itself (its median); the others run once
-    with a shorter window."""
+    with a window of at most 6 s."""
     rows = []
     for n in SCALING_DEVICES:
         if n == WORKLOADS["B"]["devices"]:
@@ -546,7 +549,7 @@ def run_scaling(args, env, mqtt_port, qos, store_yaml, b):
                      title=f"{n} device{'s' if n > 1 else ''} x 1,000 uint16 every 100 ms")
             log(f"scaling: {w['title']}")
             r = measure(env, "B", w, w["interval"], mqtt_port, qos, store_yaml,
-                        args.warmup, min(args.window, 8))
+                        args.warmup, min(args.window, 6))
         rows.append({k: r.get(k) for k in (
             "devices", "expected_values_per_s", "delivered_values_per_s", "lost_values",
             "cpu_pct_of_one_core", "cpu_s_per_million_values", "peak_rss_kib", "threads",
@@ -768,7 +771,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
-    ap.add_argument("--window", type=float, default=12)
+    ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--only", default="ABCDEFS",
                     help="workload letters to run (default ABCDEFS; S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")
@@ -811,7 +814,7 @@ def main():
         if modbus_letters:
             sim, ports = start_farm(env, "raw", w, 2)
             for n, key in ((1, "modbus_1_connection"), (2, "modbus_2_connections")):
-                r = subprocess.run([str(env.modbus), str(min(args.window, 8)),
+                r = subprocess.run([str(env.modbus), str(min(args.window, 6)),
                                     str(CLOCK_REGS + w["tags"]), *map(str, ports[:n])],
                                    capture_output=True, text=True)
                 res["limits"][key] = json.loads(r.stdout)
