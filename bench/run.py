@@ -867,8 +867,6 @@ def main():
             best["targets"] = targets(letter, best, raw1)
             res["workloads"][letter] = best
 
-        if args.peers:
-            res["peers"] = run_peers(args, env, mqtt_port, qos, res["workloads"])
         if "B" in modbus_letters and args.scaling:
             res["scaling"] = run_scaling(args, env, mqtt_port, qos, store_yaml,
                                          res["workloads"]["B"])
@@ -902,6 +900,11 @@ def main():
             else:
                 log("S: " + ", ".join(f"{r['name']} {r['values_per_s']} values/s"
                                       for r in [s7["raw"]] + s7["scenarios"]))
+        # The peers last, so that the time of everything before them is the suite's time
+        # without --peers.
+        res["suite_seconds_without_peers"] = round(time.monotonic() - t_start, 1)
+        if args.peers:
+            res["peers"] = run_peers(args, env, mqtt_port, qos, res["workloads"])
     finally:
         env.stop_all()
         if mq:
