@@ -764,6 +764,10 @@ def markdown(res):
     if not res["workloads"] and not res["limits"]:
         L = L[:1]  # S alone: no Modbus tables or settings
     L += markdown_s7(res.get("s7"))
+    if res.get("suite_seconds"):
+        wo = res.get("suite_seconds_without_peers")
+        L += ["", f"The suite took {res['suite_seconds']:g} s"
+              + (f" ({wo:g} s without the peers)" if wo and res.get("peers") else "") + "."]
     return "\n".join(L) + "\n"
 
 
