@@ -510,6 +510,8 @@ def load():
 def run_peers(args, env, mqtt_port, qos, ours):
     """A-D through Node-RED (bench/peer_nodered.py), same farm, broker and subscriber; or
     {"skipped": why}."""
+    if not any(x in ours for x in PEER_LETTERS):
+        return {"skipped": f"none of {PEER_LETTERS} ran (--only)"}
     if not shutil.which("node"):
         return {"skipped": "Node.js is not installed (bench/run.sh --peers installs it)"}
     if not peer_nodered.installed():
