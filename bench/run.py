@@ -3,8 +3,10 @@
 
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
-configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
-loop, raw paho publish loop) in the same run; then S, the S7 dense workload (bench/bench_s7.py:
+configuration; measures workloads A-F (and M: B with the metrics endpoint scraped every
+second, to set its CPU beside B's) and the machine's practical limits (raw libmodbus read
+loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
+(bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
 peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
 a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
@@ -22,7 +24,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import peer_nodered
@@ -44,6 +48,10 @@ WORKLOADS = {
               devices=1, tags=1000, interval=1000, type="uint16", stride=4),
     "E": dict(title="500 devices (one TCP connection each) x 30 uint16 every 1,000 ms",
               devices=500, tags=30, interval=1000, type="uint16", stride=1),
+    # B again with the Prometheus endpoint on and scraped every second (issue 20): its CPU
+    # beside B's is the cost of the metrics to the pollers.
+    "M": dict(title="B with the metrics endpoint scraped every second", devices=10, tags=1000,
+              interval=100, type="uint16", stride=1, metrics=True),
     "F": dict(title="saturation: 2 devices x 10,000 uint16, shortest interval without loss",
               devices=2, tags=10000, interval=10, type="uint16", stride=1),
 }
@@ -279,12 +287,14 @@ def start_farm(env, name, w, nports):
     return p, [int(x) for x in pf.read_text().split()]
 
 
-def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml):
+def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, metrics_port=None):
     typ = w["type"]
     out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:", "  mqtt:",
            f"    url: mqtt://{LOOPBACK}:{mqtt_port}", "    allow_insecure: true",
            f"    qos: {qos}", "    topic: ironbridge/{gateway}/data/{device}/{group}"]
     out += store_yaml
+    if metrics_port:
+        out += ["metrics:", f"  listen: {LOOPBACK}:{metrics_port}"]
     out.append("connections:")
     for d in range(w["devices"]):
         out += [f"  - name: c{d}", "    plugin: modbus", f"    host: {LOOPBACK}",
@@ -354,13 +364,39 @@ def finish_sub(p, out):
     return json.loads(Path(out).read_text().strip().splitlines()[-1])
 
 
-def start_gateway(env, name, w, interval, ports, mqtt_port, qos, store_yaml):
+class Scraper:
+    """GET /metrics every second on a thread of its own, as a Prometheus server would."""
+
+    def __init__(self, port):
+        self.port, self.n, self.bytes, self.errors = port, 0, 0, 0
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        url = f"http://{LOOPBACK}:{self.port}/metrics"
+        while not self.done.wait(1.0):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    self.bytes += len(r.read())
+                    self.n += 1
+            except OSError:
+                self.errors += 1
+
+    def stop(self):
+        self.done.set()
+        self.t.join(10)
+        return {"n": self.n, "bytes_per_scrape": self.bytes // self.n if self.n else 0,
+                "errors": self.errors}
+
+
+def start_gateway(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport=None):
     cfg = env.work / f"{name}.yaml"
-    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml))
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, mport))
     return env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
 
 
-def start_nodered(env, name, w, interval, ports, mqtt_port, qos, store_yaml):
+def start_nodered(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport=None):
     argv, _ = peer_nodered.prepare(env.work, name, w, interval, ports, mqtt_port, qos,
                                    CLOCK_REGS, PEER_TOPIC, free_port())
     return env.start(argv, f"{name}-nodered", stdout=subprocess.DEVNULL)
@@ -380,7 +416,10 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     sim, ports = start_farm(env, name, w, w["devices"])
     per_record = w["tags"] + 2
     sub, out = run_sub(env, name, mqtt_port, topic, qos, True, per_record)
-    gw = start(env, name, w, interval, ports, mqtt_port, qos, store_yaml)
+    # M: the gateway's /metrics scraped every second meanwhile, as a Prometheus server would.
+    mport = free_port() if w.get("metrics") and target == "ironbridge" else None
+    gw = start(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport)
+    scraper = Scraper(mport) if mport else None
     hwm = TreeHWM(gw.pid)
     time.sleep(warmup + extra_warmup)
     if not gw.alive():
@@ -394,6 +433,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     time.sleep(window)
     c1, s1, sim1 = tree_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
     mq1 = proc_cpu(env.mq_pid) if env.mq_pid else 0
+    scrapes = scraper.stop() if scraper else None
     seg1 = segs_out(tree_pids(gw.pid), ports)
     r = finish_sub(sub, out)
     t1 = time.monotonic()
@@ -421,6 +461,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "polls_per_device_min": r["polls_min"], "polls_per_device_max": r["polls_max"],
         "polls_per_device_expected": round(exp_polls, 1) if exp_polls else None,
         "modbus_requests_per_poll": round((seg1 - seg0) / polls, 2) if polls else None,
+        "metrics_scrapes": scrapes,
         "cpu_s": round(cpu, 3),
         "cpu_pct_of_one_core": round(100 * cpu / el, 2),
         "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
@@ -462,6 +503,10 @@ def targets(letter, r, raw1, peer=False):
     if letter == "B":
         t.append(("<= 0.35 CPU s/M values", (r["cpu_s_per_million_values"] or 99) <= 0.35))
         t.append(("<= 12 MB peak RSS", r["peak_rss_kib"] <= 12 * 1024))
+    if letter == "M":
+        t.append(("< 0.5 CPU s/M values", (r["cpu_s_per_million_values"] or 99) < 0.5))
+        t.append(("<= 5% of a core", r["cpu_pct_of_one_core"] <= 5))
+        t.append(("<= 16 MB RSS", r["peak_rss_kib"] <= 16 * 1024))
     if letter == "E":
         t.append(("<= 3% of a core", r["cpu_pct_of_one_core"] <= 3))
         t.append(("<= 20 MB peak RSS", r["peak_rss_kib"] <= 20 * 1024))
@@ -625,6 +670,58 @@ def run_s7(args, work):
         tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
         return {"failed": f"bench/bench_s7.py exited with {r.returncode}: " + " / ".join(tail)}
     return json.loads(out.read_text())
+
+
+def run_commands(env, args, mqtt_port, qos, store_yaml):
+    """Workload K (bench/bench_commands.py): command round trips and commands/s on one
+    connection while workload B runs. Its figures, or {"failed": why}. Never raises."""
+    import bench_commands
+    w = WORKLOADS["B"]
+    name = "K"
+    try:
+        m = env.work / f"{name}.map"
+        cmd_addr = CLOCK_REGS + w["tags"] * w["stride"]
+        text = sim_map(w).replace(f"size holding {cmd_addr}", f"size holding {cmd_addr + 1}")
+        m.write_text(text + f"holding {cmd_addr} uint16 - const 0\n")
+        pf = env.work / f"{name}.ports"
+        sim = env.start([env.sim, "--map", m, "--port", "0", "--ports", w["devices"],
+                         "--port-file", pf, "--quiet"], f"{name}-sim", stdout=subprocess.DEVNULL)
+        wait_for(lambda: pf.exists() or not sim.alive(), 20, "the simulator farm")
+        ports = [int(x) for x in pf.read_text().split()]
+        cfg = gateway_config(w, w["interval"], ports, mqtt_port, qos, store_yaml)
+        # the writable tag of d0, in its group, and a queue for the burst
+        cfg = cfg.replace("              - {name: t0,",
+                          f"              - {{name: cmd, table: holding, address: {cmd_addr}, "
+                          "type: uint16, writable: true}\n              - {name: t0,", 1)
+        cfg += "commands:\n  queue: 4096\n  duplicate_window: 10min\n"
+        c = env.work / f"{name}.yaml"
+        c.write_text(cfg)
+        gw = env.start([env.daemon, "-c", c], f"{name}-gw", stdout=subprocess.DEVNULL)
+        time.sleep(args.warmup)
+        if not gw.alive():
+            return {"failed": f"gateway exited: {gw.logpath}"}
+        r = bench_commands.measure(mqtt_port, "d0", "cmd", interval_ms=w["interval"])
+        r["title"] = "commands to d0 while workload B runs (10 x 1,000 uint16 every 100 ms)"
+        gw.stop()
+        sim.stop()
+        env.procs = [p for p in env.procs if p.alive()]
+        return r
+    except Exception as e:  # a benchmark reports, it does not crash the suite
+        return {"failed": f"{type(e).__name__}: {e}"}
+
+
+def markdown_commands(k):
+    if not k:
+        return []
+    if "failed" in k:
+        return ["", f"K: commands: FAILED: {k['failed']}"]
+    lat = k["latency_ms"]
+    return ["", f"K: {k['title']}: round trip (request published -> answer received) p50 "
+            f"{lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {k['answered']} of "
+            f"{k['requests']} requests (target p99 < {k['target_p99_ms']} ms: "
+            f"{'met' if k['target_met'] else 'NOT met'}); {k['commands_per_s']} commands/s "
+            f"sustained on one connection ({k['burst_answered']} of {k['burst']} answered, "
+            f"{k['burst_ok']} ok, in {k['burst_seconds']} s)"]
 
 
 def markdown_s7(s7):
@@ -858,6 +955,7 @@ def markdown(res):
         L = L[:1]  # S alone: no Modbus tables or settings
     L += markdown_g(res.get("g"))
     L += markdown_s7(res.get("s7"))
+    L += markdown_commands(res.get("commands"))
     if res.get("suite_seconds"):
         wo = res.get("suite_seconds_without_peers")
         L += ["", f"The suite took {res['suite_seconds']:g} s"
@@ -870,9 +968,10 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=10)
-    ap.add_argument("--only", default="ABCDEFGS",
-                    help="workload letters to run (default ABCDEFGS; G: Modbus through a 30 ms "
-                         "each way link with max_outstanding 1 and 8; S: the S7 dense workload, "
+    ap.add_argument("--only", default="ABCDEFGKMS",
+                    help="workload letters to run (default ABCDEFGKMS; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
+                         "each way link with max_outstanding 1 and 8; K: commands while B runs; "
+                         "S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")
     ap.add_argument("--runs", type=int, default=3,
                     help="runs of B, E and F; their median is reported (default 3)")
@@ -992,6 +1091,10 @@ def main():
                 f"{p['delivered_messages_per_s']:.0f} delivered")
         if "G" in args.only:
             res["g"] = run_g(env, mqtt_port, qos, store_yaml)
+        if "K" in args.only:
+            log("K: commands while workload B runs")
+            res["commands"] = run_commands(env, args, mqtt_port, qos, store_yaml)
+            log("K: " + (markdown_commands(res["commands"])[1]))
         if "S" in args.only:
             res["s7"] = run_s7(args, work)
             s7 = res["s7"]

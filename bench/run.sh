@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # ironbridge's benchmark suite in one command: installs missing Debian packages (as test.sh
 # does), builds, then runs bench/run.py: workloads A-F and the machine's limits on 127.0.0.1,
-# then S, the S7 dense workload against the snap7 peer (needs Node.js: tests/lib/deps.sh
-# ib_install_s7_peer_deps; without it S is skipped and the output says so).
+# then M (B with /metrics scraped every second), G (Modbus over a slow link), K (commands while
+# workload B runs: bench/bench_commands.py), then S, the S7 dense workload against the snap7
+# peer (needs Node.js: tests/lib/deps.sh ib_install_s7_peer_deps; without it S is skipped and
+# the output says so).
 # B, E and F run three times (--runs N) and their median is reported; B's scaling runs (1, 50,
 # 100 devices) follow (--no-scaling skips them).
 # --peers: also runs A-D through Node-RED with node-red-contrib-modbus (pinned in
 # bench/peers/package-lock.json, installed from the npm registry by bench/peers/install.sh the
 # first time) against the same farm, broker and subscriber; about 1.5 minutes more.
 # Prints a Markdown table; writes bench/results/DATE-COMMIT.json. Arguments go to run.py
-# (--only ABC, --only S for the S7 workload alone, --window S, --warmup S, --out FILE, --keep;
-# IB_BENCH_F_INTERVALS=0,10 picks F's intervals). Takes about 5.5 minutes without --peers.
+# (--only ABC, --only K for commands alone, --only S for the S7 workload alone, --window S,
+# --warmup S, --out FILE, --keep; IB_BENCH_F_INTERVALS=0,10 picks F's intervals). Takes about
+# 6 minutes without --peers (suite_seconds in the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib/deps.sh

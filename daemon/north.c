@@ -118,10 +118,20 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
         c->next->prev = c->prev;
 }
 
+static void count_done(struct ib_north *n, const struct sendctx *c, bool ok)
+{
+    if (!n->mx)
+        return;
+    struct ib_metrics_north *mn = ib_metrics_north(n->mx);
+    atomic_fetch_add_explicit(ok ? &mn->acked : &mn->failed, 1, memory_order_relaxed);
+    if (ok)
+        ib_metrics_hist_add(&mn->latency, ib_metrics_now_us() - c->t0_us);
+}
+
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
-    bool online = c->seq == SEQ_ONLINE, online_failed = false;
+    bool online = c->seq == SEQ_ONLINE, online_failed = false, status = !c->seq;
     pthread_mutex_lock(&n->mu);
     if (online) {
         online = c->gen == n->gen; /* still this connection's */
@@ -133,14 +143,15 @@ static void ctx_done(struct sendctx *c, bool ok)
         else
             ib_store_nack(n->q, c->seq);
         n->delivered |= ok;
+        count_done(n, c, ok);
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
     free(c);
     if (online_failed) /* a connection that cannot take one message does not work */
         north_set_failure(n, true, "the broker did not take the online status message");
-    else if (online)
-        north_wake(n); /* records may go */
+    else if (online || status)
+        north_wake(n); /* records may go; answers to commands held back may go */
 }
 
 static void on_sent(void *ctx, MQTTAsync_successData *r)
@@ -194,6 +205,7 @@ static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
     c->n = n;
     c->seq = seq;
     c->len = len;
+    c->t0_us = ib_metrics_now_us();
     pthread_mutex_lock(&n->mu);
     c->gen = n->gen;
     n->inflight_bytes += len;
@@ -236,6 +248,8 @@ static int publish_props(struct ib_north *n, const char *topic, const void *payl
         free(c);
         return rc;
     }
+    if (n->mx && seq && seq != SEQ_ONLINE)
+        atomic_fetch_add_explicit(&ib_metrics_north(n->mx)->published, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -260,6 +274,8 @@ static void drop_client(struct ib_north *n)
     n->conn_failed = n->conn_lost = false;
     n->delivered = n->ready = false;
     pthread_mutex_unlock(&n->mu);
+    if (n->mx && atomic_load(&n->connected))
+        ib_metrics_north_set_connected(n->mx, false, NULL);
     atomic_store(&n->connected, false);
     while (c) {
         struct sendctx *next = c->next;
@@ -272,6 +288,8 @@ static void drop_client(struct ib_north *n)
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
+    if (n->mx)
+        ib_metrics_north_set_connected(n->mx, true, n->cfg->url);
     n->up_since_ms = ib_monotonic_ms();
     if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
@@ -298,6 +316,7 @@ static void on_connected(struct ib_north *n)
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
+    n->health_sent = false;
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -329,12 +348,48 @@ static void send_cfgstat(struct ib_north *n)
     free(p);
 }
 
+/* The same for the health message. */
+static void send_health(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool due = n->health && n->health_topic && !n->health_sent;
+    char *p = due ? strdup(n->health) : NULL, *t = due ? strdup(n->health_topic) : NULL;
+    n->health_sent = true;
+    pthread_mutex_unlock(&n->mu);
+    if (p && t && publish(n, t, p, strlen(p), 1, 1, 0) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->health_sent = false;
+        pthread_mutex_unlock(&n->mu);
+    }
+    free(p);
+    free(t);
+}
+
 static void answer_free(struct north_answer *a)
 {
     free(a);
 }
 
-/* Publish the answers to commands that wait (the north thread, connected and ready). */
+/* Put answers back at the head of the queue (paho's buffer was full). */
+static void requeue_answers(struct ib_north *n, struct north_answer *a)
+{
+    struct north_answer *last = a;
+    size_t k = 1;
+    while (last->next) {
+        last = last->next;
+        k++;
+    }
+    pthread_mutex_lock(&n->mu);
+    last->next = n->ans_head;
+    if (!n->ans_head)
+        n->ans_tail = last;
+    n->ans_head = a;
+    n->ans_n += k;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Publish the answers to commands that wait (the north thread, connected and ready). When
+ * paho's buffer is full, the rest wait for the next round (acknowledgements free it). */
 static void send_answers(struct ib_north *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -353,11 +408,15 @@ static void send_answers(struct ib_north *n)
             MQTTProperties_add(&props, &cd); /* copies */
         }
         int rc = publish_props(n, a->topic, a->payload, a->len, 1, 0, 0, with ? &props : NULL);
+        MQTTProperties_free(&props);
+        if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+            requeue_answers(n, a);
+            return;
+        }
         if (rc != 0)
             ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                    "north: an answer to a command on %s could not be sent: %s", a->topic,
                    MQTTAsync_strerror(rc));
-        MQTTProperties_free(&props);
         answer_free(a);
         a = next;
     }
@@ -454,6 +513,7 @@ static void *north_main(void *arg)
         }
         send_cfgstat(n);
         send_answers(n);
+        send_health(n);
         struct ib_store_rec r;
         int64_t wait_ms;
         if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
@@ -551,6 +611,24 @@ void ib_north_set_config_status(struct ib_north *n, const char *json)
     north_wake(n);
 }
 
+void ib_north_set_health(struct ib_north *n, const char *topic, const char *json)
+{
+    char *p = strdup(json), *t = strdup(topic);
+    if (!p || !t) {
+        free(p);
+        free(t);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    free(n->health);
+    free(n->health_topic);
+    n->health = p;
+    n->health_topic = t;
+    n->health_sent = false;
+    pthread_mutex_unlock(&n->mu);
+    north_wake(n);
+}
+
 void ib_north_stop(struct ib_north *n, bool flush)
 {
     if (!n || !n->started)
@@ -575,6 +653,8 @@ void ib_north_free(struct ib_north *n)
         next = a->next;
         answer_free(a);
     }
+    free(n->health);
+    free(n->health_topic);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
     pthread_cond_destroy(&n->wake_cv);
@@ -599,4 +679,9 @@ void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_f
 bool ib_north_connected(struct ib_north *n)
 {
     return n && atomic_load(&n->connected);
+}
+
+void ib_north_set_metrics(struct ib_north *n, struct ib_metrics *m)
+{
+    n->mx = m;
 }
