@@ -79,7 +79,9 @@ static void do_write(struct poller *p, struct cmd_job *j, struct group_rt *g, si
                  r->result == IB_CMD_OUT_OF_RANGE   ? ": the value does not fit the tag's type"
                  : r->result == IB_CMD_BAD_TYPE     ? ": the value does not fit the tag's type"
                  : r->result == IB_CMD_DEVICE_ERROR ? " (the device refused or answered badly)"
-                                                    : "");
+                 : r->result == IB_CMD_DENIED
+                     ? ": the device refused to write this tag (the journal names its status)"
+                     : "");
         return;
     }
     if (last)
