@@ -53,7 +53,8 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .log = host_log,
                                 .config_error = host_config_error,
                                 .now_ms = ib_now_ms,
-                                .monotonic_ms = ib_monotonic_ms};
+                                .monotonic_ms = ib_monotonic_ms,
+                                .push_samples = ib_push_samples};
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
     if (!gw->pollers) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
