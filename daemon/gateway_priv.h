@@ -26,6 +26,7 @@ struct ib_host_ctx {
     struct poller *poller; /* whose instance this is (push.c) */
     bool may_push;         /* poller thread only: inside read_group() or wait_events() */
     pthread_t thread;      /* the poller thread, set by itself before it calls the plugin */
+    bool no_events;        /* poller thread: wait_events() said IB_ERR_UNSUPPORTED since open */
 };
 
 struct group_rt {

@@ -88,6 +88,7 @@ static void ensure_open(struct poller *p, int64_t now)
     now = ib_monotonic_ms();
     if (rc == 0) {
         p->open = true;
+        p->hctx.no_events = false;
         atomic_store(&p->up, true);
         p->reads_on_conn = 0;
         if (ib_episode_ok(&p->open_failing, now) == IB_EPISODE_ENDED)

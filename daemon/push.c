@@ -34,7 +34,7 @@ int ib_push_samples(struct ib_host_ctx *ctx, uint32_t device, uint32_t group,
 bool ib_push_wait(struct poller *p, int64_t wait)
 {
     int (*wait_events)(void *, int64_t) = ib_plugin_wait_events(p->p);
-    if (!wait_events || !p->open || wait <= 0)
+    if (!wait_events || !p->open || p->hctx.no_events || wait <= 0)
         return false;
     /* Well inside the call deadline, so that a wait is never taken for a stuck call. */
     int64_t cap = p->cc->call_timeout_ms / 2;
@@ -48,5 +48,7 @@ bool ib_push_wait(struct poller *p, int64_t wait)
     ib_poller_call_end(p);
     if (rc == IB_ERR_CONNECTION)
         ib_poller_lost(p, NULL);
+    else if (rc == IB_ERR_UNSUPPORTED) /* nothing to wait for on this connection */
+        p->hctx.no_events = true;
     return true;
 }

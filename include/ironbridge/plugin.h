@@ -191,7 +191,9 @@ struct ib_plugin {
      * host's monotonic_ms() clock; never more than 1 s ahead, and well within the call
      * deadline) and hand what arrives to host->push_samples(). Return at the deadline at the
      * latest (earlier is fine): 0, or IB_ERR_CONNECTION when the transport must be closed and
-     * reopened (the daemon then reports the connection's tags bad, as for read_group()). */
+     * reopened (the daemon then reports the connection's tags bad, as for read_group()), or
+     * IB_ERR_UNSUPPORTED when this connection has nothing to wait for (not called again until
+     * it is reopened; the poller sleeps instead). */
     int (*wait_events)(void *instance, int64_t deadline_ms);
 
     /* ABI 1.1, optional (NULL: no group keys). The plugin's own keys of a group (beside name,

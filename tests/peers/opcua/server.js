@@ -3,7 +3,7 @@
 // variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
-//   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
+//   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N] [--ns-shift N]
 //
 // Writes the port to FILE once it listens; stops on SIGTERM.
 "use strict";
@@ -30,6 +30,7 @@ const port = parseInt(arg("port"), 10);
 const pki = arg("pki");
 const portFile = arg("port-file");
 const maxNodesPerRead = parseInt(arg("max-nodes-per-read", "5"), 10);
+const nsShift = parseInt(arg("ns-shift", "0"), 10);
 
 // name, DataType, value as node-opcua takes it
 const SCALARS = [
@@ -50,6 +51,14 @@ const SCALARS = [
     ["LocalizedText", DataType.LocalizedText, { locale: "en", text: "Running" }],
     ["Guid", DataType.Guid, "72962b91-fa75-4ae6-8d28-b404dc7daf63"],
 ];
+
+// --ns-shift N: N other namespaces registered before urn:ironbridge:test, so that its index
+// moves (a server restarted with another namespace order; the nsu= tests of mode subscribe).
+function registerShiftNamespaces(space, n) {
+    for (let i = 0; i < n; i++) {
+        space.registerNamespace("urn:ironbridge:shift:" + i);
+    }
+}
 
 async function main() {
     const serverCertificateManager = new OPCUACertificateManager({
@@ -73,6 +82,7 @@ async function main() {
     });
     await server.initialize();
     const space = server.engine.addressSpace;
+    registerShiftNamespaces(space, nsShift);
     const ns = space.registerNamespace("urn:ironbridge:test");
     const folder = ns.addFolder(space.rootFolder.objects, { browseName: "Test" });
     for (const [name, dataType, value] of SCALARS) {

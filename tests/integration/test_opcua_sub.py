@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""The OPC UA plugin's groups in mode subscribe (one subscription per group, values pushed to
+the daemon through plugin ABI 1.1's push_samples) end to end against node-opcua's server:
+values equal what the server holds, changes arrive, a bad StatusCode becomes the quality; the
+server killed and restarted: quality bad, then good again as the subscription is created
+anew; the server restarted with another namespace order: nsu= ids still map to the right
+node. (The PublishResponse decoders meet hostile input in tests/fuzz/fuzz_opcua.c.)"""
+
+from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config, is_data,
+                    log_has, mqtt_section, run, session_pki, wait_sample)
+from test_opcua import NS, VALUES, OpcuaServer, install_peer
+
+INTERVAL_MS = 200
+
+
+class ShiftedServer(OpcuaServer):
+    """The peer with `shift` other namespaces before urn:ironbridge:test."""
+
+    def __init__(self, dir, shift=0, port=None):
+        self.shift = shift
+        super().__init__(dir, port=port)
+
+    def start(self):
+        argv = ["node", str(__import__("test_opcua").PEER / "server.js"), "--port",
+                str(self.port), "--pki", str(self.dir / "pki"), "--port-file",
+                str(self.port_file), "--max-nodes-per-read", "5", "--ns-shift", str(self.shift)]
+        self._spawn_with_port_file(argv, 240, "the OPC UA server")
+
+
+def connection(server, tags, group_keys=None, **kw):
+    c = {"name": "ua", "plugin": "opcua", "endpoint": server.url, "security_policy": "None",
+         "security_mode": "None", "allow_insecure": True, "timeout": "10s"}
+    c.update(kw)
+    g = {"name": "sub", "interval_ms": INTERVAL_MS, "mode": "subscribe", "tags": tags}
+    g.update(group_keys or {})
+    c["devices"] = [{"name": "press", "groups": [g]}]
+    return c
+
+
+def good(s):
+    return isinstance(s, dict) and s.get("q", "good") == "good" and "v" in s
+
+
+def test_subscribe_values(d):
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": n, "node": f"ns={NS};s={n}"} for n, _ in VALUES]
+        tags += [{"name": "Counter", "node": f"ns={NS};s=Counter"},
+                 {"name": "Broken", "node": f"ns={NS};s=Broken"},
+                 {"name": "ViaUri", "node": "nsu=urn:ironbridge:test;s=Double"}]
+        gw = Gateway(gateway_config(mqtt_section(b, p), [connection(
+            srv, tags, {"queue_size": 5, "sampling_interval_ms": 100})]), d)
+        first = sub.wait_for(lambda m: is_data(m, "press") and
+                             all(good(m.payload["values"].get(n)) for n, _ in VALUES),
+                             90, "a data message with every value good")
+        vals = first.payload["values"]
+        errors = [f"{n}: {vals.get(n)!r}, expected {w!r}" for n, w in VALUES
+                  if vals[n]["v"] != w or type(vals[n]["v"]) is not type(w)]
+        check(not errors, "wrong values:\n  " + "\n  ".join(errors))
+        check(vals.get("ViaUri", {}).get("v") == 3.141592653589793, f"ViaUri: {vals.get('ViaUri')}")
+        br = vals.get("Broken")
+        check(isinstance(br, dict) and br.get("q") in ("bad", "stale") and br.get("code") == 0x808B,
+              f"Broken: {br!r}, expected bad with BadDeviceFailure")
+        c0 = vals["Counter"]["v"]
+        wait_sample(sub, "press", "Counter", lambda s: s.get("v", c0) > c0 + 3, 20,
+                    "Counter changes pushed by the subscription")
+        check(log_has(gw.log(), "subscri", "cannot") is None, "a subscription failed:\n" +
+              gw.log()[-2000:])
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
+def test_subscribe_server_restart(d):
+    """Killed and restarted: bad, then good again with the counter moving (the subscription
+    re-created on the new session); the daemon keeps running."""
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": "Counter", "node": f"ns={NS};s=Counter"}]
+        gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, tags)]), d)
+        wait_sample(sub, "press", "Counter", good, 60)
+        srv.proc.kill()
+        srv.proc.wait()
+        wait_sample(sub, "press", "Counter", lambda s: s.get("q") == "bad", 30,
+                    "Counter bad after the server was killed")
+        sub.clear()
+        srv.start()
+        m1 = wait_sample(sub, "press", "Counter", good, 90,
+                         "Counter good again after the server restarted")
+        v1 = m1.payload["values"]["Counter"]["v"]
+        wait_sample(sub, "press", "Counter", lambda s: good(s) and s["v"] > v1, 30,
+                    "Counter moving again (the subscription resumed)")
+        check(gw.running(), "the daemon stopped")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
+def test_namespace_order_changes(d):
+    """nsu= ids are resolved at every connect: the server restarted with urn:ironbridge:test
+    at another index still gives the right node's value."""
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, ShiftedServer(d, shift=0) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": "Pi", "node": "nsu=urn:ironbridge:test;s=Double"}]
+        gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, tags)]), d)
+        wait_sample(sub, "press", "Pi", lambda s: good(s) and s["v"] == 3.141592653589793, 60)
+        srv.stop()
+        wait_sample(sub, "press", "Pi", lambda s: s.get("q") == "bad", 30)
+        sub.clear()
+        srv.shift = 3
+        srv.start()
+        wait_sample(sub, "press", "Pi", lambda s: good(s) and s["v"] == 3.141592653589793, 90,
+                    "Pi good again with the namespace at index 5")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
+if __name__ == "__main__":
+    run([test_subscribe_values, test_subscribe_server_restart, test_namespace_order_changes])
