@@ -173,8 +173,6 @@ static struct op_sub *find_sub(struct op_instance *in, uint32_t id)
 static void on_publish(struct op_instance *in, const struct ua_notif_msg *m)
 {
     struct op_sub *s = find_sub(in, m->sub_id);
-    IB_DEBUG(in->host, in->ctx, "Publish response: subscription %u, seq %u, %d notifications",
-             m->sub_id, m->seq, m->n_data);
     if (!s)
         return; /* an old subscription's late message */
     s->heard_ms = in->host->monotonic_ms();
@@ -253,7 +251,6 @@ static int send_publish(struct op_instance *in)
     if (rc == IB_OK) {
         in->n_acks = 0;
         in->pub_rids[in->n_pub++] = rid;
-        IB_DEBUG(in->host, in->ctx, "Publish request %u sent (%u outstanding)", rid, in->n_pub);
     }
     return rc;
 }
