@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The OPC UA plugin's groups in mode subscribe (one subscription per group, values pushed to
 the daemon through plugin ABI 1.1's push_samples) end to end against node-opcua's server:
-values equal what the server holds, changes arrive, a bad StatusCode becomes the quality; the
+values equal what the server holds, changes arrive, a bad StatusCode becomes the quality;
+arrays of numbers and strings as JSON arrays (both modes); the
 server killed and restarted: quality bad, then good again as the subscription is created
 anew; the server restarted with another namespace order: nsu= ids still map to the right
 node. (The PublishResponse decoders meet hostile input in tests/fuzz/fuzz_opcua.c.)"""
@@ -71,6 +72,34 @@ def test_subscribe_values(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+ARRAYS = [("Int32Array", [1, -2, 2147483647]), ("DoubleArray", [0.5, -1.25, 1e300]),
+          ("Int64Array", ["-9007199254740993", 7]), ("StringArray", ["a", "b\"c", "h\u00e9"])]
+
+
+def test_arrays(d):
+    """Arrays of numbers and strings as JSON arrays, equal to what the server holds, in both
+    modes (read and subscribe)."""
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": n, "node": f"ns={NS};s={n}"} for n, _ in ARRAYS]
+        conn = connection(srv, tags)
+        conn["devices"][0]["groups"].append({"name": "polled", "interval_ms": INTERVAL_MS,
+                                             "tags": [dict(t, name="r" + t["name"])
+                                                      for t in tags]})
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d)
+        for prefix, group in (("", "sub"), ("r", "polled")):
+            m = sub.wait_for(lambda m: is_data(m, "press") and m.payload["group"] == group and
+                             all(good(m.payload["values"].get(prefix + n)) for n, _ in ARRAYS),
+                             90, f"group {group} with every array good")
+            vals = m.payload["values"]
+            errors = [f"{prefix}{n}: {vals[prefix + n]['v']!r}, expected {w!r}" for n, w in ARRAYS
+                      if vals[prefix + n]["v"] != w]
+            check(not errors, "wrong arrays:\n  " + "\n  ".join(errors))
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
 def test_subscribe_server_restart(d):
     """Killed and restarted: bad, then good again with the counter moving (the subscription
     re-created on the new session); the daemon keeps running."""
@@ -117,4 +146,4 @@ def test_namespace_order_changes(d):
 
 
 if __name__ == "__main__":
-    run([test_subscribe_values, test_subscribe_server_restart, test_namespace_order_changes])
+    run([test_subscribe_values, test_arrays, test_subscribe_server_restart, test_namespace_order_changes])

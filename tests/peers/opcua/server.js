@@ -1,6 +1,6 @@
 // The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
 // package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
-// variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
+// variable of every scalar built-in type, arrays of numbers and strings, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
 //   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N] [--ns-shift N]
@@ -60,6 +60,23 @@ function registerShiftNamespaces(space, n) {
     }
 }
 
+// Arrays for the JSON-array mapping: numbers (one Int64 beyond 2^53) and strings.
+function addArrayNodes(ns, folder) {
+    const arrays = [
+        ["Int32Array", DataType.Int32, Int32Array.from([1, -2, 2147483647])],
+        ["DoubleArray", DataType.Double, Float64Array.from([0.5, -1.25, 1e300])],
+        ["Int64Array", DataType.Int64, [[0xffdfffff, 0xffffffff], [0, 7]]],
+        ["StringArray", DataType.String, ["a", "b\"c", "h\u00e9"]],
+    ];
+    for (const [name, dataType, value] of arrays) {
+        ns.addVariable({
+            componentOf: folder, browseName: name, nodeId: "s=" + name, dataType, valueRank: 1,
+            accessLevel: "CurrentRead", userAccessLevel: "CurrentRead",
+            value: new Variant({ dataType, arrayType: VariantArrayType.Array, value }),
+        });
+    }
+}
+
 async function main() {
     const serverCertificateManager = new OPCUACertificateManager({
         rootFolder: path.join(pki, "server"),
@@ -112,6 +129,7 @@ async function main() {
         accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
         value: new Variant({ dataType: DataType.Double, value: 1.5 }),
     });
+    addArrayNodes(ns, folder);
     await server.start();
     fs.writeFileSync(portFile + ".tmp", String(port));
     fs.renameSync(portFile + ".tmp", portFile);
