@@ -132,10 +132,15 @@ void ib_poller_lost(struct poller *p, const struct group_rt *g)
     int64_t now = ib_monotonic_ms();
     switch (ib_episode_fail(&p->losing, 0, now)) {
     case IB_EPISODE_STARTED:
-        ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
-               "connection lost while reading %s/%s; reopening (further losses are counted, "
-               "not logged, until a connection stays up)",
-               g ? g->dev_name : "-", g ? g->g->name : "its events");
+        if (g)
+            ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+                   "connection lost while reading %s/%s; reopening (further losses are counted, "
+                   "not logged, until a connection stays up)",
+                   g->dev_name, g->g->name);
+        else
+            ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+                   "connection lost between polls; reopening (further losses are counted, "
+                   "not logged, until a connection stays up)");
         break;
     case IB_EPISODE_REMIND:
     case IB_EPISODE_CHANGED:
