@@ -110,6 +110,7 @@ def test_subscribe_server_restart(d):
         tags = [{"name": "Counter", "node": f"ns={NS};s=Counter"}]
         gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, tags)]), d)
         wait_sample(sub, "press", "Counter", good, 60)
+        sub.clear()
         srv.proc.kill()
         srv.proc.wait()
         wait_sample(sub, "press", "Counter", lambda s: s.get("q") == "bad", 30,
@@ -125,6 +126,37 @@ def test_subscribe_server_restart(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+def test_subscribe_silent_server(d):
+    """The server frozen (SIGSTOP: its socket stays open, it sends nothing, not even
+    keep-alives): the subscription is found silent and created again, which fails, so the
+    tags go bad rather than keep their last value unnoticed; thawed (SIGCONT): good again with
+    the counter moving."""
+    import signal
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": "Counter", "node": f"ns={NS};s=Counter"}]
+        gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, tags, timeout="2s")]),
+                     d)
+        wait_sample(sub, "press", "Counter", good, 60)
+        sub.clear()  # from here on: messages after the freeze
+        srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_sample(sub, "press", "Counter", lambda s: s.get("q") in ("bad", "stale"), 120,
+                        "Counter bad while the server is frozen")
+            check(log_has(gw.log(), "sent nothing for", "created again") is not None,
+                  "the silent subscription was not reported:\n" + gw.log()[-2000:])
+        finally:
+            srv.proc.send_signal(signal.SIGCONT)
+        sub.clear()
+        m1 = wait_sample(sub, "press", "Counter", good, 120, "Counter good after the thaw")
+        v1 = m1.payload["values"]["Counter"]["v"]
+        wait_sample(sub, "press", "Counter", lambda s: good(s) and s["v"] > v1, 30,
+                    "Counter moving again after the thaw")
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
 def test_namespace_order_changes(d):
     """nsu= ids are resolved at every connect: the server restarted with urn:ironbridge:test
     at another index still gives the right node's value."""
@@ -135,6 +167,7 @@ def test_namespace_order_changes(d):
         tags = [{"name": "Pi", "node": "nsu=urn:ironbridge:test;s=Double"}]
         gw = Gateway(gateway_config(mqtt_section(b, p), [connection(srv, tags)]), d)
         wait_sample(sub, "press", "Pi", lambda s: good(s) and s["v"] == 3.141592653589793, 60)
+        sub.clear()
         srv.stop()
         wait_sample(sub, "press", "Pi", lambda s: s.get("q") == "bad", 30)
         sub.clear()
@@ -146,4 +179,5 @@ def test_namespace_order_changes(d):
 
 
 if __name__ == "__main__":
-    run([test_subscribe_values, test_arrays, test_subscribe_server_restart, test_namespace_order_changes])
+    run([test_subscribe_values, test_arrays, test_subscribe_server_restart,
+         test_subscribe_silent_server, test_namespace_order_changes])
