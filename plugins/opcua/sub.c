@@ -501,6 +501,12 @@ int op_sub_wait(struct op_instance *in, int64_t deadline_ms)
         flush_all(in);
     }
     in->may_push = false;
+    if (in->ch.renewals != in->renewals_logged) {
+        in->renewals_logged = in->ch.renewals;
+        IB_DEBUG(in->host, in->ctx,
+                 "secure channel token renewed (%u on this connection, lifetime %u ms)",
+                 in->ch.renewals, in->ch.revised_lifetime_ms);
+    }
     if (rc == IB_OK && ib_episode_ok(&in->read_ep, in->host->monotonic_ms()) == IB_EPISODE_ENDED)
         IB_NOTICE(in->host, in->ctx, "subscriptions work again after %" PRIu64 " failures",
                   in->read_ep.count);

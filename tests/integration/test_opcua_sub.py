@@ -157,6 +157,34 @@ def test_subscribe_silent_server(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+def test_subscribe_secured(d):
+    """Subscriptions over Basic256Sha256 SignAndEncrypt with a 2 s token lifetime: the
+    server's certificate trusted by the move from rejected/ to trusted/, then the counter's
+    changes keep coming across several token renewals on one connection."""
+    from test_opcua import wait_for_file
+    install_peer()
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        tags = [{"name": "Counter", "node": f"ns={NS};s=Counter"}]
+        conn = connection(srv, tags, security_policy="Basic256Sha256",
+                          security_mode="SignAndEncrypt", allow_insecure=False,
+                          pki_dir=str(d / "pki"), token_lifetime="2s")
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d)
+        rejected = d / "pki" / "rejected"
+        check(wait_for_file(rejected), "nothing was copied to rejected/:\n" + gw.log()[-2000:])
+        f = next(rejected.iterdir())
+        f.rename(d / "pki" / "trusted" / f.name)
+        m = wait_sample(sub, "press", "Counter", good, 90, "Counter good once trusted")
+        c0 = m.payload["values"]["Counter"]["v"]
+        wait_sample(sub, "press", "Counter", lambda s: good(s) and s["v"] > c0 + 60, 60,
+                    "Counter 6 s later, across token renewals")
+        log = gw.log()
+        check(log.count("[ua] connected to") == 1 and "token renewed" in log,
+              "the subscription's channel was not renewed in place:\n" + log[-3000:])
+        check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
+
+
 def test_namespace_order_changes(d):
     """nsu= ids are resolved at every connect: the server restarted with urn:ironbridge:test
     at another index still gives the right node's value."""
@@ -180,4 +208,4 @@ def test_namespace_order_changes(d):
 
 if __name__ == "__main__":
     run([test_subscribe_values, test_arrays, test_subscribe_server_restart,
-         test_subscribe_silent_server, test_namespace_order_changes])
+         test_subscribe_silent_server, test_subscribe_secured, test_namespace_order_changes])
