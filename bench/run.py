@@ -4,7 +4,8 @@
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
 configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
-loop, raw paho publish loop) in the same run; then S, the S7 dense workload (bench/bench_s7.py:
+loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
+(bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
 peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
 a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
@@ -446,6 +447,58 @@ def run_s7(args, work):
     return json.loads(out.read_text())
 
 
+def run_commands(env, args, mqtt_port, qos, store_yaml):
+    """Workload K (bench/bench_commands.py): command round trips and commands/s on one
+    connection while workload B runs. Its figures, or {"failed": why}. Never raises."""
+    import bench_commands
+    w = WORKLOADS["B"]
+    name = "K"
+    try:
+        m = env.work / f"{name}.map"
+        cmd_addr = CLOCK_REGS + w["tags"] * w["stride"]
+        text = sim_map(w).replace(f"size holding {cmd_addr}", f"size holding {cmd_addr + 1}")
+        m.write_text(text + f"holding {cmd_addr} uint16 - const 0\n")
+        pf = env.work / f"{name}.ports"
+        sim = env.start([env.sim, "--map", m, "--port", "0", "--ports", w["devices"],
+                         "--port-file", pf, "--quiet"], f"{name}-sim", stdout=subprocess.DEVNULL)
+        wait_for(lambda: pf.exists() or not sim.alive(), 20, "the simulator farm")
+        ports = [int(x) for x in pf.read_text().split()]
+        cfg = gateway_config(w, w["interval"], ports, mqtt_port, qos, store_yaml)
+        # the writable tag of d0, in its group, and a queue for the burst
+        cfg = cfg.replace("              - {name: t0,",
+                          f"              - {{name: cmd, table: holding, address: {cmd_addr}, "
+                          "type: uint16, writable: true}\n              - {name: t0,", 1)
+        cfg += "commands:\n  queue: 4096\n  duplicate_window: 10min\n"
+        c = env.work / f"{name}.yaml"
+        c.write_text(cfg)
+        gw = env.start([env.daemon, "-c", c], f"{name}-gw", stdout=subprocess.DEVNULL)
+        time.sleep(args.warmup)
+        if not gw.alive():
+            return {"failed": f"gateway exited: {gw.logpath}"}
+        r = bench_commands.measure(mqtt_port, "d0", "cmd", interval_ms=w["interval"])
+        r["title"] = "commands to d0 while workload B runs (10 x 1,000 uint16 every 100 ms)"
+        gw.stop()
+        sim.stop()
+        env.procs = [p for p in env.procs if p.alive()]
+        return r
+    except Exception as e:  # a benchmark reports, it does not crash the suite
+        return {"failed": f"{type(e).__name__}: {e}"}
+
+
+def markdown_commands(k):
+    if not k:
+        return []
+    if "failed" in k:
+        return ["", f"K: commands: FAILED: {k['failed']}"]
+    lat = k["latency_ms"]
+    return ["", f"K: {k['title']}: round trip (request published -> answer received) p50 "
+            f"{lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {k['answered']} of "
+            f"{k['requests']} requests (target p99 < {k['target_p99_ms']} ms: "
+            f"{'met' if k['target_met'] else 'NOT met'}); {k['commands_per_s']} commands/s "
+            f"sustained on one connection ({k['burst_answered']} of {k['burst']} answered, "
+            f"{k['burst_ok']} ok, in {k['burst_seconds']} s)"]
+
+
 def markdown_s7(s7):
     if s7 is None:
         return []
@@ -454,6 +507,97 @@ def markdown_s7(s7):
         return ["", f"S: S7 dense workload {what}: {s7.get('skipped') or s7.get('failed')}"]
     return ["", f"S: {s7['title']}, {s7['window_s']:g} s windows", ""] + \
         s7["markdown"].rstrip("\n").split("\n")
+
+
+# Workload G (issue 21): Modbus over a slow link. One device, 1,000 registers (9 requests with the
+# clock tags) every 1,000 ms through tests/sim/delay_proxy.py adding 30 ms each way (60 ms round
+# trip), with max_outstanding 1 and 8. The proxy measures each poll's duration as the gateway
+# sees it: from the first request byte to the last answer byte delivered back.
+WORKLOAD_G = dict(title="1 device x 1,000 uint16 every 1,000 ms through a 30 ms each way link",
+                  devices=1, tags=1000, interval=1000, type="uint16", stride=1, delay_ms=30,
+                  outstanding=(1, 8), warmup_s=3, window_s=12)
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100.0 * (len(xs) - 1))))] if xs else None
+
+
+def run_g_setting(env, w, mo, ports, stats, mqtt_port, qos, store_yaml):
+    name = f"G-{mo}"
+    cfg = gateway_config(w, w["interval"], ports, mqtt_port, qos, store_yaml)
+    cfg = cfg.replace(f"    port: {ports[0]}\n", f"    port: {ports[0]}\n    max_outstanding: {mo}\n")
+    (env.work / f"{name}.yaml").write_text(cfg)
+    sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, w["tags"] + 2)
+    gw = env.start([env.daemon, "-c", env.work / f"{name}.yaml"], f"{name}-gw",
+                   stdout=subprocess.DEVNULL)
+    time.sleep(w["warmup_s"])
+    if not gw.alive():
+        raise RuntimeError(f"gateway exited: {gw.logpath}")
+    first = len(json.loads(stats.read_text())["polls_ms"]) if stats.exists() else 0
+    sub.p.send_signal(signal.SIGUSR1)
+    time.sleep(w["window_s"])
+    r = finish_sub(sub, out)
+    gw.stop()
+    time.sleep(0.5)  # the last poll's burst ends (the proxy closes it with the connection)
+    polls = json.loads(stats.read_text())["polls_ms"][first:]
+    rtt = 2 * w["delay_ms"]
+    p50, p99 = percentile(polls, 50), percentile(polls, 99)
+    res = {"max_outstanding": mo, "polls": len(polls), "poll_ms": {
+        "p50": p50, "p99": p99, "max": max(polls) if polls else None},
+        "round_trips_p50": round(p50 / rtt, 2) if p50 else None,
+        "records": r["records"], "values": r["values"],
+        "lost_values": r["missing_records"] * (w["tags"] + 2) + r["short_values"],
+        "bad_values": r["bad"]}
+    if mo > 1:
+        limit = 2 * rtt + 10
+        res["targets"] = [{"target": f"poll {k} <= 2 round trips + 10 ms = {limit} ms",
+                           "met": bool(v is not None and v <= limit)}
+                          for k, v in (("p50", p50), ("p99", p99))]
+    log(f"G: max_outstanding {mo}: poll p50 {p50} ms, p99 {p99} ms over {len(polls)} polls, "
+        f"lost {res['lost_values']}")
+    return res
+
+
+def run_g(env, mqtt_port, qos, store_yaml):
+    """Workload G: its figures per max_outstanding, or {"failed": why}. Never raises."""
+    w = WORKLOAD_G
+    try:
+        sim, sim_ports = start_farm(env, "G", w, 1)
+        pf, stats = env.work / "G-proxy.port", env.work / "G-proxy.json"
+        proxy = env.start(["/usr/bin/python3", ROOT / "tests/sim/delay_proxy.py", "--target",
+                           f"{LOOPBACK}:{sim_ports[0]}", "--delay-ms", w["delay_ms"],
+                           "--port-file", pf, "--stats", stats], "G-proxy")
+        wait_for(lambda: pf.exists() or not proxy.alive(), 10, "the delaying proxy")
+        ports = [int(pf.read_text())]
+        res = {"title": w["title"], "delay_ms_each_way": w["delay_ms"],
+               "round_trip_ms": 2 * w["delay_ms"], "window_s": w["window_s"],
+               "settings": [run_g_setting(env, w, mo, ports, stats, mqtt_port, qos, store_yaml)
+                            for mo in w["outstanding"]]}
+        proxy.stop()
+        sim.stop()
+        env.procs = [p for p in env.procs if p.alive()]
+        return res
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        return {"failed": str(e)}
+
+
+def markdown_g(g):
+    if g is None:
+        return []
+    if "failed" in g:
+        return ["", f"G: slow link workload FAILED: {g['failed']}"]
+    L = ["", f"G: {g['title']} ({g['round_trip_ms']} ms round trip; poll duration measured at "
+         f"the proxy over {g['window_s']} s per setting)", "",
+         "| max_outstanding | polls | poll p50 / p99 / max ms | round trips (p50) | lost | target |",
+         "|---:|---:|---|---:|---:|---|"]
+    for s in g["settings"]:
+        tg = "; ".join(("met: " if t["met"] else "**MISSED**: ") + t["target"]
+                       for t in s.get("targets", []))
+        pm = s["poll_ms"]
+        L.append(f"| {s['max_outstanding']} | {s['polls']} | {pm['p50']} / {pm['p99']} / {pm['max']} "
+                 f"| {s['round_trips_p50']} | {s['lost_values']} | {tg} |")
+    return L
 
 
 def markdown(res):
@@ -516,7 +660,9 @@ def markdown(res):
                          f"{f['delivered_values_per_s'] / p['values_per_s_ceiling']:.1%} |")
     if not res["workloads"] and not res["limits"]:
         L = L[:1]  # S alone: no Modbus tables or settings
+    L += markdown_g(res.get("g"))
     L += markdown_s7(res.get("s7"))
+    L += markdown_commands(res.get("commands"))
     return "\n".join(L) + "\n"
 
 
@@ -525,8 +671,10 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFS",
-                    help="workload letters to run (default ABCDEFS; S: the S7 dense workload, "
+    ap.add_argument("--only", default="ABCDEFGKS",
+                    help="workload letters to run (default ABCDEFGKS; G: Modbus through a 30 ms "
+                         "each way link with max_outstanding 1 and 8; K: commands while B runs; "
+                         "S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -619,6 +767,12 @@ def main():
             res["limits"][key] = p
             log(f"raw publish ({p['client']}): {p['messages_per_s']:.0f} msg/s sent, "
                 f"{p['delivered_messages_per_s']:.0f} delivered")
+        if "G" in args.only:
+            res["g"] = run_g(env, mqtt_port, qos, store_yaml)
+        if "K" in args.only:
+            log("K: commands while workload B runs")
+            res["commands"] = run_commands(env, args, mqtt_port, qos, store_yaml)
+            log("K: " + (markdown_commands(res["commands"])[1]))
         if "S" in args.only:
             res["s7"] = run_s7(args, work)
             s7 = res["s7"]

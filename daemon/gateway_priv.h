@@ -52,7 +52,7 @@ struct group_rt {
 };
 
 /* Which plugin callback a poller is in, for the supervisor's message. */
-enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE, CALL_WAIT };
+enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE, CALL_WRITE, CALL_WAIT };
 /* "open()", "read_group()", ... */
 const char *ib_poller_call_name(int what);
 
@@ -85,6 +85,7 @@ struct poller {
     _Atomic int64_t call_since_ms;
     atomic_int call_what; /* enum plugin_call */
     bool abandoned; /* stopped while stalled: never joined nor freed (its thread may resume) */
+    struct ib_cmd_queue *cmdq; /* commands from the platform (command_impl.h) */
 
     /* poller thread only: */
     bool open;
@@ -107,6 +108,7 @@ struct ib_gateway {
     void *remote_ud;
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
+    struct ib_commands *commands; /* the command path (command_impl.h) */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;
@@ -163,6 +165,10 @@ int ib_push_samples(struct ib_host_ctx *ctx, uint32_t device, uint32_t group,
  * (the connection closed if the plugin lost it). */
 bool ib_push_wait(struct poller *p, int64_t wait);
 void ib_poller_close(struct poller *p); /* closes the plugin's connection if open */
+/* Write tag `tag` of group `g` through the plugin (opening the connection first if needed),
+ * bracketed for the supervisor; the raw value is the plugin's. Returns the plugin's ib_err.
+ * The poller's thread, between polls (command_exec.c). */
+int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const struct ib_value *v);
 
 /* ---- publish.c ---- */
 

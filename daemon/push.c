@@ -8,6 +8,8 @@
 #include "log.h"
 #include "plugin_loader.h"
 
+#define WAIT_SLICE_MS 200
+
 static struct group_rt *find_group(struct poller *p, uint32_t device, uint32_t group)
 {
     for (size_t i = 0; i < p->n_groups; i++)
@@ -36,8 +38,12 @@ bool ib_push_wait(struct poller *p, int64_t wait)
     int (*wait_events)(void *, int64_t) = ib_plugin_wait_events(p->p);
     if (!wait_events || !p->open || p->hctx.no_events || wait <= 0)
         return false;
-    /* Well inside the call deadline, so that a wait is never taken for a stuck call. */
+    /* Well inside the call deadline, so that a wait is never taken for a stuck call; and in
+     * slices of WAIT_SLICE_MS, so that a command queued meanwhile (it signals the condition
+     * variable, which a plugin's wait does not see) runs soon after. */
     int64_t cap = p->cc->call_timeout_ms / 2;
+    if (cap > WAIT_SLICE_MS)
+        cap = WAIT_SLICE_MS;
     if (wait > cap)
         wait = cap > 1 ? cap : 1;
     int64_t deadline = ib_monotonic_ms() + wait;
