@@ -231,11 +231,11 @@ int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const st
         return IB_ERR_CONNECTION;
     if (!p->p->write_tag)
         return IB_ERR_UNSUPPORTED;
-    call_begin(p, CALL_WRITE);
+    ib_poller_call_begin(p, CALL_WRITE);
     int rc = p->p->write_tag(p->inst, g->dev, g->grp, tag, v);
-    call_end(p);
+    ib_poller_call_end(p);
     if (rc == IB_ERR_CONNECTION)
-        lost(p, g);
+        ib_poller_lost(p, g);
     return rc;
 }
 
