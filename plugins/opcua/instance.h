@@ -44,6 +44,7 @@ struct op_sub {
     uint32_t gen;              /* messages applied, never 0 */
     bool dirty;                /* cache changed since it was last pushed */
     bool recreate;             /* the server reported it gone (StatusChangeNotification) */
+    bool has_data;             /* a data message arrived since it was created */
     uint32_t recreated;        /* times re-created on this connection after silence or loss */
     struct ib_episode ep;      /* failures to create it */
 };

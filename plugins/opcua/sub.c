@@ -185,6 +185,7 @@ static void on_publish(struct op_instance *in, const struct ua_notif_msg *m)
     }
     if (keepalive)
         return;
+    s->has_data = true;
     ack(in, s->id, m->seq);
     if (m->seq > s->last_seq || !s->last_seq)
         s->last_seq = m->seq;
@@ -345,6 +346,7 @@ static int create_sub(struct op_instance *in, struct op_sub *s)
     s->keepalive = rka ? rka : keepalive;
     s->last_seq = s->gap_from = s->gap_to = 0;
     s->recreate = false;
+    s->has_data = false;
     s->heard_ms = in->host->monotonic_ms();
     return create_items(in, s);
 }
@@ -463,6 +465,14 @@ static int broken(struct op_instance *in, int rc)
     return IB_ERR_CONNECTION;
 }
 
+/* How long a first read waits for a new subscription's first values: two publishing
+ * intervals and a second, within the request timeout. */
+static int64_t first_wait_ms(const struct op_instance *in, const struct op_group *g)
+{
+    int64_t w = 2 * (int64_t)g->interval_ms + 1000;
+    return w < in->p->timeout_ms ? w : in->p->timeout_ms;
+}
+
 int op_sub_read(struct op_instance *in, uint32_t device, uint32_t group, struct ib_sample *samples)
 {
     struct op_group *g = &in->devices[device].groups[group];
@@ -476,6 +486,14 @@ int op_sub_read(struct op_instance *in, uint32_t device, uint32_t group, struct 
     int rc = service(in);
     if (rc == IB_OK)
         rc = ua_channel_pump(&in->ch, in->host->monotonic_ms()); /* what has arrived */
+    /* A subscription just made sends the current values with its first Publish response:
+     * wait for them (a first read, --once, shows values, not "connection lost"). */
+    int64_t until = in->host->monotonic_ms() + first_wait_ms(in, g);
+    while (rc == IB_OK && s->id && !s->has_data && in->host->monotonic_ms() < until) {
+        rc = service(in);
+        if (rc == IB_OK)
+            rc = ua_channel_pump(&in->ch, until);
+    }
     flush_all(in);
     in->may_push = false;
     if (rc != IB_OK) {

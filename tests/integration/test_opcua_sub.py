@@ -100,6 +100,31 @@ def test_arrays(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+def test_first_read_has_values(d):
+    """A single read of a subscribed group (ironbridge-plugin-test, as --once) waits for the
+    new subscription's first values instead of answering "connection lost"."""
+    import json
+    import os
+    import subprocess
+    from pathlib import Path
+    from ibtest import to_yaml
+    install_peer()
+    with OpcuaServer(d) as srv:
+        tags = [{"name": "Counter", "node": f"ns={NS};s=Counter"},
+                {"name": "Int32Array", "node": f"ns={NS};s=Int32Array"}]
+        cfg = Path(d) / "plugin-test.yaml"
+        cfg.write_text(to_yaml({"connections": [connection(srv, tags)]}) + "\n")
+        so = Path(os.environ.get("IB_PLUGIN_DIR", "build/plugins")) / "opcua" / "opcua.so"
+        if not so.exists():
+            so = Path(os.environ.get("IB_PLUGIN_DIR", "build/plugins")) / "opcua.so"
+        r = subprocess.run([os.environ.get("IB_PLUGIN_TEST", "build/tools/ironbridge-plugin-test"),
+                            "--json", str(so), str(cfg)], capture_output=True, text=True,
+                           timeout=120)
+        check(r.returncode == 0, f"exit status {r.returncode}:\n{r.stdout}{r.stderr[-2000:]}")
+        rows = {x["tag"]: x for x in map(json.loads, r.stdout.splitlines())}
+        check(rows["Int32Array"].get("v") == [1, -2, 2147483647], f"rows: {rows}")
+
+
 def test_subscribe_server_restart(d):
     """Killed and restarted: bad, then good again with the counter moving (the subscription
     re-created on the new session); the daemon keeps running."""
@@ -207,5 +232,6 @@ def test_namespace_order_changes(d):
 
 
 if __name__ == "__main__":
-    run([test_subscribe_values, test_arrays, test_subscribe_server_restart,
+    run([test_subscribe_values, test_arrays, test_first_read_has_values,
+         test_subscribe_server_restart,
          test_subscribe_silent_server, test_subscribe_secured, test_namespace_order_changes])
