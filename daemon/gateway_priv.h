@@ -14,6 +14,7 @@
 #include "config_hash.h"
 #include "log.h"
 #include "gateway.h"
+#include "metrics.h"
 #include "record.h"
 #include "report.h"
 #include "util.h"
@@ -43,8 +44,9 @@ struct group_rt {
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
     int64_t next_due;
-    int64_t last_poll_ms;  /* monotonic start of its last poll */
-    struct ib_episode bad; /* some tags bad: logged when it starts, changes reason, ends */
+    int64_t last_poll_ms;        /* monotonic start of its last poll */
+    struct ib_metrics_group *mx; /* its row in the gateway's registry (NULL: not counted) */
+    struct ib_episode bad;       /* some tags bad: logged when it starts, changes reason, ends */
     /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
      * at the group's first stall (most groups never stall) */
     struct ib_sample *stall_samples;
@@ -109,6 +111,8 @@ struct ib_gateway {
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
     struct ib_commands *commands; /* the command path (command_impl.h) */
+    struct ib_metrics *metrics;   /* outlives pollers and norths: counters never go back */
+    bool abandoned;               /* a poller was abandoned: its thread may still count */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;
@@ -151,8 +155,9 @@ void ib_poller_call_end(struct poller *p);
 /* The plugin lost its connection (while reading g, or while waiting for events: g NULL):
  * close it, log the loss episode, reopen at the next poll. */
 void ib_poller_lost(struct poller *p, const struct group_rt *g);
-/* Normalize g->raw into g->norm and log the group's health (after a poll or a push). */
-void ib_poller_finish_group(struct poller *p, struct group_rt *g);
+/* Normalize g->raw into g->norm and log the group's health (after a poll or a push); returns
+ * how many tags are bad, the first one's reason in *first_reason. */
+uint32_t ib_poller_finish_group(struct poller *p, struct group_rt *g, uint8_t *first_reason);
 
 /* ---- push.c ---- */
 

@@ -186,6 +186,7 @@ static void log_health(struct poller *p, struct group_rt *g, uint32_t bad, uint8
 
 int ib_poller_poll_group(struct poller *p, struct group_rt *g)
 {
+    int64_t t0_us = ib_metrics_now_us();
     int64_t now = ib_monotonic_ms();
     ensure_open(p, now);
     int rc;
@@ -205,11 +206,14 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
         fill_bad(g, ib_now_ms(), IB_R_CONN_LOST);
         rc = IB_ERR_CONNECTION;
     }
-    ib_poller_finish_group(p, g);
+    uint8_t reason;
+    uint32_t bad = ib_poller_finish_group(p, g, &reason);
+    ib_metrics_poll(g->mx, ib_metrics_now_us() - t0_us, g->g->n_tags - bad,
+                    bad ? (reason ? reason : IB_R_INTERNAL) : 0, ib_now_ms());
     return rc;
 }
 
-void ib_poller_finish_group(struct poller *p, struct group_rt *g)
+uint32_t ib_poller_finish_group(struct poller *p, struct group_rt *g, uint8_t *first_reason)
 {
     uint8_t reason = IB_R_NONE;
     uint32_t bad = 0;
@@ -222,6 +226,8 @@ void ib_poller_finish_group(struct poller *p, struct group_rt *g)
         }
     }
     log_health(p, g, bad, reason);
+    *first_reason = reason;
+    return bad;
 }
 
 int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const struct ib_value *v)
@@ -379,6 +385,7 @@ bool ib_poller_join(struct poller *p)
             pthread_detach(p->thread);
             p->running = false;
             p->abandoned = true;
+            p->gw->abandoned = true;
             return false;
         }
     }

@@ -28,7 +28,8 @@ int ib_push_samples(struct ib_host_ctx *ctx, uint32_t device, uint32_t group,
     if (!g || n != g->g->n_tags)
         return IB_ERR_INVALID;
     memcpy(g->raw, samples, n * sizeof *samples);
-    ib_poller_finish_group(p, g);
+    uint8_t reason;
+    ib_poller_finish_group(p, g, &reason); /* a push is not a poll: not in the poll metrics */
     ib_publish_poll(p, g, ib_now_ms());
     return 0;
 }
