@@ -16,6 +16,7 @@
 #include "config_core.h"
 #include "json.h"
 #include "schema.h"
+#include "plugin_loader.h"
 
 struct hasher {
     SHA256_CTX ctx;
@@ -137,6 +138,11 @@ static void h_conn(struct hasher *h, const struct ib_cfg_connection *c, size_t c
             h_str(h, "group", gc->name);
             h_kv(h, "interval_ms=%u stale_after_ms=%lld", gc->interval_ms,
                  (long long)cg->stale_after_ms);
+            if (gc->params) {
+                char gp[200];
+                snprintf(gp, sizeof gp, "%s.groups[%u]", dp, g);
+                h_params(h, gp, ib_plugin_group_schema(c->plugin), gc->params);
+            }
             for (uint32_t t = 0; t < gc->n_tags; t++) {
                 const struct ib_tag_core *tc = &cg->tags[t];
                 char tp[200];

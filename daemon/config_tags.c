@@ -9,6 +9,7 @@
 
 #include "config_loader.h"
 #include "schema.h"
+#include "plugin_loader.h"
 
 struct group_section {
     const char *name;
@@ -347,10 +348,14 @@ static void load_group(struct ib_loader *L, struct ynode *gn, const char *gpath,
     struct ib_cfg_group *cg = &cgroups[g];
     const char *device_name = dev->name;
     struct group_section gs = {0};
-    struct ib_spec gsp = {&group_schema, &gs};
+    /* ABI 1.1: the plugin's own group keys beside ours */
+    const struct ib_schema *pgs = c->plugin ? ib_plugin_group_schema(c->plugin) : NULL;
+    void *gparams = pgs ? ib_arena_alloc(&L->cfg->arena, pgs->struct_size) : NULL;
+    struct ib_spec gsp[2] = {{&group_schema, &gs}, {pgs, gparams}};
     static const char *const gextra[] = {"tags", "tags_csv", "report", NULL};
-    if (!ib_schema_apply(L, gn, gpath, &gsp, 1, gextra))
+    if (!ib_schema_apply(L, gn, gpath, gsp, pgs ? 2 : 1, gextra))
         return;
+    groups[g].params = gparams;
     struct report_section gr;
     load_report(L, gn, gpath, &group_report_schema, &gr);
     double dbv;

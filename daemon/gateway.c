@@ -63,7 +63,8 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .log = host_log,
                                 .config_error = host_config_error,
                                 .now_ms = ib_now_ms,
-                                .monotonic_ms = ib_monotonic_ms};
+                                .monotonic_ms = ib_monotonic_ms,
+                                .push_samples = ib_push_samples};
     gw->metrics = ib_metrics_new();
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
     gw->commands = ib_command_new(gw);

@@ -24,6 +24,10 @@ struct ib_host_ctx {
     const char *conn;
     struct ib_diag *diag; /* during create() only */
     struct ib_ratelimit rl;
+    struct poller *poller; /* whose instance this is (push.c) */
+    bool may_push;         /* poller thread only: inside read_group() or wait_events() */
+    pthread_t thread;      /* the poller thread, set by itself before it calls the plugin */
+    bool no_events;        /* poller thread: wait_events() said IB_ERR_UNSUPPORTED since open */
 };
 
 struct group_rt {
@@ -50,7 +54,7 @@ struct group_rt {
 };
 
 /* Which plugin callback a poller is in, for the supervisor's message. */
-enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE, CALL_WRITE };
+enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE, CALL_WRITE, CALL_WAIT };
 /* "open()", "read_group()", ... */
 const char *ib_poller_call_name(int what);
 
@@ -145,6 +149,26 @@ bool ib_poller_stalled(struct poller *p);
 /* One poll of one group: raw samples from the plugin, normalized into g->norm (opening the
  * connection first if needed). The poller's thread, or the main thread when none runs. */
 int ib_poller_poll_group(struct poller *p, struct group_rt *g);
+/* Bracket a plugin call for the supervisor (call deadline). Poller thread. */
+void ib_poller_call_begin(struct poller *p, enum plugin_call what);
+void ib_poller_call_end(struct poller *p);
+/* The plugin lost its connection (while reading g, or while waiting for events: g NULL):
+ * close it, log the loss episode, reopen at the next poll. */
+void ib_poller_lost(struct poller *p, const struct group_rt *g);
+/* Normalize g->raw into g->norm and log the group's health (after a poll or a push); returns
+ * how many tags are bad, the first one's reason in *first_reason. */
+uint32_t ib_poller_finish_group(struct poller *p, struct group_rt *g, uint8_t *first_reason);
+
+/* ---- push.c ---- */
+
+/* The host table's push_samples (ABI 1.1). */
+int ib_push_samples(struct ib_host_ctx *ctx, uint32_t device, uint32_t group,
+                    const struct ib_sample *samples, uint32_t n);
+/* When no poll is due for `wait` ms and the open plugin has wait_events(): let it wait for its
+ * events (at most 1 s, at most half the call deadline). Returns false when the plugin has no
+ * wait_events() or the connection is closed (the caller sleeps instead); true when it waited
+ * (the connection closed if the plugin lost it). */
+bool ib_push_wait(struct poller *p, int64_t wait);
 void ib_poller_close(struct poller *p); /* closes the plugin's connection if open */
 /* Write tag `tag` of group `g` through the plugin (opening the connection first if needed),
  * bracketed for the supervisor; the raw value is the plugin's. Returns the plugin's ib_err.

@@ -310,6 +310,10 @@ int ib_json_value(struct ib_buf *b, const struct ib_value *v)
     }
     case IB_V_STRING:
         return ib_json_str(b, v->v.s.ptr, v->v.s.len);
+    case IB_V_JSON: /* the plugin's JSON array text, as it is (ABI 1.1) */
+        if (v->v.s.len < 2 || v->v.s.ptr[0] != '[' || v->v.s.ptr[v->v.s.len - 1] != ']')
+            return ib_buf_puts(b, "null");
+        return ib_buf_append(b, v->v.s.ptr, v->v.s.len);
     default:
         return ib_buf_puts(b, "null");
     }

@@ -35,6 +35,9 @@ static void value_text(const struct ib_sample *s, char *buf, size_t len)
     case IB_V_STRING:
         snprintf(buf, len, "\"%.*s\"", (int)(v->v.s.len > 60 ? 60 : v->v.s.len), v->v.s.ptr);
         break;
+    case IB_V_JSON:
+        snprintf(buf, len, "%.*s", (int)(v->v.s.len > 60 ? 60 : v->v.s.len), v->v.s.ptr);
+        break;
     default:
         snprintf(buf, len, "-");
     }

@@ -1,6 +1,7 @@
 /* --list-plugins: every plugin of the plugin directory with its version, ABI and configuration
  * schema (type, default, range, description), as text or as Markdown (docs/plugins/). */
 #include "plugin_list.h"
+#include "plugin_loader.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -144,6 +145,8 @@ static void list_one(const char *path, const struct ib_plugin *p, const char *er
                p->version, p->abi_major, p->abi_minor);
         print_schema_md("Connection", p->connection_schema);
         print_schema_md("Device", p->device_schema);
+        if (ib_plugin_group_schema(p))
+            print_schema_md("Group", ib_plugin_group_schema(p));
         print_schema_md("Tag", p->tag_schema);
         return;
     }
@@ -151,6 +154,8 @@ static void list_one(const char *path, const struct ib_plugin *p, const char *er
            p->description ? p->description : "", path);
     print_schema("connection", p->connection_schema);
     print_schema("device", p->device_schema);
+    if (ib_plugin_group_schema(p))
+        print_schema("group", ib_plugin_group_schema(p));
     print_schema("tag", p->tag_schema);
     printf("\n");
 }

@@ -31,7 +31,11 @@ struct ib_plugin_registry {
  * struct ib_plugin once its new fields are in); the entries of older minors never change. */
 static const uint32_t abi1_size_for_minor[] = {
     [0] = (uint32_t)sizeof(struct ib_plugin),
+    [1] = (uint32_t)sizeof(struct ib_plugin), /* wait_events, group_schema: from reserved */
 };
+/* 1.1 carved its fields out of the reserved tail: the descriptor kept its 1.0 size. */
+_Static_assert(sizeof(struct ib_plugin) == 8 + 20 * sizeof(void *),
+               "struct ib_plugin must keep its ABI 1.0 size");
 _Static_assert(sizeof abi1_size_for_minor / sizeof abi1_size_for_minor[0] == IB_ABI_MINOR + 1,
                "abi1_size_for_minor needs one entry per minor up to IB_ABI_MINOR");
 

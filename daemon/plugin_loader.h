@@ -43,6 +43,17 @@ int ib_plugin_check(const struct ib_plugin *p, const char *path, char *err, size
 int ib_plugin_check_abi(const struct ib_plugin *p, const char *path, unsigned host_minor,
                         const uint32_t *size_for_minor, char *err, size_t errlen);
 
+/* The ABI 1.1 fields of a checked descriptor, NULL for a 1.0 plugin (whose slots are reserved
+ * and not read). Any thread. */
+static inline int (*ib_plugin_wait_events(const struct ib_plugin *p))(void *, int64_t)
+{
+    return p->abi_minor >= 1 ? p->wait_events : NULL;
+}
+static inline const struct ib_schema *ib_plugin_group_schema(const struct ib_plugin *p)
+{
+    return p->abi_minor >= 1 ? p->group_schema : NULL;
+}
+
 /* The plugin directory to use when neither --plugin-dir nor the config names one: the build
  * tree's when this binary runs from the build tree, the installed one otherwise. */
 const char *ib_plugins_default_dir(void);

@@ -12,8 +12,9 @@
 
 const char *ib_poller_call_name(int what)
 {
-    static const char *const names[] = {"-", "open()", "read_group()", "close()", "write_tag()"};
-    return what >= 0 && what <= CALL_WRITE ? names[what] : "?";
+    static const char *const names[] = {"-",       "open()",      "read_group()",
+                                        "close()", "write_tag()", "wait_events()"};
+    return what >= 0 && what <= CALL_WAIT ? names[what] : "?";
 }
 
 static void fill_bad(struct group_rt *g, int64_t ts, uint8_t reason)
@@ -27,14 +28,14 @@ bool ib_poller_stalled(struct poller *p)
     return atomic_load(&p->call_since_ms) < 0;
 }
 
-static void call_begin(struct poller *p, enum plugin_call what)
+void ib_poller_call_begin(struct poller *p, enum plugin_call what)
 {
     atomic_store(&p->call_what, (int)what);
     int64_t now = ib_monotonic_ms();
     atomic_store(&p->call_since_ms, now > 0 ? now : 1);
 }
 
-static void call_end(struct poller *p)
+void ib_poller_call_end(struct poller *p)
 {
     int64_t since = atomic_exchange(&p->call_since_ms, 0);
     int what = atomic_load(&p->call_what);
@@ -58,17 +59,17 @@ static void call_end(struct poller *p)
 
 static int plugin_open(struct poller *p)
 {
-    call_begin(p, CALL_OPEN);
+    ib_poller_call_begin(p, CALL_OPEN);
     int rc = p->p->open(p->inst);
-    call_end(p);
+    ib_poller_call_end(p);
     return rc;
 }
 
 static void plugin_close(struct poller *p)
 {
-    call_begin(p, CALL_CLOSE);
+    ib_poller_call_begin(p, CALL_CLOSE);
     p->p->close(p->inst);
-    call_end(p);
+    ib_poller_call_end(p);
 }
 
 void ib_poller_close(struct poller *p)
@@ -89,6 +90,7 @@ static void ensure_open(struct poller *p, int64_t now)
     now = ib_monotonic_ms();
     if (rc == 0) {
         p->open = true;
+        p->hctx.no_events = false;
         atomic_store(&p->up, true);
         p->reads_on_conn = 0;
         if (ib_episode_ok(&p->open_failing, now) == IB_EPISODE_ENDED)
@@ -123,7 +125,7 @@ static void ensure_open(struct poller *p, int64_t now)
 /* A connection lost while reading is reopened at once (then with back-off). Losses are one
  * failure episode until a connection outlives a poll: a device that closes the connection after
  * every request is logged once when that starts (and as a reminder), not at every poll. */
-static void lost(struct poller *p, const struct group_rt *g)
+void ib_poller_lost(struct poller *p, const struct group_rt *g)
 {
     plugin_close(p);
     p->open = false;
@@ -132,10 +134,15 @@ static void lost(struct poller *p, const struct group_rt *g)
     int64_t now = ib_monotonic_ms();
     switch (ib_episode_fail(&p->losing, 0, now)) {
     case IB_EPISODE_STARTED:
-        ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
-               "connection lost while reading %s/%s; reopening (further losses are counted, "
-               "not logged, until a connection stays up)",
-               g->dev_name, g->g->name);
+        if (g)
+            ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+                   "connection lost while reading %s/%s; reopening (further losses are counted, "
+                   "not logged, until a connection stays up)",
+                   g->dev_name, g->g->name);
+        else
+            ib_log(IB_LOG_WARNING, p->cc->pub.name, NULL, NULL,
+                   "connection lost between polls; reopening (further losses are counted, "
+                   "not logged, until a connection stays up)");
         break;
     case IB_EPISODE_REMIND:
     case IB_EPISODE_CHANGED:
@@ -186,17 +193,28 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
     /* A plugin that forgets a sample must not publish the previous poll's value as new. */
     fill_bad(g, ib_now_ms(), IB_R_INTERNAL);
     if (p->open) {
-        call_begin(p, CALL_READ);
+        ib_poller_call_begin(p, CALL_READ);
+        p->hctx.may_push = true;
         rc = p->p->read_group(p->inst, g->dev, g->grp, g->raw);
-        call_end(p);
+        p->hctx.may_push = false;
+        ib_poller_call_end(p);
         if (rc == IB_ERR_CONNECTION)
-            lost(p, g);
+            ib_poller_lost(p, g);
         else
             kept(p);
     } else {
         fill_bad(g, ib_now_ms(), IB_R_CONN_LOST);
         rc = IB_ERR_CONNECTION;
     }
+    uint8_t reason;
+    uint32_t bad = ib_poller_finish_group(p, g, &reason);
+    ib_metrics_poll(g->mx, ib_metrics_now_us() - t0_us, g->g->n_tags - bad,
+                    bad ? (reason ? reason : IB_R_INTERNAL) : 0, ib_now_ms());
+    return rc;
+}
+
+uint32_t ib_poller_finish_group(struct poller *p, struct group_rt *g, uint8_t *first_reason)
+{
     uint8_t reason = IB_R_NONE;
     uint32_t bad = 0;
     for (uint32_t i = 0; i < g->g->n_tags; i++) {
@@ -208,9 +226,8 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
         }
     }
     log_health(p, g, bad, reason);
-    ib_metrics_poll(g->mx, ib_metrics_now_us() - t0_us, g->g->n_tags - bad,
-                    bad ? (reason ? reason : IB_R_INTERNAL) : 0, ib_now_ms());
-    return rc;
+    *first_reason = reason;
+    return bad;
 }
 
 int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const struct ib_value *v)
@@ -220,11 +237,11 @@ int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const st
         return IB_ERR_CONNECTION;
     if (!p->p->write_tag)
         return IB_ERR_UNSUPPORTED;
-    call_begin(p, CALL_WRITE);
+    ib_poller_call_begin(p, CALL_WRITE);
     int rc = p->p->write_tag(p->inst, g->dev, g->grp, tag, v);
-    call_end(p);
+    ib_poller_call_end(p);
     if (rc == IB_ERR_CONNECTION)
-        lost(p, g);
+        ib_poller_lost(p, g);
     return rc;
 }
 
@@ -248,6 +265,7 @@ static bool continuous_held(struct poller *p, const struct group_rt *g, int64_t 
 static void *poller_main(void *arg)
 {
     struct poller *p = arg;
+    p->hctx.thread = pthread_self();
     unsigned trimmed = 0; /* p->opens when the stack was last trimmed */
     bool command_ran = false;
     int64_t start = ib_monotonic_ms();
@@ -304,6 +322,10 @@ static void *poller_main(void *arg)
         /* Sleep at most 1 s so that the heartbeat stays fresh for the watchdog. */
         if (wait > 1000)
             wait = 1000;
+        if (ib_push_wait(p, wait)) { /* ABI 1.1: the plugin waits for its own events */
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
         struct timespec dl = ib_deadline_ms(wait);
         pthread_mutex_lock(&p->mu);
         if (!p->stop && !ib_cmd_queue_pending(p->cmdq))

@@ -128,6 +128,7 @@ struct poller *ib_poller_new(struct ib_gateway *gw, struct ib_config *cfg, size_
     p->cc = cc;
     p->p = cc->plugin;
     p->hctx.conn = cc->pub.name;
+    p->hctx.poller = p;
     p->hctx.rl = (struct ib_ratelimit)IB_RATELIMIT_INIT(60000, 20);
     p->rng = (uint64_t)ib_now_ms() ^ (uint64_t)(uintptr_t)p;
     pthread_mutex_init(&p->mu, NULL);

@@ -48,7 +48,7 @@ void ib_record_normalize(const struct ib_tag_core *t, const struct ib_sample *in
         ib_sample_bad(out, in->ts_ms, IB_R_DECODE, 0);
         return;
     }
-    if (!t->scaled || v->type == IB_V_BOOL || v->type == IB_V_STRING)
+    if (!t->scaled || v->type == IB_V_BOOL || v->type == IB_V_STRING || v->type == IB_V_JSON)
         return;
     double x =
         (t->divisor != 0.0 ? as_double(v) / t->divisor : as_double(v) * t->scale) + t->offset;
@@ -273,7 +273,8 @@ int ib_record_encode(struct ib_buf *b, const struct ib_group_enc *e, int64_t pol
         uint32_t i = idx ? idx[k] : k;
         const struct ib_tag_frag *t = &e->tags[i];
         const struct ib_sample *sm = &s[i];
-        if (sm->quality == IB_Q_GOOD && sm->value.type != IB_V_STRING) {
+        if (sm->quality == IB_Q_GOOD && sm->value.type != IB_V_STRING &&
+            sm->value.type != IB_V_JSON) {
             if (ib_buf_reserve(b, (size_t)t->open_len + t->unit_len + GOOD_NUM_ROOM) < 0)
                 return -1;
             char *o = b->p + b->len;

@@ -36,6 +36,7 @@ static bool same_value(const struct ib_value *a, const struct ib_value *b)
     case IB_V_DOUBLE:
         return a->v.d == b->v.d;
     case IB_V_STRING:
+    case IB_V_JSON:
         return a->v.s.len == b->v.s.len && memcmp(a->v.s.ptr, b->v.s.ptr, a->v.s.len) == 0;
     default:
         return true;
@@ -79,7 +80,7 @@ static void remember(struct ib_report_state *st, const struct ib_sample *s, int6
     if (s->quality != IB_Q_GOOD)
         return;
     st->last = s->value;
-    if (s->value.type == IB_V_STRING) {
+    if (s->value.type == IB_V_STRING || s->value.type == IB_V_JSON) {
         uint32_t n = s->value.v.s.len;
         if (n > st->str_cap) {
             char *p = realloc(st->str, n);

@@ -1,10 +1,10 @@
-/* ironbridge plugin SDK, ABI v1: the descriptor a plugin exports and the host table it is given.
- * A plugin is a shared object exporting exactly one symbol, IB_PLUGIN_SYMBOL (see
+/* ironbridge plugin SDK, ABI v1 (1.1): the descriptor a plugin exports and the host table it is
+ * given. A plugin is a shared object exporting exactly one symbol, IB_PLUGIN_SYMBOL (see
  * IB_PLUGIN_DEFINE).
  *
- * Threads: create() and destroy() run on the daemon's main thread. open(), close(), read_group()
- * and write_tag() of one instance run on that connection's poller thread only, one call at a
- * time, so an instance needs no locking. Different instances run on different threads
+ * Threads: create() and destroy() run on the daemon's main thread. open(), close(), read_group(),
+ * write_tag() and wait_events() of one instance run on that connection's poller thread only, one
+ * call at a time, so an instance needs no locking. Different instances run on different threads
  * concurrently: keep no unprotected global state in a plugin.
  *
  * Ownership, in general: what the daemon passes in (configuration, host table, sample arrays,
@@ -26,7 +26,7 @@
 #include "value.h"
 
 #define IB_ABI_MAJOR 1
-#define IB_ABI_MINOR 0
+#define IB_ABI_MINOR 1
 
 #define IB_PLUGIN_SYMBOL "ironbridge_plugin"
 
@@ -50,7 +50,10 @@ struct ib_group_config {
     uint32_t n_tags;
     const struct ib_tag_config *tags;
     const void *where;
-    const void *reserved[4];
+    /* ABI 1.1: the plugin's group_schema struct, filled and validated; NULL when the plugin has
+     * no group_schema (or is a 1.0 plugin). */
+    const void *params;
+    const void *reserved[3];
 };
 
 struct ib_device_config {
@@ -111,7 +114,17 @@ struct ib_host {
     int64_t (*now_ms)(void);       /* wall clock, ms since the Unix epoch, UTC */
     int64_t (*monotonic_ms)(void); /* monotonic clock, ms */
 
-    const void *reserved[12]; /* later minors' functions; check size/abi_minor first */
+    /* ABI 1.1 (check host->abi_minor >= 1 first). Hand the daemon a fresh set of samples of one
+     * group, as read_group() would have filled them: `samples[0 .. n-1]`, n equal to the
+     * group's n_tags, one per tag in config order. The daemon normalizes, reports and publishes
+     * them as it does a poll, before it returns; the samples (and string values they point to)
+     * stay the plugin's and are not kept. Call it only from wait_events() or read_group() of
+     * the instance `ctx` belongs to (its poller thread). 0, or IB_ERR_INVALID (another thread,
+     * outside those callbacks, an index out of range, n not the group's n_tags). */
+    int (*push_samples)(struct ib_host_ctx *ctx, uint32_t device, uint32_t group,
+                        const struct ib_sample *samples, uint32_t n);
+
+    const void *reserved[11]; /* later minors' functions; check size/abi_minor first */
 };
 
 /* ---- The descriptor ------------------------------------------------------------------------- */
@@ -168,12 +181,26 @@ struct ib_plugin {
      * call): the plugin converts it to the tag's encoding and refuses what does not fit (too
      * long, a character the encoding lacks, not UTF-8) with IB_ERR_INVALID; a plugin refuses an
      * IB_V_STRING for a tag that is not text, and any type it cannot write, with IB_ERR_INVALID.
-     * IB_ERR_DENIED for a tag that is not writable. Only called on the poller thread, between polls. `value` is the daemon's, valid
-     * only during the call. Optional (NULL). */
+     * IB_ERR_DENIED for a tag that is not writable. Only called on the poller thread, between
+     * polls. `value` is the daemon's, valid only during the call. Optional (NULL). */
     int (*write_tag)(void *instance, uint32_t device, uint32_t group, uint32_t tag,
                      const struct ib_value *value);
 
-    const void *reserved[8]; /* zero; a later minor may give them meanings (zero: as before) */
+    /* ABI 1.1, optional (NULL: as in 1.0). Called on the poller thread, while the connection
+     * is open, when no poll is due: wait for the device's own events until `deadline_ms` (the
+     * host's monotonic_ms() clock; never more than 1 s ahead, and well within the call
+     * deadline) and hand what arrives to host->push_samples(). Return at the deadline at the
+     * latest (earlier is fine): 0, or IB_ERR_CONNECTION when the transport must be closed and
+     * reopened (the daemon then reports the connection's tags bad, as for read_group()), or
+     * IB_ERR_UNSUPPORTED when this connection has nothing to wait for (not called again until
+     * it is reopened; the poller sleeps instead). */
+    int (*wait_events)(void *instance, int64_t deadline_ms);
+
+    /* ABI 1.1, optional (NULL: no group keys). The plugin's own keys of a group (beside name,
+     * interval_ms, tags); the filled struct arrives as ib_group_config.params. */
+    const struct ib_schema *group_schema;
+
+    const void *reserved[6]; /* zero; a later minor may give them meanings (zero: as before) */
 };
 
 #if defined(__GNUC__)

@@ -13,6 +13,11 @@ enum ib_vtype {
     IB_V_UINT = 3,   /* unsigned 64-bit */
     IB_V_DOUBLE = 4, /* IEEE-754 binary64 */
     IB_V_STRING = 5, /* bytes, not NUL-terminated; see ib_value.v.s */
+    /* ABI 1.1: an array, as the JSON text of an array of numbers or strings (`[1,2.5,3]`,
+     * `["a","b"]`) in v.s (same ownership as a string), published as that JSON array. The
+     * plugin makes it valid JSON (numbers finite, strings escaped); the daemon does not scale
+     * it and compares it as text. Only a 1.1 daemon receives it: check host->abi_minor. */
+    IB_V_JSON = 6,
 };
 
 /* ib_value.flags */

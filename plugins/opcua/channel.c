@@ -336,46 +336,97 @@ struct ua_buf *ua_channel_begin(struct ua_channel *ch, uint32_t type_id,
     ua_put_nodeid(b, &t);
     ua_put_nodeid(b, auth ? auth : &none);
     ua_put_i64(b, ua_ms_to_datetime(wall_ms()));
-    ua_put_u32(b, ch->next_request_id + 1); /* RequestHandle */
-    ua_put_u32(b, 0);                       /* ReturnDiagnostics */
-    ua_put_i32(b, -1);                      /* AuditEntryId */
-    ua_put_u32(b, ch->timeout_ms);          /* TimeoutHint */
-    ua_put_u8(b, 0);                        /* AdditionalHeader: null ExtensionObject */
+    ua_put_u32(b, ch->next_request_id + 1);                    /* RequestHandle */
+    ua_put_u32(b, 0);                                          /* ReturnDiagnostics */
+    ua_put_i32(b, -1);                                         /* AuditEntryId */
+    ua_put_u32(b, ch->hint_ms ? ch->hint_ms : ch->timeout_ms); /* TimeoutHint */
+    ch->hint_ms = 0;
+    ua_put_u8(b, 0); /* AdditionalHeader: null ExtensionObject */
     ua_put_u8(b, 0);
     ua_put_u8(b, 0);
     return b;
 }
 
-/* Waits for the complete response to request `rid`, dropping late answers to older ones. */
+static int response_header(struct ua_channel *ch, uint32_t want, struct ua_cur *c);
+
+/* Receives and takes in one chunk. *done_rid is set to the request id of a message that it
+ * completed (0: none yet); an aborted message of request `rid` is IB_ERR_EXCEPTION. */
+static int recv_one(struct ua_channel *ch, uint32_t rid, int64_t deadline, uint32_t *done_rid)
+{
+    *done_rid = 0;
+    struct ua_hdr h;
+    int rc = recv_chunk(ch, &h, deadline);
+    if (rc != IB_OK)
+        return rc;
+    if (strcmp(h.type, "ERR") == 0)
+        return server_error(ch, &h);
+    uint32_t code = 0;
+    struct ua_str reason;
+    size_t len = h.size;
+    if (sec_on(ch) && strcmp(h.type, "ACK") != 0) {
+        rc = secure_unwrap(ch, &h, &len);
+        if (rc != IB_OK)
+            return rc;
+    }
+    int r = ua_asm_add(&ch->rx, ch->chunk, len, &code, &reason);
+    if (r < 0)
+        return fail(ch, IB_ERR_PROTOCOL, "bad chunk from the server: %s", ua_err_name(-r));
+    if (r == UA_ASM_ABORT && ch->rx.request_id == rid) {
+        char sc[64];
+        ch->last_status = code;
+        return fail(ch, IB_ERR_EXCEPTION, "the server aborted the response: %s",
+                    ua_status_text(code, sc, sizeof sc));
+    }
+    if (r == UA_ASM_DONE)
+        *done_rid = ch->rx.request_id;
+    return IB_OK;
+}
+
+/* Waits for the complete response to request `rid`; responses to other requests go to the
+ * stray handler (outstanding Publish requests), if any, else are dropped (late answers). */
 static int await(struct ua_channel *ch, uint32_t rid, int64_t deadline)
 {
     for (;;) {
-        struct ua_hdr h;
-        int rc = recv_chunk(ch, &h, deadline);
+        uint32_t done;
+        int rc = recv_one(ch, rid, deadline, &done);
         if (rc != IB_OK)
             return rc;
-        if (strcmp(h.type, "ERR") == 0)
-            return server_error(ch, &h);
-        uint32_t code = 0;
-        struct ua_str reason;
-        size_t len = h.size;
-        if (sec_on(ch) && strcmp(h.type, "ACK") != 0) {
-            rc = secure_unwrap(ch, &h, &len);
-            if (rc != IB_OK)
-                return rc;
+        if (done && done == rid)
+            return IB_OK;
+        if (done && ch->on_stray)
+            ch->on_stray(ch->stray_arg, done);
+    }
+}
+
+int ua_channel_pump(struct ua_channel *ch, int64_t deadline)
+{
+    if (ch->fd < 0)
+        return fail(ch, IB_ERR_CONNECTION, "not connected%s", "");
+    for (;;) {
+        int64_t left = deadline - mono_ms();
+        struct pollfd pf = {.fd = ch->fd, .events = POLLIN};
+        int pr = poll(&pf, 1, left > 0 ? (int)left : 0);
+        if (pr < 0 && errno != EINTR)
+            return fail(ch, IB_ERR_CONNECTION, "poll failed: %s", strerror(errno));
+        if (pr <= 0)
+            return IB_OK; /* the deadline (or a signal): nothing more now */
+        /* A chunk has begun: it is read whole, within the request timeout. */
+        uint32_t done;
+        int rc = recv_one(ch, 0, mono_ms() + ch->timeout_ms, &done);
+        if (rc != IB_OK)
+            return rc == IB_ERR_TIMEOUT ? IB_ERR_CONNECTION : rc;
+        if (done && ch->on_stray) {
+            ch->on_stray(ch->stray_arg, done);
+            return IB_OK; /* the caller sees to what the message changed */
         }
-        int r = ua_asm_add(&ch->rx, ch->chunk, len, &code, &reason);
-        if (r < 0)
-            return fail(ch, IB_ERR_PROTOCOL, "bad chunk from the server: %s", ua_err_name(-r));
-        if (r == UA_ASM_ABORT && ch->rx.request_id == rid) {
-            char sc[64];
-            ch->last_status = code;
-            return fail(ch, IB_ERR_EXCEPTION, "the server aborted the response: %s",
-                        ua_status_text(code, sc, sizeof sc));
-        }
-        if (r == UA_ASM_DONE && ch->rx.request_id == rid)
+        if (mono_ms() >= deadline)
             return IB_OK;
     }
+}
+
+int ua_channel_response(struct ua_channel *ch, uint32_t resp_type_id, struct ua_cur *resp)
+{
+    return response_header(ch, resp_type_id, resp);
 }
 
 /* Parses the type id and ResponseHeader of the message in ch->rx.body. */
@@ -434,6 +485,7 @@ static int transact(struct ua_channel *ch, const char *type, uint32_t resp_type,
         return fail(ch, IB_ERR_INVALID, "the request exceeds the server's limits: %s",
                     ua_err_name(e));
     int64_t deadline = mono_ms() + ch->timeout_ms;
+    ch->last_sent_ms = mono_ms();
     int rc = send_all(ch, ch->tx.data, ch->tx.len, deadline);
     if (rc == IB_OK && resp_type == 0)
         return IB_OK; /* CloseSecureChannel has no response */
@@ -530,6 +582,29 @@ int ua_channel_call(struct ua_channel *ch, uint32_t resp_type_id, struct ua_cur 
             return rc;
     }
     return transact(ch, "MSG", resp_type_id, resp);
+}
+
+/* The token renewal that precedes a request, when due. */
+static int renew_if_due(struct ua_channel *ch)
+{
+    if (ch->fd < 0 || mono_ms() < ch->renew_at_ms)
+        return IB_OK;
+    struct ua_buf saved = ch->req;
+    ch->req = (struct ua_buf){0};
+    int rc = open_secure(ch, 1);
+    ua_buf_free(&ch->req);
+    ch->req = saved;
+    return rc;
+}
+
+int ua_channel_send(struct ua_channel *ch, uint32_t *rid)
+{
+    int rc = renew_if_due(ch);
+    if (rc == IB_OK)
+        rc = transact(ch, "MSG", 0, NULL);
+    if (rc == IB_OK)
+        *rid = ch->next_request_id;
+    return rc;
 }
 
 void ua_channel_close(struct ua_channel *ch)

@@ -30,6 +30,13 @@ struct ua_channel {
     uint32_t renewals;            /* tokens renewed on this connection */
     uint32_t revised_lifetime_ms; /* what the server granted last */
     uint32_t last_status;         /* ServiceResult / ERR code of the last failure (0 if none) */
+    uint32_t hint_ms;             /* TimeoutHint of the next request only (0: timeout_ms) */
+    int64_t last_sent_ms;         /* monotonic: when the last request was sent */
+    /* Called with a complete response (in ch->rx.body, readable with ua_channel_response)
+     * to a request the channel is not waiting for: outstanding Publish requests. It must not
+     * use the channel but for ua_channel_response. NULL: such responses are dropped. */
+    void (*on_stray)(void *arg, uint32_t request_id);
+    void *stray_arg;
 };
 
 /* Prepares an unconnected channel (no I/O). recv_buf/max_msg: our limits. */
@@ -55,5 +62,15 @@ struct ua_buf *ua_channel_begin(struct ua_channel *ch, uint32_t type_id,
  * bad ServiceResult gives IB_ERR_EXCEPTION with ch->last_status set; a broken channel
  * IB_ERR_CONNECTION / IB_ERR_PROTOCOL / IB_ERR_TIMEOUT. Renews the token first when due. */
 int ua_channel_call(struct ua_channel *ch, uint32_t resp_type_id, struct ua_cur *resp);
+
+/* Sends ch->req without waiting for its response (which comes to on_stray); *rid is its
+ * request id. Renews the token first when due. 0 or an ib_err. */
+int ua_channel_send(struct ua_channel *ch, uint32_t *rid);
+/* Receives what the server sends until `deadline` (monotonic ms), handing complete responses
+ * to on_stray. 0 at the deadline, or an ib_err when the channel broke (a chunk begun and not
+ * finished within the timeout is IB_ERR_CONNECTION). */
+int ua_channel_pump(struct ua_channel *ch, int64_t deadline);
+/* The ResponseHeader of the message in ch->rx.body (for on_stray): as ua_channel_call. */
+int ua_channel_response(struct ua_channel *ch, uint32_t resp_type_id, struct ua_cur *resp);
 
 #endif

@@ -228,6 +228,7 @@ int op_connect(struct op_instance *in)
     ua_read(&in->ch, &in->session, &limit, 1, UA_ATTR_VALUE, on_limit, in);
     in->connected = true;
     in->renewals_logged = 0;
+    op_sub_reset(in); /* subscriptions are created again on the new session */
     int64_t now = in->host->monotonic_ms();
     if (ib_episode_ok(&in->open_ep, now) == IB_EPISODE_ENDED)
         IB_NOTICE(in->host, in->ctx, "connected to %s after %" PRIu64 " failed attempt(s)",
@@ -250,4 +251,5 @@ void op_disconnect(struct op_instance *in)
     ua_channel_close(&in->ch);
     in->session.active = false;
     in->connected = false;
+    op_sub_reset(in);
 }

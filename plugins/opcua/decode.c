@@ -532,6 +532,13 @@ void ua_get_diaginfo(struct ua_cur *c, struct ua_diaginfo *d)
     get_diaginfo_depth(c, d, 0);
 }
 
+int ua_variant_next(struct ua_cur *c, int type, struct ua_variant *out)
+{
+    memset(out, 0, sizeof *out);
+    get_scalar(c, type, out, 0);
+    return c->err;
+}
+
 int ua_variant_elem(const struct ua_variant *v, int32_t i, struct ua_variant *out)
 {
     memset(out, 0, sizeof *out);

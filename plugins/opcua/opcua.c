@@ -1,12 +1,14 @@
 /* OPC UA client plugin: the exported descriptor and its callbacks (create, destroy, open,
- * close, read_group, write_tag), each checking its arguments and handing off to resolve.c,
- * connect.c, read.c and write.c. */
+ * close, read_group, write_tag, wait_events), each checking its arguments and handing off to
+ * resolve.c, connect.c, read.c and write.c. */
 #include <stdlib.h>
 
 #include <ironbridge/ironbridge.h>
 
 #include "instance.h"
+#include "ids.h"
 #include "schema.h"
+#include "services.h"
 
 #ifndef OP_PLUGIN_VERSION
 #define OP_PLUGIN_VERSION "0"
@@ -63,6 +65,44 @@ static int op_read(void *instance, uint32_t device, uint32_t group, struct ib_sa
     return op_read_group(in, device, group, samples);
 }
 
+/* ABI 1.1: between polls, Publish responses of subscribed groups; a connection with none only
+ * watches its socket (a server that goes away is noticed at once) and keeps its session alive
+ * with a read of the server's state when nothing else was sent for a third of its timeout. */
+static void on_keepalive(void *arg, size_t i, const struct ua_datavalue *dv)
+{
+    (void)arg;
+    (void)i;
+    (void)dv;
+}
+
+static int op_wait(void *instance, int64_t deadline_ms)
+{
+    struct op_instance *in = instance;
+    if (!in)
+        return IB_ERR_INVALID;
+    if (in->n_subs)
+        return op_sub_wait(in, deadline_ms);
+    if (!in->connected)
+        return IB_ERR_CONNECTION;
+    int64_t now = in->host->monotonic_ms();
+    if (now - in->ch.last_sent_ms > in->p->session_timeout_ms / 3) {
+        struct ua_nodeid state = ua_nid_num(0, UA_NODE_SERVER_STATE);
+        if (ua_read(&in->ch, &in->session, &state, 1, UA_ATTR_VALUE, on_keepalive, NULL) ==
+                IB_ERR_CONNECTION ||
+            in->ch.fd < 0) {
+            in->connected = false;
+            return IB_ERR_CONNECTION;
+        }
+    }
+    int rc = ua_channel_pump(&in->ch, deadline_ms);
+    if (rc != IB_OK) {
+        IB_WARN(in->host, in->ctx, "connection lost between reads: %s", in->ch.error);
+        in->connected = false;
+        return IB_ERR_CONNECTION;
+    }
+    return IB_OK;
+}
+
 static int op_write(void *instance, uint32_t device, uint32_t group, uint32_t tag,
                     const struct ib_value *value)
 {
@@ -74,8 +114,9 @@ static int op_write(void *instance, uint32_t device, uint32_t group, uint32_t ta
 }
 
 IB_PLUGIN_DEFINE(.name = "opcua", .version = OP_PLUGIN_VERSION,
-                 .description = "OPC UA client (opc.tcp, UA Binary): polled Read of variables by "
-                                "NodeId, Write",
+                 .description = "OPC UA client (opc.tcp, UA Binary): polled Read or subscriptions "
+                                "(mode: subscribe) of variables by NodeId, Write",
                  .connection_schema = &op_connection_schema, .device_schema = &op_device_schema,
                  .tag_schema = &op_tag_schema, .create = op_create, .destroy = op_destroy,
-                 .open = op_open, .close = op_close, .read_group = op_read, .write_tag = op_write);
+                 .open = op_open, .close = op_close, .read_group = op_read, .write_tag = op_write,
+                 .wait_events = op_wait, .group_schema = &op_group_schema);

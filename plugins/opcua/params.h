@@ -33,6 +33,18 @@ struct op_device_params {
     int64_t unused;
 };
 
+enum op_group_mode { OP_GROUP_READ, OP_GROUP_SUBSCRIBE };
+enum op_deadband { OP_DEADBAND_NONE, OP_DEADBAND_ABSOLUTE, OP_DEADBAND_PERCENT };
+
+struct op_group_params {
+    int32_t mode;                 /* enum op_group_mode */
+    int64_t sampling_interval_ms; /* -1: the group's interval */
+    int64_t queue_size;
+    bool discard_oldest;
+    int32_t deadband_type; /* enum op_deadband */
+    double deadband;
+};
+
 struct op_tag_params {
     const char *node;
 };

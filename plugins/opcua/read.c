@@ -75,6 +75,8 @@ int op_read_group(struct op_instance *in, uint32_t device, uint32_t group,
                   struct ib_sample *samples)
 {
     struct op_group *g = &in->devices[device].groups[group];
+    if (g->sub)
+        return op_sub_read(in, device, group, samples);
     int64_t now = in->host->now_ms();
     if (!in->connected) {
         all_bad(samples, g->n_tags, now, IB_R_CONN_LOST, 0);

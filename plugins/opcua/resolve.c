@@ -102,6 +102,17 @@ static int resolve_group(struct op_instance *in, const struct ib_group_config *g
 {
     g->name = gc->name;
     g->n_tags = gc->n_tags;
+    g->interval_ms = gc->interval_ms;
+    g->gp = in->host->abi_minor >= 1 ? gc->params : NULL; /* a 1.0 host has no group keys */
+    if (g->gp && g->gp->mode == OP_GROUP_SUBSCRIBE) {
+        g->sub = calloc(1, sizeof *g->sub);
+        size_t n = gc->n_tags ? gc->n_tags : 1;
+        if (!g->sub || !(g->sub->cache = calloc(n, sizeof *g->sub->cache)) ||
+            !(g->sub->mark = calloc(n, sizeof *g->sub->mark)))
+            return IB_ERR_NOMEM;
+        g->sub->gen = 1;
+        in->n_subs++;
+    }
     g->tags = calloc(gc->n_tags ? gc->n_tags : 1, sizeof *g->tags);
     g->nodes = calloc(gc->n_tags ? gc->n_tags : 1, sizeof *g->nodes);
     if (!g->tags || !g->nodes)
@@ -178,8 +189,10 @@ int op_resolve(struct op_instance *in, const struct ib_connection_config *cfg)
         return IB_ERR_INVALID;
     session_config(in);
     in->max_per_read = (uint32_t)in->p->max_nodes_per_read;
-    return ua_channel_init(&in->ch, RECV_BUF, (uint32_t)in->p->max_message_size,
-                           (uint32_t)in->p->timeout_ms, (uint32_t)in->p->token_lifetime_ms);
+    int rc = ua_channel_init(&in->ch, RECV_BUF, (uint32_t)in->p->max_message_size,
+                             (uint32_t)in->p->timeout_ms, (uint32_t)in->p->token_lifetime_ms);
+    op_sub_init(in); /* after the channel's init: it sets the channel's stray handler */
+    return rc;
 }
 
 void op_instance_free(struct op_instance *in)
@@ -202,6 +215,11 @@ void op_instance_free(struct op_instance *in)
             }
             free(grp->tags);
             free(grp->nodes);
+            if (grp->sub) {
+                free(grp->sub->cache);
+                free(grp->sub->mark);
+            }
+            free(grp->sub);
         }
         free(dev->groups);
     }

@@ -124,6 +124,71 @@ static const struct ib_schema_entry connection_entries[] = {
 #undef CP
 #undef DUR
 
+static const char *const group_mode_choices[] = {
+    [OP_GROUP_READ] = "read",
+    [OP_GROUP_SUBSCRIBE] = "subscribe",
+    NULL,
+};
+
+static const char *const deadband_choices[] = {
+    [OP_DEADBAND_NONE] = "none",
+    [OP_DEADBAND_ABSOLUTE] = "absolute",
+    [OP_DEADBAND_PERCENT] = "percent",
+    NULL,
+};
+
+#define GP struct op_group_params
+static const struct ib_schema_entry group_entries[] = {
+    {.key = "mode",
+     .type = IB_S_ENUM,
+     .offset = offsetof(GP, mode),
+     .def = "read",
+     .choices = group_mode_choices,
+     .description = "read: the group's nodes are read at its interval (batched Read); "
+                    "subscribe: one subscription per group, its publishing interval the group's "
+                    "interval, changes pushed as the server sends them"},
+    {.key = "sampling_interval_ms",
+     .type = IB_S_INT,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(GP, sampling_interval_ms),
+     .def = "-1",
+     .min = -1,
+     .max = 86400000,
+     .description = "subscribe: how often the server samples each node, in ms (0: as fast as it "
+                    "can, -1: the group's interval)"},
+    {.key = "queue_size",
+     .type = IB_S_INT,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(GP, queue_size),
+     .def = "1",
+     .min = 1,
+     .max = 10000,
+     .description = "subscribe: values the server keeps per node between two publishes"},
+    {.key = "discard_oldest",
+     .type = IB_S_BOOL,
+     .offset = offsetof(GP, discard_oldest),
+     .def = "true",
+     .description = "subscribe: when the queue is full, drop its oldest value (false: the "
+                    "newest)"},
+    {.key = "deadband_type",
+     .type = IB_S_ENUM,
+     .offset = offsetof(GP, deadband_type),
+     .def = "none",
+     .choices = deadband_choices,
+     .description = "subscribe: the server's DataChangeFilter deadband: none, absolute (in the "
+                    "value's unit) or percent (of the node's EURange)"},
+    {.key = "deadband",
+     .type = IB_S_DOUBLE,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(GP, deadband),
+     .def = "0",
+     .dmin = 0,
+     .dmax = 1e300,
+     .description = "subscribe: the deadband value (with deadband_type absolute or percent, "
+                    "0..100 for percent)"},
+};
+#undef GP
+
 static const struct ib_schema_entry tag_entries[] = {
     {.key = "node",
      .type = IB_S_STRING,
@@ -146,4 +211,10 @@ const struct ib_schema op_tag_schema = {
     .struct_size = sizeof(struct op_tag_params),
     .n_entries = ARRAY_SIZE(tag_entries),
     .entries = tag_entries,
+};
+
+const struct ib_schema op_group_schema = {
+    .struct_size = sizeof(struct op_group_params),
+    .n_entries = ARRAY_SIZE(group_entries),
+    .entries = group_entries,
 };

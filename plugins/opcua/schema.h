@@ -7,5 +7,6 @@
 extern const struct ib_schema op_connection_schema;
 extern const struct ib_schema op_device_schema;
 extern const struct ib_schema op_tag_schema;
+extern const struct ib_schema op_group_schema;
 
 #endif

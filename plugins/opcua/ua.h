@@ -197,6 +197,10 @@ void ua_skip(struct ua_cur *c, int type, int depth);
  * and `raw_len` are set. Returns 0, or a UA_E_* code. O(i) for variable-size types. */
 int ua_variant_elem(const struct ua_variant *v, int32_t i, struct ua_variant *out);
 
+/* The next element of an array of built-in `type` at the cursor (start it at v->raw with
+ * v->raw_len bytes), decoded as ua_variant_elem does; O(1) per element. 0 or a UA_E_* code. */
+int ua_variant_next(struct ua_cur *c, int type, struct ua_variant *out);
+
 /* ---- Encoding ---------------------------------------------------------------------------------
  * A growable buffer owned by its user (ua_buf_free). `max` bounds its length (0: no bound);
  * the first failure sets `err` and later writes do nothing. */

@@ -1,5 +1,6 @@
 /* OPC UA plugin: mapping of Read results to samples (scalar built-in types; DateTime as ISO
- * 8601 UTC text, ByteString as base64, LocalizedText as its text, Guid as text) and of written
+ * 8601 UTC text, ByteString as base64, LocalizedText as its text, Guid as text; arrays in
+ * array.c) and of written
  * values to Variants of the node's type, refusing values that do not fit. */
 #include <inttypes.h>
 #include <math.h>
@@ -60,7 +61,7 @@ static int datetime_text(struct ib_value *v, struct ua_text *t, int64_t ticks)
     return set_text(v, t, buf, n);
 }
 
-static int scalar(const struct ua_variant *var, struct ua_text *t, struct ib_value *v)
+int ua_scalar_to_value(const struct ua_variant *var, struct ua_text *t, struct ib_value *v)
 {
     v->flags = 0;
     switch (var->type) {
@@ -139,11 +140,8 @@ int ua_value_to_sample(const struct ua_datavalue *dv, int64_t now_ms, struct ua_
         ib_sample_bad(s, ts, IB_R_DECODE, 0);
         return UA_MAP_NO_VALUE;
     }
-    if (dv->value.is_array) {
-        ib_sample_bad(s, ts, IB_R_DECODE, 0);
-        return UA_MAP_UNSUPPORTED;
-    }
-    int r = scalar(&dv->value, text, &s->value);
+    int r = dv->value.is_array ? ua_array_to_value(&dv->value, text, &s->value)
+                               : ua_scalar_to_value(&dv->value, text, &s->value);
     if (r != UA_MAP_GOOD) {
         ib_sample_bad(s, ts, r == UA_MAP_NOMEM ? IB_R_INTERNAL : IB_R_DECODE, 0);
         return r;

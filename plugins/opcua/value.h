@@ -21,7 +21,7 @@ enum ua_map_result {
     UA_MAP_GOOD = 0,
     UA_MAP_BAD_STATUS = 1,  /* the server's status is not Good: sample bad, code = status >> 16 */
     UA_MAP_NO_VALUE = 2,    /* Good status without a value */
-    UA_MAP_UNSUPPORTED = 3, /* a type (or an array) that has no mapping yet: sample bad, decode */
+    UA_MAP_UNSUPPORTED = 3, /* a type (or array) without a mapping: sample bad, decode */
     UA_MAP_NOMEM = 4,
 };
 
@@ -37,5 +37,17 @@ int ua_value_to_variant(const struct ib_value *v, int type, struct ua_variant *o
                         size_t err_size);
 
 void ua_text_free(struct ua_text *t);
+
+/* A scalar Variant to a value (string values in `t`): an ua_map_result. */
+int ua_scalar_to_value(const struct ua_variant *var, struct ua_text *t, struct ib_value *v);
+
+/* array.c: an array Variant of numbers or of types shown as text (String, LocalizedText,
+ * DateTime, ByteString, Guid, ...) to an IB_V_JSON value, the JSON text of the array
+ * (multi-dimensional arrays flattened) in `t`. Integers beyond 2^53 are decimal strings, as in
+ * scalars; a non-finite float is null. UA_MAP_UNSUPPORTED for arrays of other types or beyond
+ * UA_ARRAY_MAX_ELEMS elements / UA_ARRAY_MAX_TEXT bytes of JSON. */
+#define UA_ARRAY_MAX_ELEMS 100000
+#define UA_ARRAY_MAX_TEXT  (1u << 20)
+int ua_array_to_value(const struct ua_variant *var, struct ua_text *t, struct ib_value *v);
 
 #endif

@@ -3,7 +3,10 @@
  * does (channel and token ids, sequence numbers, request ids, chunk count and message size
  * limits), and every reassembled message decoded as a response: its type NodeId, the
  * ResponseHeader with its DiagnosticInfo and string table, then DataValues (as a Read response)
- * whose Variants are walked element by element and mapped to samples. Pure: no I/O.
+ * whose Variants are walked element by element and mapped to samples; the same bytes after the
+ * ResponseHeader also as a PublishResponse and as a RepublishResponse's NotificationMessage
+ * (notify.c: DataChangeNotification values mapped to samples, StatusChangeNotification), and
+ * as a DataChangeFilter. Pure: no I/O.
  *
  * Input: [0] bit 0 the first chunk is an OPN (ids not yet known), bits 1-2 max chunks (0: none,
  * else 1, 4, 16); then a stream of chunks, each as long as its header says. */
@@ -13,6 +16,7 @@
 
 #include "chunk.h"
 #include "fuzz_util.h"
+#include "notify.h"
 #include "ua.h"
 #include "value.h"
 
@@ -36,6 +40,42 @@ static void walk_variant(const struct ua_variant *v, struct ua_text *t)
         abort();
 }
 
+static void on_change(void *arg, uint32_t handle, const struct ua_datavalue *dv)
+{
+    (void)handle;
+    struct ib_sample s;
+    ua_value_to_sample(dv, 0, arg, &s);
+    if (dv->mask & UA_DV_VALUE)
+        walk_variant(&dv->value, arg);
+}
+
+static void on_status(void *arg, uint32_t status)
+{
+    (void)arg;
+    (void)status;
+}
+
+/* What follows a ResponseHeader, as the subscription decoders see it. */
+static void decode_notifications(struct ua_cur c, struct ua_text *t)
+{
+    struct ua_notif_cbs cbs = {on_change, on_status, t};
+    for (int publish = 0; publish < 2; publish++) {
+        struct ua_cur k = c;
+        struct ua_notif_msg m;
+        if (ua_notif_parse(&k, publish, &m) == UA_OK) {
+            if (m.n_avail > UA_MAX_AVAIL || (m.n_data && !m.data))
+                abort();
+            ua_notif_each(&m, &cbs);
+        }
+    }
+    struct ua_cur f = c;
+    uint32_t trigger, type;
+    double value;
+    if (ua_datachange_filter_parse(&f, &trigger, &type, &value) == UA_OK &&
+        (trigger > 2 || type > 2))
+        abort();
+}
+
 static void decode_response(const uint8_t *p, size_t n)
 {
     struct ua_cur c;
@@ -53,8 +93,10 @@ static void decode_response(const uint8_t *p, size_t n)
     for (int32_t i = 0; i < k; i++)
         ua_get_str(&c);
     ua_get_extobj(&c, &eo);
-    int32_t nv = ua_get_array_len(&c, 1);
     struct ua_text t = {0};
+    if (c.err == UA_OK)
+        decode_notifications(c, &t);
+    int32_t nv = ua_get_array_len(&c, 1);
     for (int32_t i = 0; i < nv && c.err == UA_OK; i++) {
         struct ua_datavalue dv;
         ua_get_datavalue(&c, &dv);

@@ -54,7 +54,7 @@ def test_harness_json(d):
               f"count over 3 polls: {[by[(p, 'count')] for p in (1, 2, 3)]}")
         check(by[(2, "run")]["v"] is True, f"run: {by[(2, 'run')]}")
         check(by[(3, "idn")]["v"] == "ACME,TM-1,42,1.0", f"idn: {by[(3, 'idn')]}")
-        check("plugin example" in r.stderr and "ABI 1.0" in r.stderr,
+        check("plugin example" in r.stderr and "ABI 1.1" in r.stderr,
               f"the harness does not name the plugin and its ABI: {r.stderr}")
         check(inst.queries.count("MEAS:TEMP?") == 3, f"queries sent: {inst.queries}")
 

@@ -38,6 +38,6 @@ exports=$(nm -D --defined-only plugins/example.so | awk '{print $3}')
     { echo "FAIL: the plugin exports more than its descriptor: $exports" >&2; exit 1; }
 out=$("$daemon" --list-plugins --plugin-dir "$tmp/work/plugins")
 echo "$out" | head -3
-grep -q '^example .*(ABI 1\.0)' <<<"$out" ||
+grep -q '^example .*(ABI 1\.1)' <<<"$out" ||
     { echo "FAIL: the daemon did not list the out-of-tree plugin" >&2; exit 1; }
 echo "PASS: example built out of tree against the installed SDK and loaded by the daemon"

@@ -48,21 +48,21 @@ static void good_loads(void **state)
 static void bad_major(void **state)
 {
     (void)state;
-    const char *n[] = {"ABI 2.0", "ABI 1.0", "badmajor.so", "rebuild", NULL};
+    const char *n[] = {"ABI 2.1", "provides ABI 1.1", "badmajor.so", "rebuild", NULL};
     expect_refused("badmajor", n);
 }
 
 static void newer_minor(void **state)
 {
     (void)state;
-    const char *n[] = {"ABI 1.7", "provides only ABI 1.0", "upgrade", NULL};
+    const char *n[] = {"ABI 1.7", "provides only ABI 1.1", "upgrade", NULL};
     expect_refused("newminor", n);
 }
 
 static void short_size(void **state)
 {
     (void)state;
-    const char *n[] = {"16 bytes", "ABI 1.0", NULL};
+    const char *n[] = {"16 bytes", "ABI 1.1", NULL};
     expect_refused("shortsize", n);
 }
 
@@ -112,12 +112,35 @@ static void check_is_pure(void **state)
     assert_non_null(strstr(err, "ABI 0.0"));
 }
 
-/* A host one minor ahead (1.1, whose descriptor grew by 16 bytes) against plugins built for 1.0
- * and 1.1: the minor table as it will be used when 1.1 exists. */
+/* The real 1.1 daemon loads 'good', built against the frozen 1.0 header, and never sees 1.1
+ * fields in it; 'good11' brings its wait_events(). */
+static void v10_plugin_loads_into_11(void **state)
+{
+    (void)state;
+    char err[1024] = "";
+    struct ib_plugin_registry *r = reg();
+    const struct ib_plugin *good = ib_plugins_get(r, "good", err, sizeof err);
+    if (!good)
+        fail_msg("a 1.0 plugin refused by the 1.1 daemon: %s", err);
+    assert_int_equal(good->abi_minor, 0);
+    assert_null(ib_plugin_wait_events(good));
+    assert_null(ib_plugin_group_schema(good));
+    const struct ib_plugin *g11 = ib_plugins_get(r, "good11", err, sizeof err);
+    if (!g11)
+        fail_msg("a 1.1 plugin refused: %s", err);
+    assert_int_equal(g11->abi_minor, 1);
+    assert_non_null(ib_plugin_wait_events(g11));
+    assert_int_equal(ib_plugin_wait_events(g11)(NULL, 0), 0);
+    ib_plugins_free(r);
+}
+
+/* A host one minor ahead (1.2, whose descriptor grew by 16 bytes) against plugins built for 1.0,
+ * 1.1 and 1.2: the minor table as it will be used when 1.2 exists. */
 static void older_minor_loads(void **state)
 {
     (void)state;
     const uint32_t sizes[] = {(uint32_t)sizeof(struct ib_plugin),
+                              (uint32_t)sizeof(struct ib_plugin),
                               (uint32_t)sizeof(struct ib_plugin) + 16};
     char err[1024] = "";
     /* The real 'good' plugin, built against 1.0 and loaded from its .so. */
@@ -125,23 +148,23 @@ static void older_minor_loads(void **state)
     const struct ib_plugin *good = ib_plugins_get(r, "good", err, sizeof err);
     assert_non_null(good);
     assert_int_equal(good->abi_minor, 0);
-    if (ib_plugin_check_abi(good, "good.so", 1, sizes, err, sizeof err) != 0)
-        fail_msg("a 1.0 plugin refused by a 1.1 host: %s", err);
+    if (ib_plugin_check_abi(good, "good.so", 2, sizes, err, sizeof err) != 0)
+        fail_msg("a 1.0 plugin refused by a 1.2 host: %s", err);
     struct ib_plugin p = *good; /* its pointers stay valid until ib_plugins_free(r) */
-    /* Built for 1.1 with the 1.1 headers: accepted. */
-    p.abi_minor = 1;
-    p.size = sizes[1];
-    assert_int_equal(ib_plugin_check_abi(&p, "new.so", 1, sizes, err, sizeof err), 0);
-    /* Claims 1.1 but has the 1.0 size: refused, naming both. */
-    p.size = sizes[0];
-    assert_int_equal(ib_plugin_check_abi(&p, "mixed.so", 1, sizes, err, sizeof err), -1);
-    assert_non_null(strstr(err, "declares ABI 1.1"));
-    assert_non_null(strstr(err, "provides ABI 1.1"));
-    /* Built for 1.2: refused by the 1.1 host. */
+    /* Built for 1.2 with the 1.2 headers: accepted. */
     p.abi_minor = 2;
-    p.size = sizes[1] + 16;
-    assert_int_equal(ib_plugin_check_abi(&p, "newer.so", 1, sizes, err, sizeof err), -1);
-    assert_non_null(strstr(err, "provides only ABI 1.1"));
+    p.size = sizes[2];
+    assert_int_equal(ib_plugin_check_abi(&p, "new.so", 2, sizes, err, sizeof err), 0);
+    /* Claims 1.2 but has the 1.1 size: refused, naming both. */
+    p.size = sizes[1];
+    assert_int_equal(ib_plugin_check_abi(&p, "mixed.so", 2, sizes, err, sizeof err), -1);
+    assert_non_null(strstr(err, "declares ABI 1.2"));
+    assert_non_null(strstr(err, "provides ABI 1.2"));
+    /* Built for 1.3: refused by the 1.2 host. */
+    p.abi_minor = 3;
+    p.size = sizes[2] + 16;
+    assert_int_equal(ib_plugin_check_abi(&p, "newer.so", 2, sizes, err, sizeof err), -1);
+    assert_non_null(strstr(err, "provides only ABI 1.2"));
     ib_plugins_free(r);
 }
 
@@ -170,7 +193,7 @@ static void scan_refuses_each_and_keeps_good(void **state)
     struct ib_plugin_registry *r = reg();
     struct scan_result s = {0};
     ib_plugins_scan(r, scan_visit, &s);
-    assert_int_equal(s.good, 1);
+    assert_int_equal(s.good, 2); /* good (1.0) and good11 */
     assert_int_equal(s.refused, 5);
     const char *need[] = {"badmajor.so",   "newminor.so", "shortsize.so",
                           "nocallback.so", "nosymbol.so", NULL};
@@ -192,6 +215,7 @@ int main(void)
         cmocka_unit_test(unknown_and_bad_names),
         cmocka_unit_test(others_keep_working),
         cmocka_unit_test(check_is_pure),
+        cmocka_unit_test(v10_plugin_loads_into_11),
         cmocka_unit_test(older_minor_loads),
         cmocka_unit_test(scan_refuses_each_and_keeps_good),
     };

@@ -114,6 +114,39 @@ static void record_json(void **state)
     ib_record_enc_free(&e);
 }
 
+/* ABI 1.1 arrays (IB_V_JSON): published as the plugin's JSON array text, never scaled; a text
+ * that is not an array becomes null. */
+static void record_json_array(void **state)
+{
+    (void)state;
+    struct ib_tag_config tags[3] = {{.name = "a"}, {.name = "s"}, {.name = "x"}};
+    struct ib_tag_core core[3] = {{.scale = 2, .scaled = true}, {0}, {0}};
+    struct ib_group_config g = {.name = "g", .n_tags = 3, .tags = tags};
+    struct ib_cfg_group cg = {.tags = core};
+    for (uint32_t k_ = 0; k_ < g.n_tags; k_++)
+        cg.tags[k_].name = g.tags[k_].name;
+    struct ib_group_enc e;
+    assert_int_equal(ib_record_enc_init(&e, "gw", "plc", "m1", NULL, g.name, g.n_tags, cg.tags), 0);
+    const char *nums = "[1,2.5,-3]", *strs = "[\"a\",\"b\\\"c\"]", *broken = "{\"no\":1}";
+    struct ib_sample s[3] = {
+        good((struct ib_value){.type = IB_V_JSON, .v.s = {nums, (uint32_t)strlen(nums)}}),
+        good((struct ib_value){.type = IB_V_JSON, .v.s = {strs, (uint32_t)strlen(strs)}}),
+        good((struct ib_value){.type = IB_V_JSON, .v.s = {broken, (uint32_t)strlen(broken)}}),
+    };
+    struct ib_sample n;
+    ib_record_normalize(&core[0], &s[0], &n);
+    assert_int_equal(n.value.type, IB_V_JSON); /* not scaled */
+    struct ib_buf b = {0};
+    assert_int_equal(ib_record_encode(&b, &e, 999, s, NULL, 0), 0);
+    assert_string_equal(b.p, ",\"gateway\":\"gw\",\"connection\":\"plc\",\"device\":\"m1\","
+                             "\"group\":\"g\",\"ts\":999,\"values\":{"
+                             "\"a\":{\"v\":[1,2.5,-3],\"q\":\"good\",\"ts\":1000},"
+                             "\"s\":{\"v\":[\"a\",\"b\\\"c\"],\"q\":\"good\",\"ts\":1000},"
+                             "\"x\":{\"v\":null,\"q\":\"good\",\"ts\":1000}}}");
+    ib_buf_free(&b);
+    ib_record_enc_free(&e);
+}
+
 /* The encoder's fast path for good numbers (fixed-size fragment copies, cached time digits)
  * gives the same text as the general path: every numeric kind, integers past 2^53, float32,
  * names and units longer than one 16-byte step, changing source times, and a string (the
@@ -204,13 +237,10 @@ static void reason_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(scaling),
-        cmocka_unit_test(decimal_scales_exact),
-        cmocka_unit_test(non_finite_is_bad),
-        cmocka_unit_test(bad_passes_through),
-        cmocka_unit_test(record_json),
-        cmocka_unit_test(record_fast_path),
-        cmocka_unit_test(subset_tag_layout_meta_stale),
+        cmocka_unit_test(scaling),           cmocka_unit_test(decimal_scales_exact),
+        cmocka_unit_test(non_finite_is_bad), cmocka_unit_test(bad_passes_through),
+        cmocka_unit_test(record_json),       cmocka_unit_test(record_json_array),
+        cmocka_unit_test(record_fast_path),  cmocka_unit_test(subset_tag_layout_meta_stale),
         cmocka_unit_test(reason_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

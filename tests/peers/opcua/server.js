@@ -1,10 +1,11 @@
 // The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
 // package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
-// variable of every scalar built-in type, the user "operator" with password "s3cret!", any
-// X.509 user certificate, a counter changing every 100 ms, a node whose value
-// carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
+// variable of every scalar built-in type, arrays of numbers and strings, the user "operator"
+// with password "s3cret!", any X.509 user certificate, a counter changing every 100 ms, a node
+// whose value carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it
+// is given.
 //
-//   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
+//   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N] [--ns-shift N]
 //                  [--cert FILE --key FILE --app-uri URI]
 //
 // Writes the port to FILE once it listens; stops on SIGTERM.
@@ -41,6 +42,7 @@ const benchSub = parseInt(arg("bench-sub", "0"), 10);
 const certFile = arg("cert");
 const ownCert = certFile ? { certificateFile: certFile, privateKeyFile: arg("key"),
                              serverInfo: { applicationUri: arg("app-uri") } } : {};
+const nsShift = parseInt(arg("ns-shift", "0"), 10);
 
 // name, DataType, value as node-opcua takes it
 const SCALARS = [
@@ -61,6 +63,31 @@ const SCALARS = [
     ["LocalizedText", DataType.LocalizedText, { locale: "en", text: "Running" }],
     ["Guid", DataType.Guid, "72962b91-fa75-4ae6-8d28-b404dc7daf63"],
 ];
+
+// --ns-shift N: N other namespaces registered before urn:ironbridge:test, so that its index
+// moves (a server restarted with another namespace order; the nsu= tests of mode subscribe).
+function registerShiftNamespaces(space, n) {
+    for (let i = 0; i < n; i++) {
+        space.registerNamespace("urn:ironbridge:shift:" + i);
+    }
+}
+
+// Arrays for the JSON-array mapping: numbers (one Int64 beyond 2^53) and strings.
+function addArrayNodes(ns, folder) {
+    const arrays = [
+        ["Int32Array", DataType.Int32, Int32Array.from([1, -2, 2147483647])],
+        ["DoubleArray", DataType.Double, Float64Array.from([0.5, -1.25, 1e300])],
+        ["Int64Array", DataType.Int64, [[0xffdfffff, 0xffffffff], [0, 7]]],
+        ["StringArray", DataType.String, ["a", "b\"c", "h\u00e9"]],
+    ];
+    for (const [name, dataType, value] of arrays) {
+        ns.addVariable({
+            componentOf: folder, browseName: name, nodeId: "s=" + name, dataType, valueRank: 1,
+            accessLevel: "CurrentRead", userAccessLevel: "CurrentRead",
+            value: new Variant({ dataType, arrayType: VariantArrayType.Array, value }),
+        });
+    }
+}
 
 async function main() {
     const serverCertificateManager = new OPCUACertificateManager({
@@ -94,6 +121,7 @@ async function main() {
     });
     await server.initialize();
     const space = server.engine.addressSpace;
+    registerShiftNamespaces(space, nsShift);
     const ns = space.registerNamespace("urn:ironbridge:test");
     const folder = ns.addFolder(space.rootFolder.objects, { browseName: "Test" });
     for (const [name, dataType, value] of SCALARS) {
@@ -131,6 +159,7 @@ async function main() {
         value: new Variant({ dataType: DataType.Double, value: 1.5 }),
     });
     addBench(ns, space);
+    addArrayNodes(ns, folder);
     await server.start();
     fs.writeFileSync(portFile + ".tmp", String(port));
     fs.renameSync(portFile + ".tmp", portFile);

@@ -1,5 +1,6 @@
 /* Test plugins for the ABI checks: one source, built several times with -D flags that break the
- * descriptor in one way each (wrong major, newer minor, short size, missing callback, no symbol).
+ * descriptor in one way each (wrong major, newer minor, short size, missing callback, no symbol);
+ * 'good' is built against the frozen 1.0 header, 'good11' (WITH_WAIT) has a 1.1 wait_events().
  */
 #include <ironbridge/plugin.h>
 
@@ -36,6 +37,15 @@ __attribute__((unused)) static int t_read(void *i, uint32_t d, uint32_t g, struc
     return 0;
 }
 
+#ifdef WITH_WAIT
+static int t_wait(void *i, int64_t deadline_ms)
+{
+    (void)i;
+    (void)deadline_ms;
+    return 0;
+}
+#endif
+
 #ifndef ABI_MAJOR
 #define ABI_MAJOR IB_ABI_MAJOR
 #endif
@@ -66,4 +76,7 @@ IB_PLUGIN_EXPORT const struct ib_plugin SYMBOL = {
     .open = t_open,
     .close = t_close,
     .read_group = READ_CB,
+#ifdef WITH_WAIT
+    .wait_events = t_wait,
+#endif
 };

@@ -1,7 +1,8 @@
 /* Unit tests of the value mapping (plugins/opcua/value.c): every scalar built-in type to a
  * sample (Float keeps its binary32 flag, Int64/UInt64 beyond 2^53 exact, DateTime as ISO 8601,
- * ByteString as base64), StatusCodes to bad quality with the code, timestamps, arrays refused
- * for now, and written values converted or refused. */
+ * ByteString as base64), StatusCodes to bad quality with the code, timestamps, arrays of numbers
+ * and strings as JSON arrays, and written values converted or refused. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,7 +81,7 @@ static void statuses_and_refusals(void **state)
     assert_int_equal(r, UA_MAP_NO_VALUE);
     assert_int_equal(s.reason, IB_R_DECODE);
     s = map((struct ua_variant){.type = UA_INT32, .is_array = true, .n = 0}, 0, &r, &t);
-    assert_int_equal(r, UA_MAP_UNSUPPORTED);
+    assert_int_equal(r, UA_MAP_GOOD); /* an empty array: [] (arrays: test arrays) */
     s = map((struct ua_variant){.type = UA_NODEID}, 0, &r, &t);
     assert_int_equal(r, UA_MAP_UNSUPPORTED);
     /* no source timestamp: the server's, else the time of receipt */
@@ -92,6 +93,58 @@ static void statuses_and_refusals(void **state)
     dv.mask = UA_DV_VALUE;
     ua_value_to_sample(&dv, 5, &t, &s);
     assert_true(s.ts_ms == 5);
+    ua_text_free(&t);
+}
+
+static struct ib_sample map_array(int type, int32_t n, const void *raw, size_t len, int *r,
+                                  struct ua_text *t)
+{
+    struct ua_variant v = {
+        .type = (uint8_t)type, .is_array = true, .n = n, .raw = raw, .raw_len = len};
+    return map(v, 0, r, t);
+}
+
+static void expect_json(struct ib_sample s, const int *r, const char *want)
+{
+    assert_int_equal(*r, UA_MAP_GOOD);
+    assert_int_equal(s.quality, IB_Q_GOOD);
+    assert_int_equal(s.value.type, IB_V_JSON);
+    assert_int_equal(s.value.v.s.len, strlen(want));
+    assert_memory_equal(s.value.v.s.ptr, want, strlen(want));
+}
+
+/* Arrays of numbers and of text as JSON arrays (ABI 1.1 IB_V_JSON): exact numbers, integers
+ * beyond 2^53 as strings, float32 shortest, NaN as null, strings escaped, invalid UTF-8
+ * replaced; an array of a structured type, or a truncated one, is refused. */
+static void arrays(void **state)
+{
+    (void)state;
+    struct ua_text t = {0};
+    int r;
+    const int32_t i32[] = {1, -2, 2147483647};
+    expect_json(map_array(UA_INT32, 3, i32, sizeof i32, &r, &t), &r, "[1,-2,2147483647]");
+    const int64_t i64[] = {-9007199254740993LL, 9007199254740992LL};
+    expect_json(map_array(UA_INT64, 2, i64, sizeof i64, &r, &t), &r,
+                "[\"-9007199254740993\",9007199254740992]");
+    const uint64_t u64[] = {18446744073709551615ULL};
+    expect_json(map_array(UA_UINT64, 1, u64, sizeof u64, &r, &t), &r, "[\"18446744073709551615\"]");
+    const double d[] = {0.1, NAN, -2.5e300};
+    expect_json(map_array(UA_DOUBLE, 3, d, sizeof d, &r, &t), &r, "[0.1,null,-2.5e+300]");
+    const float f[] = {123.456f};
+    expect_json(map_array(UA_FLOAT, 1, f, sizeof f, &r, &t), &r, "[123.456]");
+    const uint8_t b[] = {1, 0};
+    expect_json(map_array(UA_BOOLEAN, 2, b, sizeof b, &r, &t), &r, "[true,false]");
+    /* Strings: "a", "q\"\\", "\x01\xff" (a control character and a byte that is not UTF-8) */
+    const uint8_t str[] = {1, 0, 0, 0, 'a', 3, 0, 0, 0, 'q', '"', '\\', 2, 0, 0, 0, 1, 0xff};
+    expect_json(map_array(UA_STRING, 3, str, sizeof str, &r, &t), &r,
+                "[\"a\",\"q\\\"\\\\\",\"\\u0001\\ufffd\"]");
+    /* One element fewer in the bytes than the count says. */
+    struct ib_sample s = map_array(UA_INT32, 4, i32, sizeof i32, &r, &t);
+    assert_int_equal(r, UA_MAP_UNSUPPORTED);
+    assert_int_equal(s.quality, IB_Q_BAD);
+    const uint8_t nid[] = {0, 5};
+    s = map_array(UA_NODEID, 1, nid, sizeof nid, &r, &t);
+    assert_int_equal(r, UA_MAP_UNSUPPORTED);
     ua_text_free(&t);
 }
 
@@ -131,6 +184,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scalars),
         cmocka_unit_test(statuses_and_refusals),
+        cmocka_unit_test(arrays),
         cmocka_unit_test(writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
