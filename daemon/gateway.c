@@ -89,6 +89,8 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
         if (ib_topic_expand(cfg->remote.topic, &v, topic, sizeof topic) > 0)
             ib_north_set_subscription(gw->north, topic, gw->remote_fn, gw->remote_ud);
     }
+    if (gw->north && ib_gateway_spb_attach(gw, cfg, gw->north) < 0)
+        return -1;
     if (!gw->north || ib_north_start(gw->north) < 0) {
         ib_err("cannot start the MQTT north");
         return -1;
@@ -104,6 +106,7 @@ void ib_gateway_north_stop(struct ib_gateway *gw, bool flush)
         ib_north_stop(gw->north, flush);
     ib_north_free(gw->north);
     gw->north = NULL;
+    ib_gateway_spb_detach(gw);
     ib_config_free(gw->north_cfg);
     gw->north_cfg = NULL;
 }

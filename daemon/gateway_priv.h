@@ -38,6 +38,7 @@ struct group_rt {
     uint32_t *send_idx;         /* per poll: the tags to send */
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
+    uint32_t spb_alias;         /* Sparkplug: the alias of its first tag */
     int64_t next_due;
     int64_t last_poll_ms;  /* monotonic start of its last poll */
     struct ib_episode bad; /* some tags bad: logged when it starts, changes reason, ends */
@@ -103,6 +104,7 @@ struct ib_gateway {
     void *remote_ud;
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
+    struct ib_gateway_spb *spb; /* the Sparkplug edge node of the north, or NULL (JSON) */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;
@@ -116,6 +118,15 @@ struct ib_gateway {
 int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg);
 /* Stop and free the north (delivering what is queued first when `flush`). */
 void ib_gateway_north_stop(struct ib_gateway *gw, bool flush);
+
+/* ---- gateway_sparkplug.c ---- */
+
+/* With north.format sparkplug_b: build the edge node and make it n's payload format (before
+ * ib_north_start); 0, or -1 (logged). Detach after the north is freed. Main thread. */
+int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, struct ib_north *n);
+void ib_gateway_spb_detach(struct ib_gateway *gw);
+/* The alias of the first tag of group grp of device dev of connection ci. */
+uint32_t ib_gateway_spb_alias(const struct ib_config *cfg, size_t ci, uint32_t dev, uint32_t grp);
 
 /* ---- poller_build.c ---- */
 

@@ -55,6 +55,34 @@ struct ib_mqtt_cfg {
 
 struct ib_north;
 
+/* A payload format other than JSON (Sparkplug B, sparkplug_node.h) takes over the session's
+ * own messages: the will, the subscriptions made before anything is published, the births, the
+ * rendering of each stored record, the commands received and the last words of a clean stop.
+ * All callbacks run on the north thread except `message` (paho's thread: copy and signal only).
+ * The format and `ud` must outlive the north. */
+struct ib_north_format {
+    void *ud;
+    /* Before each CONNECT: the will (bytes valid until the next call). */
+    void (*will)(void *ud, const char **topic, const void **payload, size_t *len);
+    /* The topics subscribed (QoS 1) at each connect before births: NULL-terminated. */
+    const char *const *(*topics)(void *ud);
+    /* Once subscribed, and again whenever want_births says so: publish the births. 0 or -1. */
+    int (*births)(void *ud, struct ib_north *n);
+    bool (*want_births)(void *ud);
+    /* Publish stored record r (ib_north_publish with r->seq); 0, or a paho error code. */
+    int (*send)(void *ud, struct ib_north *n, const struct ib_store_rec *r);
+    /* A message on one of its topics; true when it was the format's. */
+    bool (*message)(void *ud, const char *topic, const void *payload, size_t len);
+    /* A clean stop while connected: the last message before DISCONNECT. */
+    void (*death)(void *ud, struct ib_north *n);
+};
+/* Set before ib_north_start. */
+void ib_north_set_format(struct ib_north *n, const struct ib_north_format *f);
+/* For a format's callbacks (north thread): hand a message to paho. `rec_seq` is the store's
+ * record it carries (acknowledged when paho reports it sent), or 0. 0 or a paho error code. */
+int ib_north_publish(struct ib_north *n, const char *topic, const void *payload, size_t len,
+                     int qos, uint64_t rec_seq);
+
 /* `cfg` and `gateway_id` must outlive the north. Returns NULL on out-of-memory. */
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
                               struct ib_store *q);

@@ -157,6 +157,15 @@ void north_start_connect(struct ib_north *n)
     will.message = "offline";
     will.retained = 1;
     will.qos = 1;
+    if (n->fmt) { /* the format's will (Sparkplug: NDEATH with the new bdSeq) */
+        const void *wp;
+        size_t wl;
+        n->fmt->will(n->fmt->ud, &will.topicName, &wp, &wl);
+        will.message = NULL;
+        will.payload.data = wp;
+        will.payload.len = (int)wl;
+        will.retained = 0;
+    }
     o.will = &will;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     if (cfg->tls) {

@@ -39,6 +39,8 @@ struct ib_north {
     char cfgstat_topic[512];
     char sub_topic[512]; /* empty: no subscription */
     ib_north_msg_fn sub_fn;
+    const struct ib_north_format *fmt; /* NULL: JSON */
+    atomic_bool fmt_subscribed;        /* the format's subscriptions were acknowledged */
     void *sub_ud;
     pthread_t thread;
     bool started;
