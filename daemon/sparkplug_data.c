@@ -78,8 +78,16 @@ static void summarize(struct ib_spb_node *node, uint32_t dev, const struct ib_st
         sum->historical |= x.s.ts_ms < node->session_ms;
         sum->any_good |= x.s.quality == IB_Q_GOOD;
         sum->all_conn_lost &= x.s.quality == IB_Q_BAD && x.s.reason == IB_R_CONN_LOST;
-        if (i >= 0 && !node->m[i].datatype && x.s.quality == IB_Q_GOOD)
-            node->m[i].datatype = spb_type_of(&x.s.value);
+        if (i < 0 || x.s.quality != IB_Q_GOOD)
+            continue;
+        struct spb_metric_rt *m = &node->m[i];
+        uint32_t dt = spb_type_of(&x.s.value);
+        if (m->guessed && m->datatype != dt)
+            node->retype = true; /* announced with a guess: the node is born again */
+        if (!m->datatype || m->guessed) {
+            m->datatype = dt;
+            m->guessed = false;
+        }
     }
     sum->broken = rc < 0;
 }
@@ -102,8 +110,10 @@ int spb_dbirth(struct ib_spb_node *node, struct ib_north *n, uint32_t dev, uint6
             ib_sample_bad(&s, now, IB_R_NONE, 0);
         m->has_timestamp = true;
         m->timestamp = (uint64_t)(rt->has_last ? s.ts_ms : now);
-        if (!rt->datatype)
-            rt->datatype = SPB_DOUBLE; /* never read good: a number is the likeliest */
+        if (!rt->datatype) { /* never read good yet: corrected by a rebirth if wrong */
+            rt->datatype = SPB_DOUBLE;
+            rt->guessed = true;
+        }
         spb_put_sample(&msg, rt->datatype, &s);
         if (!rt->has_last && msg.reason[msg.p.n_metrics - 1][0])
             snprintf(msg.reason[msg.p.n_metrics - 1], sizeof msg.reason[0], "not_read_yet");
@@ -186,6 +196,11 @@ int spb_send_record(void *ud, struct ib_north *n, const struct ib_store_rec *r)
                "records (written by the JSON format or another configuration); skipped",
                r->topic);
         return 1;
+    }
+    if (node->retype) {
+        int rc = spb_births(node, n);
+        if (rc != 0)
+            return rc;
     }
     struct spb_device_rt *d = &node->d[dev];
     if (!sum.historical && sum.count && sum.all_conn_lost) {

@@ -32,6 +32,7 @@ enum spb_dt {
  * good value: the core has no declared type) and the last sample sent, for births. */
 struct spb_metric_rt {
     uint32_t datatype; /* 0: not known yet */
+    bool guessed;      /* datatype was announced before a good value showed the real one */
     bool has_last;
     struct ib_sample last;
     char *str; /* backing store of last's string */
@@ -60,6 +61,7 @@ struct ib_spb_node {
     int64_t session_ms; /* wall clock: the last NBIRTH; older samples are historical */
     struct ib_buf will, out;
     atomic_bool rebirth;
+    bool retype; /* a guessed datatype proved wrong: births again before the next data */
     atomic_uint_fast64_t refused;
     ib_spb_figures_fn figures;
     void *figures_ud;
@@ -97,6 +99,9 @@ uint32_t spb_type_of(const struct ib_value *v);
 /* Set the metric last added to sample s as datatype dt: a value, or is_null with the Quality
  * and reason properties for a bad or stale sample or a value that dt cannot hold. */
 void spb_put_sample(struct spb_msg *msg, uint32_t dt, const struct ib_sample *s);
+
+/* sparkplug_node.c: NBIRTH and the DBIRTHs of this session (north thread). 0 or -1. */
+int spb_births(struct ib_spb_node *node, struct ib_north *n);
 
 /* sparkplug_data.c */
 int spb_send_record(void *ud, struct ib_north *n, const struct ib_store_rec *r);

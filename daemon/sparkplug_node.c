@@ -141,10 +141,10 @@ static int nbirth(struct ib_spb_node *node, struct ib_north *n)
 
 /* NBIRTH, then the DBIRTH of every device whose metrics' datatypes are known; the others are
  * born right before their first DDATA (sparkplug_data.c), when their values show the types. */
-static int fmt_births(void *ud, struct ib_north *n)
+int spb_births(struct ib_spb_node *node, struct ib_north *n)
 {
-    struct ib_spb_node *node = ud;
     atomic_store(&node->rebirth, false);
+    node->retype = false;
     for (size_t d = 0; d < node->n_devs; d++)
         node->d[d].born = node->d[d].dead = false;
     if (nbirth(node, n) != 0)
@@ -153,11 +153,16 @@ static int fmt_births(void *ud, struct ib_north *n)
         const struct ib_spb_device_def *dev = &node->devs[d];
         bool known = true;
         for (uint32_t i = dev->first; i < dev->first + dev->n; i++)
-            known &= node->m[i].datatype != 0;
+            known &= node->m[i].datatype != 0 && !node->m[i].guessed;
         if (known && dev->n && spb_dbirth(node, n, (uint32_t)d, 0) != 0)
             return -1;
     }
     return 0;
+}
+
+static int fmt_births(void *ud, struct ib_north *n)
+{
+    return spb_births(ud, n);
 }
 
 static bool fmt_want_births(void *ud)
