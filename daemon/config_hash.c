@@ -360,6 +360,8 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     if (!cfg->has_north)
         return;
     h_sparkplug(h, cfg);
+    for (int i = 1; i < m->n_server_uris; i++) /* only when given: earlier digests stay */
+        h_str(h, "server", m->server_uris[i]);
     h_fields(h, cfg, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt", &ib_config_mqtt_schema, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));

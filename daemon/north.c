@@ -255,6 +255,10 @@ static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
     n->up_since_ms = ib_monotonic_ms();
+    char srv[256];
+    ib_north_server(n, srv, sizeof srv);
+    if (n->cfg->n_server_uris)
+        ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to server %s", srv);
     if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
         n->attempt = 0;
@@ -500,6 +504,13 @@ void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_m
     snprintf(n->sub_topic, sizeof n->sub_topic, "%s", topic);
     n->sub_fn = fn;
     n->sub_ud = ud;
+}
+
+void ib_north_server(struct ib_north *n, char *buf, size_t len)
+{
+    pthread_mutex_lock(&n->mu);
+    snprintf(buf, len, "%s", atomic_load(&n->connected) ? n->server : "");
+    pthread_mutex_unlock(&n->mu);
 }
 
 bool ib_north_connected(struct ib_north *n)

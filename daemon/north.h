@@ -48,7 +48,9 @@ struct ib_mqtt_cfg {
     int64_t max_inflight_bytes;
     /* derived: */
     bool tls;
-    const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
+    const char *server_uri;   /* for paho: ssl://host:port or tcp://host:port */
+    const char **server_uris; /* with north.mqtt.servers: server_uri, then those (NULL-ended) */
+    int n_server_uris;        /* 0 without servers */
     const char *host;
     int port;
 };
@@ -98,6 +100,10 @@ void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
 
 bool ib_north_connected(struct ib_north *n);
+
+/* The server the current connection uses (paho's URI, copied into buf, "" when not connected).
+ * Any thread. */
+void ib_north_server(struct ib_north *n, char *buf, size_t len);
 
 /* The longest password sent (bytes of password_file's first line). */
 #define IB_NORTH_PASSWORD_MAX 255

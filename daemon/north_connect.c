@@ -19,6 +19,8 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
     pthread_mutex_lock(&n->mu);
     if (n->state == N_CONNECTING)
         n->state = N_CONNECTED;
+    const char *uri = r && r->alt.connect.serverURI ? r->alt.connect.serverURI : NULL;
+    snprintf(n->server, sizeof n->server, "%s", uri ? uri : n->cfg->server_uri);
     pthread_mutex_unlock(&n->mu);
     north_wake(n);
 }
@@ -149,6 +151,10 @@ void north_start_connect(struct ib_north *n)
     o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
     o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
     o.maxInflight = (int)cfg->max_inflight + 4;
+    if (cfg->n_server_uris) { /* paho tries them in order (north.mqtt.servers) */
+        o.serverURIs = (char *const *)cfg->server_uris;
+        o.serverURIcount = cfg->n_server_uris;
+    }
     o.onSuccess = on_connect_ok;
     o.onFailure = on_connect_fail;
     o.context = n;

@@ -8,8 +8,9 @@ replayed as historical metrics."""
 import re
 import time
 
-from ibtest import (CuttableProxy, Gateway, Mosquitto, PymodbusServer, Simulator, check, device,
-                    group, modbus_connection, note, run, tag, to_yaml, wait_until)
+from ibtest import (CuttableProxy, Gateway, Mosquitto, NotifySocket, PymodbusServer, Simulator,
+                    Subscriber, check, data_topic, device, gateway_config, group, is_data,
+                    modbus_connection, note, run, run_check, tag, to_yaml, wait_until)
 import spb_host
 from spb_host import Host, check_all, props, value_of
 
@@ -176,5 +177,59 @@ def test_outage_historical(d):
         note(f"{len(hist)} historical samples; values {vals[0]}..{vals[-1]}")
 
 
+def failover(d, sparkplug):
+    """url's broker stopped: the gateway moves to the next of north.mqtt.servers, and the
+    status line says which server it is on."""
+    with Mosquitto(d / "a", plain=True) as a, Mosquitto(d / "b", plain=True) as b, \
+            Simulator(SIM_MAP, d) as sim, NotifySocket(d) as ns:
+        devs = [device("meter1", [group("fast", [tag("count", "holding", 0, "uint16")], 200)])]
+        conns = [modbus_connection("src", sim.port, devs)]
+        servers = [f"mqtt://127.0.0.1:{b.port}"]
+        if sparkplug:
+            text = spb_config(a.port, conns)
+            text = text.replace("    allow_insecure: true\n",
+                                f"    allow_insecure: true\n    servers: [{servers[0]}]\n")
+            check("servers:" in text, text)
+        else:
+            text = gateway_config({"url": f"mqtt://127.0.0.1:{a.port}", "allow_insecure": True,
+                                   "servers": servers, "reconnect_min_ms": 200,
+                                   "reconnect_max_ms": 500}, conns)
+        gw = Gateway(text, d, env=ns.env())
+        ns.wait("STATUS", lambda v: f"broker connected to tcp://127.0.0.1:{a.port}" in v, 20,
+                "connected to the first server")
+        watch = Host(b, d) if sparkplug else Subscriber(b, data_topic(), insecure=True, plain=True)
+        with watch:
+            a.stop()
+            ns.wait("STATUS", lambda v: f"broker connected to tcp://127.0.0.1:{b.port}" in v, 30,
+                    "connected to the second server")
+            if sparkplug:
+                watch.wait_for(lambda m: m.kind == "DDATA", 20, "DDATA on the second server")
+                check_all(watch.messages())
+            else:
+                watch.wait_for(is_data, 20, "data on the second server")
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+
+
+def test_failover_json(d):
+    failover(d, False)
+
+
+def test_failover_sparkplug(d):
+    failover(d, True)
+
+
+def test_config_errors(d):
+    """Sparkplug settings are checked with their place named."""
+    base = spb_config(1883, [])
+    rc, out = run_check(base.replace('group_id: "plant1"', 'group_id: "a/b"'), d, "c1")
+    check(rc != 0 and "north.sparkplug.group_id: 'a/b' is not a Sparkplug group id" in out, out)
+    rc, out = run_check(base.replace('  sparkplug:\n    group_id: "plant1"\n', ""), d, "c2")
+    check(rc != 0 and "format: sparkplug_b needs a sparkplug section" in out, out)
+    rc, out = run_check(base.replace("allow_insecure: true", "allow_insecure: true\n    servers: "
+                                     "[mqtts://x]"), d, "c3")
+    check(rc != 0 and "every server must use the scheme of url" in out, out)
+
+
 if __name__ == "__main__":
-    run([test_session_rules, test_quality_and_device_loss, test_outage_historical])
+    run([test_session_rules, test_quality_and_device_loss, test_outage_historical,
+         test_failover_json, test_failover_sparkplug, test_config_errors])
