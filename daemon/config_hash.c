@@ -340,6 +340,7 @@ static void h_sparkplug(struct hasher *h, const struct ib_config *cfg)
     h_kv(h, "format=%d", cfg->spb.format);
     h_str(h, "sparkplug.group_id", cfg->spb.group_id);
     h_str(h, "sparkplug.bdseq_file", cfg->spb.bdseq_file);
+    h_str(h, "sparkplug.primary_host_id", cfg->spb.primary_host_id);
     for (size_t c = 0; c < cfg->n_connections; c++) {
         const struct ib_connection_config *cc = &cfg->connections[c].pub;
         for (uint32_t d = 0; d < cc->n_devices; d++)

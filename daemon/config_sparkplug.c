@@ -25,12 +25,14 @@ static const struct ib_schema_entry spb_entries[] = {
      .flags = IB_SF_REQUIRED,
      .offset = offsetof(struct ib_spb_cfg, group_id),
      .description = "the Sparkplug group id of this edge node (the node id is gateway.id)"},
+    IB_E_STR("primary_host_id", struct ib_spb_cfg, primary_host_id, NULL,
+             "births wait until this host's STATE says online; its offline ends the session"),
     IB_E_STR("bdseq_file", struct ib_spb_cfg, bdseq_file, NULL,
              "where bdSeq is kept across restarts (default: sparkplug-bdseq beside the store's "
              "directory)"),
 };
 const struct ib_schema ib_config_sparkplug_schema = {
-    sizeof(struct ib_spb_cfg), 2, spb_entries, {0}};
+    sizeof(struct ib_spb_cfg), sizeof spb_entries / sizeof spb_entries[0], spb_entries, {0}};
 
 /* A Sparkplug id: an MQTT topic level, so no '/', '+' or '#' (specification: Topics). */
 static bool spb_id_ok(const char *s)
@@ -61,6 +63,12 @@ void ib_loader_sparkplug(struct ib_loader *L, struct ynode *north)
                       "'%s' is not a Sparkplug group id: it must not be empty nor contain '/', "
                       "'+' or '#'",
                       sp->group_id);
+    if (sp->primary_host_id && !spb_id_ok(sp->primary_host_id))
+        ib_loader_err(L, ib_loader_get(L, n, "primary_host_id"), "north.sparkplug",
+                      "primary_host_id",
+                      "'%s' is not a Sparkplug host id: it must not be empty nor contain '/', "
+                      "'+' or '#'",
+                      sp->primary_host_id);
     if (sp->bdseq_file)
         sp->bdseq_file = ib_loader_resolve(L, sp->bdseq_file);
     struct ib_mqtt_cfg *m = &L->cfg->mqtt;

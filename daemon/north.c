@@ -236,12 +236,32 @@ static void fmt_subscribe(struct ib_north *n)
         north_set_failure(n, true, "cannot subscribe to the payload format's topics");
 }
 
+/* The format ends the session (Sparkplug: primary host offline): its death, a clean DISCONNECT
+ * (no will), then the next connect starts at the next server. */
+static void fmt_leave(struct ib_north *n)
+{
+    n->fmt->death(n->fmt->ud, n);
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    MQTTAsync_disconnect(n->client, &d);
+    for (int i = 0; i < 20 && MQTTAsync_isConnected(n->client); i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    n->server_skip++;
+    north_set_failure(n, true, "the payload format ended the session (primary host offline)");
+}
+
 /* A format's session: births once subscribed (then records may go), again when it asks. true
  * when records may go. */
 static bool fmt_ready(struct ib_north *n)
 {
     if (!atomic_load(&n->fmt_subscribed))
         return false;
+    if (n->fmt->leave && n->fmt->leave(n->fmt->ud)) {
+        fmt_leave(n);
+        return false;
+    }
     if ((!connection_ready(n) || n->fmt->want_births(n->fmt->ud)) &&
         n->fmt->births(n->fmt->ud, n) == 0) {
         pthread_mutex_lock(&n->mu);

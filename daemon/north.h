@@ -77,6 +77,10 @@ struct ib_north_format {
     bool (*message)(void *ud, const char *topic, const void *payload, size_t len);
     /* A clean stop while connected: the last message before DISCONNECT. */
     void (*death)(void *ud, struct ib_north *n);
+    /* True when the session must end now (Sparkplug: the primary host went offline): the
+     * north sends death, disconnects and connects again, to the next server if there are
+     * several. May be NULL. */
+    bool (*leave)(void *ud);
 };
 /* Set before ib_north_start. */
 void ib_north_set_format(struct ib_north *n, const struct ib_north_format *f);

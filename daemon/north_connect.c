@@ -151,9 +151,14 @@ void north_start_connect(struct ib_north *n)
     o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
     o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
     o.maxInflight = (int)cfg->max_inflight + 4;
-    if (cfg->n_server_uris) { /* paho tries them in order (north.mqtt.servers) */
-        o.serverURIs = (char *const *)cfg->server_uris;
-        o.serverURIcount = cfg->n_server_uris;
+    char *uris[16];
+    if (cfg->n_server_uris) { /* paho tries them in order (north.mqtt.servers), from the one a
+                               * format's leave moved to */
+        int count = cfg->n_server_uris < 16 ? cfg->n_server_uris : 16;
+        for (int i = 0; i < count; i++)
+            uris[i] = (char *)cfg->server_uris[(i + n->server_skip) % (unsigned)count];
+        o.serverURIs = uris;
+        o.serverURIcount = count;
     }
     o.onSuccess = on_connect_ok;
     o.onFailure = on_connect_fail;

@@ -52,7 +52,8 @@ struct ib_north {
     char *cfgstat;     /* retained config-status payload */
     bool cfgstat_sent; /* published on the current connection */
     char fail_msg[512];
-    char server[256]; /* the URI of the server connected to (from paho's connect answer) */
+    char server[256];     /* the URI of the server connected to (from paho's connect answer) */
+    unsigned server_skip; /* north thread: servers to rotate past at the next connect */
     struct sendctx *ctxs;
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
     bool delivered;        /* the broker acknowledged a record on this connection */

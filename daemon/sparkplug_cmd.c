@@ -130,3 +130,81 @@ int ib_spb_cmd_is_rebirth(const void *payload, size_t len)
         return -1;
     return yes;
 }
+
+/* ---- STATE: a small scanner of the one JSON object a host sends ------------------------------ */
+
+static size_t skip_ws(const char *p, size_t len, size_t i)
+{
+    while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* The end of the JSON value starting at i (string, number, literal; objects and arrays are
+ * skipped by depth), or len when it does not end. */
+static size_t skip_value(const char *p, size_t len, size_t i)
+{
+    if (i < len && p[i] == '"') {
+        for (i++; i < len && p[i] != '"'; i++)
+            if (p[i] == '\\')
+                i++;
+        return i < len ? i + 1 : len;
+    }
+    int depth = 0;
+    for (; i < len; i++) {
+        if (p[i] == '{' || p[i] == '[')
+            depth++;
+        else if (p[i] == '}' || p[i] == ']') {
+            if (depth-- == 0)
+                return i;
+        } else if (p[i] == '"') {
+            i = skip_value(p, len, i) - 1;
+        } else if (p[i] == ',' && depth == 0) {
+            return i;
+        }
+    }
+    return len;
+}
+
+static bool key_is(const char *p, size_t len, size_t i, const char *key)
+{
+    size_t k = strlen(key);
+    return len - i >= k + 2 && p[i] == '"' && memcmp(p + i + 1, key, k) == 0 && p[i + 1 + k] == '"';
+}
+
+int ib_spb_state_parse(const char *p, size_t len, bool *online, int64_t *ts)
+{
+    bool got_online = false, got_ts = false;
+    size_t i = skip_ws(p, len, 0);
+    if (i >= len || p[i] != '{')
+        return -1;
+    for (i++;;) {
+        i = skip_ws(p, len, i);
+        if (i >= len || p[i] != '"')
+            break;
+        bool is_online = key_is(p, len, i, "online"), is_ts = key_is(p, len, i, "timestamp");
+        i = skip_ws(p, len, skip_value(p, len, i));
+        if (i >= len || p[i] != ':')
+            return -1;
+        i = skip_ws(p, len, i + 1);
+        size_t end = skip_value(p, len, i);
+        if (is_online && end - i == 4 && memcmp(p + i, "true", 4) == 0)
+            *online = got_online = true;
+        else if (is_online && end - i == 5 && memcmp(p + i, "false", 5) == 0)
+            got_online = !(*online = false);
+        else if (is_ts) {
+            int64_t v = 0;
+            size_t j = i;
+            for (; j < end && p[j] >= '0' && p[j] <= '9' && v < INT64_MAX / 10 - 10; j++)
+                v = v * 10 + (p[j] - '0');
+            if (j == i || skip_ws(p, end, j) != end)
+                return -1;
+            *ts = v;
+            got_ts = true;
+        }
+        i = skip_ws(p, len, end);
+        if (i < len && p[i] == ',')
+            i++;
+    }
+    return got_online && got_ts ? 0 : -1;
+}

@@ -30,4 +30,8 @@ int ib_spb_cmd_decode(const void *payload, size_t len, ib_spb_cmd_fn fn, void *u
 /* NCMD: true when it asks for `Node Control/Rebirth` = true. -1 when undecodable. */
 int ib_spb_cmd_is_rebirth(const void *payload, size_t len);
 
+/* A primary host's STATE payload (Sparkplug 3.0: JSON {"online":BOOL,"timestamp":MS}): 0 with
+ * both found at the top level, else -1. Every length is checked; other keys are skipped. */
+int ib_spb_state_parse(const char *p, size_t len, bool *online, int64_t *ts);
+
 #endif

@@ -54,7 +54,13 @@ struct ib_spb_node {
     struct spb_metric_rt *m;
     struct spb_device_rt *d;
     char t_nbirth[384], t_ndeath[384], t_ncmd[384], t_dcmd[384], t_dcmd_prefix[384];
-    const char *topics[3];
+    char t_state[384];
+    const char *topics[4];
+    _Atomic int host;        /* primary host: -1 unknown, 0 offline, 1 online */
+    _Atomic int64_t host_ts; /* the timestamp of its last STATE taken */
+    atomic_bool host_left;   /* offline after this session's births: leave */
+    bool born;               /* NBIRTH sent in this session (north thread) */
+    bool waiting_logged;
     int bdseq; /* the current session's; -1 before the first connect */
     uint8_t seq;
     int64_t start_ms;   /* monotonic: the node's creation, for uptime */

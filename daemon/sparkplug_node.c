@@ -70,6 +70,9 @@ static void add_bdseq(struct spb_msg *msg, int bdseq, int64_t now)
 static void fmt_will(void *ud, const char **topic, const void **payload, size_t *len)
 {
     struct ib_spb_node *node = ud;
+    node->born = false; /* a new session: births wait for the host's STATE on it */
+    atomic_store(&node->host, -1);
+    atomic_store(&node->host_left, false);
     node->bdseq = (node->bdseq + 1) % 256;
     bdseq_save(node->cfg->bdseq_file, node->bdseq);
     struct spb_msg msg;
@@ -143,6 +146,16 @@ static int nbirth(struct ib_spb_node *node, struct ib_north *n)
  * born right before their first DDATA (sparkplug_data.c), when their values show the types. */
 int spb_births(struct ib_spb_node *node, struct ib_north *n)
 {
+    if (node->cfg->primary_host_id && atomic_load(&node->host) != 1) {
+        if (!node->waiting_logged)
+            ib_log(IB_LOG_INFO, NULL, NULL, NULL,
+                   "sparkplug: waiting for the primary host %s to be online before the births",
+                   node->cfg->primary_host_id);
+        node->waiting_logged = true;
+        return -1;
+    }
+    node->waiting_logged = false;
+    node->born = true;
     atomic_store(&node->rebirth, false);
     node->retype = false;
     for (size_t d = 0; d < node->n_devs; d++)
@@ -163,6 +176,16 @@ int spb_births(struct ib_spb_node *node, struct ib_north *n)
 static int fmt_births(void *ud, struct ib_north *n)
 {
     return spb_births(ud, n);
+}
+
+/* The primary host went offline after this session's births: NDEATH, disconnect, next server. */
+static bool fmt_leave(void *ud)
+{
+    struct ib_spb_node *node = ud;
+    if (!atomic_exchange(&node->host_left, false) || !node->born)
+        return false;
+    node->born = false;
+    return true;
 }
 
 static bool fmt_want_births(void *ud)
@@ -201,10 +224,37 @@ static int dcmd_metric(void *ud, const struct ib_spb_cmd_metric *c)
     return 0;
 }
 
+/* paho's thread: the primary host's STATE, taken when its timestamp is not older than the last
+ * one taken (specification: Operational Behavior, primary host). */
+static void on_state(struct ib_spb_node *node, const void *p, size_t len)
+{
+    bool online = false;
+    int64_t ts = 0;
+    if (ib_spb_state_parse(p, len, &online, &ts) < 0) {
+        ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+               "sparkplug: a STATE message of %s that is not {\"online\":..,\"timestamp\":..} "
+               "was ignored",
+               node->cfg->primary_host_id);
+        return;
+    }
+    if (ts < atomic_load(&node->host_ts))
+        return; /* older than what was taken: a late retained message */
+    atomic_store(&node->host_ts, ts);
+    int was = atomic_exchange(&node->host, online ? 1 : 0);
+    if (!online && was == 1)
+        atomic_store(&node->host_left, true);
+    ib_log(IB_LOG_INFO, NULL, NULL, NULL, "sparkplug: the primary host %s is %s",
+           node->cfg->primary_host_id, online ? "online" : "offline");
+}
+
 /* paho's thread: NCMD Rebirth sets a flag for the north thread; DCMD goes to the writer. */
 static bool fmt_message(void *ud, const char *topic, const void *p, size_t len)
 {
     struct ib_spb_node *node = ud;
+    if (node->t_state[0] && strcmp(topic, node->t_state) == 0) {
+        on_state(node, p, len);
+        return true;
+    }
     if (strcmp(topic, node->t_ncmd) == 0) {
         if (ib_spb_cmd_is_rebirth(p, len) == 1)
             atomic_store(&node->rebirth, true);
@@ -264,6 +314,12 @@ struct ib_spb_node *ib_spb_node_new(const struct ib_spb_cfg *cfg, const char *no
     node->topics[0] = node->t_ncmd;
     node->topics[1] = node->t_dcmd;
     node->topics[2] = NULL;
+    node->host = -1;
+    if (cfg->primary_host_id) {
+        snprintf(node->t_state, sizeof node->t_state, "spBv1.0/STATE/%s", cfg->primary_host_id);
+        node->topics[2] = node->t_state;
+        node->topics[3] = NULL;
+    }
     node->fmt = (struct ib_north_format){
         .ud = node,
         .will = fmt_will,
@@ -273,6 +329,7 @@ struct ib_spb_node *ib_spb_node_new(const struct ib_spb_cfg *cfg, const char *no
         .send = spb_send_record,
         .message = fmt_message,
         .death = fmt_death,
+        .leave = fmt_leave,
     };
     return node;
 }

@@ -27,7 +27,8 @@ enum ib_north_payload { IB_FORMAT_JSON = 0, IB_FORMAT_SPARKPLUG_B = 1 };
 struct ib_spb_cfg {
     int32_t format; /* enum ib_north_payload */
     const char *group_id;
-    const char *bdseq_file; /* derived: where bdSeq survives restarts */
+    const char *primary_host_id; /* or NULL: births do not wait for a host */
+    const char *bdseq_file;      /* derived: where bdSeq survives restarts */
 };
 
 /* One metric: a tag of a device (name "group/tag"). The strings belong to the caller (the

@@ -1,8 +1,11 @@
 /* fuzz_sparkplug.c: fuzz target of what a Sparkplug host sends the edge node: NCMD and DCMD
- * payloads through the decoder the node uses (ib_spb_cmd_decode, ib_spb_cmd_is_rebirth), and
+ * payloads through the decoder the node uses (ib_spb_cmd_decode, ib_spb_cmd_is_rebirth), a
+ * primary host's STATE (ib_spb_state_parse), and
  * the node's stored record reader (sparkplug_record.h) on the same bytes. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -34,6 +37,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t sum = 0;
     ib_spb_cmd_decode(data, size, visit, &sum);
     ib_spb_cmd_is_rebirth(data, size);
+    bool online = false;
+    int64_t ts = 0;
+    if (ib_spb_state_parse((const char *)data, size, &online, &ts) == 0 && ts < 0)
+        abort(); /* the parser reads only digits */
     struct ib_spb_reader r;
     struct ib_spb_rsample x;
     if (ib_spb_record_open(&r, data, size) == 0)

@@ -109,6 +109,11 @@ class Host:
         m.boolean_value = True
         self.publish(f"spBv1.0/{group}/NCMD/{node}", p.SerializeToString())
 
+    def state(self, host_id, online, ts):
+        """Publish this host's STATE as a primary host does (retained, QoS 1, JSON)."""
+        text = '{"online":%s,"timestamp":%d}' % ("true" if online else "false", ts)
+        self.c.publish(f"spBv1.0/STATE/{host_id}", text, qos=1, retain=True).wait_for_publish()
+
     def messages(self, kind=None, device=None):
         with self.lock:
             return [m for m in self.msgs if (kind is None or m.kind == kind) and

@@ -177,6 +177,39 @@ def test_outage_historical(d):
         note(f"{len(hist)} historical samples; values {vals[0]}..{vals[-1]}")
 
 
+def test_primary_host(d):
+    """With primary_host_id: no birth until its STATE says online (an older timestamp is not
+    taken); its offline makes the node send NDEATH and start over; online again: births with
+    the next bdSeq."""
+    with Mosquitto(d, plain=True) as b, Simulator(SIM_MAP, d) as sim, Host(b, d) as h:
+        h.state("scada1", False, 1000)
+        devs = [device("meter1", [group("fast", [tag("count", "holding", 0, "uint16")], 200)])]
+        text = spb_config(b.port, [modbus_connection("src", sim.port, devs)])
+        text = text.replace('    group_id: "plant1"\n',
+                            '    group_id: "plant1"\n    primary_host_id: "scada1"\n')
+        gw = Gateway(text, d)
+        check(wait_until(lambda: "waiting for the primary host scada1" in gw.log(), 20),
+              f"the node does not wait for the primary host\n{gw.log()[-2000:]}")
+        h.state("scada1", True, 500)  # older than the offline seen: not taken
+        check(wait_until(lambda: "STATE" in b.log() and b.log().count(
+            "Sending PUBLISH to ironbridge-test-gw") >= 2, 10), "the node got both STATEs")
+        check(not h.messages("NBIRTH"), f"births before the host is online: {h.messages()}")
+        h.state("scada1", True, 2000)
+        birth = h.wait_for(lambda m: m.kind == "NBIRTH", 20, "an NBIRTH once the host is online")[0]
+        h.wait_for(lambda m: m.kind == "DDATA", 20, "DDATA")
+        h.state("scada1", False, 3000)
+        death = h.wait_for(lambda m: m.kind == "NDEATH", 20, "NDEATH when the host goes offline")[0]
+        check(bdseq(death) == bdseq(birth), "NDEATH with the session's bdSeq")
+        check(wait_until(lambda: gw.log().count("waiting for the primary host scada1") >= 2, 20),
+              f"the node did not start over\n{gw.log()[-2000:]}")
+        h.state("scada1", True, 4000)
+        h.wait_for(lambda m: m.kind == "NBIRTH" and m.time > death.time, 20, "a new NBIRTH")
+        again = [m for m in h.messages("NBIRTH") if m.time > death.time][0]
+        check(bdseq(again) == (bdseq(birth) + 1) % 256, "the new session has the next bdSeq")
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+        check_all(h.messages())
+
+
 def failover(d, sparkplug):
     """url's broker stopped: the gateway moves to the next of north.mqtt.servers, and the
     status line says which server it is on."""
@@ -232,4 +265,4 @@ def test_config_errors(d):
 
 if __name__ == "__main__":
     run([test_session_rules, test_quality_and_device_loss, test_outage_historical,
-         test_failover_json, test_failover_sparkplug, test_config_errors])
+         test_primary_host, test_failover_json, test_failover_sparkplug, test_config_errors])

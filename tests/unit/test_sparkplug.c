@@ -179,12 +179,45 @@ static void payload_quality(void **state)
     ib_buf_free(&out);
 }
 
+static void state_parse(void **state)
+{
+    (void)state;
+    bool on = false;
+    int64_t ts = 0;
+    const char *ok =
+        " { \"online\" : true, \"x\": [1, {\"online\": false}], \"timestamp\": 1700000000123 }";
+    assert_int_equal(ib_spb_state_parse(ok, strlen(ok), &on, &ts), 0);
+    assert_true(on);
+    assert_true(ts == 1700000000123);
+    const char *off = "{\"timestamp\":5,\"online\":false}";
+    assert_int_equal(ib_spb_state_parse(off, strlen(off), &on, &ts), 0);
+    assert_false(on);
+    assert_true(ts == 5);
+    const char *bad[] = {"",
+                         "{",
+                         "{\"online\":true}",
+                         "{\"online\":yes,\"timestamp\":1}",
+                         "{\"online\":true,\"timestamp\":-1}",
+                         "ONLINE",
+                         "{\"online\":true,\"timestamp\":\"1\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(ib_spb_state_parse(bad[i], strlen(bad[i]), &on, &ts), -1);
+    /* Cut anywhere: never read past the end. */
+    for (size_t len = 0; len < strlen(ok); len++) {
+        char *copy = malloc(len ? len : 1);
+        memcpy(copy, ok, len);
+        ib_spb_state_parse(copy, len, &on, &ts);
+        free(copy);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(record_round_trip),
         cmocka_unit_test(cmd_decode),
         cmocka_unit_test(payload_quality),
+        cmocka_unit_test(state_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
