@@ -257,3 +257,74 @@ def check_all(msgs):
     for rule in (rule_nbirth, rule_seq, rule_dbirth_before_data, rule_aliases, rule_data,
                  rule_quality):
         rule(msgs)
+
+
+# ---- the second, independent decoding: npm sparkplug-payload (tests/peers/sparkplug) ----------
+
+PEER = ROOT / "tests" / "peers" / "sparkplug"
+TYPE_NAMES = {1: "Int8", 2: "Int16", 3: "Int32", 4: "Int64", 5: "UInt8", 6: "UInt16",
+              7: "UInt32", 8: "UInt64", 9: "Float", 10: "Double", 11: "Boolean", 12: "String",
+              13: "DateTime", 14: "Text"}
+
+
+def peer_decode(payloads):
+    """Each payload (bytes) decoded by sparkplug-payload, as dicts (64-bit numbers as strings)."""
+    r = subprocess.run([str(PEER / "install.sh")], capture_output=True, text=True)
+    check(r.returncode == 0, f"the sparkplug-payload peer could not be installed: {r.stderr}")
+    node = require_program("node", "node (Debian: nodejs)")
+    r = subprocess.run([node, str(PEER / "decode.js")], input="".join(
+        p.hex() + "\n" for p in payloads), capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"decode.js failed: {r.stderr}")
+    import json
+    out = [json.loads(line) for line in r.stdout.splitlines()]
+    check(len(out) == len(payloads), f"decode.js gave {len(out)} results for {len(payloads)}")
+    return out
+
+
+def _same(ours, theirs):
+    """Our decoding's value (Python) against the peer's (JSON: numbers, strings for Long)."""
+    if ours is None or theirs is None:
+        return ours is None and theirs is None
+    if isinstance(ours, bool) or isinstance(ours, str):
+        return ours == theirs
+    if isinstance(ours, int):
+        return str(ours) == str(theirs)
+    return float(theirs) == ours
+
+
+def cross_check(msgs):
+    """rule two decoders: every captured edge-node payload decoded by sparkplug-payload agrees
+    with ours on seq, timestamp and every metric's name, alias, datatype, value, null and
+    historical flags and properties. Returns the number of metrics compared."""
+    msgs = [m for m in msgs if m.kind in EDGE_KINDS]
+    theirs = peer_decode([m.raw for m in msgs])
+    compared = 0
+    for m, t in zip(msgs, theirs):
+        where = f"{m} (sparkplug-payload: {t})"
+        check("error" not in t, f"rule two decoders: sparkplug-payload cannot decode {where}")
+        check(str(t.get("seq")) == str(m.p.seq) if m.p.HasField("seq") else
+              t.get("seq") in (None, "0", 0), f"rule two decoders: seq differs in {where}")
+        check(str(t.get("timestamp")) == str(m.p.timestamp),
+              f"rule two decoders: timestamp differs in {where}")
+        tm = t.get("metrics", [])
+        check(len(tm) == len(m.p.metrics), f"rule two decoders: metric count differs in {where}")
+        for x, y in zip(m.p.metrics, tm):
+            what = f"metric {x.name or x.alias} of {m}: ours {x} theirs {y}"
+            check((y.get("name") or "") == x.name, f"rule two decoders: name, {what}")
+            if x.HasField("alias"):
+                check(str(y.get("alias")) == str(x.alias), f"rule two decoders: alias, {what}")
+            check(y.get("type") == TYPE_NAMES.get(x.datatype),
+                  f"rule two decoders: datatype, {what}")
+            # sparkplug-payload 1.0.3 gives no isNull of its own: a null is value null.
+            check((bool(y.get("isNull")) or y.get("value") is None) == x.is_null,
+                  f"rule two decoders: is_null, {what}")
+            check(bool(y.get("isHistorical")) == x.is_historical,
+                  f"rule two decoders: is_historical, {what}")
+            check(_same(value_of(x), y.get("value")), f"rule two decoders: value, {what}")
+            tp = y.get("properties") or {}
+            for k, v in props(x).items():
+                which = v.WhichOneof("value")
+                check(k in tp and _same(getattr(v, which), tp[k].get("value")),
+                      f"rule two decoders: property {k}, {what}")
+            compared += 1
+    return compared

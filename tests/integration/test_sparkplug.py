@@ -12,7 +12,7 @@ from ibtest import (CuttableProxy, Gateway, Mosquitto, NotifySocket, PymodbusSer
                     Subscriber, check, data_topic, device, gateway_config, group, is_data,
                     modbus_connection, note, run, run_check, tag, to_yaml, wait_until)
 import spb_host
-from spb_host import Host, check_all, props, value_of
+from spb_host import Host, check_all, cross_check, props, value_of
 
 GROUP, NODE = "plant1", "test-gw"
 
@@ -107,7 +107,9 @@ def test_session_rules(d):
         will = h.wait_for(lambda m: m.kind == "NDEATH" and m.time > b3.time, 20, "the will")[-1]
         check(bdseq(will) == bdseq(b3), "the will's bdSeq is the session's")
         check_all(h.messages())
-        note(f"{len(h.messages())} messages checked; bdSeq {bdseq(birth)} -> {bdseq(b3)}")
+        n = cross_check(h.messages())
+        note(f"{len(h.messages())} messages checked, {n} metrics decoded alike by "
+             f"sparkplug-payload; bdSeq {bdseq(birth)} -> {bdseq(b3)}")
 
 
 def test_quality_and_device_loss(d):
@@ -137,6 +139,7 @@ def test_quality_and_device_loss(d):
         check([m for m in h.messages("DBIRTH") if m.time > t], "a DBIRTH after the DDEATH")
         check(gw.stop() == 0, f"exit status {gw.returncode}")
         check_all(h.messages())
+        cross_check(h.messages())
 
 
 def test_outage_historical(d):
@@ -164,6 +167,7 @@ def test_outage_historical(d):
         time.sleep(1)
         check(gw.stop() == 0, f"exit status {gw.returncode}")
         check_all(h.messages())
+        cross_check(h.messages())
         new_birth = [m for m in h.messages("NBIRTH") if m.time > t_cut][0]
         hist = [x for m in h.messages("DDATA") for x in m.p.metrics if x.is_historical]
         check(all(x.timestamp < new_birth.p.timestamp for x in hist),
