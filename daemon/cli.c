@@ -38,13 +38,22 @@ void ib_cli_usage(FILE *f)
             "                        print FILE as a signed configuration document (Ed25519) for\n"
             "                        remote_config, to publish to the gateway's config topic;\n"
             "                        N (1 to 2^53) must grow with every document\n"
+            "      --sign-command FILE --key PRIVATE.pem\n"
+            "                        print the JSON request in FILE as a signed command for\n"
+            "                        commands.require_signature (docs/commands.md)\n"
+            "      --write DEVICE.TAG=VALUE\n"
+            "                        write one tag now through the same checks as a command\n"
+            "                        from the platform (writable, limits, type), read it back\n"
+            "                        and print the answer as JSON; nothing is published;\n"
+            "                        exit status 0 when ok, 4 when refused or failed\n"
+            "      --read DEVICE.TAG read one tag from the device now and print it as JSON\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error,\n"
-            "3 when --once read a bad tag.\n"
+            "3 when --once read a bad tag, 4 when --write or --read was refused or failed.\n"
             "Documentation: ironbridge(8), ironbridge.yaml(5), docs/ (plugin-abi.md,\n"
             "writing-plugins.md, isolation.md); examples in %s.\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
@@ -61,6 +70,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         O_SIGN,
         O_KEY,
         O_SIGN_VER,
+        O_SIGN_CMD,
+        O_WRITE,
+        O_READ,
         O_FORMAT
     };
     static const struct option lo[] = {
@@ -74,6 +86,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         {"sign-config", required_argument, NULL, O_SIGN},
         {"key", required_argument, NULL, O_KEY},
         {"sign-version", required_argument, NULL, O_SIGN_VER},
+        {"sign-command", required_argument, NULL, O_SIGN_CMD},
+        {"write", required_argument, NULL, O_WRITE},
+        {"read", required_argument, NULL, O_READ},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -109,6 +124,16 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
             break;
         case O_SIGN:
             o->sign_file = optarg;
+            break;
+        case O_SIGN_CMD:
+            o->sign_file = optarg;
+            o->sign_command = true;
+            break;
+        case O_WRITE:
+            o->write_spec = optarg;
+            break;
+        case O_READ:
+            o->read_spec = optarg;
             break;
         case O_KEY:
             o->sign_key = optarg;
@@ -150,13 +175,21 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                 argv[optind]);
         return -1;
     }
+    if (o->sign_command && !o->sign_version)
+        o->sign_version = 1; /* commands: the version is not checked (ids and ts are) */
+    if (o->sign_command && !o->sign_key) {
+        fprintf(stderr, "ironbridge: --sign-command FILE needs --key PRIVATE.pem\n");
+        return -1;
+    }
     if (o->sign_file && (!o->sign_key || !o->sign_version)) {
         fprintf(stderr, "ironbridge: --sign-config FILE needs --key PRIVATE.pem and "
                         "--sign-version N\n");
         return -1;
     }
-    if (o->check + o->once + o->list_plugins + !!o->sign_file > 1) {
-        fprintf(stderr, "ironbridge: --check, --once and --list-plugins exclude each other\n");
+    if (o->check + o->once + o->list_plugins + !!o->sign_file + !!o->write_spec + !!o->read_spec >
+        1) {
+        fprintf(stderr, "ironbridge: --check, --once, --list-plugins, --write and --read exclude "
+                        "each other\n");
         return -1;
     }
     return 0;

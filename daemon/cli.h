@@ -13,6 +13,8 @@ struct ib_cli {
     const char *list_only; /* --list-plugins=NAME */
     const char *sign_file, *sign_key;
     unsigned long long sign_version;
+    bool sign_command;                  /* --sign-command FILE (sign_file) */
+    const char *write_spec, *read_spec; /* --write DEVICE.TAG=VALUE, --read DEVICE.TAG */
 };
 
 /* Parse argv into `o` (pointers into argv). --help and --version print and exit(0). Returns 0,

@@ -9,6 +9,7 @@
 
 #include <ironbridge/plugin.h>
 
+#include "command_cfg.h"
 #include "diag.h"
 #include "north.h"
 #include "record.h"
@@ -23,7 +24,8 @@ struct ib_plugin_registry;
 struct ib_cfg_group {
     struct ib_tag_core *tags; /* parallel to the plugin view's tags[] */
     const struct ib_where *where;
-    int64_t stale_after_ms; /* a tag not read successfully this long is reported stale */
+    int64_t stale_after_ms;      /* a tag not read successfully this long is reported stale */
+    struct ib_tag_write *writes; /* parallel to tags: write limits (command_cfg.h) */
 };
 
 struct ib_cfg_device {
@@ -67,6 +69,7 @@ struct ib_config {
     struct ib_spb_cfg spb; /* north.format and north.sparkplug */
     struct ib_store_cfg store;
     struct ib_remote_cfg remote;
+    struct ib_commands_cfg commands;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;

@@ -246,8 +246,9 @@ static void load_store(struct ib_loader *L)
 
 void ib_loader_core(struct ib_loader *L)
 {
-    static const char *const extra[] = {"gateway",     "log",    "north",         "store",
-                                        "connections", "config", "remote_config", NULL};
+    static const char *const extra[] = {"gateway",       "log",         "north",
+                                        "store",         "connections", "config",
+                                        "remote_config", "commands",    NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
         struct ynode *root = ib_ytree_root(L->t);
@@ -264,6 +265,10 @@ void ib_loader_core(struct ib_loader *L)
     load_remote(L);
     load_north(L);
     load_store(L);
+    struct ynode *cn =
+        apply_section(L, "commands", &ib_config_commands_schema, &cfg->commands, true, &ok);
+    if (ok)
+        ib_loader_commands(L, cn);
     if (cfg->has_north && !cfg->mqtt.client_id)
         cfg->mqtt.client_id = ib_arena_printf(&cfg->arena, "ironbridge-%s", cfg->gateway_id);
 }

@@ -147,6 +147,11 @@ static void h_conn(struct hasher *h, const struct ib_cfg_connection *c, size_t c
                      tc->report.deadband, (long long)tc->report.heartbeat_ms);
                 h_str(h, "unit", tc->unit);
                 h_str(h, "description", tc->description);
+                const struct ib_tag_write *tw = &cg->writes[t];
+                if (tw->has_min || tw->has_max || tw->min_interval_ms) /* digests before 17 */
+                    h_kv(h, "write_min=%d:%.17g write_max=%d:%.17g write_interval=%lld",
+                         tw->has_min, tw->min, tw->has_max, tw->max,
+                         (long long)tw->min_interval_ms);
                 h_params(h, tp, c->plugin ? c->plugin->tag_schema : NULL, gc->tags[t].params);
             }
         }
@@ -226,6 +231,7 @@ static const struct hfield north_fields[] = {
     NUM(ib_config_mqtt_schema, "max_inflight_bytes", "inflight_bytes"),
     NUM(ib_config_mqtt_schema, "flush_timeout_ms", "flush"),
     END,
+    NUM(ib_config_mqtt_schema, "version", "version"), /* h_north: only when 5 */
 };
 
 /* store.path is written by h_store itself: its default depends on $STATE_DIRECTORY. */
@@ -256,6 +262,7 @@ static const void *base_of(const struct ib_config *cfg, const struct ib_schema *
 {
     if (sc == &ib_config_remote_schema)
         return &cfg->remote;
+
     if (sc == &ib_config_mqtt_schema || sc == &ib_config_tls_schema)
         return &cfg->mqtt;
     if (sc == &ib_config_store_schema)
@@ -366,6 +373,8 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     h_fields(h, cfg, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt", &ib_config_mqtt_schema, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));
+    if (m->version == IB_MQTT_V5) /* digests of 3.1.1 configurations as before */
+        h_kv(h, "mqtt.version=5");
     if (files) {
         h_file(h, "ca", m->ca);
         h_file(h, "cert", m->cert);
@@ -384,6 +393,28 @@ static void h_store(struct hasher *h, const struct ib_config *cfg)
     h_rest(h, cfg, "store", &ib_config_store_schema, store_fields, N_OF(store_fields));
 }
 
+/* The commands section, only where it differs from its defaults, so that the digests of
+ * configurations without it stay those of before (they are compared across an upgrade). The
+ * north digest takes only what its subscription depends on. */
+static void h_commands(struct hasher *h, const struct ib_config *cfg, bool north_only)
+{
+    const struct ib_commands_cfg *c = &cfg->commands;
+    if (!c->enabled)
+        h_kv(h, "commands.enabled=0");
+    if (c->topic && strcmp(c->topic, "ironbridge/{gateway}/command") != 0)
+        h_str(h, "commands.topic", c->topic);
+    if (north_only)
+        return;
+    if (c->response_topic && strcmp(c->response_topic, "ironbridge/{gateway}/command/response"))
+        h_str(h, "commands.response_topic", c->response_topic);
+    if (c->max_age_ms != 10000 || c->duplicate_window_ms != 300000 || c->queue != 64 ||
+        c->require_signature)
+        h_kv(h, "commands max_age=%lld window=%lld queue=%lld signed=%d", (long long)c->max_age_ms,
+             (long long)c->duplicate_window_ms, (long long)c->queue, c->require_signature);
+    if (c->public_key)
+        h_str(h, "commands.public_key", c->public_key);
+}
+
 void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
 {
     struct hasher h;
@@ -396,6 +427,7 @@ void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
     h_store(&h, cfg);
     h_fields(&h, cfg, remote_fields, N_OF(remote_fields));
     h_rest(&h, cfg, "remote_config", &ib_config_remote_schema, remote_fields, N_OF(remote_fields));
+    h_commands(&h, cfg, false);
     for (size_t i = 0; i < cfg->n_connections; i++)
         h_conn(&h, &cfg->connections[i], i);
     unsigned char d[32];
@@ -420,6 +452,7 @@ void ib_config_north_digest(const struct ib_config *cfg, unsigned char out[32])
     h_north(&h, cfg, true);
     h_kv(&h, "remote=%d", cfg->remote.enabled);
     h_str(&h, "remote.topic", cfg->remote.topic);
+    h_commands(&h, cfg, true);
     h_end(&h, out);
 }
 

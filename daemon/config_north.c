@@ -11,6 +11,7 @@
 #include "url.h"
 
 static const char *const layout_choices[] = {"batch", "tag", NULL};
+static const char *const version_choices[] = {"3.1.1", "5", NULL};
 static const struct ib_schema_entry mqtt_entries[] = {
     {.key = "url",
      .type = IB_S_STRING,
@@ -24,6 +25,13 @@ static const struct ib_schema_entry mqtt_entries[] = {
      .def = "false",
      .description = "permit plaintext mqtt://"},
     IB_E_INT("qos", struct ib_mqtt_cfg, qos, "1", 0, 1, "QoS of data messages"),
+    {.key = "version",
+     .type = IB_S_ENUM,
+     .offset = offsetof(struct ib_mqtt_cfg, version),
+     .def = "3.1.1",
+     .choices = version_choices,
+     .description = "MQTT protocol version: 3.1.1 or 5 (5: commands honour response topic and "
+                    "correlation data)"},
     {.key = "layout",
      .type = IB_S_ENUM,
      .offset = offsetof(struct ib_mqtt_cfg, layout),

@@ -76,6 +76,8 @@ struct tag_section {
     const char *unit, *description;
     bool writable;
     const char *deadband;
+    const char *write_min, *write_max;
+    int64_t write_interval_ms;
 };
 static const struct ib_schema_entry tag_entries[] = {
     {.key = "name",
@@ -104,8 +106,46 @@ static const struct ib_schema_entry tag_entries[] = {
      .type = IB_S_STRING,
      .offset = offsetof(struct tag_section, deadband),
      .description = "report this tag by deadband: a number (0.5) or a percent of range (2%)"},
+    IB_E_STR("write_min", struct tag_section, write_min, NULL,
+             "smallest value a command may write, in engineering units"),
+    IB_E_STR("write_max", struct tag_section, write_max, NULL,
+             "largest value a command may write, in engineering units"),
+    {.key = "write_interval",
+     .type = IB_S_DURATION,
+     .flags = IB_SF_RANGE,
+     .offset = offsetof(struct tag_section, write_interval_ms),
+     .min = 0,
+     .max = 86400000,
+     .description = "minimum time between two writes of the tag (a faster one is busy)"},
 };
-static const struct ib_schema tag_schema = {sizeof(struct tag_section), 7, tag_entries, {0}};
+static const struct ib_schema tag_schema = {
+    sizeof(struct tag_section), sizeof tag_entries / sizeof tag_entries[0], tag_entries, {0}};
+
+/* A tag's write keys: limits in engineering units, checked against each other. */
+static void load_write_keys(struct ib_loader *L, struct ynode *tn, const char *tpath,
+                            const struct tag_section *ts, struct ib_tag_write *w)
+{
+    const char *const keys[] = {"write_min", "write_max"};
+    const char *const vals[] = {ts->write_min, ts->write_max};
+    double *out[] = {&w->min, &w->max};
+    bool *has[] = {&w->has_min, &w->has_max};
+    for (int i = 0; i < 2; i++) {
+        if (!vals[i])
+            continue;
+        if (ib_schema_parse_double(vals[i], out[i]) < 0 || !isfinite(*out[i]))
+            ib_loader_err(L, ib_loader_get(L, tn, keys[i]), tpath, keys[i],
+                          "expected a number, found '%s'", vals[i]);
+        else
+            *has[i] = true;
+    }
+    if (w->has_min && w->has_max && !(w->min <= w->max))
+        ib_loader_err(L, ib_loader_get(L, tn, "write_max"), tpath, "write_max",
+                      "write_max (%g) is below write_min (%g)", w->max, w->min);
+    if ((w->has_min || w->has_max || ts->write_interval_ms) && !ts->writable)
+        ib_loader_err(L, tn, tpath, NULL,
+                      "write_min, write_max and write_interval need writable: true");
+    w->min_interval_ms = ts->write_interval_ms;
+}
 
 /* A unit goes with every value of the tag into the payload: keep it short. */
 #define MAX_UNIT 256
@@ -251,6 +291,7 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
         ib_loader_err(L, gn, gpath, NULL, "a group needs at least one tag");
     struct ib_tag_config *tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *tags);
     cg->tags = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *cg->tags);
+    cg->writes = ib_arena_alloc(&L->cfg->arena, (n ? n : 1) * sizeof *cg->writes);
     g->tags = tags;
     g->n_tags = (uint32_t)n;
     size_t i = 0;
@@ -290,6 +331,7 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
                               "value)",
                               strlen(ts.unit), MAX_UNIT);
             resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
+            load_write_keys(L, tn, tpath, &ts, &cg->writes[i]);
         }
     }
     ib_loader_use_doc(L, home);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command_impl.h"
 #include "gateway_priv.h"
 #include "log.h"
 #include "north.h"
@@ -55,7 +56,8 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .now_ms = ib_now_ms,
                                 .monotonic_ms = ib_monotonic_ms};
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
-    if (!gw->pollers) {
+    gw->commands = ib_command_new(gw);
+    if (!gw->pollers || !gw->commands) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
         ib_gateway_free(gw);
         return NULL;
@@ -89,6 +91,8 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
         if (ib_topic_expand(cfg->remote.topic, &v, topic, sizeof topic) > 0)
             ib_north_set_subscription(gw->north, topic, gw->remote_fn, gw->remote_ud);
     }
+    if (gw->north)
+        ib_cmd_north_attach(gw->commands, gw->north, cfg);
     if (gw->north && ib_gateway_spb_attach(gw, cfg, gw->north) < 0)
         return -1;
     if (!gw->north || ib_north_start(gw->north) < 0) {
@@ -102,6 +106,7 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
 
 void ib_gateway_north_stop(struct ib_gateway *gw, bool flush)
 {
+    ib_cmd_north_detach(gw->commands);
     if (gw->north)
         ib_north_stop(gw->north, flush);
     ib_north_free(gw->north);
@@ -146,6 +151,7 @@ void ib_gateway_free(struct ib_gateway *gw)
         if (!gw->pollers[i]->abandoned)
             ib_poller_free(gw->pollers[i]);
     free(gw->pollers);
+    ib_command_free(gw->commands);
     ib_store_close(gw->store);
     ib_config_free(gw->cfg);
     free(gw->config_status);

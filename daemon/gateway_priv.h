@@ -49,7 +49,7 @@ struct group_rt {
 };
 
 /* Which plugin callback a poller is in, for the supervisor's message. */
-enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE };
+enum plugin_call { CALL_NONE = 0, CALL_OPEN, CALL_READ, CALL_CLOSE, CALL_WRITE };
 /* "open()", "read_group()", ... */
 const char *ib_poller_call_name(int what);
 
@@ -82,6 +82,7 @@ struct poller {
     _Atomic int64_t call_since_ms;
     atomic_int call_what; /* enum plugin_call */
     bool abandoned; /* stopped while stalled: never joined nor freed (its thread may resume) */
+    struct ib_cmd_queue *cmdq; /* commands from the platform (command_impl.h) */
 
     /* poller thread only: */
     bool open;
@@ -104,7 +105,8 @@ struct ib_gateway {
     void *remote_ud;
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
-    struct ib_gateway_spb *spb; /* the Sparkplug edge node of the north, or NULL (JSON) */
+    struct ib_gateway_spb *spb;   /* the Sparkplug edge node of the north, or NULL (JSON) */
+    struct ib_commands *commands; /* the command path (command_impl.h) */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;
@@ -151,6 +153,10 @@ bool ib_poller_stalled(struct poller *p);
  * connection first if needed). The poller's thread, or the main thread when none runs. */
 int ib_poller_poll_group(struct poller *p, struct group_rt *g);
 void ib_poller_close(struct poller *p); /* closes the plugin's connection if open */
+/* Write tag `tag` of group `g` through the plugin (opening the connection first if needed),
+ * bracketed for the supervisor; the raw value is the plugin's. Returns the plugin's ib_err.
+ * The poller's thread, between polls (command_exec.c). */
+int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const struct ib_value *v);
 
 /* ---- publish.c ---- */
 

@@ -51,6 +51,11 @@ void ib_log_set_level(int level)
     atomic_store(&log_level, level);
 }
 
+bool ib_log_journal(void)
+{
+    return log_journal;
+}
+
 int ib_log_level(void)
 {
     return atomic_load(&log_level);

@@ -4,6 +4,7 @@
 #define IB_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <ironbridge/plugin.h>
@@ -12,6 +13,8 @@
 void ib_log_init(int level);
 void ib_log_set_level(int level);
 int ib_log_level(void);
+/* Whether messages go to journald (with structured fields) rather than stderr. */
+bool ib_log_journal(void);
 /* Parse "error|warning|notice|info|debug"; -1 when unknown. */
 int ib_log_level_parse(const char *s);
 

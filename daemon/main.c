@@ -1,6 +1,6 @@
 /* ironbridge: the daemon's entry point. Reads the command line, loads and validates the
  * configuration tree, then does what was asked: --check, --once, --list-plugins, --sign-config,
- * or run the daemon (daemon.c). */
+ * --sign-command, --write, --read, or run the daemon (daemon.c). */
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "command.h"
 #include "config.h"
 #include "config_hash.h"
 #include "daemon.h"
@@ -36,7 +37,8 @@ static void print_diag(const struct ib_diag *d)
 static int sign_config(const struct ib_cli *o)
 {
     char err[4600];
-    if (ib_remote_sign_file(o->sign_file, o->sign_version, o->sign_key, err, sizeof err) < 0) {
+    if (ib_signed_sign_file(o->sign_command ? &ib_signed_command : &ib_signed_config, o->sign_file,
+                            o->sign_version, o->sign_key, err, sizeof err) < 0) {
         fprintf(stderr, "ironbridge: %s\n", err);
         return EXIT_USAGE;
     }
@@ -99,6 +101,9 @@ static int run(const struct ib_cli *o, struct ib_plugin_registry *plugins)
         malloc_trim(0);
         if (o->check) {
             print_valid(o, cfg, &tree);
+        } else if (o->write_spec || o->read_spec) {
+            rc = ib_command_cli(gw, o->write_spec ? o->write_spec : o->read_spec, !o->write_spec,
+                                stdout);
         } else if (o->once) {
             rc = ib_gateway_once(gw, stdout) ? 0 : EXIT_BAD_TAGS;
         } else {

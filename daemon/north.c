@@ -44,6 +44,53 @@ static void wait_wake(struct ib_north *n, int64_t ms)
 
 /* ---- paho callbacks (paho's threads) --------------------------------------------------------- */
 
+/* A string property of an MQTT 5 message, NUL-terminated into buf, or NULL. */
+static const char *prop_string(MQTTProperties *props, enum MQTTPropertyCodes code, char *buf,
+                               size_t len)
+{
+    MQTTProperty *p = MQTTProperties_getProperty(props, code);
+    if (!p || p->value.data.len < 0 || (size_t)p->value.data.len >= len)
+        return NULL;
+    memcpy(buf, p->value.data.data, (size_t)p->value.data.len);
+    buf[p->value.data.len] = '\0';
+    return buf;
+}
+
+/* The user property "requester" of an MQTT 5 message, into buf, or NULL. */
+static const char *prop_requester(MQTTProperties *props, char *buf, size_t len)
+{
+    for (int i = 0; i < props->count; i++) {
+        MQTTProperty *p = &props->array[i];
+        if (p->identifier != MQTTPROPERTY_CODE_USER_PROPERTY || p->value.data.len != 9 ||
+            memcmp(p->value.data.data, "requester", 9) != 0 || p->value.value.len < 0 ||
+            (size_t)p->value.value.len >= len)
+            continue;
+        memcpy(buf, p->value.value.data, (size_t)p->value.value.len);
+        buf[p->value.value.len] = '\0';
+        return buf;
+    }
+    return NULL;
+}
+
+static void deliver_request(struct ib_north *n, MQTTAsync_message *m)
+{
+    char rt[512], who[128];
+    struct ib_north_req r = {
+        .payload = m->payload, .len = (size_t)m->payloadlen, .retained = m->retained != 0};
+    if (n->cfg->version == IB_MQTT_V5) {
+        r.response_topic =
+            prop_string(&m->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC, rt, sizeof rt);
+        MQTTProperty *c =
+            MQTTProperties_getProperty(&m->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+        if (c && c->value.data.len > 0) {
+            r.correlation = c->value.data.data;
+            r.correlation_len = (size_t)c->value.data.len;
+        }
+        r.requester = prop_requester(&m->properties, who, sizeof who);
+    }
+    n->req_fn(n->req_ud, &r);
+}
+
 int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
 {
     struct ib_north *n = ctx;
@@ -61,6 +108,9 @@ int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m
     if (n->sub_fn && tl == strlen(n->sub_topic) && memcmp(topic, n->sub_topic, tl) == 0 &&
         m->payloadlen >= 0)
         n->sub_fn(n->sub_ud, m->payload, (size_t)m->payloadlen);
+    else if (n->req_fn && tl == strlen(n->req_topic) && memcmp(topic, n->req_topic, tl) == 0 &&
+             m->payloadlen >= 0)
+        deliver_request(n, m);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
@@ -115,6 +165,19 @@ static void on_send_fail(void *ctx, MQTTAsync_failureData *r)
     ctx_done(ctx, false);
 }
 
+/* The same for MQTT 5, whose calls take the *5 callbacks. */
+static void on_sent5(void *ctx, MQTTAsync_successData5 *r)
+{
+    (void)r;
+    ctx_done(ctx, true);
+}
+
+static void on_send_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    (void)r;
+    ctx_done(ctx, false);
+}
+
 /* ---- the north thread ------------------------------------------------------------------------ */
 
 /* How many records may be in flight now: max_inflight, or, while the payloads paho holds reach
@@ -152,8 +215,8 @@ static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
     return c;
 }
 
-static int publish(struct ib_north *n, const char *topic, const void *payload, size_t len, int qos,
-                   int retained, uint64_t seq)
+static int publish_props(struct ib_north *n, const char *topic, const void *payload, size_t len,
+                         int qos, int retained, uint64_t seq, MQTTProperties *props)
 {
     struct sendctx *c = ctx_new(n, seq, len);
     if (!c)
@@ -164,8 +227,15 @@ static int publish(struct ib_north *n, const char *topic, const void *payload, s
     m.qos = qos;
     m.retained = retained;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = on_sent;
-    ro.onFailure = on_send_fail;
+    if (n->cfg->version == IB_MQTT_V5) {
+        ro.onSuccess5 = on_sent5;
+        ro.onFailure5 = on_send_fail5;
+        if (props)
+            m.properties = *props;
+    } else {
+        ro.onSuccess = on_sent;
+        ro.onFailure = on_send_fail;
+    }
     ro.context = c;
     int rc = MQTTAsync_sendMessage(n->client, topic, &m, &ro);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -177,6 +247,12 @@ static int publish(struct ib_north *n, const char *topic, const void *payload, s
         return rc;
     }
     return 0;
+}
+
+static int publish(struct ib_north *n, const char *topic, const void *payload, size_t len, int qos,
+                   int retained, uint64_t seq)
+{
+    return publish_props(n, topic, payload, len, qos, retained, seq, NULL);
 }
 
 /* Destroy the paho client: no callback of it can run afterwards, so its contexts go too. */
@@ -294,11 +370,14 @@ static void on_connected(struct ib_north *n)
         n->ready = true; /* not handed to paho: do not wait for its acknowledgement */
         pthread_mutex_unlock(&n->mu);
     }
-    if (n->sub_topic[0]) {
+    const char *subs[] = {n->sub_topic, n->req_topic};
+    for (int i = 0; i < 2; i++) {
+        if (!subs[i][0])
+            continue;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        int rc = MQTTAsync_subscribe(n->client, n->sub_topic, 1, &ro);
+        int rc = MQTTAsync_subscribe(n->client, subs[i], 1, &ro);
         if (rc != MQTTASYNC_SUCCESS)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s", n->sub_topic,
+            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s", subs[i],
                    MQTTAsync_strerror(rc));
     }
     pthread_mutex_lock(&n->mu);
@@ -332,6 +411,76 @@ static void send_cfgstat(struct ib_north *n)
         pthread_mutex_unlock(&n->mu);
     }
     free(p);
+}
+
+static void answer_free(struct north_answer *a)
+{
+    free(a);
+}
+
+/* Publish the answers to commands that wait (the north thread, connected and ready). */
+static void send_answers(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    struct north_answer *a = n->ans_head;
+    n->ans_head = n->ans_tail = NULL;
+    n->ans_n = 0;
+    pthread_mutex_unlock(&n->mu);
+    while (a) {
+        struct north_answer *next = a->next;
+        MQTTProperties props = MQTTProperties_initializer;
+        MQTTProperty cd = {.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA};
+        bool with = a->corr && n->cfg->version == IB_MQTT_V5;
+        if (with) {
+            cd.value.data.data = a->corr;
+            cd.value.data.len = (int)a->corr_len;
+            MQTTProperties_add(&props, &cd); /* copies */
+        }
+        int rc = publish_props(n, a->topic, a->payload, a->len, 1, 0, 0, with ? &props : NULL);
+        if (rc != 0)
+            ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
+                   "north: an answer to a command on %s could not be sent: %s", a->topic,
+                   MQTTAsync_strerror(rc));
+        MQTTProperties_free(&props);
+        answer_free(a);
+        a = next;
+    }
+}
+
+int ib_north_answer(struct ib_north *n, const char *topic, const char *payload, size_t len,
+                    const void *correlation, size_t correlation_len)
+{
+    size_t tl = strlen(topic) + 1;
+    struct north_answer *a = malloc(sizeof *a + tl + len + correlation_len);
+    if (!a)
+        return -1;
+    a->next = NULL;
+    a->topic = (char *)(a + 1);
+    memcpy(a->topic, topic, tl);
+    a->payload = a->topic + tl;
+    memcpy(a->payload, payload, len);
+    a->len = len;
+    a->corr = correlation ? a->payload + len : NULL;
+    a->corr_len = correlation ? correlation_len : 0;
+    if (correlation)
+        memcpy(a->corr, correlation, correlation_len);
+    pthread_mutex_lock(&n->mu);
+    bool full = n->ans_n >= IB_NORTH_MAX_ANSWERS;
+    if (!full) {
+        if (n->ans_tail)
+            n->ans_tail->next = a;
+        else
+            n->ans_head = a;
+        n->ans_tail = a;
+        n->ans_n++;
+    }
+    pthread_mutex_unlock(&n->mu);
+    if (full) {
+        free(a);
+        return -1;
+    }
+    north_wake(n);
+    return 0;
 }
 
 static void *north_main(void *arg)
@@ -388,6 +537,7 @@ static void *north_main(void *arg)
             continue;
         }
         send_cfgstat(n);
+        send_answers(n);
         struct ib_store_rec r;
         int64_t wait_ms;
         if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
@@ -512,6 +662,10 @@ void ib_north_free(struct ib_north *n)
         return;
     ib_north_stop(n, false);
     free(n->cfgstat);
+    for (struct north_answer *a = n->ans_head, *next; a; a = next) {
+        next = a->next;
+        answer_free(a);
+    }
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
     pthread_cond_destroy(&n->wake_cv);
@@ -531,6 +685,13 @@ void ib_north_server(struct ib_north *n, char *buf, size_t len)
     pthread_mutex_lock(&n->mu);
     snprintf(buf, len, "%s", atomic_load(&n->connected) ? n->server : "");
     pthread_mutex_unlock(&n->mu);
+}
+
+void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_fn fn, void *ud)
+{
+    snprintf(n->req_topic, sizeof n->req_topic, "%s", topic);
+    n->req_fn = fn;
+    n->req_ud = ud;
 }
 
 bool ib_north_connected(struct ib_north *n)

@@ -25,6 +25,11 @@ enum ib_layout {
     IB_LAYOUT_TAG = 1,   /* one message per tag */
 };
 
+enum ib_mqtt_version {
+    IB_MQTT_V311 = 0,
+    IB_MQTT_V5 = 1,
+};
+
 /* The north's settings: the north.mqtt section (docs/configuration.md). */
 struct ib_mqtt_cfg {
     const char *url;
@@ -40,7 +45,8 @@ struct ib_mqtt_cfg {
     int64_t reconnect_max_ms;
     int64_t max_inflight;
     int64_t flush_timeout_ms;
-    int32_t layout; /* enum ib_layout */
+    int32_t layout;  /* enum ib_layout */
+    int32_t version; /* enum ib_mqtt_version */
     const char *username;
     const char *password_file;
     /* tls: */
@@ -124,5 +130,30 @@ const char *ib_north_connack_text(int code);
  * thread: it must only copy the payload and signal (never block). Set before ib_north_start. */
 typedef void (*ib_north_msg_fn)(void *ud, const char *payload, size_t len);
 void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_msg_fn fn, void *ud);
+
+/* A request received on the command subscription, with what MQTT 5 says about it. Everything
+ * points into paho's message: valid only during the callback. */
+struct ib_north_req {
+    const char *payload;
+    size_t len;
+    bool retained;              /* held by the broker (a retained message) */
+    const char *response_topic; /* MQTT 5 Response Topic, NUL-terminated, or NULL */
+    const void *correlation;    /* MQTT 5 Correlation Data, or NULL */
+    size_t correlation_len;
+    const char *requester; /* MQTT 5 user property "requester", NUL-terminated, or NULL */
+};
+typedef void (*ib_north_req_fn)(void *ud, const struct ib_north_req *r);
+
+/* Subscribe to `topic` (QoS 1) on every connect for commands; fn runs on paho's thread and must
+ * only copy and hand over. Set before ib_north_start. */
+void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_fn fn, void *ud);
+
+/* Queue an answer (QoS 1, not retained, not kept in the store: an answer lost with the
+ * connection is not sent again), with MQTT 5 Correlation Data when given (and the protocol is 5).
+ * Any thread; copies everything; the north thread publishes it. 0, or -1 (no memory, or more
+ * than IB_NORTH_MAX_ANSWERS wait). */
+#define IB_NORTH_MAX_ANSWERS 4096
+int ib_north_answer(struct ib_north *n, const char *topic, const char *payload, size_t len,
+                    const void *correlation, size_t correlation_len);
 
 #endif

@@ -54,6 +54,30 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
     north_set_failure(ctx, false, why);
 }
 
+/* MQTT 5: the same through the *5 callbacks that its connect takes. */
+static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
+{
+    MQTTAsync_successData d; /* only the server connected to is read */
+    memset(&d, 0, sizeof d);
+    d.alt.connect.serverURI = r ? r->alt.connect.serverURI : NULL;
+    on_connect_ok(ctx, &d);
+}
+
+static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    char why[256];
+    if (r && r->reasonCode)
+        snprintf(why, sizeof why, "the broker refused the connection: reason code %d (%s)",
+                 (int)r->reasonCode, MQTTReasonCode_toString(r->reasonCode));
+    else if (r && r->message)
+        snprintf(why, sizeof why, "%s", r->message);
+    else if (r)
+        snprintf(why, sizeof why, "%s (code %d)", MQTTAsync_strerror(r->code), r->code);
+    else
+        snprintf(why, sizeof why, "connect failed");
+    north_set_failure(ctx, false, why);
+}
+
 static void on_conn_lost(void *ctx, char *cause)
 {
     north_set_failure(ctx, true, cause ? cause : "connection lost");
@@ -134,6 +158,8 @@ void north_start_connect(struct ib_north *n)
     /* paho counts messages not yet written against maxBufferedMessages even while connected
      * (default 100): below the in-flight window it refuses sends during a fast replay. */
     co.maxBufferedMessages = (int)cfg->max_inflight + 16;
+    bool v5 = cfg->version == IB_MQTT_V5;
+    co.MQTTVersion = v5 ? MQTTVERSION_5 : MQTTVERSION_DEFAULT;
     int rc = MQTTAsync_createWithOptions(&n->client, cfg->server_uri, cfg->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -146,8 +172,14 @@ void north_start_connect(struct ib_north *n)
     MQTTAsync_setCallbacks(n->client, n, on_conn_lost, north_on_message, NULL);
 
     MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+    if (v5) {
+        MQTTAsync_connectOptions o5 = MQTTAsync_connectOptions_initializer5;
+        o = o5;
+        o.cleanstart = 1; /* MQTT 5 has clean start instead of clean session */
+    } else {
+        o.cleansession = 1;
+    }
     o.keepAliveInterval = (int)cfg->keepalive_s;
-    o.cleansession = 1;
     o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
     o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
     o.maxInflight = (int)cfg->max_inflight + 4;
@@ -160,8 +192,13 @@ void north_start_connect(struct ib_north *n)
         o.serverURIs = uris;
         o.serverURIcount = count;
     }
-    o.onSuccess = on_connect_ok;
-    o.onFailure = on_connect_fail;
+    if (v5) {
+        o.onSuccess5 = on_connect_ok5;
+        o.onFailure5 = on_connect_fail5;
+    } else {
+        o.onSuccess = on_connect_ok;
+        o.onFailure = on_connect_fail;
+    }
     o.context = n;
     MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
     will.topicName = n->status_topic;

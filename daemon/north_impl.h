@@ -42,6 +42,9 @@ struct ib_north {
     const struct ib_north_format *fmt; /* NULL: JSON */
     atomic_bool fmt_subscribed;        /* the format's subscriptions were acknowledged */
     void *sub_ud;
+    char req_topic[512]; /* commands (ib_north_set_requests); empty: none */
+    ib_north_req_fn req_fn;
+    void *req_ud;
     pthread_t thread;
     bool started;
 
@@ -59,6 +62,8 @@ struct ib_north {
     bool delivered;        /* the broker acknowledged a record on this connection */
     bool ready;            /* it acknowledged the "online" status: records may go */
     char tls_raw[256];     /* OpenSSL's last line of this attempt (logged at debug only) */
+    struct north_answer *ans_head, *ans_tail; /* answers to commands, to publish */
+    size_t ans_n;
     atomic_bool connected;
 
     /* The north thread's own wake-up: paho's callbacks, the store (ib_store_set_notify) and the
@@ -78,6 +83,16 @@ struct ib_north {
                              connection delivers (or holds for NORTH_STABLE_MS) */
     bool plain_warned;
     char password[IB_NORTH_PASSWORD_MAX + 1];
+};
+
+/* An answer waiting for the north thread (ib_north_answer): one allocation. */
+struct north_answer {
+    struct north_answer *next;
+    char *topic;
+    char *payload;
+    size_t len;
+    void *corr; /* NULL: none */
+    size_t corr_len;
 };
 
 /* north.c */

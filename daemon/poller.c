@@ -5,14 +5,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "command_impl.h"
 #include "gateway_priv.h"
 #include "log.h"
 #include "store.h"
 
 const char *ib_poller_call_name(int what)
 {
-    static const char *const names[] = {"-", "open()", "read_group()", "close()"};
-    return what >= 0 && what <= CALL_CLOSE ? names[what] : "?";
+    static const char *const names[] = {"-", "open()", "read_group()", "close()", "write_tag()"};
+    return what >= 0 && what <= CALL_WRITE ? names[what] : "?";
 }
 
 static void fill_bad(struct group_rt *g, int64_t ts, uint8_t reason)
@@ -209,6 +210,21 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
     return rc;
 }
 
+int ib_poller_write(struct poller *p, struct group_rt *g, uint32_t tag, const struct ib_value *v)
+{
+    ensure_open(p, ib_monotonic_ms());
+    if (!p->open)
+        return IB_ERR_CONNECTION;
+    if (!p->p->write_tag)
+        return IB_ERR_UNSUPPORTED;
+    call_begin(p, CALL_WRITE);
+    int rc = p->p->write_tag(p->inst, g->dev, g->grp, tag, v);
+    call_end(p);
+    if (rc == IB_ERR_CONNECTION)
+        lost(p, g);
+    return rc;
+}
+
 /* Decide which tags to report (docs/reporting.md) and queue the record(s): one message with
  * those tags (layout batch; none if nothing is to be reported) or one per tag (layout tag). */
 /* A continuous group whose poll failed (no connection, a unit backed off) waits this long
@@ -230,6 +246,7 @@ static void *poller_main(void *arg)
 {
     struct poller *p = arg;
     unsigned trimmed = 0; /* p->opens when the stack was last trimmed */
+    bool command_ran = false;
     int64_t start = ib_monotonic_ms();
     for (size_t i = 0; i < p->n_groups; i++)
         p->groups[i].next_due = start;
@@ -243,6 +260,16 @@ static void *poller_main(void *arg)
             if (p->groups[i].next_due < g->next_due)
                 g = &p->groups[i];
         int64_t wait = g->next_due - now;
+        /* Commands between polls, before the next one is due; with a continuous group, one
+         * command between two polls. */
+        if (ib_cmd_queue_pending(p->cmdq) &&
+            (wait > 0 || (g->g->interval_ms == 0 && !command_ran))) {
+            ib_cmd_queue_run_one(p);
+            command_ran = true;
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        command_ran = false;
         if (wait <= 0 && continuous_held(p, g, now)) {
             g->next_due = now + CONTINUOUS_HOLD_STEP_MS; /* another group may be due meanwhile */
             pthread_mutex_lock(&p->mu);
@@ -276,10 +303,11 @@ static void *poller_main(void *arg)
             wait = 1000;
         struct timespec dl = ib_deadline_ms(wait);
         pthread_mutex_lock(&p->mu);
-        if (!p->stop)
+        if (!p->stop && !ib_cmd_queue_pending(p->cmdq))
             pthread_cond_timedwait(&p->cv, &p->mu, &dl);
     }
     pthread_mutex_unlock(&p->mu);
+    ib_cmd_queue_close(p);
     ib_poller_close(p);
     return NULL;
 }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command_impl.h"
 #include "gateway_priv.h"
 #include "topic.h"
 
@@ -33,6 +34,7 @@ void ib_poller_free(struct poller *p)
         ib_buf_free(&g->body);
     }
     free(p->groups);
+    ib_cmd_queue_free(p->cmdq);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     ib_config_free(p->cfg);
@@ -128,7 +130,8 @@ struct poller *ib_poller_new(struct ib_gateway *gw, struct ib_config *cfg, size_
     p->rng = (uint64_t)ib_now_ms() ^ (uint64_t)(uintptr_t)p;
     pthread_mutex_init(&p->mu, NULL);
     ib_cond_init_monotonic(&p->cv);
-    if (poller_build(p, diag) < 0) {
+    if (poller_build(p, diag) < 0 ||
+        !(p->cmdq = ib_cmd_queue_new((size_t)cfg->commands.queue, p->n_groups))) {
         ib_poller_free(p);
         return NULL;
     }

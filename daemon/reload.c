@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command_impl.h"
 #include "gateway_priv.h"
 #include "log.h"
 
@@ -103,18 +104,22 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
     if (!np || !kept) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
     } else if (build_next(gw, next, np, kept, diag, sum) == 0) {
+        ib_command_lock(gw->commands); /* commands find no poller while they change */
         stop_gone(gw, next, kept, sum);
-        reload_north(gw, next, diag, sum);
-        /* 4. Start what is new. */
         free(gw->pollers);
         gw->pollers = np;
         gw->n_pollers = next->n_connections;
+        ib_command_unlock(gw->commands);
+        reload_north(gw, next, diag, sum);
+        /* 4. Start what is new. */
         for (size_t j = 0; j < gw->n_pollers; j++)
             if (!np[j]->running && gw->running)
                 ib_poller_start(np[j]);
         sum->added = next->n_connections - sum->kept - sum->restarted;
+        ib_command_lock(gw->commands);
         ib_config_free(gw->cfg);
         gw->cfg = ib_config_ref(next);
+        ib_command_unlock(gw->commands);
         free(kept);
         return 0;
     }

@@ -1,5 +1,6 @@
-/* Signed configuration documents: envelope parsing, Ed25519 verification and signing through
- * OpenSSL's EVP interface, and the atomic write of an accepted document into conf.d. */
+/* Signed envelopes (configuration documents and commands): parsing, Ed25519 verification and
+ * signing through OpenSSL's EVP interface, and the atomic write of an accepted document into
+ * conf.d. */
 #include "remote.h"
 
 #include <errno.h>
@@ -40,10 +41,11 @@ static EVP_PKEY *read_key(const char *path, int private_key, char *err, size_t e
 }
 
 /* The bytes the signature covers. */
-static int signed_bytes(uint64_t version, const char *body, size_t len, struct ib_buf *out)
+static int signed_bytes(const struct ib_signed_kind *k, uint64_t version, const char *body,
+                        size_t len, struct ib_buf *out)
 {
     ib_buf_reset(out);
-    int rc = ib_buf_printf(out, IB_REMOTE_MAGIC "\nversion %llu\n\n", (unsigned long long)version);
+    int rc = ib_buf_printf(out, "%s\nversion %llu\n\n", k->magic, (unsigned long long)version);
     return rc | ib_buf_append(out, body, len);
 }
 
@@ -53,21 +55,30 @@ static const char *line_end(const char *p, const char *end)
     return nl ? nl : end;
 }
 
+const struct ib_signed_kind ib_signed_config = {IB_REMOTE_MAGIC, "configuration", "--sign-config"};
+const struct ib_signed_kind ib_signed_command = {IB_COMMAND_MAGIC, "command", "--sign-command"};
+
 int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
                      struct ib_signed_doc *out, char *err, size_t errlen)
 {
+    return ib_signed_verify(&ib_signed_config, msg, len, pubkey_path, out, err, errlen);
+}
+
+int ib_signed_verify(const struct ib_signed_kind *k, const char *msg, size_t len,
+                     const char *pubkey_path, struct ib_signed_doc *out, char *err, size_t errlen)
+{
     const char *end = msg + len, *p = msg, *e = line_end(p, end);
-    if ((size_t)(e - p) != strlen(IB_REMOTE_MAGIC) || memcmp(p, IB_REMOTE_MAGIC, (size_t)(e - p))) {
+    if ((size_t)(e - p) != strlen(k->magic) || memcmp(p, k->magic, (size_t)(e - p))) {
         snprintf(err, errlen,
-                 "not a signed configuration: it must start with '" IB_REMOTE_MAGIC
-                 "' (make it with `ironbridge --sign-config`)");
+                 "not a signed %s: it must start with '%s' (make it with `ironbridge %s`)", k->noun,
+                 k->magic, k->tool);
         return -1;
     }
     p = e + 1;
     e = p < end ? line_end(p, end) : end;
     char num[32] = "";
     if (p >= end || e - p < 9 || e - p > 30 || memcmp(p, "version ", 8) != 0) {
-        snprintf(err, errlen, "malformed signed configuration: no 'version N' line");
+        snprintf(err, errlen, "malformed signed %s: no 'version N' line", k->noun);
         return -1;
     }
     memcpy(num, p + 8, (size_t)(e - p - 8));
@@ -75,7 +86,7 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
     errno = 0;
     unsigned long long v = strtoull(num, &ne, 10);
     if (errno || *ne || num[0] < '0' || num[0] > '9') {
-        snprintf(err, errlen, "malformed signed configuration: version '%s'", num);
+        snprintf(err, errlen, "malformed signed %s: version '%s'", k->noun, num);
         return -1;
     }
     if (v == 0 || v > IB_REMOTE_MAX_VERSION) {
@@ -88,14 +99,14 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
     p = e + 1;
     e = p < end ? line_end(p, end) : end;
     if (p >= end || e - p < 11 || memcmp(p, "signature ", 10) != 0) {
-        snprintf(err, errlen, "unsigned configuration: no 'signature' line");
+        snprintf(err, errlen, "unsigned %s: no 'signature' line", k->noun);
         return -1;
     }
     const char *sig64 = p + 10;
     size_t sig64_len = (size_t)(e - sig64);
     p = e + 1;
     if (p >= end || *p != '\n') {
-        snprintf(err, errlen, "malformed signed configuration: no empty line before the document");
+        snprintf(err, errlen, "malformed signed %s: no empty line before the document", k->noun);
         return -1;
     }
     const char *body = p + 1;
@@ -111,14 +122,14 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
         snprintf(err, errlen, "malformed signature: not the base64 of an Ed25519 signature");
         return -1;
     }
-    EVP_PKEY *k = read_key(pubkey_path, 0, err, errlen);
-    if (!k)
+    EVP_PKEY *key = read_key(pubkey_path, 0, err, errlen);
+    if (!key)
         return -1;
     struct ib_buf b = {0};
     int rc = -1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && signed_bytes(v, body, body_len, &b) == 0 &&
-        EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) == 1) {
+    if (ctx && signed_bytes(k, v, body, body_len, &b) == 0 &&
+        EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1) {
         if (EVP_DigestVerify(ctx, sig, 64, (const unsigned char *)b.p, b.len) == 1)
             rc = 0;
         else
@@ -131,7 +142,7 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
     }
     ERR_clear_error();
     EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(k);
+    EVP_PKEY_free(key);
     ib_buf_free(&b);
     if (rc == 0)
         *out = (struct ib_signed_doc){.version = v, .body = body, .body_len = body_len};
@@ -140,6 +151,13 @@ int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
 
 int ib_remote_sign(const char *body, size_t body_len, uint64_t version, const char *key_path,
                    struct ib_buf *out, char *err, size_t errlen)
+{
+    return ib_signed_sign(&ib_signed_config, body, body_len, version, key_path, out, err, errlen);
+}
+
+int ib_signed_sign(const struct ib_signed_kind *kind, const char *body, size_t body_len,
+                   uint64_t version, const char *key_path, struct ib_buf *out, char *err,
+                   size_t errlen)
 {
     if (version == 0 || version > IB_REMOTE_MAX_VERSION) {
         snprintf(err, errlen, "the version must be between 1 and %llu (2^53)",
@@ -154,13 +172,13 @@ int ib_remote_sign(const char *body, size_t body_len, uint64_t version, const ch
     size_t siglen = sizeof sig;
     int rc = -1;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && signed_bytes(version, body, body_len, &b) == 0 &&
+    if (ctx && signed_bytes(kind, version, body, body_len, &b) == 0 &&
         EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) == 1 &&
         EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)b.p, b.len) == 1) {
         char sig64[128];
         EVP_EncodeBlock((unsigned char *)sig64, sig, (int)siglen);
         ib_buf_reset(out);
-        rc = ib_buf_printf(out, IB_REMOTE_MAGIC "\nversion %llu\nsignature %s\n\n",
+        rc = ib_buf_printf(out, "%s\nversion %llu\nsignature %s\n\n", kind->magic,
                            (unsigned long long)version, sig64);
         rc |= ib_buf_append(out, body, body_len);
     } else {
@@ -201,6 +219,12 @@ uint64_t ib_remote_file_version(const char *path)
 int ib_remote_sign_file(const char *path, uint64_t version, const char *key_path, char *err,
                         size_t errlen)
 {
+    return ib_signed_sign_file(&ib_signed_config, path, version, key_path, err, errlen);
+}
+
+int ib_signed_sign_file(const struct ib_signed_kind *kind, const char *path, uint64_t version,
+                        const char *key_path, char *err, size_t errlen)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
@@ -216,7 +240,8 @@ int ib_remote_sign_file(const char *path, uint64_t version, const char *key_path
     if (rc < 0 || ferror(f))
         snprintf(err, errlen, "cannot read %s (at most %d bytes)", path, IB_REMOTE_MAX_FILE);
     else
-        rc = ib_remote_sign(body.p ? body.p : "", body.len, version, key_path, &out, err, errlen);
+        rc = ib_signed_sign(kind, body.p ? body.p : "", body.len, version, key_path, &out, err,
+                            errlen);
     if (!ferror(f) && rc == 0 && fwrite(out.p, 1, out.len, stdout) != out.len)
         rc = -1;
     fclose(f);

@@ -27,6 +27,18 @@
  * later one (docs/remote-config.md). */
 #define IB_REMOTE_MAX_VERSION 9007199254740992ULL
 
+/* The same envelope signs commands (docs/commands.md), with its own first line so that a signed
+ * configuration is never taken for a command, nor the reverse. */
+#define IB_COMMAND_MAGIC "ironbridge-signed-command 1"
+
+/* What is signed: the envelope's first line and the words of messages. */
+struct ib_signed_kind {
+    const char *magic; /* IB_REMOTE_MAGIC, IB_COMMAND_MAGIC */
+    const char *noun;  /* "configuration", "command" */
+    const char *tool;  /* the option that makes one: "--sign-config" */
+};
+extern const struct ib_signed_kind ib_signed_config, ib_signed_command;
+
 struct ib_signed_doc {
     uint64_t version;
     const char *body; /* points into the message */
@@ -38,6 +50,16 @@ struct ib_signed_doc {
  * IB_REMOTE_MAX_VERSION, wrong key type, bad signature). */
 int ib_remote_verify(const char *msg, size_t len, const char *pubkey_path,
                      struct ib_signed_doc *out, char *err, size_t errlen);
+
+/* The verifier and signer of any kind of envelope; the ib_remote_* calls are these for
+ * configurations. */
+int ib_signed_verify(const struct ib_signed_kind *k, const char *msg, size_t len,
+                     const char *pubkey_path, struct ib_signed_doc *out, char *err, size_t errlen);
+int ib_signed_sign(const struct ib_signed_kind *k, const char *body, size_t body_len,
+                   uint64_t version, const char *key_path, struct ib_buf *out, char *err,
+                   size_t errlen);
+int ib_signed_sign_file(const struct ib_signed_kind *k, const char *path, uint64_t version,
+                        const char *key_path, char *err, size_t errlen);
 
 /* Make the envelope of `body` with the PEM Ed25519 private key in `key_path`, into `out`.
  * Returns 0, or -1 with `err` (a version of 0 or above IB_REMOTE_MAX_VERSION too). */

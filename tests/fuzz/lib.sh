@@ -6,14 +6,14 @@ FUZZ_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FUZZ_ROOT=$(cd "$FUZZ_SRC/../.." && pwd)
 FUZZ_BUILD=${IB_FUZZ_BUILD:-$FUZZ_ROOT/build-fuzz}
 # Every target, in the order they run. A new target is added here and in meson.build.
-FUZZ_TARGETS=(config csv csv_parse remote store store_format modbus_tcp modbus_rtu_tcp modbus_mbap modbus_rtu
+FUZZ_TARGETS=(config csv csv_parse command remote store store_format modbus_tcp modbus_rtu_tcp modbus_mbap modbus_rtu
               modbus_decode opcua s7 sparkplug)
 
 # The longest input each target is given (bytes).
 fz_max_len() {
     case $1 in
         config | store | store_format) echo 16384 ;;
-        csv | csv_parse | remote) echo 8192 ;;
+        csv | csv_parse | remote | command) echo 8192 ;;
         modbus_decode) echo 512 ;;
         *) echo 600 ;;
     esac
