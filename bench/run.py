@@ -506,6 +506,97 @@ def markdown_s7(s7):
         s7["markdown"].rstrip("\n").split("\n")
 
 
+# Workload G (issue 21): Modbus over a slow link. One device, 1,000 registers (9 requests with the
+# clock tags) every 1,000 ms through tests/sim/delay_proxy.py adding 30 ms each way (60 ms round
+# trip), with max_outstanding 1 and 8. The proxy measures each poll's duration as the gateway
+# sees it: from the first request byte to the last answer byte delivered back.
+WORKLOAD_G = dict(title="1 device x 1,000 uint16 every 1,000 ms through a 30 ms each way link",
+                  devices=1, tags=1000, interval=1000, type="uint16", stride=1, delay_ms=30,
+                  outstanding=(1, 8), warmup_s=3, window_s=12)
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100.0 * (len(xs) - 1))))] if xs else None
+
+
+def run_g_setting(env, w, mo, ports, stats, mqtt_port, qos, store_yaml):
+    name = f"G-{mo}"
+    cfg = gateway_config(w, w["interval"], ports, mqtt_port, qos, store_yaml)
+    cfg = cfg.replace(f"    port: {ports[0]}\n", f"    port: {ports[0]}\n    max_outstanding: {mo}\n")
+    (env.work / f"{name}.yaml").write_text(cfg)
+    sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, w["tags"] + 2)
+    gw = env.start([env.daemon, "-c", env.work / f"{name}.yaml"], f"{name}-gw",
+                   stdout=subprocess.DEVNULL)
+    time.sleep(w["warmup_s"])
+    if not gw.alive():
+        raise RuntimeError(f"gateway exited: {gw.logpath}")
+    first = len(json.loads(stats.read_text())["polls_ms"]) if stats.exists() else 0
+    sub.p.send_signal(signal.SIGUSR1)
+    time.sleep(w["window_s"])
+    r = finish_sub(sub, out)
+    gw.stop()
+    time.sleep(0.5)  # the last poll's burst ends (the proxy closes it with the connection)
+    polls = json.loads(stats.read_text())["polls_ms"][first:]
+    rtt = 2 * w["delay_ms"]
+    p50, p99 = percentile(polls, 50), percentile(polls, 99)
+    res = {"max_outstanding": mo, "polls": len(polls), "poll_ms": {
+        "p50": p50, "p99": p99, "max": max(polls) if polls else None},
+        "round_trips_p50": round(p50 / rtt, 2) if p50 else None,
+        "records": r["records"], "values": r["values"],
+        "lost_values": r["missing_records"] * (w["tags"] + 2) + r["short_values"],
+        "bad_values": r["bad"]}
+    if mo > 1:
+        limit = 2 * rtt + 10
+        res["targets"] = [{"target": f"poll {k} <= 2 round trips + 10 ms = {limit} ms",
+                           "met": bool(v is not None and v <= limit)}
+                          for k, v in (("p50", p50), ("p99", p99))]
+    log(f"G: max_outstanding {mo}: poll p50 {p50} ms, p99 {p99} ms over {len(polls)} polls, "
+        f"lost {res['lost_values']}")
+    return res
+
+
+def run_g(env, mqtt_port, qos, store_yaml):
+    """Workload G: its figures per max_outstanding, or {"failed": why}. Never raises."""
+    w = WORKLOAD_G
+    try:
+        sim, sim_ports = start_farm(env, "G", w, 1)
+        pf, stats = env.work / "G-proxy.port", env.work / "G-proxy.json"
+        proxy = env.start(["/usr/bin/python3", ROOT / "tests/sim/delay_proxy.py", "--target",
+                           f"{LOOPBACK}:{sim_ports[0]}", "--delay-ms", w["delay_ms"],
+                           "--port-file", pf, "--stats", stats], "G-proxy")
+        wait_for(lambda: pf.exists() or not proxy.alive(), 10, "the delaying proxy")
+        ports = [int(pf.read_text())]
+        res = {"title": w["title"], "delay_ms_each_way": w["delay_ms"],
+               "round_trip_ms": 2 * w["delay_ms"], "window_s": w["window_s"],
+               "settings": [run_g_setting(env, w, mo, ports, stats, mqtt_port, qos, store_yaml)
+                            for mo in w["outstanding"]]}
+        proxy.stop()
+        sim.stop()
+        env.procs = [p for p in env.procs if p.alive()]
+        return res
+    except (RuntimeError, OSError, ValueError, KeyError) as e:
+        return {"failed": str(e)}
+
+
+def markdown_g(g):
+    if g is None:
+        return []
+    if "failed" in g:
+        return ["", f"G: slow link workload FAILED: {g['failed']}"]
+    L = ["", f"G: {g['title']} ({g['round_trip_ms']} ms round trip; poll duration measured at "
+         f"the proxy over {g['window_s']} s per setting)", "",
+         "| max_outstanding | polls | poll p50 / p99 / max ms | round trips (p50) | lost | target |",
+         "|---:|---:|---|---:|---:|---|"]
+    for s in g["settings"]:
+        tg = "; ".join(("met: " if t["met"] else "**MISSED**: ") + t["target"]
+                       for t in s.get("targets", []))
+        pm = s["poll_ms"]
+        L.append(f"| {s['max_outstanding']} | {s['polls']} | {pm['p50']} / {pm['p99']} / {pm['max']} "
+                 f"| {s['round_trips_p50']} | {s['lost_values']} | {tg} |")
+    return L
+
+
 def markdown(res):
     L = []
     s = res["settings"]
@@ -566,6 +657,7 @@ def markdown(res):
                          f"{f['delivered_values_per_s'] / p['values_per_s_ceiling']:.1%} |")
     if not res["workloads"] and not res["limits"]:
         L = L[:1]  # S alone: no Modbus tables or settings
+    L += markdown_g(res.get("g"))
     L += markdown_s7(res.get("s7"))
     sp = res.get("sparkplug")
     if sp:
@@ -585,8 +677,9 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFS",
-                    help="workload letters to run (default ABCDEFS; S: the S7 dense workload, "
+    ap.add_argument("--only", default="ABCDEFGS",
+                    help="workload letters to run (default ABCDEFGS; G: Modbus through a 30 ms "
+                         "each way link with max_outstanding 1 and 8; S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -697,6 +790,8 @@ def main():
             res["limits"][key] = p
             log(f"raw publish ({p['client']}): {p['messages_per_s']:.0f} msg/s sent, "
                 f"{p['delivered_messages_per_s']:.0f} delivered")
+        if "G" in args.only:
+            res["g"] = run_g(env, mqtt_port, qos, store_yaml)
         if "S" in args.only:
             res["s7"] = run_s7(args, work)
             s7 = res["s7"]

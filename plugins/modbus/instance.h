@@ -15,6 +15,7 @@
 #include "decode.h"
 #include "errors.h"
 #include "link.h"
+#include "pipe.h"
 #include "planner.h"
 #include "transact.h"
 
@@ -69,6 +70,9 @@ struct mb_group {
     uint8_t *bits;          /* plan.n_bits, one byte per bit as libmodbus stores them */
     uint32_t polls;
     bool split; /* reqs differ from the plan */
+    /* max_outstanding > 1: the pipelined reads of a poll, one per request (NULL until then) */
+    struct mb_pipe_item *batch;
+    uint32_t batch_cap;
     /* Its reads fail (cause: reason << 16 | code), logged when that starts, changes, ends. */
     struct ib_episode ep;
 };
@@ -106,6 +110,10 @@ struct mb_instance {
     uint32_t polls_on_link;  /* polls that began on the link since it was opened */
     int64_t last_request_us; /* when the last request ended (pause_between_requests_ms) */
     char why[160]; /* what was wrong with the last failed request's response ("" unknown) */
+    /* max_outstanding: as configured, and as used now (1 after a device mishandled more) */
+    uint32_t max_outstanding, outstanding;
+    struct mb_pipe pipe;                  /* the requests in flight (pipeline.c) */
+    uint64_t late_logged, unknown_logged; /* the pipe's counters as last logged */
     uint32_t n_devices;
     struct mb_device *devices;
 };
@@ -158,6 +166,16 @@ static inline int mb_transact_write(struct mb_instance *in, const struct mb_devi
     struct mb_request_ctx c = mb_request_of(in, dev);
     return mb_request_write(&c, fc, addr, count, data, e);
 }
+
+/* pipeline.c */
+/* Read the group's requests r with batch[r] filled (count 0: skipped) with up to in->outstanding
+ * in flight; logs dropped answers at debug level and falls back to one request at a time when
+ * the device mishandled several in flight. */
+void mb_pipeline_read(struct mb_instance *in, const struct mb_device *dev, struct mb_group *grp);
+/* The device showed that it mishandles several requests in flight (`what` it did): from now on
+ * one request at a time on this connection, logged once (until the connection is made anew: a
+ * restart, or a reload that changes it). */
+void mb_pipeline_fall_back(struct mb_instance *in, const struct mb_device *dev, const char *what);
 
 /* poll.c */
 int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,

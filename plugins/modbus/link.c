@@ -68,7 +68,9 @@ long mb_link_drain(int fd, uint32_t quiet_us, uint32_t max_us)
 
 int mb_link_new(const struct mb_link_config *cfg, struct mb_link **out)
 {
-    struct mb_link *link = mb_link_stream_new(cfg);
+    struct mb_link *link = cfg->kind == MB_LINK_TCP && cfg->impl == MB_IMPL_LIBMODBUS
+                               ? mb_link_libmodbus_new(cfg)
+                               : mb_link_stream_new(cfg);
     *out = link;
     if (!link)
         return IB_ERR_NOMEM;
@@ -153,6 +155,11 @@ static int transaction_done(struct mb_link *link, int rc)
     link->quiet_since_us = mb_link_now_us();
     errno = e;
     return rc;
+}
+
+bool mb_link_pipelines(const struct mb_link *link)
+{
+    return link->ops->pipelines && link->cfg.kind == MB_LINK_TCP;
 }
 
 const char *mb_link_why(const struct mb_link *link)

@@ -23,8 +23,17 @@ enum mb_link_kind {
  * ECONNREFUSED). */
 #define MB_ENORESOLVE (MODBUS_ENOBASE + 1001)
 
+enum mb_link_impl {
+    MB_IMPL_NATIVE = 0, /* our own socket and framing (link_stream.c) */
+    MB_IMPL_LIBMODBUS,  /* Modbus TCP through libmodbus 3.1.6 (link_libmodbus.c) */
+};
+
+struct mb_pipe;
+struct mb_pipe_item;
+
 struct mb_link_config {
     uint8_t kind; /* enum mb_link_kind */
+    uint8_t impl; /* enum mb_link_impl; MB_IMPL_LIBMODBUS only with MB_LINK_TCP */
     /* TCP kinds */
     const char *host;
     int port;
@@ -72,6 +81,18 @@ int mb_link_read(struct mb_link *link, int unit, unsigned table, uint16_t addr, 
  * Returns 1 (FC5/FC6) or count (FC15/FC16), or -1 with errno. */
 int mb_link_write(struct mb_link *link, int unit, uint8_t fc, uint16_t addr, uint16_t count,
                   const void *data);
+
+/* Can this link have several requests in flight (native Modbus TCP)? */
+bool mb_link_pipelines(const struct mb_link *link);
+
+/* Read items[0 .. n-1] of unit with up to `window` (1..MB_PIPE_MAX) requests in flight at once,
+ * answers matched by transaction id in pipe (the caller's, one per link). Items with count 0 are
+ * skipped. Each item gets its outcome (pipe.h): done with rc and err, or not done when the batch
+ * stopped before its answer (the link was lost or out of step: it is then reopened once, or left
+ * closed). No retries: the caller repeats what failed, one at a time. A device that mishandles
+ * several requests in flight leaves pipe->misbehaved set. Only on links that pipeline. */
+void mb_link_read_batch(struct mb_link *link, struct mb_pipe *pipe, int unit,
+                        struct mb_pipe_item *items, uint32_t n, uint32_t window);
 
 /* What was wrong with the last response, for logs ("transaction id 7, expected 12"), when the
  * link knows more than its errno says; "" otherwise. Valid until the next request. */

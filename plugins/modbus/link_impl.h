@@ -20,6 +20,7 @@ struct mb_link_ops {
     int (*write)(struct mb_link *link, int unit, uint8_t fc, uint16_t addr, uint16_t count,
                  const void *data);
     void (*free)(struct mb_link *link);
+    bool pipelines; /* Modbus TCP of our own framing: mb_link_read_batch() may use it */
 };
 
 struct mb_link {
@@ -30,10 +31,13 @@ struct mb_link {
     int64_t quiet_since_us; /* monotonic time the last frame ended; 0: unknown */
     bool late_answer;       /* Modbus TCP: a request timed out, its answer may still come */
     char why[160];          /* what was wrong with the last response; "" when not known */
+    uint16_t tid;           /* Modbus TCP: the transaction id of the last request */
 };
 
-/* The backend: a new closed link of any kind (NULL on out of memory). */
+/* The backends: a new closed link (NULL on out of memory). link_stream.c: any kind, with our own
+ * framing; link_libmodbus.c: Modbus TCP through libmodbus (implementation: libmodbus). */
 struct mb_link *mb_link_stream_new(const struct mb_link_config *cfg);
+struct mb_link *mb_link_libmodbus_new(const struct mb_link_config *cfg);
 
 /* link_serial.c: a serial port's settings in a libmodbus context (no I/O; NULL on out of
  * memory; free with modbus_free), and opening it: 0 and *fd (the port's, owned by mb: close it

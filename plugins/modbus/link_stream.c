@@ -26,7 +26,6 @@ struct stream_link {
     int fd;
     modbus_t *serial; /* MB_LINK_RTU: the port's settings and, when open, its fd */
     bool mbap;        /* Modbus TCP; else RTU frames */
-    uint16_t tid;     /* Modbus TCP: the transaction id of the last request */
 };
 
 /* The longest frame of either kind. */
@@ -240,8 +239,9 @@ static int stream_read(struct mb_link *link, int unit, unsigned table, uint16_t 
     uint8_t fc = mb_table_read_fc(table);
     if (fc == 0)
         return fail(EINVAL);
-    size_t req_len = l->mbap ? mb_mbap_read_request(req, ++l->tid, (uint8_t)unit, fc, addr, count)
-                             : mb_rtu_read_request(req, (uint8_t)unit, fc, addr, count);
+    size_t req_len = l->mbap
+                         ? mb_mbap_read_request(req, ++l->base.tid, (uint8_t)unit, fc, addr, count)
+                         : mb_rtu_read_request(req, (uint8_t)unit, fc, addr, count);
     return check(l, req, req_len, rsp, transact(l, req, req_len, rsp), dest);
 }
 
@@ -254,7 +254,7 @@ static int stream_write(struct mb_link *link, int unit, uint8_t fc, uint16_t add
     const uint8_t *b = bits ? data : NULL;
     const uint16_t *r = bits ? NULL : data;
     size_t req_len =
-        l->mbap ? mb_mbap_write_request(req, ++l->tid, (uint8_t)unit, fc, addr, count, b, r)
+        l->mbap ? mb_mbap_write_request(req, ++l->base.tid, (uint8_t)unit, fc, addr, count, b, r)
                 : mb_rtu_write_request(req, (uint8_t)unit, fc, addr, count, b, r);
     return check(l, req, req_len, rsp, transact(l, req, req_len, rsp), NULL);
 }
@@ -275,6 +275,7 @@ static const struct mb_link_ops stream_ops = {
     .read = stream_read,
     .write = stream_write,
     .free = stream_free,
+    .pipelines = true,
 };
 
 struct mb_link *mb_link_stream_new(const struct mb_link_config *cfg)

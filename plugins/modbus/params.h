@@ -17,6 +17,12 @@ enum mb_p_transport {
     MB_P_TRANSPORT_COUNT,
 };
 
+enum mb_p_implementation {
+    MB_P_IMPL_NATIVE = 0,
+    MB_P_IMPL_LIBMODBUS,
+    MB_P_IMPL_COUNT,
+};
+
 enum mb_p_order {
     MB_P_ORDER_ABCD = 0,
     MB_P_ORDER_CDAB,
@@ -88,6 +94,8 @@ struct mb_connection_params {
     int64_t byte_timeout_ms;      /* IB_S_INT 1..60000, default 500 */
     int64_t connect_timeout_ms;   /* IB_S_INT 1..60000, default 3000 */
     bool close_after_poll;        /* IB_S_BOOL, default false */
+    int32_t implementation;       /* IB_S_ENUM enum mb_p_implementation; -1: native; tcp only */
+    int64_t max_outstanding;      /* IB_S_INT 1..MB_PIPE_MAX, default 1; tcp native only */
 };
 
 /* device_schema */

@@ -32,6 +32,10 @@ struct poll_ctx {
     struct mb_failure abort_f;
     int abort_errno;
     char abort_why[160];
+    /* max_outstanding > 1: grp->batch holds the pipelined outcome of the first n_batch requests;
+     * request r is batch[r - shift] (bisection inserts requests) */
+    bool batched;
+    uint32_t n_batch, shift;
 };
 
 /* The device refuses the addresses (exception 2, illegal data address) or the length
@@ -342,6 +346,60 @@ static void fill_sample(struct poll_ctx *pc, uint32_t i, struct ib_sample *s)
     ib_sample_good(s, q->ts_ms);
 }
 
+/* max_outstanding > 1: read the group's requests with several in flight first; what fails there
+ * is read again alone in the loop. Not for a device in back-off (probed alone) nor with a pause
+ * between requests. */
+static void prefetch(struct poll_ctx *pc)
+{
+    struct mb_instance *in = pc->in;
+    struct mb_group *grp = pc->grp;
+    if (in->outstanding <= 1 || grp->n_reqs < 2 || pc->dev->failed_polls > 0 ||
+        pc->dev->pause_ms > 0 || !mb_link_pipelines(in->link) || !mb_link_is_open(in->link))
+        return;
+    if (grp->batch_cap < grp->n_reqs) {
+        struct mb_pipe_item *b = realloc(grp->batch, grp->n_reqs * sizeof *b);
+        if (!b)
+            return; /* one at a time this poll */
+        grp->batch = b;
+        grp->batch_cap = grp->n_reqs;
+    }
+    for (uint32_t r = 0; r < grp->n_reqs; r++) {
+        const struct mb_req *q = &grp->reqs[r];
+        bool skip = q->refused && grp->polls % MB_REFUSED_RECHECK_POLLS != 0;
+        grp->batch[r] = (struct mb_pipe_item){.table = (uint8_t)q->table,
+                                              .addr = (uint16_t)q->start,
+                                              .count = skip ? 0 : (uint16_t)q->count,
+                                              .dest = buffer_at(grp, q->table, q->buf)};
+    }
+    mb_pipeline_read(in, pc->dev, grp);
+    pc->batched = true;
+    pc->n_batch = grp->n_reqs;
+}
+
+/* Request r: its pipelined answer when it has one, else read alone (with the retries). A request
+ * that failed in flight and reads alone shows a device that mishandles several in flight. */
+static int read_one(struct poll_ctx *pc, uint32_t r, int *e)
+{
+    struct mb_group *grp = pc->grp;
+    const struct mb_req *q = &grp->reqs[r];
+    const struct mb_pipe_item *it = NULL;
+    if (pc->batched && r >= pc->shift && r - pc->shift < pc->n_batch)
+        it = &grp->batch[r - pc->shift];
+    if (it && it->done && it->rc >= 0) {
+        *e = 0;
+        return it->rc;
+    }
+    int n = mb_transact_read(pc->in, pc->dev, q->table, q->start, q->count,
+                             buffer_at(grp, q->table, q->buf), e);
+    if (it && it->done && it->err != 0 && n >= 0) {
+        char what[160];
+        snprintf(what, sizeof what, "reading %s %u..%u failed in flight (%s) and succeeded alone",
+                 mb_table_name(q->table), q->start, q->start + q->count - 1, mb_errtext(it->err));
+        mb_pipeline_fall_back(pc->in, pc->dev, what);
+    }
+    return n;
+}
+
 static void log_group_outcome(struct poll_ctx *pc)
 {
     struct mb_group *grp = pc->grp;
@@ -464,6 +522,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
         pc.worst = (struct mb_failure){IB_R_CONN_LOST, 0, IB_ERR_CONNECTION};
     } else if (grp->n_reqs > 0) {
         in->polls_on_link++;
+        prefetch(&pc);
     }
     for (uint32_t r = 0; r < grp->n_reqs; r++) {
         struct mb_req *q = &grp->reqs[r];
@@ -482,8 +541,7 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
             continue;
         }
         int e = 0;
-        int n = mb_transact_read(in, dev, q->table, q->start, q->count,
-                                 buffer_at(grp, q->table, q->buf), &e);
+        int n = read_one(&pc, r, &e);
         int64_t ts = in->host->now_ms();
         if (n >= 0) {
             pc.answered = true;
@@ -503,7 +561,9 @@ int mb_poll_group(struct mb_instance *in, uint32_t device, uint32_t group,
             pc.answered = true;
         if (is_refusal(&f) && q->n_items > 1) {
             if (make_room(grp) == 0) {
-                r += narrow_down(&pc, r, &f, e) - 1;
+                uint32_t ns = narrow_down(&pc, r, &f, e);
+                pc.shift += ns - 1;
+                r += ns - 1;
                 continue;
             }
             /* Out of memory: the block fails this poll and is narrowed down at a later one. */

@@ -31,6 +31,7 @@ void mb_instance_free(struct mb_instance *in)
             mb_plan_free(&grp->plan);
             free(grp->reqs);
             free(grp->scratch);
+            free(grp->batch);
             free(grp->req_of);
             free(grp->regs);
             free(grp->bits);
@@ -280,6 +281,24 @@ static void resolve_link(struct resolver *rs, const struct ib_connection_config 
                        : serial ? frame_gap_us(lc->baud, lc->parity, lc->data_bits, lc->stop_bits)
                                 : 0;
 
+    lc->impl = cp->implementation == MB_P_IMPL_LIBMODBUS ? MB_IMPL_LIBMODBUS : MB_IMPL_NATIVE;
+    if (tr != MB_P_TRANSPORT_TCP && cp->implementation >= 0)
+        cfg_error(rs, cfg->where, "implementation",
+                  "implementation applies to transport tcp, not %s (%s frames are always the "
+                  "plugin's own%s)",
+                  name, serial ? "RTU" : "RTU-over-TCP",
+                  serial ? "; libmodbus opens the port" : "");
+    if (tr != MB_P_TRANSPORT_TCP && cp->max_outstanding > 1)
+        cfg_error(rs, cfg->where, "max_outstanding",
+                  "max_outstanding %lld applies to transport tcp only: RTU frames carry no "
+                  "transaction id to match answers by; remove it or set it to 1",
+                  (long long)cp->max_outstanding);
+    else if (lc->impl == MB_IMPL_LIBMODBUS && cp->max_outstanding > 1)
+        cfg_error(rs, cfg->where, "max_outstanding",
+                  "max_outstanding %lld needs implementation native: libmodbus sends one request "
+                  "at a time; set max_outstanding to 1 or drop implementation: libmodbus",
+                  (long long)cp->max_outstanding);
+
     if (serial) {
         if (!cp->serial_port)
             cfg_error(rs, cfg->where, "serial_port",
@@ -340,6 +359,9 @@ int mb_resolve(struct mb_instance *in, const struct ib_connection_config *cfg,
     resolve_link(&rs, cfg, lc);
     in->timeout_ms = (uint32_t)((const struct mb_connection_params *)cfg->params)->timeout_ms;
     in->close_after_poll = ((const struct mb_connection_params *)cfg->params)->close_after_poll;
+    int64_t mo = ((const struct mb_connection_params *)cfg->params)->max_outstanding;
+    in->max_outstanding = mo > 1 && mo <= MB_PIPE_MAX ? (uint32_t)mo : 1;
+    in->outstanding = in->max_outstanding;
     in->devices = calloc(cfg->n_devices ? cfg->n_devices : 1, sizeof *in->devices);
     if (!in->devices)
         return IB_ERR_NOMEM;

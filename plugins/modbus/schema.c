@@ -7,6 +7,7 @@
 
 #include <ironbridge/ironbridge.h>
 
+#include "pipe.h" /* MB_PIPE_MAX */
 #include "schema.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -44,6 +45,12 @@ static const char *const type_choices[] = {
     [MB_P_TYPE_INT32] = "int32", [MB_P_TYPE_UINT32] = "uint32", [MB_P_TYPE_FLOAT32] = "float32",
     [MB_P_TYPE_INT64] = "int64", [MB_P_TYPE_UINT64] = "uint64", [MB_P_TYPE_FLOAT64] = "float64",
     [MB_P_TYPE_BIT] = "bit",     [MB_P_TYPE_STRING] = "string", [MB_P_TYPE_COUNT] = NULL,
+};
+
+static const char *const implementation_choices[] = {
+    [MB_P_IMPL_NATIVE] = "native",
+    [MB_P_IMPL_LIBMODBUS] = "libmodbus",
+    [MB_P_IMPL_COUNT] = NULL,
 };
 
 static const char *const parity_choices[] = {
@@ -147,6 +154,13 @@ static const struct ib_schema_entry connection_entries[] = {
     E_BOOL(CP, "close_after_poll", close_after_poll, "false",
            "Close the connection after every poll and open it again for the next (devices that "
            "serve one client at a time)"),
+    E_ENUM(CP, "implementation", implementation, NULL, implementation_choices,
+           "tcp: native (the plugin's own Modbus TCP framing; the default) or libmodbus (Modbus "
+           "TCP through libmodbus, one request at a time, for a device that works only with it)"),
+    E_INT(CP, "max_outstanding", max_outstanding, "1", 1, MB_PIPE_MAX,
+          "tcp, native: requests of a poll in flight at once, answers matched by transaction id "
+          "(saves round trips on slow links); 1: one at a time. A device that mishandles several "
+          "in flight is detected and falls back to 1 (logged)"),
 };
 #undef CP
 

@@ -4,12 +4,16 @@
  * FUZZ_LINK_KIND=MB_LINK_TCP, RTU frames on a TCP socket (link_stream.c, rtu.c, pdu.c) with
  * FUZZ_LINK_KIND=MB_LINK_RTU_OVER_TCP. Each input is one transaction: a request of the
  * plugin's, the input's bytes as the answer, then mb_link_settle() (bytes after the frame) or
- * mb_link_recover() (after a failure), as transact.c does.
+ * mb_link_recover() (after a failure), as transact.c does. Modbus TCP reads may instead go
+ * three in flight at once through mb_link_read_batch() (max_outstanding, link_pipe.c, pipe.c),
+ * the input's bytes answering them all.
  *
  * Input: 6 header bytes, then the answer.
  *   [0] op: bits 0-1 the table (read) or the write function (5, 6, 15, 16); bit 2 a write;
  *       bit 3 Modbus TCP: keep the answer's transaction id as given (else the request's is
- *       copied in); RTU: leave the CRC as given (else the frame's CRC is made valid)
+ *       copied in); RTU: leave the CRC as given (else the frame's CRC is made valid);
+ *       bit 4 (Modbus TCP reads): three reads of count values at addr, addr + count and
+ *       addr + 2 * count in flight at once, transaction ids 1, 2 and 3 (a new link's)
  *   [1] unit id   [2..3] count (little-endian, folded into the valid range)   [4..5] address */
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,6 +27,7 @@
 
 #include "fuzz_util.h"
 #include "link.h"
+#include "pipe.h"
 #include "proto.h"
 #include "rtu.h"
 
@@ -123,6 +128,30 @@ static void fix_crc(const uint8_t *req, uint8_t *rsp, size_t len)
     }
 }
 
+/* Three reads in flight: each that is done must hold its count or an errno. */
+static void read_batch(struct mb_link *link, uint8_t unit, unsigned sel, uint16_t addr,
+                       uint16_t count)
+{
+    static struct mb_pipe pipe;
+    static uint16_t dest[3][2048];
+    struct mb_pipe_item items[3];
+    for (unsigned k = 0; k < 3; k++)
+        items[k] = (struct mb_pipe_item){.table = (uint8_t)sel,
+                                         .addr = (uint16_t)(addr + k * count),
+                                         .count = count,
+                                         .dest = dest[k]};
+    mb_link_read_batch(link, &pipe, unit, items, 3, 3);
+    for (unsigned k = 0; k < 3; k++) {
+        if (items[k].done && items[k].rc >= 0 && items[k].rc != count) {
+            fprintf(stderr, "fuzz_modbus_link: read %u in flight: %d values, %u asked\n", k,
+                    items[k].rc, count);
+            abort();
+        }
+        if (items[k].done && items[k].rc < 0 && items[k].err == 0)
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 6)
@@ -176,12 +205,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (pthread_create(&th, NULL, peer_main, &peer) != 0)
         abort();
     static uint16_t dest[2048];
-    if (write)
+    if (FUZZ_LINK_KIND == MB_LINK_TCP && !write && (op >> 4) & 1)
+        read_batch(link, unit, sel, addr, count);
+    else if (write)
         rc = mb_link_write(link, unit, write_fcs[sel], addr, count,
                            sel == 0 || sel == 2 ? (const void *)bits : (const void *)regs);
     else
         rc = mb_link_read(link, unit, sel, addr, count, dest);
-    if (rc >= 0) {
+    if (FUZZ_LINK_KIND == MB_LINK_TCP && !write && (op >> 4) & 1) {
+        /* checked in read_batch */
+    } else if (rc >= 0) {
         if (rc != (write && sel < 2 ? 1 : count)) {
             fprintf(stderr, "fuzz_modbus_link: success with %d values, %u asked\n", rc, count);
             abort();

@@ -145,6 +145,7 @@ static const struct variant variants[] = {
     {"mqtt", "config_status_topic", "c1/{gateway}", "c2/{gateway}", NULL},
     {"mqtt", "keepalive_s", "30", "31", NULL},
     {"mqtt", "connect_timeout_ms", "1000", "1001", NULL},
+    {"mqtt", "version", "3.1.1", "5", NULL},
     {"mqtt", "reconnect_min_ms", "1000", "1001", NULL},
     {"mqtt", "reconnect_max_ms", "60000", "60001", NULL},
     {"mqtt", "max_inflight", "10", "11", NULL},
