@@ -2,10 +2,12 @@
  * from the configuration (devices in order, a metric "group/tag" per tag, aliases from
  * IB_SPB_FIRST_DEVICE_ALIAS in configuration order), its figures, and attaching it to the north
  * as the payload format. Main thread, while the north is stopped. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "gateway_priv.h"
 #include "log.h"
 #include "sparkplug_node.h"
@@ -17,6 +19,8 @@ struct ib_gateway_spb {
     struct ib_spb_cfg cfg; /* the configuration's, with the bdSeq file resolved */
     char *bdseq_file;
     struct ib_spb_node *node;
+    struct ib_commands *commands;
+    atomic_uint_fast64_t dcmd_ids;
 };
 
 uint32_t ib_gateway_spb_alias(const struct ib_config *cfg, size_t ci, uint32_t dev, uint32_t grp)
@@ -61,6 +65,7 @@ static int add_device(struct ib_gateway_spb *s, const struct ib_cfg_connection *
                 return -1;
             snprintf(name, len, "%s/%s", dc->groups[g].name, dc->groups[g].tags[t].name);
             m->name = name;
+            m->tag = dc->groups[g].tags[t].name;
             m->unit = tc->unit && *tc->unit ? tc->unit : NULL;
             m->device = (uint32_t)(s->n_devs - 1);
             m->scaled = tc->scaled;
@@ -96,6 +101,36 @@ static void figures(void *ud, struct ib_spb_figures *f)
         f->connections_up += atomic_load(&gw->pollers[i]->up);
 }
 
+/* The answer of a DCMD write (a poller's thread or the caller's): a refusal is logged and
+ * counted; an accepted write shows in the next DDATA, when the poll reads the new value. */
+static void dcmd_done(void *ud, const struct ib_cmd_answer *a)
+{
+    struct ib_gateway_spb *s = ud;
+    for (size_t i = 0; i < a->n; i++) {
+        const struct ib_cmd_tag_result *r = &a->results[i];
+        if (r->result == IB_CMD_OK)
+            continue;
+        ib_spb_node_refused(s->node);
+        ib_log(IB_LOG_WARNING, NULL, a->device, r->tag, "sparkplug: DCMD write refused: %s%s%s",
+               ib_command_result_name(r->result), r->error[0] ? ": " : "", r->error);
+    }
+}
+
+/* paho's thread: a DCMD metric into the command path (ACL, limits, expiry by the DCMD's
+ * timestamp, audit), as a request of one tag with an id of our own. */
+static int dcmd_write(void *ud, const char *device, const struct ib_spb_metric_def *m,
+                      const struct ib_value *v, int64_t ts_ms)
+{
+    struct ib_gateway_spb *s = ud;
+    char id[64];
+    snprintf(id, sizeof id, "sparkplug-%u-%llu", ib_spb_node_bdseq(s->node),
+             (unsigned long long)atomic_fetch_add(&s->dcmd_ids, 1));
+    struct ib_cmd_write w = {.tag = m->tag, .value = *v};
+    struct ib_cmd_meta meta = {
+        .id = id, .ts_ms = ts_ms, .received_ms = ib_now_ms(), .source = "sparkplug"};
+    return ib_command_apply_writes(s->commands, device, &w, 1, &meta, dcmd_done, s);
+}
+
 int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, struct ib_north *n)
 {
     if (cfg->spb.format != IB_FORMAT_SPARKPLUG_B)
@@ -119,6 +154,9 @@ int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, st
     if (!s->node)
         goto oom;
     ib_spb_node_set_figures(s->node, figures, gw);
+    s->commands = gw->commands;
+    if (s->commands)
+        ib_spb_node_set_writer(s->node, dcmd_write, s);
     ib_north_set_format(n, ib_spb_node_format(s->node));
     gw->spb = s;
     return 0;

@@ -102,8 +102,11 @@ int ib_spb_cmd_decode(const void *payload, size_t len, ib_spb_cmd_fn fn, void *u
     int n = 0;
     for (size_t i = 0; i < p->n_metrics; i++) {
         const Ibspb__Metric *m = p->metrics[i];
-        struct ib_spb_cmd_metric c = {
-            .name = m->name, .has_alias = m->has_alias, .alias = m->alias, .datatype = m->datatype};
+        struct ib_spb_cmd_metric c = {.name = m->name,
+                                      .has_alias = m->has_alias,
+                                      .alias = m->alias,
+                                      .datatype = m->datatype,
+                                      .payload_ts = p->has_timestamp ? (int64_t)p->timestamp : 0};
         convert(m, m->has_datatype ? m->datatype : 0, &c.value);
         n++;
         if (fn && fn(ud, &c))

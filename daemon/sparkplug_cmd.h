@@ -18,6 +18,7 @@ struct ib_spb_cmd_metric {
     uint64_t alias;
     uint32_t datatype;
     struct ib_value value;
+    int64_t payload_ts; /* the payload's timestamp (ms since the epoch), 0 when absent */
 };
 
 /* Called once per metric; return non-zero to stop. */

@@ -212,7 +212,7 @@ static int dcmd_metric(void *ud, const struct ib_spb_cmd_metric *c)
             def = &node->defs[i];
     int rc = -1;
     if (def && node->writer)
-        rc = node->writer(node->writer_ud, dev->name, def, &c->value);
+        rc = node->writer(node->writer_ud, dev->name, def, &c->value, c->payload_ts);
     if (rc != 0) {
         atomic_fetch_add(&node->refused, 1);
         ib_log(IB_LOG_WARNING, NULL, dev->name, def ? def->name : c->name,
@@ -349,6 +349,11 @@ void ib_spb_node_set_writer(struct ib_spb_node *node, ib_spb_write_fn fn, void *
 const struct ib_north_format *ib_spb_node_format(struct ib_spb_node *node)
 {
     return &node->fmt;
+}
+
+void ib_spb_node_refused(struct ib_spb_node *node)
+{
+    atomic_fetch_add(&node->refused, 1);
 }
 
 uint64_t ib_spb_node_refused_writes(const struct ib_spb_node *node)

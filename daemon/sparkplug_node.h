@@ -35,6 +35,7 @@ struct ib_spb_cfg {
  * configuration), which outlives the node. */
 struct ib_spb_metric_def {
     const char *name;
+    const char *tag;  /* the tag's own name (what the command path addresses) */
     const char *unit; /* or NULL */
     uint32_t device;  /* index into the devices */
     bool scaled;      /* its value is computed: a Double */
@@ -52,11 +53,13 @@ struct ib_spb_figures {
 };
 typedef void (*ib_spb_figures_fn)(void *ud, struct ib_spb_figures *out);
 
-/* A DCMD metric for the command path: called on the north thread with the device's name, the
- * tag's metric definition and the value (IB_V_NONE when it could not be converted). Returns 0
- * when the write was accepted, else a negative ib_err (the write is refused, logged, counted). */
+/* A DCMD metric for the command path: called on paho's thread with the device's name, the
+ * tag's metric definition, the value (IB_V_NONE when it could not be converted) and the DCMD's
+ * timestamp (0: none). Returns 0 when the write was handed over (its refusal, if any, comes
+ * later: ib_spb_node_refused), else -1 (refused now: logged and counted by the node). It must
+ * not block. */
 typedef int (*ib_spb_write_fn)(void *ud, const char *device, const struct ib_spb_metric_def *m,
-                               const struct ib_value *v);
+                               const struct ib_value *v, int64_t ts_ms);
 
 struct ib_spb_node;
 
@@ -70,6 +73,9 @@ void ib_spb_node_set_writer(struct ib_spb_node *node, ib_spb_write_fn fn, void *
 /* The north format to hand to ib_north_set_format; valid while the node lives. */
 const struct ib_north_format *ib_spb_node_format(struct ib_spb_node *node);
 void ib_spb_node_free(struct ib_spb_node *node);
+
+/* The command path refused a DCMD write it had taken: counted (any thread). */
+void ib_spb_node_refused(struct ib_spb_node *node);
 
 /* Counters (any thread). */
 uint64_t ib_spb_node_refused_writes(const struct ib_spb_node *node);

@@ -114,6 +114,17 @@ class Host:
         text = '{"online":%s,"timestamp":%d}' % ("true" if online else "false", ts)
         self.c.publish(f"spBv1.0/STATE/{host_id}", text, qos=1, retain=True).wait_for_publish()
 
+    def dcmd(self, group, node, device, metrics):
+        """A DCMD: metrics is a list of (alias, datatype, field, value)."""
+        p = self.pb.Payload()
+        p.timestamp = int(time.time() * 1000)
+        for alias, dt, field, value in metrics:
+            m = p.metrics.add()
+            m.alias = alias
+            m.datatype = dt
+            setattr(m, field, value)
+        self.publish(f"spBv1.0/{group}/DCMD/{node}/{device}", p.SerializeToString())
+
     def messages(self, kind=None, device=None):
         with self.lock:
             return [m for m in self.msgs if (kind is None or m.kind == kind) and

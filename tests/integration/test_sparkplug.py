@@ -10,7 +10,8 @@ import time
 
 from ibtest import (CuttableProxy, Gateway, Mosquitto, NotifySocket, PymodbusServer, Simulator,
                     Subscriber, check, data_topic, device, gateway_config, group, is_data,
-                    modbus_connection, note, run, run_check, tag, to_yaml, wait_until)
+                    modbus_client, modbus_connection, note, run, run_check, tag, to_yaml,
+                    wait_until)
 import spb_host
 from spb_host import Host, check_all, cross_check, props, value_of
 
@@ -214,6 +215,38 @@ def test_primary_host(d):
         check_all(h.messages())
 
 
+def test_dcmd_write(d):
+    """A DCMD write goes through the command path to pymodbus and its result shows in the next
+    DDATA; a write of a tag that is not writable is refused, logged and counted, and nothing
+    reaches the device."""
+    with Mosquitto(d, plain=True) as b, PymodbusServer(d, holding={0: 5, 1: 9}) as srv, \
+            Host(b, d) as h:
+        devs = [device("pump", [group("g", [tag("sp", "holding", 0, "uint16", writable=True),
+                                           tag("ro", "holding", 1, "uint16")], 200)])]
+        gw = Gateway(spb_config(b.port, [modbus_connection("src", srv.port, devs)]), d)
+        birth = h.wait_for(lambda m: m.kind == "DBIRTH" and all(
+            x.datatype == spb_host.UINT64 for x in m.p.metrics), 20, "a DBIRTH")[-1]
+        alias = {x.name: x.alias for x in birth.p.metrics}
+        h.dcmd(GROUP, NODE, "pump", [(alias["g/sp"], spb_host.UINT64, "long_value", 42)])
+        h.wait_for(lambda m: m.kind == "DDATA" and any(
+            x.alias == alias["g/sp"] and value_of(x) == 42 for x in m.p.metrics), 20,
+            "the written value in a DDATA")
+        c = modbus_client(srv.port)
+        try:
+            check(c.read_holding_registers(0, 1, slave=1).registers == [42],
+                  "pymodbus holds the written value")
+            h.dcmd(GROUP, NODE, "pump", [(alias["g/ro"], spb_host.UINT64, "long_value", 7)])
+            check(wait_until(lambda: "DCMD write refused: denied" in gw.log(), 20),
+                  f"the refused write is logged\n{gw.log()[-2000:]}")
+            check(c.read_holding_registers(1, 1, slave=1).registers == [9],
+                  "the refused write did not reach the device")
+        finally:
+            c.close()
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+        check_all(h.messages())
+        cross_check(h.messages())
+
+
 def failover(d, sparkplug):
     """url's broker stopped: the gateway moves to the next of north.mqtt.servers, and the
     status line says which server it is on."""
@@ -269,4 +302,4 @@ def test_config_errors(d):
 
 if __name__ == "__main__":
     run([test_session_rules, test_quality_and_device_loss, test_outage_historical,
-         test_primary_host, test_failover_json, test_failover_sparkplug, test_config_errors])
+         test_primary_host, test_dcmd_write, test_failover_json, test_failover_sparkplug, test_config_errors])
