@@ -106,6 +106,15 @@ uint32_t spb_type_of(const struct ib_value *v);
  * and reason properties for a bad or stale sample or a value that dt cannot hold. */
 void spb_put_sample(struct spb_msg *msg, uint32_t dt, const struct ib_sample *s);
 
+/* The fast path of DDATA (sparkplug_pb.c), byte for byte what protobuf-c packs for the same
+ * fields: begin (the payload's timestamp), one call per metric, end (seq). spb_fast_metric
+ * returns 1 when written, 0 when the sample needs the general path (not good, a string, a value
+ * the datatype cannot hold: Quality properties), -1 out of memory. */
+int spb_fast_begin(struct ib_buf *out, int64_t ts_ms);
+int spb_fast_metric(struct ib_buf *out, uint64_t alias, int64_t ts_ms, uint32_t dt, bool hist,
+                    const struct ib_sample *s);
+int spb_fast_end(struct ib_buf *out, int seq);
+
 /* sparkplug_node.c: NBIRTH and the DBIRTHs of this session (north thread). 0 or -1. */
 int spb_births(struct ib_spb_node *node, struct ib_north *n);
 

@@ -257,3 +257,102 @@ void spb_put_string(struct spb_msg *msg, const char *p, size_t len)
     m->value_case = IBSPB__METRIC__VALUE_STRING_VALUE;
     m->string_value = c;
 }
+
+/* ---- the fast path of DDATA: good numeric samples written straight as protobuf --------------- */
+
+static size_t put_varint(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+static size_t put_fixed(uint8_t *p, uint64_t v, size_t bytes)
+{
+    for (size_t i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+    return bytes;
+}
+
+int spb_fast_begin(struct ib_buf *out, int64_t ts_ms)
+{
+    ib_buf_reset(out);
+    if (ib_buf_reserve(out, 16) < 0)
+        return -1;
+    uint8_t *p = (uint8_t *)out->p;
+    p[0] = 0x08; /* Payload.timestamp, varint */
+    out->len = 1 + put_varint(p + 1, (uint64_t)ts_ms);
+    return 0;
+}
+
+int spb_fast_metric(struct ib_buf *out, uint64_t alias, int64_t ts_ms, uint32_t dt, bool hist,
+                    const struct ib_sample *s)
+{
+    if (s->quality != IB_Q_GOOD || s->value.type == IB_V_STRING || dt == SPB_STRING)
+        return 0;
+    Ibspb__Metric m = IBSPB__METRIC__INIT;
+    if (!put_value(&m, dt, &s->value))
+        return 0;
+    uint8_t b[64], *p = b;
+    p[0] = 0x10; /* alias */
+    p += 1 + put_varint(p + 1, alias);
+    p[0] = 0x18; /* timestamp */
+    p += 1 + put_varint(p + 1, (uint64_t)ts_ms);
+    p[0] = 0x20; /* datatype */
+    p += 1 + put_varint(p + 1, dt);
+    if (hist) {
+        p[0] = 0x28; /* is_historical */
+        p[1] = 1;
+        p += 2;
+    }
+    switch (m.value_case) {
+    case IBSPB__METRIC__VALUE_LONG_VALUE:
+        p[0] = 0x58;
+        p += 1 + put_varint(p + 1, m.long_value);
+        break;
+    case IBSPB__METRIC__VALUE_FLOAT_VALUE: {
+        uint32_t u;
+        memcpy(&u, &m.float_value, sizeof u);
+        p[0] = 0x65;
+        p += 1 + put_fixed(p + 1, u, 4);
+        break;
+    }
+    case IBSPB__METRIC__VALUE_DOUBLE_VALUE: {
+        uint64_t u;
+        memcpy(&u, &m.double_value, sizeof u);
+        p[0] = 0x69;
+        p += 1 + put_fixed(p + 1, u, 8);
+        break;
+    }
+    case IBSPB__METRIC__VALUE_BOOLEAN_VALUE:
+        p[0] = 0x70;
+        p[1] = m.boolean_value;
+        p += 2;
+        break;
+    default:
+        return 0;
+    }
+    size_t len = (size_t)(p - b); /* < 128: one byte of length */
+    if (ib_buf_reserve(out, len + 2) < 0)
+        return -1;
+    uint8_t *o = (uint8_t *)out->p + out->len;
+    o[0] = 0x12; /* Payload.metrics, length-delimited */
+    o[1] = (uint8_t)len;
+    memcpy(o + 2, b, len);
+    out->len += len + 2;
+    return 1;
+}
+
+int spb_fast_end(struct ib_buf *out, int seq)
+{
+    if (ib_buf_reserve(out, 4) < 0)
+        return -1;
+    uint8_t *p = (uint8_t *)out->p + out->len;
+    p[0] = 0x18; /* Payload.seq */
+    out->len += 1 + put_varint(p + 1, (uint64_t)seq);
+    return 0;
+}

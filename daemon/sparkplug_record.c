@@ -48,6 +48,8 @@ int ib_spb_record_encode(struct ib_buf *out, uint32_t alias_base, const struct i
                          const uint32_t *idx, uint32_t n_idx)
 {
     ib_buf_reset(out);
+    if (ib_buf_reserve(out, 12 + (size_t)n_idx * 28) < 0) /* numbers: no growth per sample */
+        return -1;
     int rc =
         ib_buf_append(out, IB_SPB_RECORD_MAGIC, 4) | put_u32(out, alias_base) | put_u32(out, n_idx);
     for (uint32_t k = 0; k < n_idx && rc == 0; k++) {
