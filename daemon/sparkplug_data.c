@@ -15,6 +15,7 @@
 struct rec_summary {
     uint32_t count, good; /* samples; good ones of a number or bool */
     bool all_conn_lost, any_good, historical, broken;
+    bool fast; /* node->data holds the DDATA's metrics, written in the same pass */
 };
 
 static int find_device(const struct ib_spb_node *node, const char *topic)
@@ -71,11 +72,15 @@ static void summarize(struct ib_spb_node *node, uint32_t dev, const struct ib_st
         sum->broken = true;
         return;
     }
+    sum->fast = spb_fast_begin(&node->data, ib_now_ms()) == 0;
     int rc;
     while ((rc = ib_spb_record_next(&rd, &x)) == 1) {
         long i = metric_of(node, dev, &rd, x.tag);
+        bool hist = x.s.ts_ms < node->session_ms;
         sum->count++;
-        sum->historical |= x.s.ts_ms < node->session_ms;
+        sum->historical |= hist;
+        if (i >= 0 && !hist)
+            keep_last(&node->m[i], &x.s); /* as it will be sent, for births */
         sum->any_good |= x.s.quality == IB_Q_GOOD;
         sum->good += x.s.quality == IB_Q_GOOD && x.s.value.type != IB_V_STRING;
         sum->all_conn_lost &= x.s.quality == IB_Q_BAD && x.s.reason == IB_R_CONN_LOST;
@@ -89,8 +94,12 @@ static void summarize(struct ib_spb_node *node, uint32_t dev, const struct ib_st
             m->datatype = dt;
             m->guessed = false;
         }
+        if (sum->fast) /* the fast path of DDATA while every sample allows it */
+            sum->fast = spb_fast_metric(&node->data, (uint64_t)i + IB_SPB_FIRST_DEVICE_ALIAS,
+                                        x.s.ts_ms, m->datatype, hist, &x.s) == 1;
     }
     sum->broken = rc < 0;
+    sum->fast &= sum->good == sum->count;
 }
 
 int spb_dbirth(struct ib_spb_node *node, struct ib_north *n, uint32_t dev, uint64_t rec_seq)
@@ -149,50 +158,16 @@ static int ddeath(struct ib_spb_node *node, struct ib_north *n, uint32_t dev, ui
     return ib_north_publish(n, topic, node->out.p, node->out.len, 0, rec_seq);
 }
 
-/* DDATA of good numeric samples only, written directly (no protobuf-c message): 1 when done,
- * 0 when a sample needs the general path, -1 out of memory. */
-static int ddata_fast(struct ib_spb_node *node, uint32_t dev, const struct ib_store_rec *r,
-                      const struct rec_summary *sum)
-{
-    if (sum->count != sum->good || spb_fast_begin(&node->out, ib_now_ms()) < 0)
-        return sum->count != sum->good ? 0 : -1;
-    struct ib_spb_reader rd;
-    struct ib_spb_rsample x;
-    ib_spb_record_open(&rd, r->payload, r->len);
-    while (ib_spb_record_next(&rd, &x) == 1) {
-        long i = metric_of(node, dev, &rd, x.tag);
-        if (i < 0)
-            continue;
-        uint32_t dt = node->m[i].datatype ? node->m[i].datatype : SPB_DOUBLE;
-        int rc = spb_fast_metric(&node->out, (uint64_t)i + IB_SPB_FIRST_DEVICE_ALIAS, x.s.ts_ms, dt,
-                                 sum->historical, &x.s);
-        if (rc != 1)
-            return rc;
-    }
-    if (!sum->historical) { /* the samples as last sent, for births */
-        ib_spb_record_open(&rd, r->payload, r->len);
-        while (ib_spb_record_next(&rd, &x) == 1) {
-            long i = metric_of(node, dev, &rd, x.tag);
-            if (i >= 0)
-                keep_last(&node->m[i], &x.s);
-        }
-    }
-    return 1;
-}
-
 static int ddata(struct ib_spb_node *node, struct ib_north *n, uint32_t dev,
                  const struct ib_store_rec *r, const struct rec_summary *sum)
 {
     char topic[512];
     snprintf(topic, sizeof topic, "spBv1.0/%s/DDATA/%s/%s", node->cfg->group_id, node->node_id,
              node->devs[dev].name);
-    int fast = ddata_fast(node, dev, r, sum);
-    if (fast < 0)
-        return -1;
-    if (fast == 1) {
-        if (spb_fast_end(&node->out, spb_next_seq(node)) < 0)
+    if (sum->fast) {
+        if (spb_fast_end(&node->data, spb_next_seq(node)) < 0)
             return -1;
-        return ib_north_publish(n, topic, node->out.p, node->out.len, 0, r->seq);
+        return ib_north_publish(n, topic, node->data.p, node->data.len, 0, r->seq);
     }
     struct spb_msg msg;
     if (spb_msg_init(&msg, sum->count) < 0)
@@ -211,8 +186,6 @@ static int ddata(struct ib_spb_node *node, struct ib_north *n, uint32_t dev,
         m->timestamp = (uint64_t)x.s.ts_ms;
         m->has_is_historical = m->is_historical = sum->historical;
         spb_put_sample(&msg, node->m[i].datatype ? node->m[i].datatype : SPB_DOUBLE, &x.s);
-        if (!sum->historical)
-            keep_last(&node->m[i], &x.s);
     }
     int rc = spb_msg_pack(&msg, &node->out, ib_now_ms(), spb_next_seq(node));
     spb_msg_free(&msg);

@@ -63,9 +63,9 @@ struct ib_spb_node {
     bool waiting_logged;
     int bdseq; /* the current session's; -1 before the first connect */
     uint8_t seq;
-    int64_t start_ms;   /* monotonic: the node's creation, for uptime */
-    int64_t session_ms; /* wall clock: the last NBIRTH; older samples are historical */
-    struct ib_buf will, out;
+    int64_t start_ms;              /* monotonic: the node's creation, for uptime */
+    int64_t session_ms;            /* wall clock: the last NBIRTH; older samples are historical */
+    struct ib_buf will, out, data; /* data: the DDATA being made (sparkplug_data.c) */
     atomic_bool rebirth;
     bool retype; /* a guessed datatype proved wrong: births again before the next data */
     atomic_uint_fast64_t refused;

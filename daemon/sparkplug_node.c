@@ -376,5 +376,6 @@ void ib_spb_node_free(struct ib_spb_node *node)
     free(node->d);
     ib_buf_free(&node->will);
     ib_buf_free(&node->out);
+    ib_buf_free(&node->data);
     free(node);
 }

@@ -10,38 +10,58 @@ static int put_u32(struct ib_buf *b, uint32_t v)
     return ib_buf_append(b, x, sizeof x);
 }
 
-static int put_u64(struct ib_buf *b, uint64_t v)
+static uint8_t *w32(uint8_t *p, uint32_t v)
 {
-    return put_u32(b, (uint32_t)v) | put_u32(b, (uint32_t)(v >> 32));
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+    return p + 4;
 }
 
+static uint8_t *w64(uint8_t *p, uint64_t v)
+{
+    return w32(w32(p, (uint32_t)v), (uint32_t)(v >> 32));
+}
+
+/* One sample, written in place (the poller's hot path: no call per field). */
 static int put_sample(struct ib_buf *b, uint32_t tag, const struct ib_sample *s)
 {
     uint8_t type = s->quality == IB_Q_GOOD ? s->value.type : IB_V_NONE;
+    size_t str = type == IB_V_STRING ? s->value.v.s.len : 0;
+    if (str > UINT32_MAX || ib_buf_reserve(b, 28 + str) < 0)
+        return -1;
+    uint8_t *p0 = (uint8_t *)b->p + b->len, *p = w32(p0, tag);
     uint8_t h[8] = {
         s->quality, s->reason, (uint8_t)s->code, (uint8_t)(s->code >> 8), type, s->value.flags,
         0,          0};
-    int rc = put_u32(b, tag) | ib_buf_append(b, h, sizeof h) | put_u64(b, (uint64_t)s->ts_ms);
+    memcpy(p, h, sizeof h);
+    p = w64(p + sizeof h, (uint64_t)s->ts_ms);
+    uint64_t u = 0;
     switch (type) {
     case IB_V_BOOL:
-        return rc | put_u64(b, s->value.v.b ? 1 : 0);
+        p = w64(p, s->value.v.b ? 1 : 0);
+        break;
     case IB_V_INT:
-        return rc | put_u64(b, (uint64_t)s->value.v.i);
+        p = w64(p, (uint64_t)s->value.v.i);
+        break;
     case IB_V_UINT:
-        return rc | put_u64(b, s->value.v.u);
-    case IB_V_DOUBLE: {
-        uint64_t u;
+        p = w64(p, s->value.v.u);
+        break;
+    case IB_V_DOUBLE:
         memcpy(&u, &s->value.v.d, sizeof u);
-        return rc | put_u64(b, u);
-    }
+        p = w64(p, u);
+        break;
     case IB_V_STRING:
-        if (s->value.v.s.len > UINT32_MAX)
-            return -1;
-        return rc | put_u32(b, (uint32_t)s->value.v.s.len) |
-               ib_buf_append(b, s->value.v.s.ptr, s->value.v.s.len);
+        p = w32(p, (uint32_t)str);
+        memcpy(p, s->value.v.s.ptr, str);
+        p += str;
+        break;
     default:
-        return rc;
+        break;
     }
+    b->len += (size_t)(p - p0);
+    return 0;
 }
 
 int ib_spb_record_encode(struct ib_buf *out, uint32_t alias_base, const struct ib_sample *samples,
