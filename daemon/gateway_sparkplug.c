@@ -67,6 +67,9 @@ static int add_device(struct ib_gateway_spb *s, const struct ib_cfg_connection *
             m->name = name;
             m->tag = dc->groups[g].tags[t].name;
             m->unit = tc->unit && *tc->unit ? tc->unit : NULL;
+            m->has_range = tc->has_range;
+            m->eng_low = tc->range_min;
+            m->eng_high = tc->range_max;
             m->device = (uint32_t)(s->n_devs - 1);
             m->scaled = tc->scaled;
             m->writable = dc->groups[g].tags[t].writable;

@@ -129,6 +129,10 @@ int spb_dbirth(struct ib_spb_node *node, struct ib_north *n, uint32_t dev, uint6
             snprintf(msg.reason[msg.p.n_metrics - 1], sizeof msg.reason[0], "not_read_yet");
         if (node->defs[i].unit)
             spb_prop_str(&msg, "engUnit", node->defs[i].unit);
+        if (node->defs[i].has_range) {
+            spb_prop_double(&msg, "engLow", node->defs[i].eng_low);
+            spb_prop_double(&msg, "engHigh", node->defs[i].eng_high);
+        }
     }
     int rc = spb_msg_pack(&msg, &node->out, now, spb_next_seq(node));
     spb_msg_free(&msg);

@@ -87,7 +87,7 @@ struct spb_msg {
     char **strs; /* NUL-terminated copies of string values, freed with the message */
     size_t cap;
 };
-#define SPB_MAX_PROPS 3
+#define SPB_MAX_PROPS 5
 
 int spb_msg_init(struct spb_msg *msg, size_t cap);
 void spb_msg_free(struct spb_msg *msg);
@@ -96,6 +96,7 @@ Ibspb__Metric *spb_msg_add(struct spb_msg *msg);
 /* Add a String or Int32 property to the metric last added. */
 void spb_prop_str(struct spb_msg *msg, const char *key, const char *v);
 void spb_prop_int(struct spb_msg *msg, const char *key, int32_t v);
+void spb_prop_double(struct spb_msg *msg, const char *key, double v);
 /* Set the metric last added to the string (copied, NUL-terminated). */
 void spb_put_string(struct spb_msg *msg, const char *p, size_t len);
 /* Pack with timestamp (and seq when seq >= 0) into out. 0 or -1. */

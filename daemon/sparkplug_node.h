@@ -37,8 +37,10 @@ struct ib_spb_metric_def {
     const char *name;
     const char *tag;  /* the tag's own name (what the command path addresses) */
     const char *unit; /* or NULL */
-    uint32_t device;  /* index into the devices */
-    bool scaled;      /* its value is computed: a Double */
+    bool has_range;   /* the tag's range: engLow, engHigh */
+    double eng_low, eng_high;
+    uint32_t device; /* index into the devices */
+    bool scaled;     /* its value is computed: a Double */
     bool writable;
 };
 

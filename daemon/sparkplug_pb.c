@@ -101,6 +101,17 @@ void spb_prop_int(struct spb_msg *msg, const char *key, int32_t x)
     v->int_value = (uint32_t)x;
 }
 
+void spb_prop_double(struct spb_msg *msg, const char *key, double x)
+{
+    Ibspb__PropertyValue *v = prop_add(msg, key);
+    if (!v)
+        return;
+    v->has_type = true;
+    v->type = SPB_DOUBLE;
+    v->value_case = IBSPB__PROPERTY_VALUE__VALUE_DOUBLE_VALUE;
+    v->double_value = x;
+}
+
 int spb_msg_pack(struct spb_msg *msg, struct ib_buf *out, int64_t ts_ms, int seq)
 {
     msg->p.has_timestamp = true;

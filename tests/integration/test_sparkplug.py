@@ -37,7 +37,8 @@ SIM_MAP = ("holding 0 uint16 - ramp 0 1 65535\n"
 def sim_devices():
     return [device("meter1", [group("fast", [tag("count", "holding", 0, "uint16"),
                                              tag("neg", "holding", 1, "int16"),
-                                             tag("temp", "holding", 10, "float32", unit="degC")],
+                                             tag("temp", "holding", 10, "float32", unit="degC",
+                                                 range=[-20, 80])],
                                     200),
                               group("bits", [tag("run", "coil", 0)], 300)])]
 
@@ -70,9 +71,10 @@ def test_session_rules(d):
               names["fast/neg"].datatype == spb_host.INT64 and
               names["bits/run"].datatype == spb_host.BOOLEAN,
               f"datatypes from the values' types: {dbirth.p}")
-        check(props(names["fast/temp"]).get("engUnit") and
-              props(names["fast/temp"])["engUnit"].string_value == "degC",
-              f"the unit as the engUnit property: {names['fast/temp']}")
+        tp = props(names["fast/temp"])
+        check(tp.get("engUnit") and tp["engUnit"].string_value == "degC" and
+              tp["engLow"].double_value == -20 and tp["engHigh"].double_value == 80,
+              f"unit and range as engUnit, engLow, engHigh: {names['fast/temp']}")
         # Rebirth: a new NBIRTH with the same bdSeq, on the same connection.
         connects = b.log().count(f"as ironbridge-{NODE} ")
         h.rebirth_request(GROUP, NODE)
