@@ -4,7 +4,8 @@
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
 configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
-loop, raw paho publish loop) in the same run; then S, the S7 dense workload (bench/bench_s7.py:
+loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
+(bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
 peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
 a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
@@ -496,6 +497,58 @@ def run_s7(args, work):
     return json.loads(out.read_text())
 
 
+def run_commands(env, args, mqtt_port, qos, store_yaml):
+    """Workload K (bench/bench_commands.py): command round trips and commands/s on one
+    connection while workload B runs. Its figures, or {"failed": why}. Never raises."""
+    import bench_commands
+    w = WORKLOADS["B"]
+    name = "K"
+    try:
+        m = env.work / f"{name}.map"
+        cmd_addr = CLOCK_REGS + w["tags"] * w["stride"]
+        text = sim_map(w).replace(f"size holding {cmd_addr}", f"size holding {cmd_addr + 1}")
+        m.write_text(text + f"holding {cmd_addr} uint16 - const 0\n")
+        pf = env.work / f"{name}.ports"
+        sim = env.start([env.sim, "--map", m, "--port", "0", "--ports", w["devices"],
+                         "--port-file", pf, "--quiet"], f"{name}-sim", stdout=subprocess.DEVNULL)
+        wait_for(lambda: pf.exists() or not sim.alive(), 20, "the simulator farm")
+        ports = [int(x) for x in pf.read_text().split()]
+        cfg = gateway_config(w, w["interval"], ports, mqtt_port, qos, store_yaml)
+        # the writable tag of d0, in its group, and a queue for the burst
+        cfg = cfg.replace("              - {name: t0,",
+                          f"              - {{name: cmd, table: holding, address: {cmd_addr}, "
+                          "type: uint16, writable: true}\n              - {name: t0,", 1)
+        cfg += "commands:\n  queue: 4096\n  duplicate_window: 10min\n"
+        c = env.work / f"{name}.yaml"
+        c.write_text(cfg)
+        gw = env.start([env.daemon, "-c", c], f"{name}-gw", stdout=subprocess.DEVNULL)
+        time.sleep(args.warmup)
+        if not gw.alive():
+            return {"failed": f"gateway exited: {gw.logpath}"}
+        r = bench_commands.measure(mqtt_port, "d0", "cmd", interval_ms=w["interval"])
+        r["title"] = "commands to d0 while workload B runs (10 x 1,000 uint16 every 100 ms)"
+        gw.stop()
+        sim.stop()
+        env.procs = [p for p in env.procs if p.alive()]
+        return r
+    except Exception as e:  # a benchmark reports, it does not crash the suite
+        return {"failed": f"{type(e).__name__}: {e}"}
+
+
+def markdown_commands(k):
+    if not k:
+        return []
+    if "failed" in k:
+        return ["", f"K: commands: FAILED: {k['failed']}"]
+    lat = k["latency_ms"]
+    return ["", f"K: {k['title']}: round trip (request published -> answer received) p50 "
+            f"{lat['p50']} ms, p99 {lat['p99']} ms, max {lat['max']} ms over {k['answered']} of "
+            f"{k['requests']} requests (target p99 < {k['target_p99_ms']} ms: "
+            f"{'met' if k['target_met'] else 'NOT met'}); {k['commands_per_s']} commands/s "
+            f"sustained on one connection ({k['burst_answered']} of {k['burst']} answered, "
+            f"{k['burst_ok']} ok, in {k['burst_seconds']} s)"]
+
+
 def markdown_s7(s7):
     if s7 is None:
         return []
@@ -669,6 +722,7 @@ def markdown(res):
               f"| Sparkplug B | {fmt_int(s['delivered_values_per_s'])} | "
               f"{s['cpu_s_per_million_values']} | {s['bytes_per_value']} | {s['seq_gaps']} | " +
               "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in s["targets"]) + " |"]
+    L += markdown_commands(res.get("commands"))
     return "\n".join(L) + "\n"
 
 
@@ -677,9 +731,10 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFGS",
-                    help="workload letters to run (default ABCDEFGS; G: Modbus through a 30 ms "
-                         "each way link with max_outstanding 1 and 8; S: the S7 dense workload, "
+    ap.add_argument("--only", default="ABCDEFGKS",
+                    help="workload letters to run (default ABCDEFGKS; G: Modbus through a 30 ms "
+                         "each way link with max_outstanding 1 and 8; K: commands while B runs; "
+                         "S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -792,6 +847,10 @@ def main():
                 f"{p['delivered_messages_per_s']:.0f} delivered")
         if "G" in args.only:
             res["g"] = run_g(env, mqtt_port, qos, store_yaml)
+        if "K" in args.only:
+            log("K: commands while workload B runs")
+            res["commands"] = run_commands(env, args, mqtt_port, qos, store_yaml)
+            log("K: " + (markdown_commands(res["commands"])[1]))
         if "S" in args.only:
             res["s7"] = run_s7(args, work)
             s7 = res["s7"]

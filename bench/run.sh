@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # ironbridge's benchmark suite in one command: installs missing Debian packages (as test.sh
 # does), builds, then runs bench/run.py: workloads A-F and the machine's limits on 127.0.0.1,
-# then S, the S7 dense workload against the snap7 peer (needs Node.js: tests/lib/deps.sh
-# ib_install_s7_peer_deps; without it S is skipped and the output says so).
-# Prints a Markdown table; writes bench/results/DATE-COMMIT.json. Arguments go to run.py
-# (--only ABC, --only S for the S7 workload alone, --window S, --warmup S, --out FILE, --keep;
+# then K, commands while workload B runs (bench/bench_commands.py: round trip p50/p99 and
+# commands/s on one connection), then S, the S7 dense workload against the snap7 peer (needs
+# Node.js: tests/lib/deps.sh ib_install_s7_peer_deps; without it S is skipped and the output
+# says so). Prints a Markdown table; writes bench/results/DATE-COMMIT.json. Arguments go to
+# run.py (--only ABC, --only K for commands alone, --only S for the S7 workload alone, --window
+# S, --warmup S, --out FILE, --keep;
 # IB_BENCH_F_INTERVALS=0,10 picks F's intervals). Takes about 3.5 minutes (S alone: about 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."

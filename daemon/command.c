@@ -77,6 +77,16 @@ static void free_job(struct cmd_job *j)
     free(j);
 }
 
+/* Nothing of the request reached a device and nothing was refused for good (busy, connection
+ * down): the same id may come again and be applied then (within max_age). */
+static bool retryable(const struct cmd_job *j)
+{
+    for (size_t i = 0; i < j->n; i++)
+        if (j->res[i].result != IB_CMD_BUSY && j->res[i].result != IB_CMD_CONNECTION_LOST)
+            return false;
+    return j->n > 0;
+}
+
 void ib_command_finish(struct cmd_job *j)
 {
     struct ib_cmd_answer a = {.id = j->id,
@@ -85,7 +95,9 @@ void ib_command_finish(struct cmd_job *j)
                               .n = j->n,
                               .results = j->res,
                               .duplicate = j->dup};
-    if (!j->dup)
+    if (!j->dup && retryable(j))
+        ib_cmd_dedup_forget(j->c->dedup, j->id);
+    else if (!j->dup)
         ib_cmd_dedup_done(j->c->dedup, j->id, j->res, j->n);
     for (size_t i = 0; i < j->n; i++) {
         int r = j->dup ? IB_CMD_DUPLICATE : j->res[i].result;

@@ -67,6 +67,8 @@ static void drop_oldest(struct ib_cmd_dedup *d)
 
 static struct entry *find(struct ib_cmd_dedup *d, const char *id)
 {
+    if (!*id)
+        return NULL;
     for (size_t k = 0; k < d->used; k++) {
         struct entry *e = &d->e[(d->head + k) % d->cap];
         if (strcmp(e->id, id) == 0)
@@ -98,6 +100,15 @@ int ib_cmd_dedup_claim(struct ib_cmd_dedup *d, const char *id, int64_t now_ms, i
     e->seen_ms = now_ms;
     pthread_mutex_unlock(&d->mu);
     return 0;
+}
+
+void ib_cmd_dedup_forget(struct ib_cmd_dedup *d, const char *id)
+{
+    pthread_mutex_lock(&d->mu);
+    struct entry *e = find(d, id);
+    if (e) /* the entry stays in its slot, unfindable, until it is the oldest */
+        e->id[0] = '\0';
+    pthread_mutex_unlock(&d->mu);
 }
 
 void ib_cmd_dedup_done(struct ib_cmd_dedup *d, const char *id, const struct ib_cmd_tag_result *res,

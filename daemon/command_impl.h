@@ -100,6 +100,9 @@ int ib_cmd_dedup_claim(struct ib_cmd_dedup *d, const char *id, int64_t now_ms, i
 void ib_cmd_dedup_done(struct ib_cmd_dedup *d, const char *id, const struct ib_cmd_tag_result *res,
                        size_t n);
 
+/* Forget `id`: its request was not applied at all and may be sent again with the same id. */
+void ib_cmd_dedup_forget(struct ib_cmd_dedup *d, const char *id);
+
 /* command_audit.c: every tag's result to the journal (IB_COMMAND_ID, IB_DEVICE, IB_TAG,
  * IB_OLD_VALUE, IB_NEW_VALUE, IB_RESULT, IB_REQUESTER). Any thread. */
 void ib_command_audit(const struct ib_cmd_answer *a, const char *conn);

@@ -109,12 +109,12 @@ static struct reply *new_reply(struct ib_commands *c, const struct ib_north_req 
 /* The request's JSON: the payload, or the body of a verified envelope. -1 with `why` when a
  * signature is required and missing or wrong (the body is still parsed for its id). */
 static int unwrap(struct ib_cmd_north *cn, const struct ib_north_req *m, const char **body,
-                  size_t *len, char *why, size_t whylen)
+                  size_t *len, bool *required_out, char *why, size_t whylen)
 {
     *body = m->payload;
     *len = m->len;
     pthread_mutex_lock(&cn->mu);
-    bool required = cn->require_signature;
+    bool required = *required_out = cn->require_signature;
     char key[sizeof cn->public_key];
     memcpy(key, cn->public_key, sizeof key);
     pthread_mutex_unlock(&cn->mu);
@@ -167,13 +167,14 @@ void ib_cmd_north_on_request(void *ud, const struct ib_north_req *m)
     const char *body;
     size_t len;
     char why[512], perr[256];
-    int signed_ok = unwrap(c->front, m, &body, &len, why, sizeof why);
+    bool required;
+    int signed_ok = unwrap(c->front, m, &body, &len, &required, why, sizeof why);
     int parsed = ib_command_parse(body, len, q, perr, sizeof perr);
     if (signed_ok < 0)
         refuse(c, r, q, IB_CMD_DENIED, why);
     else if (parsed < 0)
         refuse(c, r, q, IB_CMD_MALFORMED, perr);
-    else if (c->front->require_signature && !q->ts_ms)
+    else if (required && !q->ts_ms)
         refuse(c, r, q, IB_CMD_MALFORMED, "a signed request needs ts (its age limits replays)");
     else
         start(c, r, q, m);

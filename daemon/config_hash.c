@@ -395,7 +395,8 @@ static void h_store(struct hasher *h, const struct ib_config *cfg)
 
 /* The commands section, only where it differs from its defaults, so that the digests of
  * configurations without it stay those of before (they are compared across an upgrade). The
- * north digest takes only what its subscription depends on. */
+ * north digest takes what the MQTT front end depends on (topics, signatures): a change of them
+ * restarts the north. */
 static void h_commands(struct hasher *h, const struct ib_config *cfg, bool north_only)
 {
     const struct ib_commands_cfg *c = &cfg->commands;
@@ -403,16 +404,17 @@ static void h_commands(struct hasher *h, const struct ib_config *cfg, bool north
         h_kv(h, "commands.enabled=0");
     if (c->topic && strcmp(c->topic, "ironbridge/{gateway}/command") != 0)
         h_str(h, "commands.topic", c->topic);
-    if (north_only)
-        return;
     if (c->response_topic && strcmp(c->response_topic, "ironbridge/{gateway}/command/response"))
         h_str(h, "commands.response_topic", c->response_topic);
-    if (c->max_age_ms != 10000 || c->duplicate_window_ms != 300000 || c->queue != 64 ||
-        c->require_signature)
-        h_kv(h, "commands max_age=%lld window=%lld queue=%lld signed=%d", (long long)c->max_age_ms,
-             (long long)c->duplicate_window_ms, (long long)c->queue, c->require_signature);
+    if (c->require_signature)
+        h_kv(h, "commands.signed=1");
     if (c->public_key)
         h_str(h, "commands.public_key", c->public_key);
+    if (north_only) /* what the MQTT front end took at the north's start */
+        return;
+    if (c->max_age_ms != 10000 || c->duplicate_window_ms != 300000 || c->queue != 64)
+        h_kv(h, "commands max_age=%lld window=%lld queue=%lld", (long long)c->max_age_ms,
+             (long long)c->duplicate_window_ms, (long long)c->queue);
 }
 
 void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])

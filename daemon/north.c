@@ -131,7 +131,7 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
-    bool online = c->seq == SEQ_ONLINE, online_failed = false;
+    bool online = c->seq == SEQ_ONLINE, online_failed = false, status = !c->seq;
     pthread_mutex_lock(&n->mu);
     if (online) {
         online = c->gen == n->gen; /* still this connection's */
@@ -149,8 +149,8 @@ static void ctx_done(struct sendctx *c, bool ok)
     free(c);
     if (online_failed) /* a connection that cannot take one message does not work */
         north_set_failure(n, true, "the broker did not take the online status message");
-    else if (online)
-        north_wake(n); /* records may go */
+    else if (online || status)
+        north_wake(n); /* records may go; answers to commands held back may go */
 }
 
 static void on_sent(void *ctx, MQTTAsync_successData *r)
@@ -418,7 +418,26 @@ static void answer_free(struct north_answer *a)
     free(a);
 }
 
-/* Publish the answers to commands that wait (the north thread, connected and ready). */
+/* Put answers back at the head of the queue (paho's buffer was full). */
+static void requeue_answers(struct ib_north *n, struct north_answer *a)
+{
+    struct north_answer *last = a;
+    size_t k = 1;
+    while (last->next) {
+        last = last->next;
+        k++;
+    }
+    pthread_mutex_lock(&n->mu);
+    last->next = n->ans_head;
+    if (!n->ans_head)
+        n->ans_tail = last;
+    n->ans_head = a;
+    n->ans_n += k;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Publish the answers to commands that wait (the north thread, connected and ready). When
+ * paho's buffer is full, the rest wait for the next round (acknowledgements free it). */
 static void send_answers(struct ib_north *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -437,11 +456,15 @@ static void send_answers(struct ib_north *n)
             MQTTProperties_add(&props, &cd); /* copies */
         }
         int rc = publish_props(n, a->topic, a->payload, a->len, 1, 0, 0, with ? &props : NULL);
+        MQTTProperties_free(&props);
+        if (rc == MQTTASYNC_MAX_BUFFERED_MESSAGES) {
+            requeue_answers(n, a);
+            return;
+        }
         if (rc != 0)
             ib_log(IB_LOG_WARNING, NULL, NULL, NULL,
                    "north: an answer to a command on %s could not be sent: %s", a->topic,
                    MQTTAsync_strerror(rc));
-        MQTTProperties_free(&props);
         answer_free(a);
         a = next;
     }

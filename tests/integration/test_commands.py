@@ -212,10 +212,16 @@ def test_refusals_write_nothing(d):
         check("refused (malformed)" in gw.log() and "(no id)" in gw.log(),
               "the request without id is not in the log")
         # a tag refused beside one accepted: the accepted one is written, in order
+        t_write = time.monotonic()
         a = cl.call({"id": "r11", "device": "d1", "write": {"ro": 1, "sp": 61.4}, "verify": True})
         check(res(a, "ro")["result"] == "denied" and res(a, "sp") == {"result": "ok", "v": 61.4},
               f"mixed request: {a}")
         check(holding(dev.port, 100, 2) == [614, 8], f"registers: {holding(dev.port, 100, 2)}")
+        # the next poll publishes the new value
+        check(wait_until(lambda: any(is_data(m) and m.time > t_write and
+                                     m.payload["values"].get("sp", {}).get("v") == 61.4
+                                     for m in cl.sub.messages()), 10),
+              f"the written value was not published\n{cl.sub.describe(5)}")
         # write_interval: a second write within it is busy
         check(res(cl.call({"id": "r12", "device": "d1", "write": {"slow": 1}}), "slow")["result"]
               == "ok", "first write of slow")
@@ -362,6 +368,58 @@ def test_signed_commands(d):
         gw.stop()
 
 
+def test_dead_device(d):
+    """A write to a device whose connection is down is answered connection_lost at once
+    (nothing queued behind a dead connection), and a read the same."""
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b:
+        dev = PymodbusServer(d, size=200)
+        cl = Client(b, p)
+        gw = gateway(d, b, p, dev.port, base_tags())
+        wait_up(cl, gw)
+        dev.stop()
+        check(wait_until(lambda: "connection lost" in gw.log() or "cannot connect" in gw.log(),
+                         20), f"the gateway did not see the device go\n{gw.log()[-1500:]}")
+        time.sleep(0.5)
+        a = cl.call({"id": "dead-1", "device": "d1", "write": {"sp": 5}})
+        check(res(a, "sp")["result"] == "connection_lost", f"write to a dead device: {a}")
+        a = cl.call({"id": "dead-2", "device": "d1", "read": ["ro"]})
+        check(res(a, "ro")["result"] == "connection_lost", f"read of a dead device: {a}")
+        gw.stop()
+
+
+def test_cli_write_read(d):
+    """ironbridge --write DEVICE.TAG=VALUE and --read DEVICE.TAG: the same checks, run in place,
+    the answer printed as JSON; exit status 0 when ok, 4 when refused; nothing published."""
+    from ibt_gateway import _run_daemon
+    p = session_pki()
+    with PymodbusServer(d, size=200, holding={101: 77}) as dev:
+        m = mqtt_section(url="mqtts://localhost:1", ca=p.ca)  # never connected
+        conn = modbus_connection("c1", dev.port, [device("d1", [group("g", base_tags(), 100)])])
+        text = gateway_config(m, [conn], log_level="info")
+
+        def cli(*args):
+            r, _ = _run_daemon(text, d, list(args), "cli", 30)
+            return r.returncode, r.stdout, r.stderr
+        rc, out, err = cli("--write", "d1.sp=61.4")
+        check(rc == 0, f"--write exited {rc}: {out}{err}")
+        a = json.loads(out)
+        check(a["results"]["sp"] == {"result": "ok", "v": 61.4}, out)
+        check("command cli-" in err and "ok" in err, f"--write is not audited: {err}")
+        check(holding(dev.port, 100) == [614], f"--write did not land: {holding(dev.port, 100)}")
+        rc, out, err = cli("--write", "d1.ro=1")
+        check(rc == 4 and json.loads(out)["results"]["ro"]["result"] == "denied", f"{rc} {out}")
+        rc, out, err = cli("--write", "d1.sp=1000")
+        check(rc == 4 and json.loads(out)["results"]["sp"]["result"] == "out_of_range",
+              f"{rc} {out}")
+        check(holding(dev.port, 100, 2) == [614, 77], "a refused --write wrote")
+        rc, out, err = cli("--read", "d1.ro")
+        check(rc == 0 and json.loads(out)["results"]["ro"] == {"result": "ok", "v": 77},
+              f"--read: {rc} {out}{err}")
+        rc, out, err = cli("--read", "nodev.ro")
+        check(rc == 2 and "names no device" in err, f"--read of an unknown device: {rc} {err}")
+
+
 def test_burst(d):
     """1,000 requests in a burst against one device polled at 100 ms: every request answered
     once, none applied twice; the poll period during the burst is measured and printed."""
@@ -403,4 +461,5 @@ def test_burst(d):
 
 if __name__ == "__main__":
     run([test_types_orders_scales, test_refusals_write_nothing, test_duplicate_and_expired,
-         test_mqtt5_response_topic, test_signed_commands, test_burst])
+         test_mqtt5_response_topic, test_signed_commands, test_dead_device, test_cli_write_read,
+         test_burst])

@@ -263,6 +263,9 @@ static void dedup_window(void **state)
         assert_int_equal(ib_cmd_dedup_claim(d, id, 70001, 60000, &got, 1, &found, &pending), 0);
     }
     assert_int_equal(ib_cmd_dedup_claim(d, "a", 70002, 60000, &got, 1, &found, &pending), 0);
+    /* a request answered busy is forgotten: the same id may come again */
+    ib_cmd_dedup_forget(d, "a");
+    assert_int_equal(ib_cmd_dedup_claim(d, "a", 70003, 60000, &got, 1, &found, &pending), 0);
     ib_cmd_dedup_free(d);
 }
 

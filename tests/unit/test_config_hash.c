@@ -119,7 +119,7 @@ static void same_value_same_digest(void **state)
 /* Two values of one key in one section; `also` is a line both configurations carry (a key the
  * varied one needs beside it). "@" in a value stands for the test directory. */
 struct variant {
-    const char *section; /* gateway, log, config, remote_config, mqtt, tls, store */
+    const char *section; /* gateway, log, config, remote_config, mqtt, tls, store, commands */
     const char *key;
     const char *a, *b;
     const char *also;
@@ -140,12 +140,20 @@ static const struct variant variants[] = {
     {"mqtt", "allow_insecure", "false", "true", NULL},
     {"mqtt", "qos", "0", "1", NULL},
     {"mqtt", "layout", "batch", "tag", NULL},
+    {"mqtt", "version", "3.1.1", "5", NULL},
+    {"commands", "enabled", "true", "false", NULL},
+    {"commands", "topic", "a/{gateway}", "b/{gateway}", NULL},
+    {"commands", "response_topic", "a/{gateway}", "b/{gateway}", NULL},
+    {"commands", "max_age", "10s", "11s", NULL},
+    {"commands", "duplicate_window", "5min", "6min", NULL},
+    {"commands", "queue", "64", "65", NULL},
+    {"commands", "require_signature", "false", "true", "public_key: @/pub.pem"},
+    {"commands", "public_key", "@/pub.pem", "@/pub2.pem", NULL},
     {"mqtt", "topic", "x/{gateway}/{device}/{group}", "y/{gateway}/{device}/{group}", NULL},
     {"mqtt", "status_topic", "s1/{gateway}", "s2/{gateway}", NULL},
     {"mqtt", "config_status_topic", "c1/{gateway}", "c2/{gateway}", NULL},
     {"mqtt", "keepalive_s", "30", "31", NULL},
     {"mqtt", "connect_timeout_ms", "1000", "1001", NULL},
-    {"mqtt", "version", "3.1.1", "5", NULL},
     {"mqtt", "reconnect_min_ms", "1000", "1001", NULL},
     {"mqtt", "reconnect_max_ms", "60000", "60001", NULL},
     {"mqtt", "max_inflight", "10", "11", NULL},
@@ -190,7 +198,8 @@ static void build(struct ib_buf *b, const struct variant *v, const char *value)
     static const struct {
         const char *section, *key, *line;
     } base[] = {{"gateway", "id", "id: base"}, {"store", "path", "path: /var/tmp/q"}};
-    static const char *const sections[] = {"gateway", "log", "config", "remote_config", "store"};
+    static const char *const sections[] = {"gateway",       "log",   "config",
+                                           "remote_config", "store", "commands"};
     ib_buf_reset(b);
     for (size_t s = 0; s < sizeof sections / sizeof sections[0]; s++) {
         bool mine = !strcmp(v->section, sections[s]), header = false;
@@ -261,7 +270,7 @@ static void every_key_listed(void **state)
         {"gateway", &ib_config_gateway_schema}, {"log", &ib_config_log_schema},
         {"config", &ib_config_watch_schema},    {"remote_config", &ib_config_remote_schema},
         {"mqtt", &ib_config_mqtt_schema},       {"tls", &ib_config_tls_schema},
-        {"store", &ib_config_store_schema},
+        {"store", &ib_config_store_schema},     {"commands", &ib_config_commands_schema},
     };
     for (size_t s = 0; s < sizeof schemas / sizeof schemas[0]; s++)
         for (size_t e = 0; e < schemas[s].sc->n_entries; e++) {
