@@ -115,6 +115,32 @@ def test_session_rules(d):
              f"sparkplug-payload; bdSeq {bdseq(birth)} -> {bdseq(b3)}")
 
 
+def test_broker_restart(d):
+    """The broker stopped and started again: the node connects again with the next bdSeq (a
+    new NDEATH will), births again, and data follows; every rule holds across the restart."""
+    with Mosquitto(d, plain=True) as b, Simulator(SIM_MAP, d) as sim:
+        devs = [device("meter1", [group("fast", [tag("count", "holding", 0, "uint16")], 200)])]
+        with Host(b, d) as h:
+            gw = Gateway(spb_config(b.port, [modbus_connection("src", sim.port, devs)]), d)
+            first = h.wait_for(lambda m: m.kind == "NBIRTH", 20, "an NBIRTH")[0]
+        b.restart()
+        with Host(b, d, client_id="ibtest-spbhost2") as h:
+            h.wait_for(lambda m: m.kind in ("NBIRTH", "DDATA"), 30, "the node after the restart")
+            if not h.messages("NBIRTH"):  # the node was quicker than this host: ask again
+                h.rebirth_request(GROUP, NODE)
+            again = h.wait_for(lambda m: m.kind == "NBIRTH", 30, "an NBIRTH after the restart")[0]
+            h.wait_for(lambda m: m.kind == "DDATA", 20, "DDATA after the restart")
+            check(bdseq(again) == (bdseq(first) + 1) % 256,
+                  f"bdSeq {bdseq(first)} then {bdseq(again)}: it grows by one per connection")
+            will = b.log()[b.log().rfind("Will message specified"):]
+            check("spBv1.0/plant1/NDEATH/test-gw" in will, "the new connection's will is NDEATH")
+            check(gw.stop() == 0, f"exit status {gw.returncode}")
+            death = h.wait_for(lambda m: m.kind == "NDEATH", 10, "NDEATH at the stop")[0]
+            check(bdseq(death) == bdseq(again), "NDEATH carries the new session's bdSeq")
+            check_all(h.messages())
+            cross_check(h.messages())
+
+
 def test_quality_and_device_loss(d):
     """A tag the device refuses is null with Quality 0 and its reason; the device's connection
     lost gives DDEATH, its return a DBIRTH before its data."""
@@ -303,5 +329,5 @@ def test_config_errors(d):
 
 
 if __name__ == "__main__":
-    run([test_session_rules, test_quality_and_device_loss, test_outage_historical,
+    run([test_session_rules, test_broker_restart, test_quality_and_device_loss, test_outage_historical,
          test_primary_host, test_dcmd_write, test_failover_json, test_failover_sparkplug, test_config_errors])
