@@ -39,6 +39,7 @@ struct group_rt {
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
     uint32_t spb_alias;         /* Sparkplug: the alias of its first tag */
+    uint32_t spb_layout;        /* Sparkplug: ib_gateway_spb_layout of its configuration */
     int64_t next_due;
     int64_t last_poll_ms;  /* monotonic start of its last poll */
     struct ib_episode bad; /* some tags bad: logged when it starts, changes reason, ends */
@@ -127,6 +128,9 @@ void ib_gateway_north_stop(struct ib_gateway *gw, bool flush);
  * ib_north_start); 0, or -1 (logged). Detach after the north is freed. Main thread. */
 int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, struct ib_north *n);
 void ib_gateway_spb_detach(struct ib_gateway *gw);
+/* A hash of every device, group and tag name in order: the metric table's layout, written into
+ * each stored record so that a record is rendered only with the table it was made for. */
+uint32_t ib_gateway_spb_layout(const struct ib_config *cfg);
 /* The alias of the first tag of group grp of device dev of connection ci. */
 uint32_t ib_gateway_spb_alias(const struct ib_config *cfg, size_t ci, uint32_t dev, uint32_t grp);
 

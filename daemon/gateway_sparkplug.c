@@ -38,6 +38,31 @@ uint32_t ib_gateway_spb_alias(const struct ib_config *cfg, size_t ci, uint32_t d
     return a;
 }
 
+static uint32_t fnv(uint32_t h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (h ^ 0xff) * 16777619u; /* a separator no name contains */
+}
+
+uint32_t ib_gateway_spb_layout(const struct ib_config *cfg)
+{
+    uint32_t h = 2166136261u;
+    for (size_t c = 0; c < cfg->n_connections; c++) {
+        const struct ib_connection_config *cc = &cfg->connections[c].pub;
+        for (uint32_t d = 0; d < cc->n_devices; d++) {
+            h = fnv(h, cc->devices[d].name);
+            for (uint32_t g = 0; g < cc->devices[d].n_groups; g++) {
+                const struct ib_group_config *gr = &cc->devices[d].groups[g];
+                h = fnv(h, gr->name);
+                for (uint32_t t = 0; t < gr->n_tags; t++)
+                    h = fnv(h, gr->tags[t].name);
+            }
+        }
+    }
+    return h;
+}
+
 static void free_table(struct ib_gateway_spb *s)
 {
     for (size_t i = 0; s->metrics && i < s->n_metrics; i++)
@@ -157,6 +182,7 @@ int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, st
     if (!s->node)
         goto oom;
     ib_spb_node_set_figures(s->node, figures, gw);
+    ib_spb_node_set_layout(s->node, ib_gateway_spb_layout(cfg));
     s->commands = gw->commands;
     if (s->commands)
         ib_spb_node_set_writer(s->node, dcmd_write, s);

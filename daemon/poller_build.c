@@ -64,6 +64,7 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->g = &dc->groups[gi];
             g->cg = &cc->devices[d].groups[gi];
             g->spb_alias = ib_gateway_spb_alias(cfg, (size_t)(cc - cfg->connections), d, gi);
+            g->spb_layout = ib_gateway_spb_layout(cfg);
             g->raw = calloc(g->g->n_tags, sizeof *g->raw);
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);

@@ -12,7 +12,8 @@ void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64
     if (!p->cfg->has_north)
         return;
     if (p->cfg->spb.format == IB_FORMAT_SPARKPLUG_B) { /* a neutral record: sparkplug_record.h */
-        if (ib_spb_record_encode(body, g->spb_alias, s, idx, idx ? n : g->g->n_tags) < 0)
+        if (ib_spb_record_encode(body, g->spb_layout, g->spb_alias, s, idx,
+                                 idx ? n : g->g->n_tags) < 0)
             goto oom;
         ib_store_push(p->gw->store, g->topic, NULL, NULL, body->p, body->len);
         return;

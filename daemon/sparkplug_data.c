@@ -68,7 +68,7 @@ static void summarize(struct ib_spb_node *node, uint32_t dev, const struct ib_st
     struct ib_spb_reader rd;
     struct ib_spb_rsample x;
     sum->all_conn_lost = true;
-    if (ib_spb_record_open(&rd, r->payload, r->len) < 0) {
+    if (ib_spb_record_open(&rd, r->payload, r->len) < 0 || rd.layout != node->layout) {
         sum->broken = true;
         return;
     }

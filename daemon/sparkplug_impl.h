@@ -63,6 +63,7 @@ struct ib_spb_node {
     bool waiting_logged;
     int bdseq; /* the current session's; -1 before the first connect */
     uint8_t seq;
+    uint32_t layout;               /* of the metric table: a stored record of another is skipped */
     int64_t start_ms;              /* monotonic: the node's creation, for uptime */
     int64_t session_ms;            /* wall clock: the last NBIRTH; older samples are historical */
     struct ib_buf will, out, data; /* data: the DDATA being made (sparkplug_data.c) */

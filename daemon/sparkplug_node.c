@@ -340,6 +340,11 @@ void ib_spb_node_set_figures(struct ib_spb_node *node, ib_spb_figures_fn fn, voi
     node->figures_ud = ud;
 }
 
+void ib_spb_node_set_layout(struct ib_spb_node *node, uint32_t layout)
+{
+    node->layout = layout;
+}
+
 void ib_spb_node_set_writer(struct ib_spb_node *node, ib_spb_write_fn fn, void *ud)
 {
     node->writer = fn;

@@ -71,6 +71,8 @@ struct ib_spb_node *ib_spb_node_new(const struct ib_spb_cfg *cfg, const char *no
                                     const struct ib_spb_device_def *devs, size_t n_devs,
                                     const struct ib_spb_metric_def *metrics, size_t n_metrics);
 void ib_spb_node_set_figures(struct ib_spb_node *node, ib_spb_figures_fn fn, void *ud);
+/* The layout of the table (ib_gateway_spb_layout): records of another are skipped. */
+void ib_spb_node_set_layout(struct ib_spb_node *node, uint32_t layout);
 void ib_spb_node_set_writer(struct ib_spb_node *node, ib_spb_write_fn fn, void *ud);
 /* The north format to hand to ib_north_set_format; valid while the node lives. */
 const struct ib_north_format *ib_spb_node_format(struct ib_spb_node *node);

@@ -64,14 +64,14 @@ static int put_sample(struct ib_buf *b, uint32_t tag, const struct ib_sample *s)
     return 0;
 }
 
-int ib_spb_record_encode(struct ib_buf *out, uint32_t alias_base, const struct ib_sample *samples,
-                         const uint32_t *idx, uint32_t n_idx)
+int ib_spb_record_encode(struct ib_buf *out, uint32_t layout, uint32_t alias_base,
+                         const struct ib_sample *samples, const uint32_t *idx, uint32_t n_idx)
 {
     ib_buf_reset(out);
-    if (ib_buf_reserve(out, 12 + (size_t)n_idx * 28) < 0) /* numbers: no growth per sample */
+    if (ib_buf_reserve(out, 16 + (size_t)n_idx * 28) < 0) /* numbers: no growth per sample */
         return -1;
-    int rc =
-        ib_buf_append(out, IB_SPB_RECORD_MAGIC, 4) | put_u32(out, alias_base) | put_u32(out, n_idx);
+    int rc = ib_buf_append(out, IB_SPB_RECORD_MAGIC, 4) | put_u32(out, layout) |
+             put_u32(out, alias_base) | put_u32(out, n_idx);
     for (uint32_t k = 0; k < n_idx && rc == 0; k++) {
         uint32_t i = idx ? idx[k] : k;
         rc = put_sample(out, i, &samples[i]);
@@ -92,13 +92,14 @@ static uint64_t get_u64(const uint8_t *p)
 int ib_spb_record_open(struct ib_spb_reader *r, const void *p, size_t len)
 {
     memset(r, 0, sizeof *r);
-    if (len < 12 || memcmp(p, IB_SPB_RECORD_MAGIC, 4) != 0)
+    if (len < 16 || memcmp(p, IB_SPB_RECORD_MAGIC, 4) != 0)
         return -1;
     r->p = p;
     r->len = len;
-    r->alias_base = get_u32(r->p + 4);
-    r->count = get_u32(r->p + 8);
-    r->off = 12;
+    r->layout = get_u32(r->p + 4);
+    r->alias_base = get_u32(r->p + 8);
+    r->count = get_u32(r->p + 12);
+    r->off = 16;
     return 0;
 }
 

@@ -39,10 +39,11 @@ static void record_round_trip(void **state)
     samples(s);
     struct ib_buf b = {0};
     uint32_t idx[] = {0, 2, 3};
-    assert_int_equal(ib_spb_record_encode(&b, 16, s, idx, 3), 0);
+    assert_int_equal(ib_spb_record_encode(&b, 0xabcd, 16, s, idx, 3), 0);
     struct ib_spb_reader r;
     assert_int_equal(ib_spb_record_open(&r, b.p, b.len), 0);
     assert_int_equal(r.alias_base, 16);
+    assert_int_equal(r.layout, 0xabcd);
     struct ib_spb_rsample x;
     assert_int_equal(ib_spb_record_next(&r, &x), 1);
     assert_int_equal(x.tag, 0);
