@@ -3,11 +3,13 @@
 
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
-configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
+configuration; measures workloads A-F (and M: B with the metrics endpoint scraped every
+second, to set its CPU beside B's) and the machine's practical limits (raw libmodbus read
 loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
 (bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
-peer when Node.js is there (else it says why it skipped it); prints a Markdown table and writes
+peer when Node.js is there (else it says why it skipped it); then U, the OPC UA workloads
+(bench/bench_opcua.py) against node-opcua's server; prints a Markdown table and writes
 a JSON file. Standard library only. Nothing here is tuned to the gateway: every workload is the issue's.
 """
 
@@ -23,7 +25,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +47,10 @@ WORKLOADS = {
               devices=1, tags=1000, interval=1000, type="uint16", stride=4),
     "E": dict(title="500 devices (one TCP connection each) x 30 uint16 every 1,000 ms",
               devices=500, tags=30, interval=1000, type="uint16", stride=1),
+    # B again with the Prometheus endpoint on and scraped every second (issue 20): its CPU
+    # beside B's is the cost of the metrics to the pollers.
+    "M": dict(title="B with the metrics endpoint scraped every second", devices=10, tags=1000,
+              interval=100, type="uint16", stride=1, metrics=True),
     "F": dict(title="saturation: 2 devices x 10,000 uint16, shortest interval without loss",
               devices=2, tags=10000, interval=10, type="uint16", stride=1),
 }
@@ -211,7 +219,8 @@ def start_farm(env, name, w, nports):
     return p, [int(x) for x in pf.read_text().split()]
 
 
-def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, sparkplug=False):
+def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, metrics_port=None,
+                   sparkplug=False):
     typ = w["type"]
     out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:"]
     if sparkplug:  # docs/sparkplug.md: the same data as a Sparkplug B edge node
@@ -221,6 +230,8 @@ def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, sparkplug=Fal
     if not sparkplug:
         out.append("    topic: ironbridge/{gateway}/data/{device}/{group}")
     out += store_yaml
+    if metrics_port:
+        out += ["metrics:", f"  listen: {LOOPBACK}:{metrics_port}"]
     out.append("connections:")
     for d in range(w["devices"]):
         out += [f"  - name: c{d}", "    plugin: modbus", f"    host: {LOOPBACK}",
@@ -290,14 +301,42 @@ def finish_sub(p, out):
     return json.loads(Path(out).read_text().strip().splitlines()[-1])
 
 
+class Scraper:
+    """GET /metrics every second on a thread of its own, as a Prometheus server would."""
+
+    def __init__(self, port):
+        self.port, self.n, self.bytes, self.errors = port, 0, 0, 0
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        url = f"http://{LOOPBACK}:{self.port}/metrics"
+        while not self.done.wait(1.0):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    self.bytes += len(r.read())
+                    self.n += 1
+            except OSError:
+                self.errors += 1
+
+    def stop(self):
+        self.done.set()
+        self.t.join(10)
+        return {"n": self.n, "bytes_per_scrape": self.bytes // self.n if self.n else 0,
+                "errors": self.errors}
+
+
 def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window):
     name = f"{letter}-{interval}"
     sim, ports = start_farm(env, name, w, w["devices"])
     cfg = env.work / f"{name}.yaml"
-    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml))
+    mport = free_port() if w.get("metrics") else None
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, mport))
     per_record = w["tags"] + 2
     sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, per_record)
     gw = env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+    scraper = Scraper(mport) if mport else None
     time.sleep(warmup)
     if not gw.alive():
         raise RuntimeError(f"gateway exited: {gw.logpath}")
@@ -309,6 +348,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     time.sleep(window)
     c1, s1, sim1 = proc_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
     mq1 = proc_cpu(env.mq_pid) if env.mq_pid else 0
+    scrapes = scraper.stop() if scraper else None
     seg1 = segs_out(gw.pid, ports)
     r = finish_sub(sub, out)
     t1 = time.monotonic()
@@ -336,6 +376,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "polls_per_device_min": r["polls_min"], "polls_per_device_max": r["polls_max"],
         "polls_per_device_expected": round(exp_polls, 1) if exp_polls else None,
         "modbus_requests_per_poll": round((seg1 - seg0) / polls, 2) if polls else None,
+        "metrics_scrapes": scrapes,
         "cpu_s": round(cpu, 3),
         "cpu_pct_of_one_core": round(100 * cpu / el, 2),
         "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
@@ -366,7 +407,7 @@ def measure_sparkplug(env, letter, w, mqtt_port, qos, store_yaml, warmup, window
     interval = w["interval"]
     sim, ports = start_farm(env, name, w, w["devices"])
     cfg = env.work / f"{name}.yaml"
-    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, True))
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, sparkplug=True))
     ready, out = env.work / f"{name}.ready", env.work / f"{name}.json"
     f = open(out, "w")
     sub = env.start(["/usr/bin/python3", ROOT / "bench" / "spb_sub.py", "--port", mqtt_port,
@@ -415,7 +456,7 @@ def targets(letter, r, raw1):
     if letter != "F":
         t.append((f"p99 < {r['interval_ms'] + 20} ms", lat_ok))
         t.append(("every device at its period", held))
-    if letter == "B":
+    if letter in ("B", "M"):
         t.append(("< 0.5 CPU s/M values", (r["cpu_s_per_million_values"] or 99) < 0.5))
         t.append(("<= 5% of a core", r["cpu_pct_of_one_core"] <= 5))
         t.append(("<= 16 MB RSS", r["peak_rss_kib"] <= 16 * 1024))
@@ -547,6 +588,43 @@ def markdown_commands(k):
             f"{'met' if k['target_met'] else 'NOT met'}); {k['commands_per_s']} commands/s "
             f"sustained on one connection ({k['burst_answered']} of {k['burst']} answered, "
             f"{k['burst_ok']} ok, in {k['burst_seconds']} s)"]
+
+
+def run_opcua(args, work):
+    """Workload U through bench/bench_opcua.py (OPC UA: 1,000 nodes read every 100 ms beside a
+    node-opcua client, and 10,000 monitored items when the plugin subscribes): its figures, or
+    {"skipped": why} / {"failed": why}. Never raises."""
+    b = Path(args.build)
+    if not shutil.which("node"):
+        return {"skipped": "Node.js is not installed, so the node-opcua peer cannot run"}
+    if not (b / "plugins/opcua/opcua.so").exists():
+        return {"skipped": f"{b / 'plugins/opcua/opcua.so'} is not built"}
+    r = subprocess.run([str(ROOT / "tests/peers/opcua/install.sh")], capture_output=True,
+                       text=True)
+    if r.returncode != 0:
+        return {"skipped": "the node-opcua peer is not installed (tests/peers/opcua/install.sh): "
+                           + " / ".join(r.stderr.strip().splitlines()[-2:])}
+    out = work / "opcua.json"
+    env = dict(os.environ, IB_DAEMON=str(b / "daemon/ironbridge"),
+               IB_PLUGIN_DIR=str(b / "plugins"), PYTHONPATH=str(ROOT / "tests/lib"))
+    log(f"U: OPC UA workloads, {args.window:g} s windows")
+    r = subprocess.run(["/usr/bin/python3", str(ROOT / "bench/bench_opcua.py"),
+                        str(args.window), "--json", str(out)],
+                       capture_output=True, text=True, env=env)
+    if r.returncode != 0 or not out.exists():
+        tail = (r.stdout + r.stderr).strip().splitlines()[-5:]
+        return {"failed": f"bench/bench_opcua.py exited with {r.returncode}: " + " / ".join(tail)}
+    return json.loads(out.read_text())
+
+
+def markdown_opcua(ua):
+    if ua is None:
+        return []
+    if "skipped" in ua or "failed" in ua:
+        what = "skipped" if "skipped" in ua else "FAILED"
+        return ["", f"U: OPC UA workloads {what}: {ua.get('skipped') or ua.get('failed')}"]
+    return ["", f"U: {ua['title']}, {ua['window_s']:g} s windows", ""] + \
+        ua["markdown"].rstrip("\n").split("\n")
 
 
 def markdown_s7(s7):
@@ -723,6 +801,7 @@ def markdown(res):
               f"{s['cpu_s_per_million_values']} | {s['bytes_per_value']} | {s['seq_gaps']} | " +
               "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in s["targets"]) + " |"]
     L += markdown_commands(res.get("commands"))
+    L += markdown_opcua(res.get("opcua"))
     return "\n".join(L) + "\n"
 
 
@@ -731,11 +810,12 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFGKS",
-                    help="workload letters to run (default ABCDEFGKS; G: Modbus through a 30 ms "
+    ap.add_argument("--only", default="ABCDEFGKMSU",
+                    help="workload letters to run (default ABCDEFGKMSU; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
                          "each way link with max_outstanding 1 and 8; K: commands while B runs; "
                          "S: the S7 dense workload, "
-                         "skipped with its reason when Node.js or the snap7 peer is missing)")
+                         "skipped with its reason when Node.js or the snap7 peer is missing; U: "
+                         "the OPC UA workloads against node-opcua)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -860,6 +940,15 @@ def main():
             else:
                 log("S: " + ", ".join(f"{r['name']} {r['values_per_s']} values/s"
                                       for r in [s7["raw"]] + s7["scenarios"]))
+        if "U" in args.only:
+            res["opcua"] = run_opcua(args, work)
+            ua = res["opcua"]
+            if "skipped" in ua or "failed" in ua:
+                log(f"U: {'skipped' if 'skipped' in ua else 'FAILED'}: "
+                    f"{ua.get('skipped') or ua.get('failed')}")
+            else:
+                log("U: " + ", ".join(f"{r['name']} {r.get('values_per_s', r.get('skipped'))}"
+                                      for r in ua["scenarios"]))
     finally:
         env.stop_all()
         if mq:

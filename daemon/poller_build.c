@@ -65,6 +65,9 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->cg = &cc->devices[d].groups[gi];
             g->spb_alias = ib_gateway_spb_alias(cfg, (size_t)(cc - cfg->connections), d, gi);
             g->spb_layout = ib_gateway_spb_layout(cfg);
+            g->mx = p->gw->metrics
+                        ? ib_metrics_group(p->gw->metrics, cc->pub.name, dc->name, g->g->name)
+                        : NULL;
             g->raw = calloc(g->g->n_tags, sizeof *g->raw);
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);

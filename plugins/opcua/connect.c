@@ -15,6 +15,7 @@
 #include "ids.h"
 #include "pki.h"
 #include "instance.h"
+#include "open_secured.h"
 #include "services.h"
 #include "status.h"
 
@@ -50,42 +51,15 @@ static void log_failure(struct op_instance *in, int rc)
     }
 }
 
-/* Loads (or makes) our certificate, learns the endpoint's certificate over a None channel
- * (GetEndpoints), checks it against trusted/, and opens the secured channel. */
+/* Our certificate, the endpoint's certificate verified against the PKI directory, then the
+ * secured channel (open_secured.c, shared with the browse tool). */
 static int open_secured(struct op_instance *in)
 {
-    char err[512];
-    if (!in->sec.own_key &&
-        ua_pki_own(in->pki_dir, in->application_uri, &in->sec.own_key, &in->sec.own_cert,
-                   &in->sec.own_cert_len, err, sizeof err) != 0) {
-        snprintf(in->ch.error, sizeof in->ch.error, "%s", err);
-        return IB_ERR_INVALID;
-    }
-    in->ch.sec = NULL;
-    int rc = ua_channel_open(&in->ch, in->p->endpoint);
-    if (rc == IB_OK)
-        rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
-    ua_channel_close(&in->ch);
-    if (rc != IB_OK)
-        return rc;
-    char rejected[2048];
-    if (!in->session.endpoint_cert ||
-        ua_sec_set_peer(&in->sec, in->session.endpoint_cert, in->session.endpoint_cert_len) != 0) {
-        snprintf(in->ch.error, sizeof in->ch.error,
-                 "the endpoint has no usable RSA certificate (2048 to 4096 bits)");
-        return IB_ERR_PROTOCOL;
-    }
-    if (ua_pki_check(in->pki_dir, in->session.endpoint_cert, in->session.endpoint_cert_len,
-                     rejected, sizeof rejected) != 0) {
-        in->ch.last_status = 0x801A0000u; /* BadCertificateUntrusted */
-        snprintf(in->ch.error, sizeof in->ch.error,
-                 "the server's certificate is not trusted; it was copied to '%s': if it is "
-                 "the right server, move that file to %s/trusted/",
-                 rejected, in->pki_dir);
-        return IB_ERR_DENIED;
-    }
-    in->ch.sec = &in->sec;
-    return ua_channel_open(&in->ch, in->p->endpoint);
+    struct ua_own_files own = {.pki_dir = in->pki_dir,
+                               .app_uri = in->application_uri,
+                               .cert = in->p->certificate,
+                               .key = in->p->private_key};
+    return ua_open_secured(&in->ch, &in->session, &in->scfg, &in->sec, &own);
 }
 
 /* The first line of password_file into in->password; refused when group/other-readable. */
@@ -113,10 +87,42 @@ static int read_password(struct op_instance *in)
     return IB_OK;
 }
 
+/* The X.509 user identity's certificate and key into scfg, loaded at each connect (a renewed
+ * certificate is taken without a restart); freed by drop_user_cert. */
+static int load_user_cert(struct op_instance *in)
+{
+    uint8_t *der = NULL;
+    size_t len = 0;
+    char err[1024];
+    if (ua_pki_load(in->p->user_certificate, in->p->user_private_key, &in->scfg.user_key, &der,
+                    &len, err, sizeof err) != 0) {
+        snprintf(in->ch.error, sizeof in->ch.error, "user_certificate: %s", err);
+        return IB_ERR_INVALID;
+    }
+    in->scfg.user_cert = der;
+    in->scfg.user_cert_len = len;
+    return IB_OK;
+}
+
+static void drop_user_cert(struct op_instance *in)
+{
+    EVP_PKEY_free(in->scfg.user_key);
+    OPENSSL_free((void *)in->scfg.user_cert);
+    in->scfg.user_key = NULL;
+    in->scfg.user_cert = NULL;
+    in->scfg.user_cert_len = 0;
+}
+
 static void explain_identity(struct op_instance *in)
 {
     uint32_t sc = in->ch.last_status & 0xffff0000u;
-    if (in->p->user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u)) {
+    if (in->p->user_certificate && (sc == 0x80200000u || sc == 0x801F0000u || sc == 0x80570000u)) {
+        size_t n = strlen(in->ch.error);
+        snprintf(in->ch.error + n, sizeof in->ch.error - n,
+                 " (user_certificate %s: the server does not accept it: add it to the server's "
+                 "trusted user certificates and map it to a user)",
+                 in->p->user_certificate);
+    } else if (in->p->user && (sc == 0x801F0000u || sc == 0x80210000u || sc == 0x80200000u)) {
         size_t n = strlen(in->ch.error);
         snprintf(in->ch.error + n, sizeof in->ch.error - n,
                  " (user '%s': wrong user name or password, or the user may not log in)",
@@ -184,6 +190,8 @@ int op_connect(struct op_instance *in)
 {
     op_disconnect(in);
     int rc = in->p->user ? read_password(in) : IB_OK;
+    if (rc == IB_OK && in->p->user_certificate)
+        rc = load_user_cert(in);
     if (rc != IB_OK) {
         log_failure(in, rc);
         return IB_ERR_INVALID;
@@ -197,7 +205,8 @@ int op_connect(struct op_instance *in)
         rc = ua_channel_open(&in->ch, in->p->endpoint);
         if (rc == IB_OK)
             rc = ua_session_endpoints(&in->ch, &in->session, &in->scfg);
-        if (rc == IB_OK && in->p->user && in->session.endpoint_cert) /* to encrypt the password */
+        if (rc == IB_OK && (in->p->user || in->p->user_certificate) &&
+            in->session.endpoint_cert) /* to encrypt the password, to sign the X.509 token */
             ua_sec_set_peer(&in->sec, in->session.endpoint_cert, in->session.endpoint_cert_len);
     } else {
         rc = open_secured(in);
@@ -205,6 +214,7 @@ int op_connect(struct op_instance *in)
     if (rc == IB_OK)
         rc = ua_session_open(&in->ch, &in->session, &in->scfg);
     OPENSSL_cleanse(in->password, sizeof in->password);
+    drop_user_cert(in);
     if (rc == IB_OK && in->has_nsu) /* indexes can change when the server restarts */
         rc = resolve_namespaces(in);
     if (rc != IB_OK) {

@@ -23,6 +23,10 @@ struct op_connection_params {
     const char *pki_dir;
     const char *user;
     const char *password_file;
+    const char *certificate;      /* our application certificate file; NULL: pki_dir/own */
+    const char *private_key;      /* its key (PEM, mode 0600) */
+    const char *user_certificate; /* X.509 user identity; NULL: none */
+    const char *user_private_key; /* its key (PEM, mode 0600) */
 };
 
 struct op_device_params {

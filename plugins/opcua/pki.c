@@ -187,7 +187,7 @@ static uint8_t *cert_der(const char *path, size_t *n)
     return len > 0 ? der : NULL;
 }
 
-static int trusted(const char *dir, const uint8_t *der, size_t len)
+int ua_pki_trusted(const char *dir, const uint8_t *der, size_t len)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/trusted", dir);
@@ -213,7 +213,7 @@ static int trusted(const char *dir, const uint8_t *der, size_t len)
 int ua_pki_check(const char *dir, const uint8_t *der, size_t len, char *rejected,
                  size_t rejected_size)
 {
-    if (trusted(dir, der, len))
+    if (ua_pki_trusted(dir, der, len))
         return 0;
     uint8_t sha[20];
     char hex[41], cn[128] = "server";
@@ -233,4 +233,57 @@ int ua_pki_check(const char *dir, const uint8_t *der, size_t len, char *rejected
     mkdirs(dir);
     write_file(rejected, der, len, 0644);
     return -1;
+}
+
+/* The private key file must be private: not readable by group or others. */
+static int key_private(const char *path, char *err, size_t err_size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, err_size, "cannot read the private key %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, err_size,
+                 "%s is readable by group or others: chmod 600 it (and keep it owned by the "
+                 "user ironbridge runs as)",
+                 path);
+        return -1;
+    }
+    return 0;
+}
+
+int ua_pki_load(const char *cert_path, const char *key_path, EVP_PKEY **key, uint8_t **der,
+                size_t *der_len, char *err, size_t err_size)
+{
+    *key = NULL;
+    *der = NULL;
+    if (key_private(key_path, err, err_size) != 0)
+        return -1;
+    FILE *f = fopen(key_path, "r");
+    *key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+    if (f)
+        fclose(f);
+    if (!*key) {
+        snprintf(err, err_size, "cannot read the private key %s (an unencrypted PEM key)",
+                 key_path);
+        return -1;
+    }
+    *der = cert_der(cert_path, der_len);
+    const unsigned char *p = *der;
+    X509 *x = *der ? d2i_X509(NULL, &p, (long)*der_len) : NULL;
+    int ok = x && X509_check_private_key(x, *key) == 1;
+    X509_free(x);
+    if (!ok) {
+        snprintf(err, err_size,
+                 *der ? "the certificate %s does not go with the private key %s"
+                      : "cannot read the certificate %s (DER or PEM)",
+                 cert_path, key_path);
+        EVP_PKEY_free(*key);
+        OPENSSL_free(*der);
+        *key = NULL;
+        *der = NULL;
+        return -1;
+    }
+    return 0;
 }

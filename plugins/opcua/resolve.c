@@ -14,6 +14,31 @@
 
 #define RECV_BUF 65535u
 
+/* The certificate keys come in pairs; an X.509 user identity replaces user and password. */
+static int check_files(struct op_instance *in, const struct ib_connection_config *cfg)
+{
+    const struct op_connection_params *p = in->p;
+    int bad = 0;
+    if (!p->certificate != !p->private_key) {
+        in->host->config_error(in->ctx, cfg->where, p->certificate ? "private_key" : "certificate",
+                               "certificate and private_key go together");
+        bad = 1;
+    }
+    if (!p->user_certificate != !p->user_private_key) {
+        in->host->config_error(in->ctx, cfg->where,
+                               p->user_certificate ? "user_private_key" : "user_certificate",
+                               "user_certificate and user_private_key go together");
+        bad = 1;
+    }
+    if (p->user_certificate && p->user) {
+        in->host->config_error(in->ctx, cfg->where, "user_certificate",
+                               "give either user (with password_file) or user_certificate, not "
+                               "both: a session has one identity");
+        bad = 1;
+    }
+    return bad;
+}
+
 static int check_connection(struct op_instance *in, const struct ib_connection_config *cfg)
 {
     const struct op_connection_params *p = in->p;
@@ -31,6 +56,7 @@ static int check_connection(struct op_instance *in, const struct ib_connection_c
                                "user and password_file go together");
         bad = 1;
     }
+    bad |= check_files(in, cfg);
     if (p->security_policy != OP_POLICY_NONE) {
         if (p->security_mode == OP_MODE_NONE) {
             in->host->config_error(in->ctx, cfg->where, "security_mode",

@@ -83,8 +83,9 @@ static const struct ib_schema_entry connection_entries[] = {
      .type = IB_S_STRING,
      .offset = offsetof(CP, pki_dir),
      .description = "PKI directory: own/ (the gateway's certificate and key, made at first "
-                    "connect), trusted/ (trusted server certificates), rejected/ (refused ones); "
-                    "$STATE_DIRECTORY/opcua-pki when absent"},
+                    "connect), trusted/ (trusted server and CA certificates, CRLs in trusted/crl), "
+                    "issuers/ (CA certificates that complete chains, CRLs in issuers/crl), "
+                    "rejected/ (refused ones); $STATE_DIRECTORY/opcua-pki when absent"},
     {.key = "user",
      .type = IB_S_STRING,
      .offset = offsetof(CP, user),
@@ -94,6 +95,26 @@ static const struct ib_schema_entry connection_entries[] = {
      .offset = offsetof(CP, password_file),
      .description = "File whose first line is the user's password (mode 0600); the password "
                     "is sent encrypted with the server's key as the endpoint asks, never logged"},
+    {.key = "certificate",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, certificate),
+     .description = "The gateway's application instance certificate (DER or PEM), with "
+                    "private_key, instead of the one made in pki_dir/own; its subjectAltName URI "
+                    "must be application_uri"},
+    {.key = "private_key",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, private_key),
+     .description = "The certificate's private key (unencrypted PEM, mode 0600)"},
+    {.key = "user_certificate",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, user_certificate),
+     .description = "X.509 user identity: the user's certificate (DER or PEM), with "
+                    "user_private_key, instead of user and password_file"},
+    {.key = "user_private_key",
+     .type = IB_S_STRING,
+     .offset = offsetof(CP, user_private_key),
+     .description = "The user certificate's private key (unencrypted PEM, mode 0600); it signs "
+                    "the server's certificate and nonce at each session activation"},
     {.key = "application_uri",
      .type = IB_S_STRING,
      .offset = offsetof(CP, application_uri),

@@ -17,6 +17,8 @@
 
 #define TOKEN_ANONYMOUS 0
 #define TOKEN_USERNAME  1
+#define TOKEN_X509      2
+#define ID_X509_TOKEN   327 /* X509IdentityToken, binary encoding */
 
 static int policy_of(struct ua_str uri, int channel_policy)
 {
@@ -40,11 +42,12 @@ static bool str_eq(struct ua_str s, const char *c)
     return s.len >= 0 && (size_t)s.len == strlen(c) && memcmp(s.ptr, c, (size_t)s.len) == 0;
 }
 
-static void skip_app_description(struct ua_cur *c)
+/* Skips an ApplicationDescription; returns its ApplicationUri. */
+static struct ua_str skip_app_description(struct ua_cur *c)
 {
     struct ua_ltext lt;
-    ua_get_str(c); /* ApplicationUri */
-    ua_get_str(c); /* ProductUri */
+    struct ua_str uri = ua_get_str(c); /* ApplicationUri */
+    ua_get_str(c);                     /* ProductUri */
     ua_get_ltext(c, &lt);
     ua_get_i32(c); /* ApplicationType */
     ua_get_str(c); /* GatewayServerUri */
@@ -52,6 +55,7 @@ static void skip_app_description(struct ua_cur *c)
     int32_t n = ua_get_array_len(c, 4);
     for (int32_t i = 0; i < n; i++)
         ua_get_str(c);
+    return uri;
 }
 
 /* One EndpointDescription; when it has cfg's policy and mode, its anonymous policy and
@@ -60,11 +64,13 @@ static void endpoint(struct ua_cur *c, struct ua_session *s, const struct ua_ses
                      bool *found)
 {
     ua_get_str(c); /* EndpointUrl */
-    skip_app_description(c);
+    struct ua_str app_uri = skip_app_description(c);
     struct ua_str cert = ua_get_str(c);
     int32_t mode = ua_get_i32(c);
     struct ua_str policy = ua_get_str(c);
     bool none = !*found && mode == cfg->mode && str_eq(policy, ua_policy_uri(cfg->policy));
+    if (none && c->err == UA_OK)
+        copy_id(s->server_uri, sizeof s->server_uri, app_uri);
     if (none && c->err == UA_OK && cert.len > 0) {
         free(s->endpoint_cert);
         s->endpoint_cert = malloc((size_t)cert.len);
@@ -87,6 +93,10 @@ static void endpoint(struct ua_cur *c, struct ua_session *s, const struct ua_ses
             copy_id(s->user_policy, sizeof s->user_policy, id);
             s->user_token_policy = policy_of(uri, cfg->policy);
         }
+        if (type == TOKEN_X509 && !s->cert_policy[0]) {
+            copy_id(s->cert_policy, sizeof s->cert_policy, id);
+            s->cert_token_policy = policy_of(uri, cfg->policy);
+        }
     }
     ua_get_str(c); /* TransportProfileUri */
     ua_get_u8(c);  /* SecurityLevel */
@@ -107,6 +117,8 @@ int ua_session_endpoints(struct ua_channel *ch, struct ua_session *s,
         return rc;
     s->anonymous_policy[0] = '\0';
     s->user_policy[0] = '\0';
+    s->server_uri[0] = '\0';
+    s->cert_policy[0] = '\0';
     bool found = false;
     int32_t n = ua_get_array_len(&c, 20);
     for (int32_t i = 0; i < n && c.err == UA_OK; i++)
@@ -276,10 +288,62 @@ static int put_password(struct ua_channel *ch, struct ua_session *s,
     return IB_OK;
 }
 
-/* The UserIdentityToken ExtensionObject: anonymous, or user name and password. */
+/* The X509IdentityToken: the user's certificate (its signature follows the token). */
+static int put_x509(struct ua_channel *ch, struct ua_session *s,
+                    const struct ua_session_config *cfg, struct ua_buf *b)
+{
+    if (!s->cert_policy[0] || (s->cert_token_policy != UA_POLICY_BASIC256SHA256 &&
+                               s->cert_token_policy != UA_POLICY_AES128_SHA256_RSAOAEP)) {
+        snprintf(ch->error, sizeof ch->error,
+                 "the endpoint accepts no X.509 user certificate (or signed with a policy other "
+                 "than Basic256Sha256 or Aes128_Sha256_RsaOaep)");
+        return IB_ERR_DENIED;
+    }
+    struct ua_nodeid type = ua_nid_num(0, ID_X509_TOKEN);
+    ua_put_nodeid(b, &type);
+    ua_put_u8(b, 1);
+    ua_put_i32(b, (int32_t)(4 + strlen(s->cert_policy) + 4 + cfg->user_cert_len));
+    ua_put_cstr(b, s->cert_policy);
+    ua_put_i32(b, (int32_t)cfg->user_cert_len);
+    ua_put_bytes(b, cfg->user_cert, cfg->user_cert_len);
+    return IB_OK;
+}
+
+/* UserTokenSignature: with an X.509 identity, the user's key signs the server's certificate
+ * and nonce (OPC 10000-4 §5.6.3); else null. */
+static int put_user_signature(struct ua_channel *ch, struct ua_session *s,
+                              const struct ua_session_config *cfg, struct ua_buf *b)
+{
+    if (!cfg->user_key) {
+        ua_put_i32(b, -1); /* Algorithm */
+        ua_put_i32(b, -1); /* Signature */
+        return IB_OK;
+    }
+    struct ua_sec user = {.policy = s->cert_token_policy, .own_key = cfg->user_key};
+    const struct ua_sec *srv = cfg->token_sec;
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    if (!srv || !srv->peer_cert || !s->has_server_nonce ||
+        ua_sec_sign(&user, srv->peer_cert, srv->peer_cert_len, s->server_nonce, UA_NONCE_LEN, &sig,
+                    &sig_len) != 0) {
+        snprintf(ch->error, sizeof ch->error,
+                 "cannot sign the X.509 user token: the server gave no certificate or nonce, or "
+                 "the user key cannot sign");
+        return IB_ERR_PROTOCOL;
+    }
+    ua_put_cstr(b, UA_SIG_ALG_RSA_SHA256);
+    ua_put_i32(b, (int32_t)sig_len);
+    ua_put_bytes(b, sig, sig_len);
+    OPENSSL_free(sig);
+    return IB_OK;
+}
+
+/* The UserIdentityToken ExtensionObject: anonymous, user name and password, or X.509. */
 static int put_identity(struct ua_channel *ch, struct ua_session *s,
                         const struct ua_session_config *cfg, struct ua_buf *b)
 {
+    if (cfg->user_key)
+        return put_x509(ch, s, cfg, b);
     bool user = cfg->user != NULL;
     if (user && (!s->user_policy[0] || s->user_token_policy < 0)) {
         snprintf(ch->error, sizeof ch->error,
@@ -330,10 +394,10 @@ static int activate(struct ua_channel *ch, struct ua_session *s,
     ua_put_i32(b, 0); /* ClientSoftwareCertificates */
     ua_put_i32(b, 0); /* LocaleIds */
     int rc = put_identity(ch, s, cfg, b);
+    if (rc == IB_OK)
+        rc = put_user_signature(ch, s, cfg, b);
     if (rc != IB_OK)
         return rc;
-    ua_put_i32(b, -1); /* UserTokenSignature.Algorithm */
-    ua_put_i32(b, -1); /* UserTokenSignature.Signature */
     struct ua_cur c;
     return ua_channel_call(ch, UA_ID_ACTIVATE_SESSION_RESP, &c);
 }

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "channel.h"
 
 struct ua_session_config {
@@ -21,6 +23,9 @@ struct ua_session_config {
     const char *user;         /* NULL: anonymous */
     const char *password;     /* with user; never logged */
     struct ua_sec *token_sec; /* for encrypting the password with the server's key */
+    EVP_PKEY *user_key;       /* X.509 user identity (instead of user): its key, the caller's */
+    const uint8_t *user_cert; /* ... and its certificate (DER) */
+    size_t user_cert_len;
 };
 
 struct ua_session {
@@ -29,7 +34,10 @@ struct ua_session {
     uint8_t auth_raw[128];
     char anonymous_policy[64]; /* the endpoint's PolicyId for anonymous ("" if none) */
     char user_policy[64];      /* ... for user name and password ("" if none) */
+    char server_uri[512];      /* the chosen endpoint's server ApplicationUri ("" if none) */
     int user_token_policy;     /* enum ua_policy that encrypts the password */
+    char cert_policy[64];      /* ... for an X.509 certificate ("" if none) */
+    int cert_token_policy;     /* enum ua_policy that signs the X.509 token */
     bool has_server_nonce;
     double revised_timeout_ms;
     uint8_t *endpoint_cert; /* the chosen endpoint's ServerCertificate (DER, owned; free) */

@@ -558,6 +558,9 @@ class InstallTest:
         check(cflags == "-I/usr/include", f"cflags: '{cflags}'")
         r.sh(f"test -f {plugindir}/modbus.so")
         r.sh(f"test -f {plugindir}/s7.so")
+        r.sh(f"test -f {plugindir}/opcua.so")
+        r.sh("ironbridge-opcua-browse --help > /dev/null && "
+             "ls /usr/share/man/man1/ironbridge-opcua-browse.1*")
         helptext = r.sh("ironbridge --help")
         check(f"(default: {plugindir}" in helptext,
               f"the daemon's default plugin dir is not {plugindir}:\n{helptext}")

@@ -1,9 +1,11 @@
 // The OPC UA test peer of ironbridge's integration tests: node-opcua's server (pinned in
 // package.json) with a test address space in namespace urn:ironbridge:test (ns=1): one
-// variable of every scalar built-in type, the user "operator" with password "s3cret!", a counter changing every 100 ms, a node whose value
+// variable of every scalar built-in type, the user "operator" with password "s3cret!", any
+// X.509 user certificate, a counter changing every 100 ms, a node whose value
 // carries BadDeviceFailure, and a writable Double. Its PKI lives in the directory it is given.
 //
 //   node server.js --port N --pki DIR --port-file FILE [--max-nodes-per-read N]
+//                  [--cert FILE --key FILE --app-uri URI]
 //
 // Writes the port to FILE once it listens; stops on SIGTERM.
 "use strict";
@@ -30,6 +32,15 @@ const port = parseInt(arg("port"), 10);
 const pki = arg("pki");
 const portFile = arg("port-file");
 const maxNodesPerRead = parseInt(arg("max-nodes-per-read", "5"), 10);
+// --cert FILE --key FILE --app-uri URI: the server's own certificate (PEM) instead of the one
+// node-opcua makes, for the client's certificate checks (test_opcua_browse.py)
+// --bench-read N: N Doubles ns=2;s=R<i> whose value (and SourceTimestamp) is made at each read;
+// --bench-sub N: N Doubles ns=2;s=S<i>, all changed once a second (bench/bench_opcua.py)
+const benchRead = parseInt(arg("bench-read", "0"), 10);
+const benchSub = parseInt(arg("bench-sub", "0"), 10);
+const certFile = arg("cert");
+const ownCert = certFile ? { certificateFile: certFile, privateKeyFile: arg("key"),
+                             serverInfo: { applicationUri: arg("app-uri") } } : {};
 
 // name, DataType, value as node-opcua takes it
 const SCALARS = [
@@ -57,11 +68,20 @@ async function main() {
         automaticallyAcceptUnknownCertificate: true,
     });
     await serverCertificateManager.initialize();
+    // X.509 user identities: any user certificate is accepted (and kept in pki/user)
+    const userCertificateManager = new OPCUACertificateManager({
+        rootFolder: path.join(pki, "user"),
+        automaticallyAcceptUnknownCertificate: true,
+    });
+    await userCertificateManager.initialize();
     const server = new OPCUAServer({
         port,
         hostname: "127.0.0.1",
+        // 127.0.0.1 in the certificate's subjectAltName: the client checks the endpoint's host
+        alternateHostname: ["127.0.0.1"],
         nodeset_filename: [nodesets.standard],
         serverCertificateManager,
+        userCertificateManager,
         securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign,
                         MessageSecurityMode.SignAndEncrypt],
         securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256,
@@ -70,6 +90,7 @@ async function main() {
         // one user, for the user name and password tests
         userManager: { isValidUser: (user, password) => user === "operator" && password === "s3cret!" },
         serverCapabilities: { operationLimits: { maxNodesPerRead } },
+        ...ownCert,
     });
     await server.initialize();
     const space = server.engine.addressSpace;
@@ -97,11 +118,19 @@ async function main() {
     });
     broken.setValueFromSource(new Variant({ dataType: DataType.Double, value: 0 }),
                               StatusCodes.BadDeviceFailure);
+    // two browse names that make the same tag name ("Dup_A") in the browse tool's output
+    for (const [browseName, id] of [["Dup/A", "DupSlash"], ["Dup_A", "DupUnderscore"]]) {
+        ns.addVariable({
+            componentOf: folder, browseName, nodeId: "s=" + id, dataType: "Double",
+            value: new Variant({ dataType: DataType.Double, value: 2.5 }),
+        });
+    }
     ns.addVariable({
         componentOf: folder, browseName: "Setpoint", nodeId: "s=Setpoint", dataType: "Double",
         accessLevel: "CurrentRead | CurrentWrite", userAccessLevel: "CurrentRead | CurrentWrite",
         value: new Variant({ dataType: DataType.Double, value: 1.5 }),
     });
+    addBench(ns, space);
     await server.start();
     fs.writeFileSync(portFile + ".tmp", String(port));
     fs.renameSync(portFile + ".tmp", portFile);
@@ -112,6 +141,35 @@ async function main() {
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+}
+
+function addBench(ns, space) {
+    if (benchRead > 0) {
+        const f = ns.addFolder(space.rootFolder.objects, { browseName: "BenchRead" });
+        for (let i = 0; i < benchRead; i++) {
+            ns.addVariable({
+                componentOf: f, browseName: "R" + i, nodeId: "s=R" + i, dataType: "Double",
+                value: { get: () => new Variant({ dataType: DataType.Double, value: Date.now() % 1e6 + i }) },
+            });
+        }
+    }
+    if (benchSub > 0) {
+        const f = ns.addFolder(space.rootFolder.objects, { browseName: "BenchSub" });
+        const vars = [];
+        for (let i = 0; i < benchSub; i++) {
+            vars.push(ns.addVariable({
+                componentOf: f, browseName: "S" + i, nodeId: "s=S" + i, dataType: "Double",
+                value: new Variant({ dataType: DataType.Double, value: 0 }),
+            }));
+        }
+        let tick = 0;
+        setInterval(() => {
+            tick += 1;
+            for (const v of vars) {
+                v.setValueFromSource(new Variant({ dataType: DataType.Double, value: tick }));
+            }
+        }, 1000);
+    }
 }
 
 main().catch((e) => {
