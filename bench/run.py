@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import peer_nodered
+
 ROOT = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
 LOOPBACK = "127.0.0.1"
@@ -54,6 +56,7 @@ WORKLOADS = {
     "F": dict(title="saturation: 2 devices x 10,000 uint16, shortest interval without loss",
               devices=2, tags=10000, interval=10, type="uint16", stride=1),
 }
+PEER_TOPIC = "peer/bench/data"  # where a peer (--peers) publishes; the gateway: ironbridge/...
 CLOCK_REGS = 4  # holding 0..3: the simulator's clock_ms (uint64 ABCD), read as clk_hi/clk_lo
 # F's intervals, fastest first: 0 polls continuously (each poll as soon as the previous one is
 # done); 10 ms is the shortest period otherwise.
@@ -61,8 +64,11 @@ F_INTERVALS = [int(x) for x in os.environ.get("IB_BENCH_F_INTERVALS", "0,10,20,5
 F_MAX_PIPELINE_MS = 1000  # F counts only if every value left the gateway within a second
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+    print(f"[bench {time.monotonic() - T0:5.0f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def free_port():
@@ -100,8 +106,71 @@ def proc_status(pid):
     return out
 
 
-def segs_out(pid, ports):
-    """Data segments sent by PID's TCP sockets to the given ports (= Modbus requests: libmodbus
+def tree_pids(pid):
+    """PID and all its descendants (the whole process tree of what is measured)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += children.get(p, [])
+    return out
+
+
+def tree_cpu(pid):
+    """utime + stime of the process tree, in seconds (descendants that already exited and were
+    reaped count through the parent's cutime/cstime)."""
+    total = 0.0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / HZ
+    return total
+
+
+class TreeHWM:
+    """Peak RSS of a process tree: each process's own VmHWM, summed over every process the tree
+    ever had (sampled at the start and end of the window; for a single process, its VmHWM)."""
+
+    def __init__(self, pid):
+        self.pid, self.seen = pid, {}
+
+    def sample(self):
+        for p in tree_pids(self.pid):
+            try:
+                self.seen[p] = max(self.seen.get(p, 0), proc_status(p).get("VmHWM", 0))
+            except OSError:
+                pass
+        return sum(self.seen.values())
+
+
+def tree_status(pid, hwm):
+    hw = hwm.sample()
+    rss = threads = 0
+    for p in tree_pids(pid):
+        try:
+            st = proc_status(p)
+        except OSError:
+            continue
+        rss += st.get("VmRSS", 0)
+        threads += st.get("Threads", 0)
+    return {"VmHWM": hw, "VmRSS": rss, "Threads": threads, "processes": len(hwm.seen)}
+
+
+def segs_out(pids, ports):
+    """Data segments sent by the TCP sockets of the processes PIDS to the given ports (= Modbus requests: libmodbus
     sends each request with one send() on a TCP_NODELAY socket)."""
     out = subprocess.run(["ss", "-tinHp", "state", "established"], capture_output=True,
                          text=True).stdout
@@ -109,7 +178,7 @@ def segs_out(pid, ports):
     wanted = {str(p) for p in ports}
     for i, line in enumerate(lines):
         m = re.match(r"\s*\d+\s+\d+\s+\S+:\d+\s+127\.0\.0\.1:(\d+)\s+users:.*pid=(\d+),", line)
-        if not m or m.group(2) != str(pid) or m.group(1) not in wanted:
+        if not m or int(m.group(2)) not in pids or m.group(1) not in wanted:
             continue
         info = lines[i + 1] if i + 1 < len(lines) else ""
         s = re.search(r"data_segs_out:(\d+)", info)
@@ -327,32 +396,54 @@ class Scraper:
                 "errors": self.errors}
 
 
-def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window):
-    name = f"{letter}-{interval}"
-    sim, ports = start_farm(env, name, w, w["devices"])
+def start_gateway(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport=None):
     cfg = env.work / f"{name}.yaml"
-    mport = free_port() if w.get("metrics") else None
     cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, mport))
+    return env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+
+
+def start_nodered(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport=None):
+    argv, _ = peer_nodered.prepare(env.work, name, w, interval, ports, mqtt_port, qos,
+                                   CLOCK_REGS, PEER_TOPIC, free_port())
+    return env.start(argv, f"{name}-nodered", stdout=subprocess.DEVNULL)
+
+
+# Who is measured: the gateway, or a peer doing the same job (bench/run.py --peers). Each
+# publishes under its own topic prefix to the same broker, read by the same subscriber.
+TARGETS = {"ironbridge": (start_gateway, "ironbridge/bench/data/#", 0),
+           # Node-RED needs 2-3 s more than the gateway to load its nodes and connect.
+           "node-red": (start_nodered, PEER_TOPIC + "/#", 4)}
+
+
+def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window,
+            target="ironbridge"):
+    name = f"{letter}-{interval}-{w['devices']}-{target}"
+    start, topic, extra_warmup = TARGETS[target]
+    sim, ports = start_farm(env, name, w, w["devices"])
     per_record = w["tags"] + 2
-    sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, per_record)
-    gw = env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+    sub, out = run_sub(env, name, mqtt_port, topic, qos, True, per_record)
+    # M: the gateway's /metrics scraped every second meanwhile, as a Prometheus server would.
+    mport = free_port() if w.get("metrics") and target == "ironbridge" else None
+    gw = start(env, name, w, interval, ports, mqtt_port, qos, store_yaml, mport)
     scraper = Scraper(mport) if mport else None
-    time.sleep(warmup)
+    hwm = TreeHWM(gw.pid)
+    time.sleep(warmup + extra_warmup)
     if not gw.alive():
-        raise RuntimeError(f"gateway exited: {gw.logpath}")
-    seg0, c0, s0, sim0 = (segs_out(gw.pid, ports), proc_cpu(gw.pid), proc_cpu(sub.pid),
-                          proc_cpu(sim.pid))
+        raise RuntimeError(f"{target} exited: {gw.logpath}")
+    hwm.sample()
+    seg0, c0, s0, sim0 = (segs_out(tree_pids(gw.pid), ports), tree_cpu(gw.pid),
+                          proc_cpu(sub.pid), proc_cpu(sim.pid))
     mq0 = proc_cpu(env.mq_pid) if env.mq_pid else 0
     sub.p.send_signal(signal.SIGUSR1)
     t0 = time.monotonic()
     time.sleep(window)
-    c1, s1, sim1 = proc_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
+    c1, s1, sim1 = tree_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
     mq1 = proc_cpu(env.mq_pid) if env.mq_pid else 0
     scrapes = scraper.stop() if scraper else None
-    seg1 = segs_out(gw.pid, ports)
+    seg1 = segs_out(tree_pids(gw.pid), ports)
     r = finish_sub(sub, out)
     t1 = time.monotonic()
-    st = proc_status(gw.pid)
+    st = tree_status(gw.pid, hwm)
     gw.stop()
     sim.stop()
     env.procs = [p for p in env.procs if p.alive()]
@@ -364,7 +455,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     polls = r["records"]
     exp_polls = el * 1000.0 / interval if interval else None
     res = {
-        "title": w["title"], "devices": w["devices"], "tags_per_device": w["tags"],
+        "target": target, "title": w["title"], "devices": w["devices"], "tags_per_device": w["tags"],
         "values_per_record": per_record, "interval_ms": interval, "type": w["type"],
         "window_s": round(el, 3),
         "expected_values_per_s": round(expected) if expected else None,
@@ -381,6 +472,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "cpu_pct_of_one_core": round(100 * cpu / el, 2),
         "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
         "peak_rss_kib": st.get("VmHWM"), "rss_kib": st.get("VmRSS"), "threads": st.get("Threads"),
+        "processes": st.get("processes"),
         # From the simulator's change (its clock tag, updated every 100 ms tick) to receipt:
         # includes the value's age when polled (0-100 ms, set by the phase between the
         # simulator's tick and the gateway's schedule).
@@ -446,8 +538,10 @@ def measure_sparkplug(env, letter, w, mqtt_port, qos, store_yaml, warmup, window
     }
 
 
-def targets(letter, r, raw1):
-    """The issue's targets for this machine: a list of (text, met)."""
+def targets(letter, r, raw1, peer=False):
+    """The issues' targets for this machine (issue 9; issue 21 for B, E, F on the median of
+    --runs runs): a list of (text, met). A peer gets the workload's own targets only (no loss,
+    latency, period)."""
     t = []
     lat_ok = r["latency_ms"]["p99"] >= 0 and r["latency_ms"]["p99"] < r["interval_ms"] + 20
     held = r["devices_seen"] == r["devices"] and r["polls_per_device_expected"] is not None and \
@@ -456,20 +550,112 @@ def targets(letter, r, raw1):
     if letter != "F":
         t.append((f"p99 < {r['interval_ms'] + 20} ms", lat_ok))
         t.append(("every device at its period", held))
-    if letter in ("B", "M"):
+    if peer:
+        return [{"target": a, "met": b} for a, b in t]
+    if letter == "B":
+        t.append(("<= 0.35 CPU s/M values", (r["cpu_s_per_million_values"] or 99) <= 0.35))
+        t.append(("<= 12 MB peak RSS", r["peak_rss_kib"] <= 12 * 1024))
+    if letter == "M":
         t.append(("< 0.5 CPU s/M values", (r["cpu_s_per_million_values"] or 99) < 0.5))
         t.append(("<= 5% of a core", r["cpu_pct_of_one_core"] <= 5))
         t.append(("<= 16 MB RSS", r["peak_rss_kib"] <= 16 * 1024))
     if letter == "E":
-        t.append(("<= 10% of a core", r["cpu_pct_of_one_core"] <= 10))
-        t.append(("<= 32 MB RSS", r["peak_rss_kib"] <= 32 * 1024))
+        t.append(("<= 3% of a core", r["cpu_pct_of_one_core"] <= 3))
+        t.append(("<= 20 MB peak RSS", r["peak_rss_kib"] <= 20 * 1024))
     if letter == "F":
         t.append((f"kept up: response to receipt < {F_MAX_PIPELINE_MS} ms (max)",
                   r["pipeline_latency_ms"]["max"] < F_MAX_PIPELINE_MS))
     if letter == "F" and raw1:
-        t.append((">= 80% of raw libmodbus (1 connection)",
-                  r["delivered_values_per_s"] >= 0.8 * raw1))
+        t.append((">= 85% of raw libmodbus (1 connection)",
+                  r["delivered_values_per_s"] >= 0.85 * raw1))
     return [{"target": a, "met": b} for a, b in t]
+
+
+REPEATED = "BEF"  # workloads run --runs times (median reported)
+MEDIAN_KEYS = ("delivered_values_per_s", "lost_values", "cpu_s", "cpu_pct_of_one_core",
+               "cpu_s_per_million_values", "peak_rss_kib", "rss_kib")
+SCALING_DEVICES = (1, 10, 50, 100)
+PEER_LETTERS = "ABCD"
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def median_run(runs):
+    """The run whose CPU per value is the median, with each figure of MEDIAN_KEYS replaced by
+    its median over all runs; every run is kept under "runs"."""
+    by_cpu = sorted(runs, key=lambda r: r["cpu_s_per_million_values"] or 0)
+    out = dict(by_cpu[len(by_cpu) // 2])
+    for k in MEDIAN_KEYS:
+        m = median([r[k] for r in runs])
+        out[k] = round(m, 3) if isinstance(m, float) else m
+    out["median_of"] = len(runs)
+    out["runs"] = [{k: v for k, v in r.items() if k != "runs"} for r in runs]
+    return out
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def run_peers(args, env, mqtt_port, qos, ours):
+    """A-D through Node-RED (bench/peer_nodered.py), same farm, broker and subscriber; or
+    {"skipped": why}."""
+    if not any(x in ours for x in PEER_LETTERS):
+        return {"skipped": f"none of {PEER_LETTERS} ran (--only)"}
+    if not shutil.which("node"):
+        return {"skipped": "Node.js is not installed (bench/run.sh --peers installs it)"}
+    if not peer_nodered.installed():
+        return {"skipped": "Node-RED is not installed in bench/peers/node_modules "
+                           "(bench/run.sh --peers runs bench/peers/install.sh)"}
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    out = {"node-red": {"versions": dict(peer_nodered.version(), node=node), "workloads": {}}}
+    for letter in PEER_LETTERS:
+        if letter not in ours:
+            continue
+        w = WORKLOADS[letter]
+        log(f"{letter} through Node-RED: {w['title']}")
+        try:
+            r = measure(env, letter, w, w["interval"], mqtt_port, qos, [], args.warmup,
+                        args.window, target="node-red")
+        except RuntimeError as e:
+            out["node-red"]["workloads"][letter] = {"failed": str(e)}
+            log(f"{letter} through Node-RED FAILED: {e}")
+            continue
+        log(f"{letter} Node-RED: {r['delivered_values_per_s']} values/s, lost {r['lost_values']}, "
+            f"{r['cpu_pct_of_one_core']}% CPU, {r['peak_rss_kib']} KiB")
+        r["targets"] = targets(letter, r, None, peer=True)
+        out["node-red"]["workloads"][letter] = r
+    return out
+
+
+def run_scaling(args, env, mqtt_port, qos, store_yaml, b):
+    """B's shape (1,000 uint16 every 100 ms per device) at 1, 10, 50 and 100 devices: CPU per
+    value and RSS as the work grows. 10 devices is B itself (its median); the others run once
+    with a window of at most 6 s."""
+    rows = []
+    for n in SCALING_DEVICES:
+        if n == WORKLOADS["B"]["devices"]:
+            r = b
+        else:
+            w = dict(WORKLOADS["B"], devices=n,
+                     title=f"{n} device{'s' if n > 1 else ''} x 1,000 uint16 every 100 ms")
+            log(f"scaling: {w['title']}")
+            r = measure(env, "B", w, w["interval"], mqtt_port, qos, store_yaml,
+                        args.warmup, min(args.window, 6))
+        rows.append({k: r.get(k) for k in (
+            "devices", "expected_values_per_s", "delivered_values_per_s", "lost_values",
+            "cpu_pct_of_one_core", "cpu_s_per_million_values", "peak_rss_kib", "threads",
+            "window_s", "median_of")})
+        log(f"scaling {n}: {r['delivered_values_per_s']} values/s, "
+            f"{r['cpu_s_per_million_values']} CPU s/M, {r['peak_rss_kib']} KiB")
+    return rows
 
 
 def machine():
@@ -637,6 +823,70 @@ def markdown_s7(s7):
         s7["markdown"].rstrip("\n").split("\n")
 
 
+def ratio(ours, peer):
+    """'1/N': the peer's figure over ours (ours is N times smaller), or '?'."""
+    if not ours or not peer:
+        return "?"
+    return f"1/{peer / ours:.1f}" if peer >= ours else f"{ours / peer:.1f}x"
+
+
+def markdown_peers(res):
+    peers = res.get("peers")
+    if not peers:
+        return []
+    if "skipped" in peers:
+        return ["", f"Peers skipped: {peers['skipped']}"]
+    L = []
+    for name, p in peers.items():
+        v = p["versions"]
+        L += ["", f"ironbridge and {name} side by side ({', '.join(f'{k} {x}' for k, x in v.items())}; "
+              "same farm, broker, QoS and subscriber; CPU and peak RSS of the whole process "
+              "tree; ratio = ironbridge / peer)", "",
+              "| | values/s ironbridge / peer | lost | requests/poll | CPU s per M values "
+              "ironbridge / peer (ratio) | % of a core | peak RSS MB ironbridge / peer (ratio) "
+              "| latency p99 ms | peer targets |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for k, r in p["workloads"].items():
+            o = res["workloads"].get(k)
+            if "failed" in r:
+                L.append(f"| {k} | FAILED: {r['failed']} | | | | | | | |")
+                continue
+            extra = ""
+            if k == "B":
+                ok_cpu = (o["cpu_s_per_million_values"] or 99) * 8 <= (r["cpu_s_per_million_values"] or 0)
+                ok_rss = o["peak_rss_kib"] * 8 <= r["peak_rss_kib"]
+                extra = ("; " + ("met" if ok_cpu else "**MISSED**") + ": CPU ≤ 1/8 of the peer's; "
+                         + ("met" if ok_rss else "**MISSED**") + ": RSS ≤ 1/8 of the peer's")
+            tg = "; ".join(("met: " if t["met"] else "**MISSED**: ") + t["target"]
+                           for t in r["targets"]) + extra
+            L.append(
+                f"| {k} | {fmt_int(o['delivered_values_per_s'])} / {fmt_int(r['delivered_values_per_s'])} "
+                f"| {fmt_int(o['lost_values'])} / {fmt_int(r['lost_values'])} "
+                f"| {o['modbus_requests_per_poll']} / {r['modbus_requests_per_poll']} "
+                f"| {o['cpu_s_per_million_values']} / {r['cpu_s_per_million_values']} "
+                f"({ratio(o['cpu_s_per_million_values'], r['cpu_s_per_million_values'])}) "
+                f"| {o['cpu_pct_of_one_core']} / {r['cpu_pct_of_one_core']} "
+                f"| {o['peak_rss_kib'] / 1024:.1f} / {r['peak_rss_kib'] / 1024:.1f} "
+                f"({ratio(o['peak_rss_kib'], r['peak_rss_kib'])}) "
+                f"| {o['latency_ms']['p99']:.1f} / {r['latency_ms']['p99']:.1f} | {tg} |")
+    return L
+
+
+def markdown_scaling(res):
+    rows = res.get("scaling")
+    if not rows:
+        return []
+    L = ["", "Scaling: B's devices (1,000 uint16 every 100 ms each) from 1 to 100", "",
+         "| devices | values/s expected | delivered | lost | CPU s per M values | % of a core "
+         "| peak RSS MB | threads |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        L.append(f"| {r['devices']}{' (B, median)' if r.get('median_of') else ''} "
+                 f"| {fmt_int(r['expected_values_per_s'])} | {fmt_int(r['delivered_values_per_s'])} "
+                 f"| {fmt_int(r['lost_values'])} | {r['cpu_s_per_million_values']} "
+                 f"| {r['cpu_pct_of_one_core']} | {r['peak_rss_kib'] / 1024:.1f} | {r['threads']} |")
+    return L
+
+
 # Workload G (issue 21): Modbus over a slow link. One device, 1,000 registers (9 requests with the
 # clock tags) every 1,000 ms through tests/sim/delay_proxy.py adding 30 ms each way (60 ms round
 # trip), with max_outstanding 1 and 8. The proxy measures each poll's duration as the gateway
@@ -735,7 +985,9 @@ def markdown(res):
              f"{' (dirty)' if res['git']['dirty'] else ''}")
     L.append(f"{res['machine']['cores']} cores, {res['machine']['model']}; {s['mode']}; "
              f"warm-up {s['warmup_s']} s, window {s['window_s']} s per workload; plaintext MQTT "
-             "on 127.0.0.1 (allow_insecure); values include each device's 2 clock tags")
+             "on 127.0.0.1 (allow_insecure); values include each device's 2 clock tags; "
+             f"B, E, F: median of {s.get('runs', 1)} runs; load average before/after: "
+             f"{s.get('load_before', '?')} / {s.get('load_after', '?')}")
     L.append("")
     L.append("| | workload | values/s delivered (expected) | lost | requests/poll | CPU s per M values "
              "| % of a core | peak RSS MB | threads | latency change→receipt p50 / p99 / max ms "
@@ -786,6 +1038,8 @@ def markdown(res):
             if p and p.get("values_per_s_ceiling"):
                 L.append(f"| F end to end / {key.replace('_', ' ')} ceiling | "
                          f"{f['delivered_values_per_s'] / p['values_per_s_ceiling']:.1%} |")
+    L += markdown_peers(res)
+    L += markdown_scaling(res)
     if not res["workloads"] and not res["limits"]:
         L = L[:1]  # S alone: no Modbus tables or settings
     L += markdown_g(res.get("g"))
@@ -802,6 +1056,10 @@ def markdown(res):
               "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in s["targets"]) + " |"]
     L += markdown_commands(res.get("commands"))
     L += markdown_opcua(res.get("opcua"))
+    if res.get("suite_seconds"):
+        wo = res.get("suite_seconds_without_peers")
+        L += ["", f"The suite took {res['suite_seconds']:g} s"
+              + (f" ({wo:g} s without the peers)" if wo and res.get("peers") else "") + "."]
     return "\n".join(L) + "\n"
 
 
@@ -809,13 +1067,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
-    ap.add_argument("--window", type=float, default=12)
+    ap.add_argument("--window", type=float, default=10)
     ap.add_argument("--only", default="ABCDEFGKMSU",
                     help="workload letters to run (default ABCDEFGKMSU; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
                          "each way link with max_outstanding 1 and 8; K: commands while B runs; "
                          "S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing; U: "
                          "the OPC UA workloads against node-opcua)")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="runs of B, E and F; their median is reported (default 3)")
+    ap.add_argument("--peers", action="store_true",
+                    help="also run A-D through Node-RED + node-red-contrib-modbus "
+                         "(bench/peers, installed by bench/run.sh --peers)")
+    ap.add_argument("--no-scaling", dest="scaling", action="store_false",
+                    help="skip B's scaling runs (1, 50, 100 devices)")
     ap.add_argument("--out", default=None, help="JSON file (default bench/results/DATE-COMMIT.json)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -835,7 +1100,8 @@ def main():
                            "transport": "plaintext MQTT 3.1.1 on 127.0.0.1 (allow_insecure: true)",
                            "report": "always", "layout": "batch",
                            "simulator_tick_ms": 100, "mosquitto_conf": mq_lines,
-                           "f_intervals_tried_ms": F_INTERVALS}
+                           "f_intervals_tried_ms": F_INTERVALS, "runs": args.runs,
+                           "load_before": load()}
         log(mode)
         res["limits"] = {}
         res["workloads"] = {}
@@ -847,7 +1113,7 @@ def main():
         if modbus_letters:
             sim, ports = start_farm(env, "raw", w, 2)
             for n, key in ((1, "modbus_1_connection"), (2, "modbus_2_connections")):
-                r = subprocess.run([str(env.modbus), str(min(args.window, 8)),
+                r = subprocess.run([str(env.modbus), str(min(args.window, 6)),
                                     str(CLOCK_REGS + w["tags"]), *map(str, ports[:n])],
                                    capture_output=True, text=True)
                 res["limits"][key] = json.loads(r.stdout)
@@ -884,6 +1150,19 @@ def main():
                     best = best or r
                 else:
                     best = r
+            # B, E and F: the median of RUNS runs (the issue's targets are on the median); the
+            # JSON keeps every run under "runs".
+            if letter in REPEATED and args.runs > 1:
+                runs = [best]
+                for k in range(1, args.runs):
+                    log(f"{letter}: run {k + 1} of {args.runs} (interval {best['interval_ms']} ms)")
+                    r = measure(env, letter, w, best["interval_ms"], mqtt_port, qos, store_yaml,
+                                args.warmup, args.window)
+                    log(f"{letter}: {r['delivered_values_per_s']} values/s, lost "
+                        f"{r['lost_values']}, {r['cpu_pct_of_one_core']}% CPU, "
+                        f"{r['peak_rss_kib']} KiB")
+                    runs.append(r)
+                best = median_run(runs)
             best["targets"] = targets(letter, best, raw1)
             res["workloads"][letter] = best
             if letter == "B":  # the same workload in Sparkplug mode, beside JSON (issue 18)
@@ -904,6 +1183,10 @@ def main():
                     f"{s['cpu_s_per_million_values']} CPU s/M values (JSON "
                     f"{j['cpu_s_per_million_values']}), {s['bytes_per_value']} B/value (JSON "
                     f"{j['bytes_per_value']})")
+
+        if "B" in modbus_letters and args.scaling:
+            res["scaling"] = run_scaling(args, env, mqtt_port, qos, store_yaml,
+                                         res["workloads"]["B"])
 
         # The machine's publish limit, with records the size of F's, into the same broker.
         f = res["workloads"].get("F")
@@ -949,11 +1232,18 @@ def main():
             else:
                 log("U: " + ", ".join(f"{r['name']} {r.get('values_per_s', r.get('skipped'))}"
                                       for r in ua["scenarios"]))
+        # The peers last, so that the time of everything before them is the suite's time
+        # without --peers.
+        res["suite_seconds_without_peers"] = round(time.monotonic() - t_start, 1)
+        if args.peers:
+            res["peers"] = run_peers(args, env, mqtt_port, qos, res["workloads"])
     finally:
         env.stop_all()
         if mq:
             mq.stop()
     res["suite_seconds"] = round(time.monotonic() - t_start, 1)
+    if "settings" in res:
+        res["settings"]["load_after"] = load()
     md = markdown(res)
     print(md)
     out = Path(args.out) if args.out else ROOT / "bench/results" / (
