@@ -288,11 +288,16 @@ def start_farm(env, name, w, nports):
     return p, [int(x) for x in pf.read_text().split()]
 
 
-def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, metrics_port=None):
+def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, metrics_port=None,
+                   sparkplug=False):
     typ = w["type"]
-    out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:", "  mqtt:",
-           f"    url: mqtt://{LOOPBACK}:{mqtt_port}", "    allow_insecure: true",
-           f"    qos: {qos}", "    topic: ironbridge/{gateway}/data/{device}/{group}"]
+    out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:"]
+    if sparkplug:  # docs/sparkplug.md: the same data as a Sparkplug B edge node
+        out += ["  format: sparkplug_b", "  sparkplug:", "    group_id: benchgroup"]
+    out += ["  mqtt:", f"    url: mqtt://{LOOPBACK}:{mqtt_port}", "    allow_insecure: true",
+            f"    qos: {qos}"]
+    if not sparkplug:
+        out.append("    topic: ironbridge/{gateway}/data/{device}/{group}")
     out += store_yaml
     if metrics_port:
         out += ["metrics:", f"  listen: {LOOPBACK}:{metrics_port}"]
@@ -485,6 +490,52 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "subscriber_connection_lost": r["connection_lost"],
     }
     return res
+
+
+def measure_sparkplug(env, letter, w, mqtt_port, qos, store_yaml, warmup, window):
+    """Workload `letter` with north.format sparkplug_b: the gateway's CPU per million values
+    and the payload bytes per value, counted by bench/spb_sub.py (docs/sparkplug.md)."""
+    name = f"{letter}-sparkplug"
+    interval = w["interval"]
+    sim, ports = start_farm(env, name, w, w["devices"])
+    cfg = env.work / f"{name}.yaml"
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, sparkplug=True))
+    ready, out = env.work / f"{name}.ready", env.work / f"{name}.json"
+    f = open(out, "w")
+    sub = env.start(["/usr/bin/python3", ROOT / "bench" / "spb_sub.py", "--port", mqtt_port,
+                     "--topic", "spBv1.0/benchgroup/DDATA/bench/#", "--ready-file", ready],
+                    f"{name}-sub", stdout=f)
+    wait_for(lambda: ready.exists() or not sub.alive(), 20, "the Sparkplug subscriber")
+    gw = env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+    time.sleep(warmup)
+    if not gw.alive():
+        raise RuntimeError(f"gateway exited: {gw.logpath}")
+    c0, s0 = proc_cpu(gw.pid), proc_cpu(sub.pid)
+    sub.p.send_signal(signal.SIGUSR1)
+    t0 = time.monotonic()
+    time.sleep(window)
+    c1, s1 = proc_cpu(gw.pid), proc_cpu(sub.pid)
+    sub.p.send_signal(signal.SIGUSR2)
+    sub.p.wait(30)
+    el = time.monotonic() - t0
+    r = json.loads(Path(out).read_text().strip().splitlines()[-1])
+    st = proc_status(gw.pid)
+    gw.stop()
+    sim.stop()
+    env.procs = [p for p in env.procs if p.alive()]
+    cpu = c1 - c0
+    expected = w["devices"] * (w["tags"] + 2) * 1000.0 / interval
+    return {
+        "title": w["title"] + ", Sparkplug B", "format": "sparkplug_b", "window_s": round(el, 3),
+        "expected_values_per_s": round(expected),
+        "delivered_values_per_s": round(r["values"] / el), "records": r["records"],
+        "values": r["values"], "null_values": r["null"], "seq_gaps": r["seq_gaps"],
+        "cpu_s": round(cpu, 3), "cpu_pct_of_one_core": round(100 * cpu / el, 2),
+        "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
+        "bytes_per_value": round(r["bytes"] / r["values"], 2) if r["values"] else None,
+        "mean_record_bytes": round(r["bytes"] / r["records"]) if r["records"] else None,
+        "peak_rss_kib": st.get("VmHWM"), "subscriber_cpu_pct": round(100 * (s1 - s0) / el, 1),
+    }
 
 
 def targets(letter, r, raw1, peer=False):
@@ -993,6 +1044,16 @@ def markdown(res):
         L = L[:1]  # S alone: no Modbus tables or settings
     L += markdown_g(res.get("g"))
     L += markdown_s7(res.get("s7"))
+    sp = res.get("sparkplug")
+    if sp:
+        s, j = sp["B"], sp["json_B"]
+        L += ["", "| B in the same run | values/s delivered | CPU s per M values | bytes per value "
+              "| seq gaps | targets |", "|---|---:|---:|---:|---:|---|",
+              f"| JSON | {fmt_int(j['delivered_values_per_s'])} | {j['cpu_s_per_million_values']} "
+              f"| {j['bytes_per_value']} | | |",
+              f"| Sparkplug B | {fmt_int(s['delivered_values_per_s'])} | "
+              f"{s['cpu_s_per_million_values']} | {s['bytes_per_value']} | {s['seq_gaps']} | " +
+              "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in s["targets"]) + " |"]
     L += markdown_commands(res.get("commands"))
     L += markdown_opcua(res.get("opcua"))
     if res.get("suite_seconds"):
@@ -1104,6 +1165,24 @@ def main():
                 best = median_run(runs)
             best["targets"] = targets(letter, best, raw1)
             res["workloads"][letter] = best
+            if letter == "B":  # the same workload in Sparkplug mode, beside JSON (issue 18)
+                log("B: in Sparkplug B mode")
+                s = measure_sparkplug(env, letter, w, mqtt_port, qos, store_yaml, args.warmup,
+                                      args.window)
+                j = best
+                s["targets"] = [
+                    ("<= JSON mode's CPU s per million values",
+                     s["cpu_s_per_million_values"] is not None and
+                     s["cpu_s_per_million_values"] <= j["cpu_s_per_million_values"]),
+                    ("<= half of JSON mode's bytes per value",
+                     s["bytes_per_value"] is not None and
+                     s["bytes_per_value"] <= j["bytes_per_value"] / 2)]
+                res["sparkplug"] = {"B": s, "json_B": {k: j[k] for k in (
+                    "cpu_s_per_million_values", "bytes_per_value", "delivered_values_per_s")}}
+                log(f"B Sparkplug: {s['delivered_values_per_s']} values/s, "
+                    f"{s['cpu_s_per_million_values']} CPU s/M values (JSON "
+                    f"{j['cpu_s_per_million_values']}), {s['bytes_per_value']} B/value (JSON "
+                    f"{j['bytes_per_value']})")
 
         if "B" in modbus_letters and args.scaling:
             res["scaling"] = run_scaling(args, env, mqtt_port, qos, store_yaml,

@@ -15,6 +15,7 @@
 #include "north.h"
 #include "record.h"
 #include "report.h"
+#include "sparkplug_node.h"
 #include "store.h"
 #include "units.h"
 #include "util.h"
@@ -66,6 +67,7 @@ struct ib_config {
     int64_t watch_delay_ms; /* quiet time after the last change before applying */
     bool has_north;
     struct ib_mqtt_cfg mqtt;
+    struct ib_spb_cfg spb; /* north.format and north.sparkplug */
     struct ib_store_cfg store;
     struct ib_remote_cfg remote;
     struct ib_commands_cfg commands;

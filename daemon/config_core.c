@@ -213,14 +213,16 @@ static void load_remote(struct ib_loader *L)
 static void load_north(struct ib_loader *L)
 {
     struct ynode *n = pick_section(L, "north");
-    static const char *const nextra[] = {"mqtt", "override", NULL};
-    if (!n || !ib_schema_apply(L, n, "north", NULL, 0, nextra))
+    static const char *const nextra[] = {"mqtt", "override", "sparkplug", NULL};
+    struct ib_spec fsp = {&ib_config_format_schema, &L->cfg->spb};
+    if (!n || !ib_schema_apply(L, n, "north", &fsp, 1, nextra))
         return;
     struct ynode *m = ib_loader_get(L, n, "mqtt");
     if (m)
         ib_loader_north(L, m, "north.mqtt");
     else
         ib_loader_err(L, n, "north", NULL, "missing required key 'mqtt'");
+    ib_loader_sparkplug(L, n);
 }
 
 static void load_store(struct ib_loader *L)

@@ -346,12 +346,38 @@ static void h_rest(struct hasher *h, const struct ib_config *cfg, const char *se
     }
 }
 
+/* Sparkplug: the format, and the metric table's layout (every device, group and tag name in
+ * order: the aliases follow it), which the north's births and every poller's records share. */
+static void h_sparkplug(struct hasher *h, const struct ib_config *cfg)
+{
+    if (cfg->spb.format != IB_FORMAT_SPARKPLUG_B)
+        return; /* JSON: the digests stay those of earlier versions (test_config_hash: pinned) */
+    h_kv(h, "format=%d", cfg->spb.format);
+    h_str(h, "sparkplug.group_id", cfg->spb.group_id);
+    h_str(h, "sparkplug.bdseq_file", cfg->spb.bdseq_file);
+    h_str(h, "sparkplug.primary_host_id", cfg->spb.primary_host_id);
+    for (size_t c = 0; c < cfg->n_connections; c++) {
+        const struct ib_connection_config *cc = &cfg->connections[c].pub;
+        for (uint32_t d = 0; d < cc->n_devices; d++)
+            for (uint32_t g = 0; g < cc->devices[d].n_groups; g++) {
+                const struct ib_group_config *gr = &cc->devices[d].groups[g];
+                h_str(h, "spb.device", cc->devices[d].name);
+                h_str(h, "spb.group", gr->name);
+                for (uint32_t t = 0; t < gr->n_tags; t++)
+                    h_str(h, "spb.tag", gr->tags[t].name);
+            }
+    }
+}
+
 static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
 {
     const struct ib_mqtt_cfg *m = &cfg->mqtt;
     h_kv(h, "north=%d", cfg->has_north);
     if (!cfg->has_north)
         return;
+    h_sparkplug(h, cfg);
+    for (int i = 1; i < m->n_server_uris; i++) /* only when given: earlier digests stay */
+        h_str(h, "server", m->server_uris[i]);
     h_fields(h, cfg, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt", &ib_config_mqtt_schema, north_fields, N_OF(north_fields));
     h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));
@@ -449,6 +475,7 @@ void ib_config_poller_digest(const struct ib_config *cfg, unsigned char out[32])
     h_str(&h, "gateway.id", cfg->gateway_id);
     h_str(&h, "topic", cfg->has_north ? cfg->mqtt.topic : NULL);
     h_kv(&h, "layout=%d", cfg->mqtt.layout);
+    h_sparkplug(&h, cfg);
     h_end(&h, out);
 }
 

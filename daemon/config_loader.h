@@ -129,6 +129,10 @@ void ib_loader_check_ident(struct ib_loader *L, struct ynode *map, const char *p
 void ib_loader_core(struct ib_loader *L);
 /* config_north.c: the north.mqtt mapping `n` at `path`. */
 void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path);
+/* config_servers.c: north.mqtt.servers (after url). */
+void ib_loader_servers(struct ib_loader *L, struct ynode *n, const char *path);
+/* config_sparkplug.c: north.sparkplug, checked against north.format (after north.mqtt). */
+void ib_loader_sparkplug(struct ib_loader *L, struct ynode *north);
 /* config_commands.c: checks of the commands section `n` (may be NULL), its schema applied. */
 void ib_loader_commands(struct ib_loader *L, struct ynode *n);
 void ib_loader_connections(struct ib_loader *L);

@@ -170,7 +170,7 @@ static void north_topics(struct ib_loader *L, const struct ib_where *w)
 void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path)
 {
     struct ib_mqtt_cfg *m = &L->cfg->mqtt;
-    static const char *const extra[] = {"tls", NULL};
+    static const char *const extra[] = {"tls", "servers", NULL};
     struct ib_spec sp = {&ib_config_mqtt_schema, m};
     if (!ib_schema_apply(L, n, path, &sp, 1, extra))
         return;
@@ -182,6 +182,7 @@ void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path)
         ib_schema_apply(L, tn, tpath, &tsp, 1, NULL);
     if (m->url)
         north_url(L, m, w);
+    ib_loader_servers(L, n, path);
     north_files(L, n, path, tn, tpath, w);
     north_topics(L, w);
     L->cfg->has_north = true;

@@ -216,6 +216,24 @@ static bool load_range(struct ib_loader *L, struct ynode *tn, const char *tpath,
     return true;
 }
 
+/* The tag's range when it is a well-formed [min, max], without a message (load_range reports
+ * the errors where the range is required): the engineering range a payload may carry. */
+static bool peek_range(struct ib_loader *L, struct ynode *tn, double *lo, double *hi)
+{
+    struct ynode *rn = ib_loader_get(L, tn, "range");
+    if (!rn || rn->type != YNODE_SEQUENCE || list_len(rn) != 2)
+        return false;
+    double v[2];
+    for (int i = 0; i < 2; i++) {
+        const char *x = scalar(item_at(L, rn, (size_t)i));
+        if (!x || ib_schema_parse_double(x, &v[i]) < 0)
+            return false;
+    }
+    *lo = v[0];
+    *hi = v[1];
+    return v[0] < v[1];
+}
+
 /* Resolve a tag's reporting from its own keys over its group's: mode, deadband, heartbeat. */
 static void resolve_report(struct ib_loader *L, struct ynode *tn, const char *tpath,
                            const struct report_section *gr, const struct tag_section *ts,
@@ -332,6 +350,8 @@ static void load_tags(struct ib_loader *L, struct ynode *gn, const char *gpath,
                               "value)",
                               strlen(ts.unit), MAX_UNIT);
             resolve_report(L, tn, tpath, gr, &ts, &cg->tags[i].report);
+            cg->tags[i].has_range =
+                peek_range(L, tn, &cg->tags[i].range_min, &cg->tags[i].range_max);
             load_write_keys(L, tn, tpath, &ts, &cg->writes[i]);
         }
     }

@@ -110,6 +110,8 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
     }
     if (gw->north)
         ib_cmd_north_attach(gw->commands, gw->north, cfg);
+    if (gw->north && ib_gateway_spb_attach(gw, cfg, gw->north) < 0)
+        return -1;
     if (!gw->north || ib_north_start(gw->north) < 0) {
         ib_err("cannot start the MQTT north");
         return -1;
@@ -126,6 +128,7 @@ void ib_gateway_north_stop(struct ib_gateway *gw, bool flush)
         ib_north_stop(gw->north, flush);
     ib_north_free(gw->north);
     gw->north = NULL;
+    ib_gateway_spb_detach(gw);
     ib_config_free(gw->north_cfg);
     gw->north_cfg = NULL;
 }
@@ -235,13 +238,19 @@ void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len)
         gw->rate_t0 = now;
         gw->rate_v0 = values;
     }
+    char server[300] = "";
+    if (gw->north && gw->cfg->mqtt.n_server_uris && ib_north_connected(gw->north)) {
+        char uri[256];
+        ib_north_server(gw->north, uri, sizeof uri);
+        snprintf(server, sizeof server, " to %s", uri); /* which of the servers */
+    }
     char store[200] = "no store";
     if (gw->store)
         ib_store_describe(gw->store, store, sizeof store);
-    snprintf(buf, len, "connections %zu/%zu up%s, %.0f values/s, broker %s, %s", up, gw->n_pollers,
-             stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
+    snprintf(buf, len, "connections %zu/%zu up%s, %.0f values/s, broker %s%s, %s", up,
+             gw->n_pollers, stalled ? " (a plugin call is stalled, see the log)" : "", gw->rate,
              !gw->north                      ? "none"
              : ib_north_connected(gw->north) ? "connected"
                                              : "disconnected",
-             store);
+             server, store);
 }

@@ -43,6 +43,8 @@ struct group_rt {
     uint32_t *send_idx;         /* per poll: the tags to send */
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
+    uint32_t spb_alias;         /* Sparkplug: the alias of its first tag */
+    uint32_t spb_layout;        /* Sparkplug: ib_gateway_spb_layout of its configuration */
     int64_t next_due;
     int64_t last_poll_ms;        /* monotonic start of its last poll */
     struct ib_metrics_group *mx; /* its row in the gateway's registry (NULL: not counted) */
@@ -110,6 +112,7 @@ struct ib_gateway {
     void *remote_ud;
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
+    struct ib_gateway_spb *spb;   /* the Sparkplug edge node of the north, or NULL (JSON) */
     struct ib_commands *commands; /* the command path (command_impl.h) */
     struct ib_metrics *metrics;   /* outlives pollers and norths: counters never go back */
     bool abandoned;               /* a poller was abandoned: its thread may still count */
@@ -126,6 +129,18 @@ struct ib_gateway {
 int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg);
 /* Stop and free the north (delivering what is queued first when `flush`). */
 void ib_gateway_north_stop(struct ib_gateway *gw, bool flush);
+
+/* ---- gateway_sparkplug.c ---- */
+
+/* With north.format sparkplug_b: build the edge node and make it n's payload format (before
+ * ib_north_start); 0, or -1 (logged). Detach after the north is freed. Main thread. */
+int ib_gateway_spb_attach(struct ib_gateway *gw, const struct ib_config *cfg, struct ib_north *n);
+void ib_gateway_spb_detach(struct ib_gateway *gw);
+/* A hash of every device, group and tag name in order: the metric table's layout, written into
+ * each stored record so that a record is rendered only with the table it was made for. */
+uint32_t ib_gateway_spb_layout(const struct ib_config *cfg);
+/* The alias of the first tag of group grp of device dev of connection ci. */
+uint32_t ib_gateway_spb_alias(const struct ib_config *cfg, size_t ci, uint32_t dev, uint32_t grp);
 
 /* ---- poller_build.c ---- */
 

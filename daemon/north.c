@@ -95,6 +95,16 @@ int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m
 {
     struct ib_north *n = ctx;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    if (n->fmt && m->payloadlen >= 0 && tl < 512) {
+        char t[512]; /* paho's topic is not NUL-terminated when topic_len > 0 */
+        memcpy(t, topic, tl);
+        t[tl] = '\0';
+        if (n->fmt->message(n->fmt->ud, t, m->payload, (size_t)m->payloadlen)) {
+            MQTTAsync_freeMessage(&m);
+            MQTTAsync_free(topic);
+            return 1;
+        }
+    }
     if (n->sub_fn && tl == strlen(n->sub_topic) && memcmp(topic, n->sub_topic, tl) == 0 &&
         m->payloadlen >= 0)
         n->sub_fn(n->sub_ud, m->payload, (size_t)m->payloadlen);
@@ -277,6 +287,7 @@ static void drop_client(struct ib_north *n)
     if (n->mx && atomic_load(&n->connected))
         ib_metrics_north_set_connected(n->mx, false, NULL);
     atomic_store(&n->connected, false);
+    atomic_store(&n->fmt_subscribed, false);
     while (c) {
         struct sendctx *next = c->next;
         free(c);
@@ -285,12 +296,83 @@ static void drop_client(struct ib_north *n)
     ib_store_rewind(n->q);
 }
 
+static bool connection_ready(struct ib_north *n);
+
+static void on_fmt_subscribed(void *ctx, MQTTAsync_successData *r)
+{
+    (void)r;
+    struct ib_north *n = ctx;
+    atomic_store(&n->fmt_subscribed, true);
+    north_wake(n);
+}
+
+static void on_fmt_subscribe_fail(void *ctx, MQTTAsync_failureData *r)
+{
+    (void)r;
+    north_set_failure(ctx, true, "the broker refused the subscriptions of the payload format");
+}
+
+/* A format subscribes before it publishes anything (its births wait for the SUBACK). */
+static void fmt_subscribe(struct ib_north *n)
+{
+    const char *const *t = n->fmt->topics(n->fmt->ud);
+    int count = 0, qos[8];
+    while (count < 8 && t[count])
+        qos[count++] = 1;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = on_fmt_subscribed;
+    ro.onFailure = on_fmt_subscribe_fail;
+    ro.context = n;
+    int rc = MQTTAsync_subscribeMany(n->client, count, (char *const *)t, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        north_set_failure(n, true, "cannot subscribe to the payload format's topics");
+}
+
+/* The format ends the session (Sparkplug: primary host offline): its death, a clean DISCONNECT
+ * (no will), then the next connect starts at the next server. */
+static void fmt_leave(struct ib_north *n)
+{
+    n->fmt->death(n->fmt->ud, n);
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    MQTTAsync_disconnect(n->client, &d);
+    for (int i = 0; i < 20 && MQTTAsync_isConnected(n->client); i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    n->server_skip++;
+    north_set_failure(n, true, "the payload format ended the session (primary host offline)");
+}
+
+/* A format's session: births once subscribed (then records may go), again when it asks. true
+ * when records may go. */
+static bool fmt_ready(struct ib_north *n)
+{
+    if (!atomic_load(&n->fmt_subscribed))
+        return false;
+    if (n->fmt->leave && n->fmt->leave(n->fmt->ud)) {
+        fmt_leave(n);
+        return false;
+    }
+    if ((!connection_ready(n) || n->fmt->want_births(n->fmt->ud)) &&
+        n->fmt->births(n->fmt->ud, n) == 0) {
+        pthread_mutex_lock(&n->mu);
+        n->ready = true;
+        pthread_mutex_unlock(&n->mu);
+    }
+    return connection_ready(n);
+}
+
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
     if (n->mx)
         ib_metrics_north_set_connected(n->mx, true, n->cfg->url);
     n->up_since_ms = ib_monotonic_ms();
+    char srv[256];
+    ib_north_server(n, srv, sizeof srv);
+    if (n->cfg->n_server_uris)
+        ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to server %s", srv);
     if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
         n->attempt = 0;
@@ -299,7 +381,9 @@ static void on_connected(struct ib_north *n)
                "north: connected to %s (failing since %" PRId64 " s ago)", n->cfg->url,
                ib_episode_age_s(&n->ep, n->up_since_ms));
     }
-    if (publish(n, n->status_topic, "online", 6, 1, 1, SEQ_ONLINE) != 0) {
+    if (n->fmt)
+        fmt_subscribe(n);
+    else if (publish(n, n->status_topic, "online", 6, 1, 1, SEQ_ONLINE) != 0) {
         pthread_mutex_lock(&n->mu);
         n->ready = true; /* not handed to paho: do not wait for its acknowledgement */
         pthread_mutex_unlock(&n->mu);
@@ -505,7 +589,7 @@ static void *north_main(void *arg)
             wait_wake(n, 200);
             continue;
         }
-        if (!connection_ready(n)) {
+        if (n->fmt ? !fmt_ready(n) : !connection_ready(n)) {
             if (stopping && now >= flush_deadline)
                 break;
             wait_wake(n, 200);
@@ -520,7 +604,12 @@ static void *north_main(void *arg)
             wait_wake(n, wait_ms > 0 && wait_ms < 200 ? wait_ms : 200);
             continue;
         }
-        int rc = publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
+        int rc = n->fmt ? n->fmt->send(n->fmt->ud, n, &r)
+                        : publish(n, r.topic, r.payload, r.len, (int)n->cfg->qos, 0, r.seq);
+        if (rc == 1) { /* the format had nothing to send for it */
+            ib_store_ack(n->q, r.seq);
+            continue;
+        }
         if (rc != 0) {
             ib_store_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
@@ -533,7 +622,9 @@ static void *north_main(void *arg)
     /* Leaving: say so while we can (not for a reconnect on reload), then disconnect cleanly
      * (no last will). */
     if (n->client && atomic_load(&n->connected)) {
-        if (n->flush)
+        if (n->fmt)
+            n->fmt->death(n->fmt->ud, n);
+        else if (n->flush)
             publish(n, n->status_topic, "offline", 7, 1, 1, 0);
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 1000;
@@ -669,6 +760,13 @@ void ib_north_set_subscription(struct ib_north *n, const char *topic, ib_north_m
     n->sub_ud = ud;
 }
 
+void ib_north_server(struct ib_north *n, char *buf, size_t len)
+{
+    pthread_mutex_lock(&n->mu);
+    snprintf(buf, len, "%s", atomic_load(&n->connected) ? n->server : "");
+    pthread_mutex_unlock(&n->mu);
+}
+
 void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_fn fn, void *ud)
 {
     snprintf(n->req_topic, sizeof n->req_topic, "%s", topic);
@@ -679,6 +777,17 @@ void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_f
 bool ib_north_connected(struct ib_north *n)
 {
     return n && atomic_load(&n->connected);
+}
+
+void ib_north_set_format(struct ib_north *n, const struct ib_north_format *f)
+{
+    n->fmt = f;
+}
+
+int ib_north_publish(struct ib_north *n, const char *topic, const void *payload, size_t len,
+                     int qos, uint64_t rec_seq)
+{
+    return publish(n, topic, payload, len, qos, 0, rec_seq);
 }
 
 void ib_north_set_metrics(struct ib_north *n, struct ib_metrics *m)

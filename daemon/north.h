@@ -54,12 +54,46 @@ struct ib_mqtt_cfg {
     int64_t max_inflight_bytes;
     /* derived: */
     bool tls;
-    const char *server_uri; /* for paho: ssl://host:port or tcp://host:port */
+    const char *server_uri;   /* for paho: ssl://host:port or tcp://host:port */
+    const char **server_uris; /* with north.mqtt.servers: server_uri, then those (NULL-ended) */
+    int n_server_uris;        /* 0 without servers */
     const char *host;
     int port;
 };
 
 struct ib_north;
+
+/* A payload format other than JSON (Sparkplug B, sparkplug_node.h) takes over the session's
+ * own messages: the will, the subscriptions made before anything is published, the births, the
+ * rendering of each stored record, the commands received and the last words of a clean stop.
+ * All callbacks run on the north thread except `message` (paho's thread: copy and signal only).
+ * The format and `ud` must outlive the north. */
+struct ib_north_format {
+    void *ud;
+    /* Before each CONNECT: the will (bytes valid until the next call). */
+    void (*will)(void *ud, const char **topic, const void **payload, size_t *len);
+    /* The topics subscribed (QoS 1) at each connect before births: NULL-terminated. */
+    const char *const *(*topics)(void *ud);
+    /* Once subscribed, and again whenever want_births says so: publish the births. 0 or -1. */
+    int (*births)(void *ud, struct ib_north *n);
+    bool (*want_births)(void *ud);
+    /* Publish stored record r (ib_north_publish with r->seq); 0, or a paho error code. */
+    int (*send)(void *ud, struct ib_north *n, const struct ib_store_rec *r);
+    /* A message on one of its topics; true when it was the format's. */
+    bool (*message)(void *ud, const char *topic, const void *payload, size_t len);
+    /* A clean stop while connected: the last message before DISCONNECT. */
+    void (*death)(void *ud, struct ib_north *n);
+    /* True when the session must end now (Sparkplug: the primary host went offline): the
+     * north sends death, disconnects and connects again, to the next server if there are
+     * several. May be NULL. */
+    bool (*leave)(void *ud);
+};
+/* Set before ib_north_start. */
+void ib_north_set_format(struct ib_north *n, const struct ib_north_format *f);
+/* For a format's callbacks (north thread): hand a message to paho. `rec_seq` is the store's
+ * record it carries (acknowledged when paho reports it sent), or 0. 0 or a paho error code. */
+int ib_north_publish(struct ib_north *n, const char *topic, const void *payload, size_t len,
+                     int qos, uint64_t rec_seq);
 
 /* `cfg` and `gateway_id` must outlive the north. Returns NULL on out-of-memory. */
 struct ib_north *ib_north_new(const struct ib_mqtt_cfg *cfg, const char *gateway_id,
@@ -80,6 +114,9 @@ void ib_north_set_health(struct ib_north *n, const char *topic, const char *json
 
 bool ib_north_connected(struct ib_north *n);
 
+/* The server the current connection uses (paho's URI, copied into buf, "" when not connected).
+ * Any thread. */
+void ib_north_server(struct ib_north *n, char *buf, size_t len);
 /* Count connections, records published and acknowledged and the PUBACK latency into `m`
  * (metrics.h), which must outlive the north. Set before ib_north_start. */
 struct ib_metrics;

@@ -19,6 +19,8 @@ static void on_connect_ok(void *ctx, MQTTAsync_successData *r)
     pthread_mutex_lock(&n->mu);
     if (n->state == N_CONNECTING)
         n->state = N_CONNECTED;
+    const char *uri = r && r->alt.connect.serverURI ? r->alt.connect.serverURI : NULL;
+    snprintf(n->server, sizeof n->server, "%s", uri ? uri : n->cfg->server_uri);
     pthread_mutex_unlock(&n->mu);
     north_wake(n);
 }
@@ -55,8 +57,10 @@ static void on_connect_fail(void *ctx, MQTTAsync_failureData *r)
 /* MQTT 5: the same through the *5 callbacks that its connect takes. */
 static void on_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
-    (void)r;
-    on_connect_ok(ctx, NULL);
+    MQTTAsync_successData d; /* only the server connected to is read */
+    memset(&d, 0, sizeof d);
+    d.alt.connect.serverURI = r ? r->alt.connect.serverURI : NULL;
+    on_connect_ok(ctx, &d);
 }
 
 static void on_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
@@ -179,6 +183,15 @@ void north_start_connect(struct ib_north *n)
     o.connectTimeout = (int)((cfg->connect_timeout_ms + 999) / 1000);
     o.automaticReconnect = 0; /* we reconnect ourselves, with jitter and a fresh client */
     o.maxInflight = (int)cfg->max_inflight + 4;
+    char *uris[16];
+    if (cfg->n_server_uris) { /* paho tries them in order (north.mqtt.servers), from the one a
+                               * format's leave moved to */
+        int count = cfg->n_server_uris < 16 ? cfg->n_server_uris : 16;
+        for (int i = 0; i < count; i++)
+            uris[i] = (char *)cfg->server_uris[(i + n->server_skip) % (unsigned)count];
+        o.serverURIs = uris;
+        o.serverURIcount = count;
+    }
     if (v5) {
         o.onSuccess5 = on_connect_ok5;
         o.onFailure5 = on_connect_fail5;
@@ -192,6 +205,15 @@ void north_start_connect(struct ib_north *n)
     will.message = "offline";
     will.retained = 1;
     will.qos = 1;
+    if (n->fmt) { /* the format's will (Sparkplug: NDEATH with the new bdSeq) */
+        const void *wp;
+        size_t wl;
+        n->fmt->will(n->fmt->ud, &will.topicName, &wp, &wl);
+        will.message = NULL;
+        will.payload.data = wp;
+        will.payload.len = (int)wl;
+        will.retained = 0;
+    }
     o.will = &will;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     if (cfg->tls) {

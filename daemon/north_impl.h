@@ -42,6 +42,8 @@ struct ib_north {
     char sub_topic[512];   /* empty: no subscription */
     struct ib_metrics *mx; /* counted into when set (NULL: not counted) */
     ib_north_msg_fn sub_fn;
+    const struct ib_north_format *fmt; /* NULL: JSON */
+    atomic_bool fmt_subscribed;        /* the format's subscriptions were acknowledged */
     void *sub_ud;
     char req_topic[512]; /* commands (ib_north_set_requests); empty: none */
     ib_north_req_fn req_fn;
@@ -59,6 +61,8 @@ struct ib_north {
     char *health_topic;
     bool health_sent;
     char fail_msg[512];
+    char server[256];     /* the URI of the server connected to (from paho's connect answer) */
+    unsigned server_skip; /* north thread: servers to rotate past at the next connect */
     struct sendctx *ctxs;
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */
     bool delivered;        /* the broker acknowledged a record on this connection */

@@ -63,6 +63,8 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->dev_name = dc->name;
             g->g = &dc->groups[gi];
             g->cg = &cc->devices[d].groups[gi];
+            g->spb_alias = ib_gateway_spb_alias(cfg, (size_t)(cc - cfg->connections), d, gi);
+            g->spb_layout = ib_gateway_spb_layout(cfg);
             g->mx = p->gw->metrics
                         ? ib_metrics_group(p->gw->metrics, cc->pub.name, dc->name, g->g->name)
                         : NULL;

@@ -3,6 +3,7 @@
  * poll and a stalled plugin call (watch.c) both use ib_publish. */
 #include "gateway_priv.h"
 #include "log.h"
+#include "sparkplug_record.h"
 #include "store.h"
 
 void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64_t ts,
@@ -10,6 +11,13 @@ void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64
 {
     if (!p->cfg->has_north)
         return;
+    if (p->cfg->spb.format == IB_FORMAT_SPARKPLUG_B) { /* a neutral record: sparkplug_record.h */
+        if (ib_spb_record_encode(body, g->spb_layout, g->spb_alias, s, idx,
+                                 idx ? n : g->g->n_tags) < 0)
+            goto oom;
+        ib_store_push(p->gw->store, g->topic, NULL, NULL, body->p, body->len);
+        return;
+    }
     if (!g->tag_topics) {
         if (ib_record_encode(body, &g->enc, ts, s, idx, n) < 0)
             goto oom;

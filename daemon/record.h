@@ -20,6 +20,8 @@ struct ib_tag_core {
     double divisor;
     bool scaled; /* scale != 1 or offset != 0: the value becomes a double */
     const char *unit;
+    bool has_range; /* range: [min, max] was given (Sparkplug's engLow/engHigh) */
+    double range_min, range_max;
     const char *description;
     struct ib_report_cfg report;
 };

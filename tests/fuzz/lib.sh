@@ -7,7 +7,7 @@ FUZZ_ROOT=$(cd "$FUZZ_SRC/../.." && pwd)
 FUZZ_BUILD=${IB_FUZZ_BUILD:-$FUZZ_ROOT/build-fuzz}
 # Every target, in the order they run. A new target is added here and in meson.build.
 FUZZ_TARGETS=(config csv csv_parse command remote store store_format status modbus_tcp modbus_rtu_tcp modbus_mbap
-              modbus_pipe modbus_rtu modbus_decode opcua opcua_browse s7)
+              modbus_pipe modbus_rtu modbus_decode opcua opcua_browse s7 sparkplug)
 
 # The longest input each target is given (bytes).
 fz_max_len() {

@@ -22,14 +22,16 @@
 # tests/cleanroot/run.sh proves this list on a minimal Debian 12 root.
 
 IB_BUILD_PKGS=(meson ninja-build gcc libc6-dev binutils pkgconf libmodbus-dev libpaho-mqtt-dev
-               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev libmicrohttpd-dev)
+               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev libmicrohttpd-dev
+               libprotobuf-c-dev protobuf-c-compiler)
 # mosquitto, mosquitto-clients: the broker and mosquitto_sub/_pub; openssl: the tests' PKI;
 # python3-*: the fixtures and the pymodbus peers; socat: RTU over a pty pair and TCP bridges;
 # systemd: systemd-analyze (service-security); mount, util-linux: the store's tmpfs, setsid;
 # procps: ps/kill; iproute2: ss (bench); git: the commit id in bench results; mbpoll: docs.
+# protobuf-compiler, python3-protobuf, python3-paho-mqtt: the Sparkplug host checker.
 IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus python3-serial
                  python3-serial-asyncio socat mbpoll procps systemd mount util-linux iproute2
-                 git)
+                 git protobuf-compiler python3-protobuf python3-paho-mqtt)
 IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
 IB_NODE_PKGS=(nodejs npm)
 # Only for the test suite (--tests): clang and libFuzzer for the fuzz build (tests/fuzz/);
@@ -44,14 +46,17 @@ IB_PREREQ_PROGRAMS=(meson:meson ninja:ninja-build cc:gcc nm:binutils pkg-config:
                     openssl:openssl socat:socat systemd-analyze:systemd mount:mount
                     umount:mount setsid:util-linux timeout:coreutils ps:procps ss:iproute2
                     node:nodejs npm:npm g++:g++ make:make clang:clang
-                    promtool:prometheus prometheus:prometheus)
+                    promtool:prometheus prometheus:prometheus
+                    protoc-c:protobuf-c-compiler protoc:protobuf-compiler)
 # Python modules, imported by /usr/bin/python3:
 IB_PREREQ_PYTHON=(pymodbus:python3-pymodbus serial:python3-serial
-                  serial_asyncio:python3-serial-asyncio)
+                  serial_asyncio:python3-serial-asyncio google.protobuf:python3-protobuf
+                  paho.mqtt:python3-paho-mqtt)
 # pkg-config modules and headers the build needs:
 IB_PREREQ_PKGCONFIG=(libmodbus:libmodbus-dev yaml-0.1:libyaml-dev libsystemd:libsystemd-dev
                      openssl:libssl-dev cmocka:libcmocka-dev
-                     libmicrohttpd:libmicrohttpd-dev)
+                     libmicrohttpd:libmicrohttpd-dev
+                     libprotobuf-c:libprotobuf-c-dev)
 IB_PREREQ_HEADERS=(/usr/include/stdio.h:libc6-dev /usr/include/MQTTAsync.h:libpaho-mqtt-dev
                    /usr/include/node/node.h:libnode-dev)
 
