@@ -3,7 +3,8 @@
 
 Starts, on 127.0.0.1 with free ports, the project's Modbus simulator as a farm (one process,
 --ports N), a local mosquitto, the C subscriber bench_sub, and the gateway with a generated
-configuration; measures workloads A-F and the machine's practical limits (raw libmodbus read
+configuration; measures workloads A-F (and M: B with the metrics endpoint scraped every
+second, to set its CPU beside B's) and the machine's practical limits (raw libmodbus read
 loop, raw paho publish loop) in the same run; then K, commands from the platform while B runs
 (bench/bench_commands.py: round trip p50/p99, commands/s on one connection); then S, the S7 dense workload (bench/bench_s7.py:
 10 DBs x 1,000 REAL at 100 ms and continuously, beside a raw Read Var loop) against the snap7
@@ -23,7 +24,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +46,10 @@ WORKLOADS = {
               devices=1, tags=1000, interval=1000, type="uint16", stride=4),
     "E": dict(title="500 devices (one TCP connection each) x 30 uint16 every 1,000 ms",
               devices=500, tags=30, interval=1000, type="uint16", stride=1),
+    # B again with the Prometheus endpoint on and scraped every second (issue 20): its CPU
+    # beside B's is the cost of the metrics to the pollers.
+    "M": dict(title="B with the metrics endpoint scraped every second", devices=10, tags=1000,
+              interval=100, type="uint16", stride=1, metrics=True),
     "F": dict(title="saturation: 2 devices x 10,000 uint16, shortest interval without loss",
               devices=2, tags=10000, interval=10, type="uint16", stride=1),
 }
@@ -211,12 +218,14 @@ def start_farm(env, name, w, nports):
     return p, [int(x) for x in pf.read_text().split()]
 
 
-def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml):
+def gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, metrics_port=None):
     typ = w["type"]
     out = ["gateway:", "  id: bench", "log:", "  level: warning", "north:", "  mqtt:",
            f"    url: mqtt://{LOOPBACK}:{mqtt_port}", "    allow_insecure: true",
            f"    qos: {qos}", "    topic: ironbridge/{gateway}/data/{device}/{group}"]
     out += store_yaml
+    if metrics_port:
+        out += ["metrics:", f"  listen: {LOOPBACK}:{metrics_port}"]
     out.append("connections:")
     for d in range(w["devices"]):
         out += [f"  - name: c{d}", "    plugin: modbus", f"    host: {LOOPBACK}",
@@ -286,14 +295,42 @@ def finish_sub(p, out):
     return json.loads(Path(out).read_text().strip().splitlines()[-1])
 
 
+class Scraper:
+    """GET /metrics every second on a thread of its own, as a Prometheus server would."""
+
+    def __init__(self, port):
+        self.port, self.n, self.bytes, self.errors = port, 0, 0, 0
+        self.done = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        url = f"http://{LOOPBACK}:{self.port}/metrics"
+        while not self.done.wait(1.0):
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    self.bytes += len(r.read())
+                    self.n += 1
+            except OSError:
+                self.errors += 1
+
+    def stop(self):
+        self.done.set()
+        self.t.join(10)
+        return {"n": self.n, "bytes_per_scrape": self.bytes // self.n if self.n else 0,
+                "errors": self.errors}
+
+
 def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window):
     name = f"{letter}-{interval}"
     sim, ports = start_farm(env, name, w, w["devices"])
     cfg = env.work / f"{name}.yaml"
-    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml))
+    mport = free_port() if w.get("metrics") else None
+    cfg.write_text(gateway_config(w, interval, ports, mqtt_port, qos, store_yaml, mport))
     per_record = w["tags"] + 2
     sub, out = run_sub(env, name, mqtt_port, "ironbridge/bench/data/#", qos, True, per_record)
     gw = env.start([env.daemon, "-c", cfg], f"{name}-gw", stdout=subprocess.DEVNULL)
+    scraper = Scraper(mport) if mport else None
     time.sleep(warmup)
     if not gw.alive():
         raise RuntimeError(f"gateway exited: {gw.logpath}")
@@ -305,6 +342,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     time.sleep(window)
     c1, s1, sim1 = proc_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
     mq1 = proc_cpu(env.mq_pid) if env.mq_pid else 0
+    scrapes = scraper.stop() if scraper else None
     seg1 = segs_out(gw.pid, ports)
     r = finish_sub(sub, out)
     t1 = time.monotonic()
@@ -332,6 +370,7 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "polls_per_device_min": r["polls_min"], "polls_per_device_max": r["polls_max"],
         "polls_per_device_expected": round(exp_polls, 1) if exp_polls else None,
         "modbus_requests_per_poll": round((seg1 - seg0) / polls, 2) if polls else None,
+        "metrics_scrapes": scrapes,
         "cpu_s": round(cpu, 3),
         "cpu_pct_of_one_core": round(100 * cpu / el, 2),
         "cpu_s_per_million_values": round(cpu / (r["values"] / 1e6), 3) if r["values"] else None,
@@ -365,7 +404,7 @@ def targets(letter, r, raw1):
     if letter != "F":
         t.append((f"p99 < {r['interval_ms'] + 20} ms", lat_ok))
         t.append(("every device at its period", held))
-    if letter == "B":
+    if letter in ("B", "M"):
         t.append(("< 0.5 CPU s/M values", (r["cpu_s_per_million_values"] or 99) < 0.5))
         t.append(("<= 5% of a core", r["cpu_pct_of_one_core"] <= 5))
         t.append(("<= 16 MB RSS", r["peak_rss_kib"] <= 16 * 1024))
@@ -671,8 +710,8 @@ def main():
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--warmup", type=float, default=4)
     ap.add_argument("--window", type=float, default=12)
-    ap.add_argument("--only", default="ABCDEFGKS",
-                    help="workload letters to run (default ABCDEFGKS; G: Modbus through a 30 ms "
+    ap.add_argument("--only", default="ABCDEFGKMS",
+                    help="workload letters to run (default ABCDEFGKMS; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
                          "each way link with max_outstanding 1 and 8; K: commands while B runs; "
                          "S: the S7 dense workload, "
                          "skipped with its reason when Node.js or the snap7 peer is missing)")

@@ -104,6 +104,7 @@ static int apply_config(struct ib_daemon *d, const char *why, struct ib_config *
     char old[65];
     memcpy(old, d->hash, sizeof old);
     ib_config_hash_hex(next, d->hash);
+    ib_observe_reload(d->obs, next, d->hash);
     d->applied_at_ms = attempted;
     if (!d->fixed_log_level)
         ib_log_set_level(next->log_level);

@@ -14,6 +14,7 @@ void ib_cli_usage(FILE *f)
 {
     fprintf(f,
             "Usage: ironbridge [OPTIONS]\n"
+            "       ironbridge status [--json] [--socket PATH]\n"
             "Industrial IoT gateway: polls field devices through protocol plugins (Modbus TCP,\n"
             "RTU and RTU over TCP), normalizes the values and publishes them to an MQTT broker\n"
             "over TLS.\n"
@@ -47,13 +48,23 @@ void ib_cli_usage(FILE *f)
             "                        and print the answer as JSON; nothing is published;\n"
             "                        exit status 0 when ok, 4 when refused or failed\n"
             "      --read DEVICE.TAG read one tag from the device now and print it as JSON\n"
+            "      status, --status  ask the running daemon through its status socket and print\n"
+            "                        one line per device (state, since, reason, last good\n"
+            "                        poll, values/s), then the store and the broker; exit\n"
+            "                        status 0 healthy, 1 degraded, 2 down, 4 no daemon\n"
+            "                        answers (docs/observability.md)\n"
+            "      --json            for status: the report as one JSON document\n"
+            "      --socket PATH     for status: the daemon's socket (default:\n"
+            "                        $RUNTIME_DIRECTORY/status.sock, else\n"
+            "                        /run/ironbridge/status.sock)\n"
             "  -V, --version         print the version and exit\n"
             "  -h, --help            print this help and exit\n"
             "\n"
             "Signals: SIGTERM and SIGINT stop cleanly, delivering what is queued first;\n"
             "SIGHUP reloads the configuration (only what changed is restarted).\n"
             "Exit status: 0 on success, 1 for a configuration error, 2 for a usage error,\n"
-            "3 when --once read a bad tag, 4 when --write or --read was refused or failed.\n"
+            "3 when --once read a bad tag, 4 when --write or --read was refused or failed;\n"
+            "status: 0 healthy, 1 degraded, 2 down, 4 no daemon answers.\n"
             "Documentation: ironbridge(8), ironbridge.yaml(5), docs/ (plugin-abi.md,\n"
             "writing-plugins.md, isolation.md); examples in %s.\n",
             IB_CONFIG_FILE, IB_PLUGIN_DIR, IB_EXAMPLES_DIR);
@@ -73,7 +84,10 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         O_SIGN_CMD,
         O_WRITE,
         O_READ,
-        O_FORMAT
+        O_FORMAT,
+        O_STATUS,
+        O_JSON,
+        O_SOCKET
     };
     static const struct option lo[] = {
         {"config", required_argument, NULL, 'c'},
@@ -89,6 +103,9 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
         {"sign-command", required_argument, NULL, O_SIGN_CMD},
         {"write", required_argument, NULL, O_WRITE},
         {"read", required_argument, NULL, O_READ},
+        {"status", no_argument, NULL, O_STATUS},
+        {"json", no_argument, NULL, O_JSON},
+        {"socket", required_argument, NULL, O_SOCKET},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -118,6 +135,15 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                 fprintf(stderr, "ironbridge: --format is text or markdown, not '%s'\n", optarg);
                 return -1;
             }
+            break;
+        case O_STATUS:
+            o->status = true;
+            break;
+        case O_JSON:
+            o->json = true;
+            break;
+        case O_SOCKET:
+            o->status_socket = optarg;
             break;
         case O_PLUGIN_DIR:
             o->plugin_dir = optarg;
@@ -170,6 +196,10 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
             return -1;
         }
     }
+    if (optind < argc && strcmp(argv[optind], "status") == 0) {
+        o->status = true;
+        optind++;
+    }
     if (optind < argc) {
         fprintf(stderr, "ironbridge: unexpected argument '%s'. Try 'ironbridge --help'.\n",
                 argv[optind]);
@@ -186,10 +216,15 @@ int ib_cli_parse(int argc, char **argv, struct ib_cli *o)
                         "--sign-version N\n");
         return -1;
     }
-    if (o->check + o->once + o->list_plugins + !!o->sign_file + !!o->write_spec + !!o->read_spec >
+    if ((o->json || o->status_socket) && !o->status) {
+        fprintf(stderr, "ironbridge: --json and --socket go with status\n");
+        return -1;
+    }
+    if (o->check + o->once + o->list_plugins + !!o->sign_file + !!o->write_spec + !!o->read_spec +
+            o->status >
         1) {
-        fprintf(stderr, "ironbridge: --check, --once, --list-plugins, --write and --read exclude "
-                        "each other\n");
+        fprintf(stderr, "ironbridge: --check, --once, --list-plugins, --write, --read and status "
+                        "exclude each other\n");
         return -1;
     }
     return 0;

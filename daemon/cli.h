@@ -15,6 +15,8 @@ struct ib_cli {
     unsigned long long sign_version;
     bool sign_command;                  /* --sign-command FILE (sign_file) */
     const char *write_spec, *read_spec; /* --write DEVICE.TAG=VALUE, --read DEVICE.TAG */
+    bool status, json;                  /* `ironbridge status [--json]` (or --status) */
+    const char *status_socket;          /* --socket PATH */
 };
 
 /* Parse argv into `o` (pointers into argv). --help and --version print and exit(0). Returns 0,

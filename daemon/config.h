@@ -11,6 +11,7 @@
 
 #include "command_cfg.h"
 #include "diag.h"
+#include "metrics.h"
 #include "north.h"
 #include "record.h"
 #include "report.h"
@@ -68,6 +69,7 @@ struct ib_config {
     struct ib_store_cfg store;
     struct ib_remote_cfg remote;
     struct ib_commands_cfg commands;
+    struct ib_metrics_cfg metrics;
     size_t n_connections;
     struct ib_cfg_connection *connections;
     size_t n_devices, n_groups, n_tags;

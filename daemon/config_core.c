@@ -244,9 +244,9 @@ static void load_store(struct ib_loader *L)
 
 void ib_loader_core(struct ib_loader *L)
 {
-    static const char *const extra[] = {"gateway",       "log",         "north",
-                                        "store",         "connections", "config",
-                                        "remote_config", "commands",    NULL};
+    static const char *const extra[] = {"gateway",     "log",    "north",         "store",
+                                        "connections", "config", "remote_config", "commands",
+                                        "metrics",     NULL};
     for (size_t di = 0; di < L->n_tree; di++) {
         ib_loader_use_doc(L, di);
         struct ynode *root = ib_ytree_root(L->t);
@@ -267,6 +267,11 @@ void ib_loader_core(struct ib_loader *L)
         apply_section(L, "commands", &ib_config_commands_schema, &cfg->commands, true, &ok);
     if (ok)
         ib_loader_commands(L, cn);
+    struct ynode *mn =
+        apply_section(L, "metrics", &ib_config_metrics_schema, &cfg->metrics, true, &ok);
+    cfg->metrics.present = mn != NULL;
+    if (ok)
+        ib_loader_metrics(L, mn, &cfg->metrics);
     if (cfg->has_north && !cfg->mqtt.client_id)
         cfg->mqtt.client_id = ib_arena_printf(&cfg->arena, "ironbridge-%s", cfg->gateway_id);
 }

@@ -14,5 +14,6 @@ extern const struct ib_schema ib_config_mqtt_schema;     /* north.mqtt: struct i
 extern const struct ib_schema ib_config_tls_schema;      /* north.mqtt.tls: struct ib_mqtt_cfg */
 extern const struct ib_schema ib_config_store_schema;    /* store: struct ib_store_cfg */
 extern const struct ib_schema ib_config_commands_schema; /* commands: struct ib_commands_cfg */
+extern const struct ib_schema ib_config_metrics_schema;  /* metrics: struct ib_metrics_cfg */
 
 #endif

@@ -267,6 +267,8 @@ static const void *base_of(const struct ib_config *cfg, const struct ib_schema *
         return &cfg->mqtt;
     if (sc == &ib_config_store_schema)
         return &cfg->store;
+    if (sc == &ib_config_metrics_schema)
+        return &cfg->metrics;
     return cfg; /* gateway, log, config */
 }
 
@@ -404,6 +406,8 @@ void ib_config_hash_hex(const struct ib_config *cfg, char hex[65])
     h_fields(&h, cfg, remote_fields, N_OF(remote_fields));
     h_rest(&h, cfg, "remote_config", &ib_config_remote_schema, remote_fields, N_OF(remote_fields));
     h_commands(&h, cfg, false);
+    if (cfg->metrics.present) /* the digests of files without it stay as they were */
+        h_rest(&h, cfg, "metrics", &ib_config_metrics_schema, remote_fields, 0);
     for (size_t i = 0; i < cfg->n_connections; i++)
         h_conn(&h, &cfg->connections[i], i);
     unsigned char d[32];

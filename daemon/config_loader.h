@@ -132,6 +132,8 @@ void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path);
 /* config_commands.c: checks of the commands section `n` (may be NULL), its schema applied. */
 void ib_loader_commands(struct ib_loader *L, struct ynode *n);
 void ib_loader_connections(struct ib_loader *L);
+/* config_metrics.c: the checks of the metrics section `n` (may be NULL), applied into `mc`. */
+void ib_loader_metrics(struct ib_loader *L, struct ynode *n, struct ib_metrics_cfg *mc);
 
 /* config_tags.c: the groups of device `d` of connection `c` (its plugin view `dev`, being
  * built) from the device's node `dn`. */

@@ -103,6 +103,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
     /* A plugin call past its deadline is reported bad at once (docs/isolation.md). */
     if (d->gw)
         ib_gateway_supervise(d->gw);
+    ib_observe_tick(d->obs, d->cfg, ib_now_ms());
     ib_daemon_feed_watchdog(d);
     uint64_t period = d->watchdog_usec ? d->watchdog_usec / 3 : 1000000;
     if (period > 1000000)
@@ -213,10 +214,14 @@ int ib_daemon_run(struct ib_daemon *d)
     d->applied_at_ms = ib_now_ms();
     int rc = 1;
     if (add_sources(ev, d) == 0 && ib_gateway_start(d->gw) == 0) {
+        d->obs = ib_observe_start(d->gw, d->cfg, d->hash);
+        ib_gateway_metrics_activate(d->gw);
         announce(d);
         r = sd_event_loop(ev);
         rc = r < 0 ? 1 : 0;
     }
+    ib_observe_stop(d->obs); /* before the gateway: they read its registry and store */
+    d->obs = NULL;
     ib_gateway_stop(d->gw);
     ib_info("stopped");
     sd_event_unref(ev);

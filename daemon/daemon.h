@@ -11,6 +11,7 @@
 #include "config.h"
 #include "diag.h"
 #include "gateway.h"
+#include "observe.h"
 #include "plugin_loader.h"
 #include "remote.h"
 #include "tree.h"
@@ -29,6 +30,7 @@ struct ib_daemon {
     sd_event_source *watch_timer;
     struct ib_tree_info tree;          /* of the running configuration: the remote version */
     struct ib_remote_mailbox *mailbox; /* signed documents from paho's thread */
+    struct ib_observe *obs;            /* metrics listener, status socket, health message */
 };
 
 /* daemon.c: run the event loop until SIGTERM/SIGINT; `d` holds a started-to-be gateway and its

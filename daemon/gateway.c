@@ -42,6 +42,15 @@ static void host_config_error(struct ib_host_ctx *ctx, const void *where, const 
     va_end(ap);
 }
 
+/* The command path's counters, for the metrics (any thread; atomic reads). */
+static void command_counts(void *ud, ib_metrics_emit_fn emit, void *emit_ud)
+{
+    uint64_t counts[IB_CMD__COUNT];
+    ib_command_counters(ud, counts);
+    for (int i = 0; i < IB_CMD__COUNT; i++)
+        emit(emit_ud, ib_command_result_name(i), counts[i]);
+}
+
 struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag)
 {
     struct ib_gateway *gw = calloc(1, sizeof *gw);
@@ -55,13 +64,15 @@ struct ib_gateway *ib_gateway_create(struct ib_config *cfg, struct ib_diag *diag
                                 .config_error = host_config_error,
                                 .now_ms = ib_now_ms,
                                 .monotonic_ms = ib_monotonic_ms};
+    gw->metrics = ib_metrics_new();
     gw->pollers = calloc(cfg->n_connections ? cfg->n_connections : 1, sizeof *gw->pollers);
     gw->commands = ib_command_new(gw);
-    if (!gw->pollers || !gw->commands) {
+    if (!gw->pollers || !gw->commands || !gw->metrics) {
         ib_diag_add(diag, NULL, NULL, "out of memory");
         ib_gateway_free(gw);
         return NULL;
     }
+    ib_metrics_set_command_source(gw->metrics, command_counts, gw->commands);
     bool failed = false;
     for (size_t i = 0; i < cfg->n_connections; i++) {
         gw->pollers[gw->n_pollers] = ib_poller_new(gw, cfg, i, diag);
@@ -81,10 +92,15 @@ int ib_gateway_north_start(struct ib_gateway *gw, struct ib_config *cfg)
 {
     if (!cfg->has_north)
         return 0;
-    if (!gw->store && !(gw->store = ib_store_open(&cfg->store)))
+    if (!gw->store && (gw->store = ib_store_open(&cfg->store)))
+        ib_metrics_set_store(gw->metrics, gw->store);
+    if (!gw->store)
         return -1; /* logged */
     gw->north_cfg = ib_config_ref(cfg);
     gw->north = ib_north_new(&cfg->mqtt, cfg->gateway_id, gw->store);
+    if (gw->north)
+        ib_north_set_metrics(gw->north, gw->metrics);
+    atomic_store(&ib_metrics_north(gw->metrics)->configured, true);
     if (gw->north && cfg->remote.enabled && gw->remote_fn) {
         char topic[512];
         struct ib_topic_vars v = {.gateway = cfg->gateway_id};
@@ -149,7 +165,11 @@ void ib_gateway_free(struct ib_gateway *gw)
             ib_poller_free(gw->pollers[i]);
     free(gw->pollers);
     ib_command_free(gw->commands);
+    if (gw->metrics)
+        ib_metrics_set_store(gw->metrics, NULL);
     ib_store_close(gw->store);
+    if (!gw->abandoned) /* an abandoned poller's thread may still count into it */
+        ib_metrics_free(gw->metrics);
     ib_config_free(gw->cfg);
     free(gw->config_status);
     free(gw);
@@ -167,6 +187,34 @@ void ib_gateway_set_config_status(struct ib_gateway *gw, const char *json)
     gw->config_status = json ? strdup(json) : NULL;
     if (gw->north && gw->config_status)
         ib_north_set_config_status(gw->north, gw->config_status);
+}
+
+struct ib_metrics *ib_gateway_metrics(struct ib_gateway *gw)
+{
+    return gw->metrics;
+}
+
+void ib_gateway_set_health(struct ib_gateway *gw, const char *topic, const char *json)
+{
+    if (gw->north)
+        ib_north_set_health(gw->north, topic, json);
+}
+
+void ib_gateway_metrics_activate(struct ib_gateway *gw)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        n += gw->pollers[i]->n_groups;
+    struct ib_metrics_group **rows = calloc(n ? n : 1, sizeof *rows);
+    if (!rows)
+        return; /* the rows of removed devices stay shown */
+    n = 0;
+    for (size_t i = 0; i < gw->n_pollers; i++)
+        for (size_t k = 0; k < gw->pollers[i]->n_groups; k++)
+            if (gw->pollers[i]->groups[k].mx)
+                rows[n++] = gw->pollers[i]->groups[k].mx;
+    ib_metrics_set_active(gw->metrics, rows, n);
+    free(rows);
 }
 
 /* ---- status ---------------------------------------------------------------------------------- */

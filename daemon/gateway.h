@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "diag.h"
+#include "metrics.h"
 #include "north.h"
 
 struct ib_gateway;
@@ -62,6 +63,14 @@ struct ib_poll_counts {
 };
 void ib_gateway_poll_print(struct ib_gateway *gw, const struct ib_poll_opts *o, FILE *out,
                            struct ib_poll_counts *counts);
+
+/* The gateway's metrics registry: it lives as long as the gateway (metrics.h). */
+struct ib_metrics *ib_gateway_metrics(struct ib_gateway *gw);
+/* Show exactly the rows of the running pollers (after a reload removed some). Main thread. */
+void ib_gateway_metrics_activate(struct ib_gateway *gw);
+
+/* The retained health message (JSON) on `topic`, handed to the north if one runs. */
+void ib_gateway_set_health(struct ib_gateway *gw, const char *topic, const char *json);
 
 /* One line for a person (systemctl status): connections up/total, values/s, broker, queue. */
 void ib_gateway_status(struct ib_gateway *gw, char *buf, size_t len);

@@ -14,6 +14,7 @@
 #include "config_hash.h"
 #include "log.h"
 #include "gateway.h"
+#include "metrics.h"
 #include "record.h"
 #include "report.h"
 #include "util.h"
@@ -39,8 +40,9 @@ struct group_rt {
     char **tag_topics;          /* layout tag: per tag */
     char *topic;                /* layout batch (with a north) */
     int64_t next_due;
-    int64_t last_poll_ms;  /* monotonic start of its last poll */
-    struct ib_episode bad; /* some tags bad: logged when it starts, changes reason, ends */
+    int64_t last_poll_ms;        /* monotonic start of its last poll */
+    struct ib_metrics_group *mx; /* its row in the gateway's registry (NULL: not counted) */
+    struct ib_episode bad;       /* some tags bad: logged when it starts, changes reason, ends */
     /* main thread (the supervisor) only: the bad samples it publishes for a stalled call, made
      * at the group's first stall (most groups never stall) */
     struct ib_sample *stall_samples;
@@ -105,6 +107,8 @@ struct ib_gateway {
     struct ib_store *store; /* opened with the first north; stays across reloads */
     struct ib_north *north;
     struct ib_commands *commands; /* the command path (command_impl.h) */
+    struct ib_metrics *metrics;   /* outlives pollers and norths: counters never go back */
+    bool abandoned;               /* a poller was abandoned: its thread may still count */
     bool running;
     int64_t rate_t0;
     uint64_t rate_v0;

@@ -20,6 +20,7 @@
 #include "plugin_list.h"
 #include "plugin_loader.h"
 #include "remote.h"
+#include "status_client.h"
 #include "tree.h"
 
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_BAD_TAGS = 3 };
@@ -132,6 +133,12 @@ int main(int argc, char **argv)
     ib_log_init(o.log_level >= 0 ? o.log_level : IB_LOG_INFO);
     if (o.sign_file)
         return sign_config(&o);
+    if (o.status) {
+        char def[128];
+        return ib_status_client_run(o.status_socket ? o.status_socket
+                                                    : ib_status_client_default(def, sizeof def),
+                                    o.json, stdout);
+    }
     /* SIGPIPE from a dropped socket must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
 

@@ -118,6 +118,16 @@ static void ctx_unlink(struct ib_north *n, struct sendctx *c)
         c->next->prev = c->prev;
 }
 
+static void count_done(struct ib_north *n, const struct sendctx *c, bool ok)
+{
+    if (!n->mx)
+        return;
+    struct ib_metrics_north *mn = ib_metrics_north(n->mx);
+    atomic_fetch_add_explicit(ok ? &mn->acked : &mn->failed, 1, memory_order_relaxed);
+    if (ok)
+        ib_metrics_hist_add(&mn->latency, ib_metrics_now_us() - c->t0_us);
+}
+
 static void ctx_done(struct sendctx *c, bool ok)
 {
     struct ib_north *n = c->n;
@@ -133,6 +143,7 @@ static void ctx_done(struct sendctx *c, bool ok)
         else
             ib_store_nack(n->q, c->seq);
         n->delivered |= ok;
+        count_done(n, c, ok);
     }
     ctx_unlink(n, c);
     pthread_mutex_unlock(&n->mu);
@@ -194,6 +205,7 @@ static struct sendctx *ctx_new(struct ib_north *n, uint64_t seq, size_t len)
     c->n = n;
     c->seq = seq;
     c->len = len;
+    c->t0_us = ib_metrics_now_us();
     pthread_mutex_lock(&n->mu);
     c->gen = n->gen;
     n->inflight_bytes += len;
@@ -236,6 +248,8 @@ static int publish_props(struct ib_north *n, const char *topic, const void *payl
         free(c);
         return rc;
     }
+    if (n->mx && seq && seq != SEQ_ONLINE)
+        atomic_fetch_add_explicit(&ib_metrics_north(n->mx)->published, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -260,6 +274,8 @@ static void drop_client(struct ib_north *n)
     n->conn_failed = n->conn_lost = false;
     n->delivered = n->ready = false;
     pthread_mutex_unlock(&n->mu);
+    if (n->mx && atomic_load(&n->connected))
+        ib_metrics_north_set_connected(n->mx, false, NULL);
     atomic_store(&n->connected, false);
     while (c) {
         struct sendctx *next = c->next;
@@ -272,6 +288,8 @@ static void drop_client(struct ib_north *n)
 static void on_connected(struct ib_north *n)
 {
     atomic_store(&n->connected, true);
+    if (n->mx)
+        ib_metrics_north_set_connected(n->mx, true, n->cfg->url);
     n->up_since_ms = ib_monotonic_ms();
     if (!n->ep.active) {
         ib_log(IB_LOG_INFO, NULL, NULL, NULL, "north: connected to %s", n->cfg->url);
@@ -298,6 +316,7 @@ static void on_connected(struct ib_north *n)
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
+    n->health_sent = false;
     pthread_mutex_unlock(&n->mu);
 }
 
@@ -327,6 +346,23 @@ static void send_cfgstat(struct ib_north *n)
         pthread_mutex_unlock(&n->mu);
     }
     free(p);
+}
+
+/* The same for the health message. */
+static void send_health(struct ib_north *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool due = n->health && n->health_topic && !n->health_sent;
+    char *p = due ? strdup(n->health) : NULL, *t = due ? strdup(n->health_topic) : NULL;
+    n->health_sent = true;
+    pthread_mutex_unlock(&n->mu);
+    if (p && t && publish(n, t, p, strlen(p), 1, 1, 0) != 0) {
+        pthread_mutex_lock(&n->mu);
+        n->health_sent = false;
+        pthread_mutex_unlock(&n->mu);
+    }
+    free(p);
+    free(t);
 }
 
 static void answer_free(struct north_answer *a)
@@ -477,6 +513,7 @@ static void *north_main(void *arg)
         }
         send_cfgstat(n);
         send_answers(n);
+        send_health(n);
         struct ib_store_rec r;
         int64_t wait_ms;
         if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
@@ -574,6 +611,24 @@ void ib_north_set_config_status(struct ib_north *n, const char *json)
     north_wake(n);
 }
 
+void ib_north_set_health(struct ib_north *n, const char *topic, const char *json)
+{
+    char *p = strdup(json), *t = strdup(topic);
+    if (!p || !t) {
+        free(p);
+        free(t);
+        return;
+    }
+    pthread_mutex_lock(&n->mu);
+    free(n->health);
+    free(n->health_topic);
+    n->health = p;
+    n->health_topic = t;
+    n->health_sent = false;
+    pthread_mutex_unlock(&n->mu);
+    north_wake(n);
+}
+
 void ib_north_stop(struct ib_north *n, bool flush)
 {
     if (!n || !n->started)
@@ -598,6 +653,8 @@ void ib_north_free(struct ib_north *n)
         next = a->next;
         answer_free(a);
     }
+    free(n->health);
+    free(n->health_topic);
     pthread_mutex_destroy(&n->mu);
     pthread_mutex_destroy(&n->wake_mu);
     pthread_cond_destroy(&n->wake_cv);
@@ -622,4 +679,9 @@ void ib_north_set_requests(struct ib_north *n, const char *topic, ib_north_req_f
 bool ib_north_connected(struct ib_north *n)
 {
     return n && atomic_load(&n->connected);
+}
+
+void ib_north_set_metrics(struct ib_north *n, struct ib_metrics *m)
+{
+    n->mx = m;
 }

@@ -74,8 +74,16 @@ void ib_north_stop(struct ib_north *n, bool flush);
  * and again after every connect. */
 void ib_north_set_config_status(struct ib_north *n, const char *json);
 void ib_north_free(struct ib_north *n);
+/* The same for the health message (JSON) on `topic` (both copied): published now if connected,
+ * and again after every connect. */
+void ib_north_set_health(struct ib_north *n, const char *topic, const char *json);
 
 bool ib_north_connected(struct ib_north *n);
+
+/* Count connections, records published and acknowledged and the PUBACK latency into `m`
+ * (metrics.h), which must outlive the north. Set before ib_north_start. */
+struct ib_metrics;
+void ib_north_set_metrics(struct ib_north *n, struct ib_metrics *m);
 
 /* The longest password sent (bytes of password_file's first line). */
 #define IB_NORTH_PASSWORD_MAX 255

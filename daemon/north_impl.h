@@ -12,6 +12,7 @@
 
 #include <ironbridge/log.h>
 
+#include "metrics.h"
 #include "north.h"
 
 enum nstate { N_DISCONNECTED, N_CONNECTING, N_CONNECTED };
@@ -29,6 +30,7 @@ struct sendctx {
     uint64_t seq; /* 0: a status message, not a record; SEQ_ONLINE: the "online" status */
     size_t len;   /* payload bytes, counted in n->inflight_bytes while paho holds it */
     unsigned gen;
+    int64_t t0_us; /* handed to paho (monotonic), for the PUBACK latency */
     struct sendctx *prev, *next;
 };
 
@@ -37,7 +39,8 @@ struct ib_north {
     struct ib_store *q;
     char status_topic[512];
     char cfgstat_topic[512];
-    char sub_topic[512]; /* empty: no subscription */
+    char sub_topic[512];   /* empty: no subscription */
+    struct ib_metrics *mx; /* counted into when set (NULL: not counted) */
     ib_north_msg_fn sub_fn;
     void *sub_ud;
     char req_topic[512]; /* commands (ib_north_set_requests); empty: none */
@@ -52,6 +55,9 @@ struct ib_north {
     bool conn_failed, conn_lost, stopping, flush;
     char *cfgstat;     /* retained config-status payload */
     bool cfgstat_sent; /* published on the current connection */
+    char *health;      /* retained health message and its topic (metrics_report.h) */
+    char *health_topic;
+    bool health_sent;
     char fail_msg[512];
     struct sendctx *ctxs;
     size_t inflight_bytes; /* payload bytes of ctxs: paho holds a copy of each */

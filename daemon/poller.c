@@ -179,6 +179,7 @@ static void log_health(struct poller *p, struct group_rt *g, uint32_t bad, uint8
 
 int ib_poller_poll_group(struct poller *p, struct group_rt *g)
 {
+    int64_t t0_us = ib_metrics_now_us();
     int64_t now = ib_monotonic_ms();
     ensure_open(p, now);
     int rc;
@@ -207,6 +208,8 @@ int ib_poller_poll_group(struct poller *p, struct group_rt *g)
         }
     }
     log_health(p, g, bad, reason);
+    ib_metrics_poll(g->mx, ib_metrics_now_us() - t0_us, g->g->n_tags - bad,
+                    bad ? (reason ? reason : IB_R_INTERNAL) : 0, ib_now_ms());
     return rc;
 }
 
@@ -360,6 +363,7 @@ bool ib_poller_join(struct poller *p)
             pthread_detach(p->thread);
             p->running = false;
             p->abandoned = true;
+            p->gw->abandoned = true;
             return false;
         }
     }

@@ -63,6 +63,9 @@ static int poller_build(struct poller *p, struct ib_diag *diag)
             g->dev_name = dc->name;
             g->g = &dc->groups[gi];
             g->cg = &cc->devices[d].groups[gi];
+            g->mx = p->gw->metrics
+                        ? ib_metrics_group(p->gw->metrics, cc->pub.name, dc->name, g->g->name)
+                        : NULL;
             g->raw = calloc(g->g->n_tags, sizeof *g->raw);
             g->norm = calloc(g->g->n_tags, sizeof *g->norm);
             g->rs = calloc(g->g->n_tags, sizeof *g->rs);

@@ -14,6 +14,8 @@ void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64
         if (ib_record_encode(body, &g->enc, ts, s, idx, n) < 0)
             goto oom;
         ib_store_push(p->gw->store, g->topic, ib_record_seq_head, NULL, body->p, body->len);
+        if (g->mx)
+            atomic_fetch_add_explicit(&g->mx->published, n, memory_order_relaxed);
         return;
     }
     for (uint32_t k = 0; k < (idx ? n : g->g->n_tags); k++) {
@@ -21,6 +23,8 @@ void ib_publish(struct poller *p, struct group_rt *g, struct ib_buf *body, int64
         if (ib_record_encode_tag(body, &g->enc, i, &s[i]) < 0)
             goto oom;
         ib_store_push(p->gw->store, g->tag_topics[i], ib_record_seq_head, NULL, body->p, body->len);
+        if (g->mx)
+            atomic_fetch_add_explicit(&g->mx->published, 1, memory_order_relaxed);
     }
     return;
 oom:

@@ -116,6 +116,7 @@ int ib_gateway_reload(struct ib_gateway *gw, struct ib_config *next, struct ib_d
             if (!np[j]->running && gw->running)
                 ib_poller_start(np[j]);
         sum->added = next->n_connections - sum->kept - sum->restarted;
+        ib_gateway_metrics_activate(gw);
         ib_command_lock(gw->commands);
         ib_config_free(gw->cfg);
         gw->cfg = ib_config_ref(next);

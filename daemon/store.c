@@ -60,6 +60,22 @@ uint64_t ib_store_push(struct ib_store *s, const char *topic, ib_store_head_fn h
     return kept ? seq : 0;
 }
 
+/* For the metrics' backlog age; store.mu is held. */
+static int64_t store_oldest_ms(const struct ib_store *s)
+{
+    int64_t oldest = 0;
+    for (size_t i = 0; i < s->n_segs && !oldest; i++)
+        if (s->segs[i].done < s->segs[i].n)
+            oldest = s->segs[i].created_ms;
+    for (const struct mrec *r = s->mhead; r; r = r->next)
+        if (!r->done) {
+            if (!oldest || r->ts < oldest)
+                oldest = r->ts;
+            break;
+        }
+    return oldest;
+}
+
 void ib_store_stats(struct ib_store *s, struct ib_store_stats *st)
 {
     pthread_mutex_lock(&s->mu);
@@ -80,6 +96,7 @@ void ib_store_stats(struct ib_store *s, struct ib_store_stats *st)
         .disk_error = s->disk_err,
     };
     st->dropped = st->dropped_full + st->dropped_age + st->dropped_memory + st->dropped_large;
+    st->oldest_ms = store_oldest_ms(s);
     if (s->backlog_active && !s->boundary_pending) {
         const struct lane *b = &s->lane[LANE_BACKLOG];
         st->replaying = b->end > b->acked ? b->end - b->acked : 0;

@@ -52,7 +52,9 @@ struct ib_store_stats {
     uint64_t damaged;   /* records discarded because their bytes were damaged (CRC) */
     uint64_t replaying; /* backlog records of the current connection not yet acknowledged */
     uint64_t last_seq;
-    int disk_error; /* 0 while the disk takes writes, else the errno that stopped it */
+    int disk_error;    /* 0 while the disk takes writes, else the errno that stopped it */
+    int64_t oldest_ms; /* wall clock: creation of the oldest segment (or memory record) still
+                          holding an unacknowledged record; 0 when none */
 };
 
 /* Open (creating it with mode 0700) the store at cfg->path: recover the segments left by an

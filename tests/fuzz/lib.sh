@@ -6,7 +6,7 @@ FUZZ_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FUZZ_ROOT=$(cd "$FUZZ_SRC/../.." && pwd)
 FUZZ_BUILD=${IB_FUZZ_BUILD:-$FUZZ_ROOT/build-fuzz}
 # Every target, in the order they run. A new target is added here and in meson.build.
-FUZZ_TARGETS=(config csv csv_parse command remote store store_format modbus_tcp modbus_rtu_tcp modbus_mbap
+FUZZ_TARGETS=(config csv csv_parse command remote store store_format status modbus_tcp modbus_rtu_tcp modbus_mbap
               modbus_pipe modbus_rtu modbus_decode opcua s7)
 
 # The longest input each target is given (bytes).

@@ -22,7 +22,7 @@
 # tests/cleanroot/run.sh proves this list on a minimal Debian 12 root.
 
 IB_BUILD_PKGS=(meson ninja-build gcc libc6-dev binutils pkgconf libmodbus-dev libpaho-mqtt-dev
-               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev)
+               libssl-dev libsystemd-dev libyaml-dev libcmocka-dev libmicrohttpd-dev)
 # mosquitto, mosquitto-clients: the broker and mosquitto_sub/_pub; openssl: the tests' PKI;
 # python3-*: the fixtures and the pymodbus peers; socat: RTU over a pty pair and TCP bridges;
 # systemd: systemd-analyze (service-security); mount, util-linux: the store's tmpfs, setsid;
@@ -32,8 +32,9 @@ IB_RUNTIME_PKGS=(mosquitto mosquitto-clients openssl python3 python3-pymodbus py
                  git)
 IB_PACKAGING_PKGS=(debhelper dpkg-dev lintian git xz-utils debootstrap util-linux systemd)
 IB_NODE_PKGS=(nodejs npm)
-# Only for the test suite (--tests): clang and libFuzzer for the fuzz build (tests/fuzz/).
-IB_TEST_PKGS=(clang libclang-rt-14-dev)
+# Only for the test suite (--tests): clang and libFuzzer for the fuzz build (tests/fuzz/);
+# prometheus: promtool and the server that scrapes the daemon in test_metrics.
+IB_TEST_PKGS=(clang libclang-rt-14-dev prometheus)
 
 # What ./test.sh, demo.sh and bench/run.sh run or import, and the package that provides it.
 # Programs (a name on PATH or an absolute path):
@@ -42,13 +43,15 @@ IB_PREREQ_PROGRAMS=(meson:meson ninja:ninja-build cc:gcc nm:binutils pkg-config:
                     mosquitto_sub:mosquitto-clients mosquitto_pub:mosquitto-clients
                     openssl:openssl socat:socat systemd-analyze:systemd mount:mount
                     umount:mount setsid:util-linux timeout:coreutils ps:procps ss:iproute2
-                    node:nodejs npm:npm g++:g++ make:make clang:clang)
+                    node:nodejs npm:npm g++:g++ make:make clang:clang
+                    promtool:prometheus prometheus:prometheus)
 # Python modules, imported by /usr/bin/python3:
 IB_PREREQ_PYTHON=(pymodbus:python3-pymodbus serial:python3-serial
                   serial_asyncio:python3-serial-asyncio)
 # pkg-config modules and headers the build needs:
 IB_PREREQ_PKGCONFIG=(libmodbus:libmodbus-dev yaml-0.1:libyaml-dev libsystemd:libsystemd-dev
-                     openssl:libssl-dev cmocka:libcmocka-dev)
+                     openssl:libssl-dev cmocka:libcmocka-dev
+                     libmicrohttpd:libmicrohttpd-dev)
 IB_PREREQ_HEADERS=(/usr/include/stdio.h:libc6-dev /usr/include/MQTTAsync.h:libpaho-mqtt-dev
                    /usr/include/node/node.h:libnode-dev)
 
