@@ -27,10 +27,10 @@ def tags():
     return [{"name": f"r{a}", "table": "holding", "address": a} for a in range(N_REGS)]
 
 
-def config(port, timeout_ms=500, **conn_keys):
+def config(port, **conn_keys):
     dev = device("dev", [group("g", tags(), 1000)])
     dev["max_registers"] = MAX_REGS
-    conn = modbus_connection("c", port, [dev], timeout_ms=timeout_ms)
+    conn = modbus_connection("c", port, [dev], timeout_ms=500)
     conn.update(conn_keys)
     return gateway_config(mqtt_section(url="mqtt://127.0.0.1:1", allow_insecure=True), [conn])
 
