@@ -18,6 +18,7 @@ void mb_pipe_begin(struct mb_pipe *p)
     p->n_busy = 0;
     p->have = 0;
     p->answered = 0;
+    p->timed_out = 0;
     p->misbehaved[0] = '\0';
     p->note[0] = '\0';
 }
@@ -74,6 +75,7 @@ uint32_t mb_pipe_expire(struct mb_pipe *p, struct mb_pipe_item *items, int64_t n
         if (p->n_late < MB_PIPE_LATE)
             p->n_late++;
         finish(p, sl, &items[sl->item], -1, ETIMEDOUT);
+        p->timed_out++;
         n++;
     }
     return n;

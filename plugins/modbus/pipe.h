@@ -45,7 +45,8 @@ struct mb_pipe {
     uint32_t n_late, late_at;
     size_t have; /* bytes in rx not yet framed */
     uint8_t rx[2 * MB_MBAP_MAX_ADU];
-    uint32_t answered; /* answers matched to a request in flight, this batch */
+    uint32_t answered;  /* answers matched to a request in flight, this batch */
+    uint32_t timed_out; /* requests that timed out, this batch: still unanswered on the wire */
     /* Counters over the pipe's life, for debug logs and tests. */
     uint64_t late_dropped;    /* answers to requests that had timed out */
     uint64_t unknown_dropped; /* answers with a transaction id no request had */

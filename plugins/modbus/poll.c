@@ -376,6 +376,29 @@ static void prefetch(struct poll_ctx *pc)
     pc->n_batch = grp->n_reqs;
 }
 
+/* A request that timed out in flight was asked again alone and the connection was lost: when
+ * several requests of the batch went unanswered, the device has read them together on the wire
+ * (it may have been too slow to read them in time) and reset the connection for that. That shows
+ * it mishandles several in flight: fall back, reopen once, and ask this request again alone. */
+static int reset_after_timeouts(struct poll_ctx *pc, const struct mb_req *q, int *e)
+{
+    struct mb_instance *in = pc->in;
+    uint32_t unanswered = in->pipe.timed_out;
+    if (unanswered < 2 || in->outstanding <= 1 || mb_classify(*e).reason != IB_R_CONN_LOST)
+        return -1;
+    char what[160];
+    snprintf(what, sizeof what,
+             "the connection was closed (%s) after %u requests in flight went unanswered",
+             mb_errtext(*e), unanswered);
+    mb_pipeline_fall_back(in, pc->dev, what);
+    if (mb_link_open(in->link) != 0) {
+        mb_link_close(in->link);
+        return -1;
+    }
+    return mb_transact_read(in, pc->dev, q->table, q->start, q->count,
+                            buffer_at(pc->grp, q->table, q->buf), e);
+}
+
 /* Request r: its pipelined answer when it has one, else read alone (with the retries). A request
  * that failed in flight and reads alone shows a device that mishandles several in flight. */
 static int read_one(struct poll_ctx *pc, uint32_t r, int *e)
@@ -391,6 +414,8 @@ static int read_one(struct poll_ctx *pc, uint32_t r, int *e)
     }
     int n = mb_transact_read(pc->in, pc->dev, q->table, q->start, q->count,
                              buffer_at(grp, q->table, q->buf), e);
+    if (it && it->done && it->err == ETIMEDOUT && n < 0)
+        n = reset_after_timeouts(pc, q, e);
     if (it && it->done && it->err != 0 && n >= 0) {
         char what[160];
         snprintf(what, sizeof what, "reading %s %u..%u failed in flight (%s) and succeeded alone",

@@ -62,11 +62,15 @@ class ScriptedPeer:
                 frame per segment)
       tid0      every request, in order, all with transaction id 0
       busy      the first properly, the others with exception 6 (server device busy)
-      reset     a burst of more than one request resets the connection
-    A lone request is always answered properly. max_pending: the most requests seen together."""
+      reset     a burst of more than one request resets the connection; on the first
+                connection it waits for a second request rather than answer a lone one, so
+                that a batch always meets the reset however the kernel splits its segments
+    A lone request is otherwise always answered properly. stall: seconds the first connection
+    waits before it reads anything. max_pending: the most requests seen together."""
 
-    def __init__(self, mode, gather=0.05):
-        self.mode, self.gather = mode, gather
+    def __init__(self, mode, gather=0.05, stall=0.0):
+        self.mode, self.gather, self.stall = mode, gather, stall
+        self.connections = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -87,7 +91,9 @@ class ScriptedPeer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(c, self.connections == 1),
+                             daemon=True).start()
 
     @staticmethod
     def frames(buf):
@@ -111,13 +117,14 @@ class ScriptedPeer:
                                                     for a in range(addr, addr + count))
         return struct.pack(">HHH", tid, 0, len(pdu) + 1) + req[6:7] + pdu
 
-    def _burst(self, c, buf):
-        """The requests that arrive within `gather` s of the first."""
+    def _burst(self, c, buf, at_least=1):
+        """The requests that arrive within `gather` s of the first (and at least `at_least`)."""
         c.settimeout(None)
-        data = c.recv(4096)
-        if not data:
-            return None, buf
-        buf += data
+        while len(self.frames(buf)[0]) < at_least or not buf:
+            data = c.recv(4096)
+            if not data:
+                return None, buf
+            buf += data
         end = time.monotonic() + self.gather
         while True:
             left = end - time.monotonic()
@@ -133,12 +140,15 @@ class ScriptedPeer:
             buf += data
         return self.frames(buf)
 
-    def _serve(self, c):
+    def _serve(self, c, first):
         buf = b""
+        if first and self.stall:
+            time.sleep(self.stall)
+        at_least = 2 if first and self.mode == "reset" else 1
         with c:
             while True:
                 try:
-                    reqs, buf = self._burst(c, buf)
+                    reqs, buf = self._burst(c, buf, at_least)
                 except OSError:
                     return
                 if reqs is None:
@@ -181,8 +191,8 @@ def test_one_at_a_time_by_default(d):
         check(peer.max_pending == 1, f"max_outstanding absent, yet {peer.max_pending} in flight")
 
 
-def fallback(d, mode):
-    with ScriptedPeer(mode) as peer:
+def fallback(d, mode, **peer_keys):
+    with ScriptedPeer(mode, **peer_keys) as peer:
         err = check_once(d, mode, peer.port, max_outstanding=8)
         lines = [l for l in err.splitlines() if FALLBACK in l]
         check(len(lines) == 1 and "falls back to 1" in lines[0],
@@ -204,6 +214,13 @@ def test_fallback_busy_exceptions(d):
 
 def test_fallback_reset_with_several_in_flight(d):
     fallback(d, "reset")
+
+
+def test_fallback_reset_after_requests_timed_out(d):
+    """The peer stalls past the timeout of the requests in flight, then reads them all (and the
+    first request the gateway asks again alone) together and resets: still a fall-back, and
+    every value then read one by one."""
+    fallback(d, "reset", stall=0.8)
 
 
 def pymodbus_tables():
@@ -251,5 +268,6 @@ if __name__ == "__main__":
     run([test_out_of_order_answers_matched, test_one_at_a_time_by_default,
          test_fallback_first_of_burst_only, test_fallback_mangled_transaction_ids,
          test_fallback_busy_exceptions, test_fallback_reset_with_several_in_flight,
+         test_fallback_reset_after_requests_timed_out,
          test_pymodbus_several_in_flight, test_simulator_several_in_flight,
          test_libmodbus_implementation, test_config_errors])

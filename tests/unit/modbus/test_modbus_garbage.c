@@ -29,10 +29,12 @@ static struct tags setup_tags(struct fixture *fx)
     struct mbt_config *c = &fx->cfg;
     set_regs(fx->srv, 1, 0, regs, 4);
     set_regs(fx->srv, 0, 7, regs, 1);
-    /* Every failure must show at once: no retry, no back-off. Short timeouts keep it fast. */
+    /* Every failure must show at once: no retry, no back-off. The timeout is what a silent fault
+     * costs, and what a good answer may take on a loaded machine: with less, a good answer that
+     * comes late fails the poll after a fault, and then (RTU has no transaction id) the next. */
     c->dp[0].retries = 0;
     c->dp[0].backoff_max_ms = 0;
-    c->cp.timeout_ms = 150;
+    c->cp.timeout_ms = 1000;
     c->cp.byte_timeout_ms = 50;
     struct tags t;
     t.a = add_tag(c, "a", MB_P_TABLE_INPUT, 0, -1, -1, false);
