@@ -1066,8 +1066,8 @@ def markdown(res):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=str(ROOT / "build"))
-    ap.add_argument("--warmup", type=float, default=4)
-    ap.add_argument("--window", type=float, default=10)
+    ap.add_argument("--warmup", type=float, default=3)
+    ap.add_argument("--window", type=float, default=7)
     ap.add_argument("--only", default="ABCDEFGKMSU",
                     help="workload letters to run (default ABCDEFGKMSU; M: B with the metrics scraped every second; G: Modbus through a 30 ms "
                          "each way link with max_outstanding 1 and 8; K: commands while B runs; "

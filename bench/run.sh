@@ -13,7 +13,8 @@
 # Prints a Markdown table; writes bench/results/DATE-COMMIT.json. Arguments go to run.py
 # (--only ABC, --only K for commands alone, --only S for the S7 workload alone, --only U for OPC UA, --window S,
 # --warmup S, --out FILE, --keep; IB_BENCH_F_INTERVALS=0,10 picks F's intervals). Takes about
-# 6 minutes without --peers (353 s on a loaded 2-core machine; suite_seconds in the JSON).
+# 5 minutes without --peers (310 s on a loaded 2-core machine with 3 s warm-up and 7 s windows;
+# suite_seconds in the JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=tests/lib/deps.sh

@@ -1,6 +1,7 @@
 /* The ids of commands seen within the duplicate window, with their first results: a request
  * redelivered (QoS 1) or repeated is answered with them and never applied twice. A bounded
- * table (the oldest id goes first when it is full), one leaf lock. */
+ * table (the oldest id goes first when it is full), one leaf lock. The ring grows by need up
+ * to its bound: nothing is allocated until the first command arrives. */
 #include "command_impl.h"
 
 #include <stdlib.h>
@@ -16,18 +17,16 @@ struct entry {
 
 struct ib_cmd_dedup {
     pthread_mutex_t mu;
-    struct entry *e; /* a ring: e[head] is the oldest */
-    size_t cap, head, used;
+    struct entry *e; /* a ring of alloc slots: e[head] is the oldest; NULL until first use */
+    size_t cap, alloc, head, used; /* cap: the bound; alloc <= cap: the slots allocated */
 };
 
 struct ib_cmd_dedup *ib_cmd_dedup_new(size_t cap)
 {
     struct ib_cmd_dedup *d = calloc(1, sizeof *d);
-    if (!d || !(d->e = calloc(cap, sizeof *d->e))) {
-        free(d);
+    if (!d)
         return NULL;
-    }
-    d->cap = cap;
+    d->cap = cap ? cap : 1;
     pthread_mutex_init(&d->mu, NULL);
     return d;
 }
@@ -36,7 +35,7 @@ void ib_cmd_dedup_free(struct ib_cmd_dedup *d)
 {
     if (!d)
         return;
-    for (size_t i = 0; i < d->cap; i++)
+    for (size_t i = 0; i < d->alloc; i++)
         free(d->e[i].res);
     free(d->e);
     pthread_mutex_destroy(&d->mu);
@@ -61,8 +60,27 @@ static void drop_oldest(struct ib_cmd_dedup *d)
     struct entry *o = &d->e[d->head];
     free(o->res);
     memset(o, 0, sizeof *o);
-    d->head = (d->head + 1) % d->cap;
+    d->head = (d->head + 1) % d->alloc;
     d->used--;
+}
+
+/* Doubles the ring (16 slots first, never beyond cap), oldest entry first again. False when
+ * out of memory: the caller then reuses the oldest slot, as when the table is full. */
+static bool grow(struct ib_cmd_dedup *d)
+{
+    size_t n = d->alloc ? d->alloc * 2 : 16;
+    if (n > d->cap)
+        n = d->cap;
+    struct entry *e = calloc(n, sizeof *e);
+    if (!e)
+        return false;
+    for (size_t k = 0; k < d->used; k++)
+        e[k] = d->e[(d->head + k) % d->alloc];
+    free(d->e);
+    d->e = e;
+    d->alloc = n;
+    d->head = 0;
+    return true;
 }
 
 static struct entry *find(struct ib_cmd_dedup *d, const char *id)
@@ -70,7 +88,7 @@ static struct entry *find(struct ib_cmd_dedup *d, const char *id)
     if (!*id)
         return NULL;
     for (size_t k = 0; k < d->used; k++) {
-        struct entry *e = &d->e[(d->head + k) % d->cap];
+        struct entry *e = &d->e[(d->head + k) % d->alloc];
         if (strcmp(e->id, id) == 0)
             return e;
     }
@@ -93,9 +111,14 @@ int ib_cmd_dedup_claim(struct ib_cmd_dedup *d, const char *id, int64_t now_ms, i
         pthread_mutex_unlock(&d->mu);
         return 1;
     }
-    if (d->used == d->cap)
+    if (d->used == d->alloc && (d->alloc == d->cap || !grow(d))) {
+        if (!d->alloc) { /* out of memory before the first slot: claim without a record */
+            pthread_mutex_unlock(&d->mu);
+            return 0;
+        }
         drop_oldest(d);
-    e = &d->e[(d->head + d->used++) % d->cap];
+    }
+    e = &d->e[(d->head + d->used++) % d->alloc];
     strncpy(e->id, id, sizeof e->id - 1);
     e->seen_ms = now_ms;
     pthread_mutex_unlock(&d->mu);

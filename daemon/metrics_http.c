@@ -1,23 +1,33 @@
-/* The metrics' HTTP listener (libmicrohttpd): address parsing, HTTPS and basic-auth files, and
- * the one handler that serves the exposition. A slow or garbage client only holds one of
+/* The metrics' HTTP listener: address parsing, HTTPS and basic-auth files, and the one handler
+ * that serves the exposition. libmicrohttpd lives in a private module (metrics_httpd.c), loaded
+ * only when a listener starts. A slow or garbage client only holds one of
  * max_connections slots until timeout_s: MHD's thread polls every socket without blocking. */
 #include "metrics_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <microhttpd.h>
+#include <dlfcn.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "ib_build_config.h"
 #include "log.h"
+#include "metrics_httpd.h"
 #include "metrics_text.h"
 #include "util.h"
 
+#define IB_HTTPD_MODULE "metrics-http.so"
+
+static ib_httpd_open_fn httpd_open; /* NULL until the module is loaded */
+static ib_httpd_close_fn httpd_close;
+
 struct ib_metrics_http {
-    struct MHD_Daemon *d;
+    struct ib_httpd *d;
     struct ib_metrics *m;
     char *path;
     char *user, *pass; /* NULL: no authentication */
@@ -72,73 +82,23 @@ int ib_metrics_http_parse_addr(const char *s, struct ib_metrics_addr *a, char *e
     return 0;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *type, char *body,
-                             size_t n, enum MHD_ResponseMemoryMode mode)
+/* MHD's thread (through the module): the exposition, or 401 when auth is configured and the
+ * credentials differ (compared in constant time). */
+static int serve(void *cls, const char *user, const char *pass, char **body, size_t *n)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, mode);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    enum MHD_Result rc = MHD_queue_response(c, code, r);
-    MHD_destroy_response(r);
-    return rc;
-}
-
-static bool authorized(struct ib_metrics_http *h, struct MHD_Connection *c)
-{
-    if (!h->user)
-        return true;
-    char *pass = NULL;
-    char *user = MHD_basic_auth_get_username_password(c, &pass);
-    bool ok = user && pass && strcmp(user, h->user) == 0 && strlen(pass) == strlen(h->pass) &&
-              CRYPTO_memcmp(pass, h->pass, strlen(pass)) == 0;
-    MHD_free(user);
-    MHD_free(pass);
-    return ok;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-                              const char *method, const char *version, const char *upload,
-                              size_t *upload_len, void **con_cls)
-{
-    (void)version;
-    (void)upload;
     struct ib_metrics_http *h = cls;
-    static char nf[] = "not found: the metrics are at the configured path only\n";
-    static char na[] = "method not allowed\n";
-    static char ua[] = "authentication required\n";
-    if (!*con_cls) { /* the headers only: answer once the (unexpected) body is read */
-        *con_cls = h;
-        return MHD_YES;
-    }
-    if (*upload_len) {
-        *upload_len = 0; /* a body is read and ignored */
-        return MHD_YES;
-    }
-    if (strcmp(url, h->path) != 0)
-        return reply(c, MHD_HTTP_NOT_FOUND, "text/plain", nf, sizeof nf - 1,
-                     MHD_RESPMEM_PERSISTENT);
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", na, sizeof na - 1,
-                     MHD_RESPMEM_PERSISTENT);
-    if (!authorized(h, c)) {
-        struct MHD_Response *r =
-            MHD_create_response_from_buffer(sizeof ua - 1, ua, MHD_RESPMEM_PERSISTENT);
-        if (!r)
-            return MHD_NO;
-        enum MHD_Result rc = MHD_queue_basic_auth_fail_response(c, "ironbridge", r);
-        MHD_destroy_response(r);
-        return rc;
-    }
+    if (h->user &&
+        !(user && pass && strcmp(user, h->user) == 0 && strlen(pass) == strlen(h->pass) &&
+          CRYPTO_memcmp(pass, h->pass, strlen(pass)) == 0))
+        return 401;
     struct ib_buf b = {0};
     if (ib_metrics_render(h->m, &b, ib_now_ms()) < 0) {
         ib_buf_free(&b);
-        return MHD_NO;
+        return 500;
     }
-    /* MHD frees the body with free() once sent */
-    enum MHD_Result rc = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", b.p,
-                               b.len, MHD_RESPMEM_MUST_FREE);
-    return rc;
+    *body = b.p;
+    *n = b.len;
+    return 200;
 }
 
 /* The whole of a small file (PEM, auth) as a string; NULL after a sentence in err. */
@@ -197,25 +157,60 @@ static void http_free(struct ib_metrics_http *h)
     free(h);
 }
 
-static struct MHD_Daemon *http_listen(struct ib_metrics_http *h, const struct ib_metrics_cfg *cfg,
-                                      struct ib_metrics_addr *a)
+/* The module's path: next to the build's daemon when this runs from the build tree (tests),
+ * else the package's private lib dir. */
+static const char *module_path(void)
 {
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (a->ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    if (h->cert)
-        flags |= MHD_USE_TLS;
-    struct MHD_OptionItem tls[] = {
-        {h->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, h->cert},
-        {h->cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, h->key},
-        {MHD_OPTION_END, 0, NULL},
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    size_t rl = strlen(IB_BUILD_ROOT);
+    if (n > 0) {
+        exe[n] = '\0';
+        if (strncmp(exe, IB_BUILD_ROOT, rl) == 0 && exe[rl] == '/')
+            return IB_BUILD_ROOT "/daemon/" IB_HTTPD_MODULE;
+    }
+    return IB_PRIVLIB_DIR "/" IB_HTTPD_MODULE;
+}
+
+/* Loaded once, on first use, and kept (GnuTLS is not meant to be unloaded). Main thread. */
+static int load_module(char *err, size_t len)
+{
+    if (httpd_open)
+        return 0;
+    const char *path = module_path();
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        snprintf(err, len, "cannot load the HTTP module %s (%s): reinstall the package", path,
+                 dlerror());
+        return -1;
+    }
+    httpd_open = (ib_httpd_open_fn)dlsym(dl, IB_HTTPD_OPEN);
+    httpd_close = (ib_httpd_close_fn)dlsym(dl, IB_HTTPD_CLOSE);
+    if (!httpd_open || !httpd_close) {
+        snprintf(err, len, "%s is not ironbridge's HTTP module: reinstall the package", path);
+        httpd_open = NULL;
+        dlclose(dl);
+        return -1;
+    }
+    return 0;
+}
+
+static struct ib_httpd *http_listen(struct ib_metrics_http *h, const struct ib_metrics_cfg *cfg,
+                                    struct ib_metrics_addr *a)
+{
+    struct ib_httpd_args args = {
+        .addr = (const struct sockaddr *)&a->ss,
+        .path = h->path,
+        .cert = h->cert,
+        .key = h->key,
+        .timeout_s = (unsigned)cfg->timeout_s,
+        .max_connections = (unsigned)cfg->max_connections,
+        .per_ip_limit =
+            (unsigned)(cfg->max_connections > 4 ? cfg->max_connections / 2 : cfg->max_connections),
+        .serve = serve,
+        .cls = h,
     };
-    return MHD_start_daemon(
-        flags, 0, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a->ss,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)(cfg->max_connections > 4 ? cfg->max_connections / 2 : cfg->max_connections),
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)32768, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    return httpd_open(&args);
 }
 
 struct ib_metrics_http *ib_metrics_http_start(const struct ib_metrics_cfg *cfg,
@@ -237,6 +232,10 @@ struct ib_metrics_http *ib_metrics_http_start(const struct ib_metrics_cfg *cfg,
         http_free(h);
         return NULL;
     }
+    if (load_module(err, len) < 0) {
+        http_free(h);
+        return NULL;
+    }
     h->d = http_listen(h, cfg, &a);
     if (!h->d) {
         snprintf(err, len, "cannot listen on %s (in use, or the TLS files do not load)",
@@ -253,6 +252,6 @@ void ib_metrics_http_stop(struct ib_metrics_http *h)
 {
     if (!h)
         return;
-    MHD_stop_daemon(h->d);
+    httpd_close(h->d);
     http_free(h);
 }

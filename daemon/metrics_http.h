@@ -1,4 +1,5 @@
-/* The HTTP listener of the Prometheus exposition, through libmicrohttpd: one thread of its own
+/* The HTTP listener of the Prometheus exposition, through libmicrohttpd in a private module
+ * loaded on first start (metrics_httpd.h): one thread of its own
  * (MHD's internal polling thread), connection timeouts and limits, optional HTTPS and basic
  * auth; it answers GET of the configured path and nothing else (404, 405). */
 #ifndef IB_METRICS_HTTP_H

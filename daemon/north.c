@@ -556,8 +556,10 @@ static void *north_main(void *arg)
         pthread_mutex_unlock(&n->mu);
         int64_t now = ib_monotonic_ms();
 
-        if (stopping && !flush_deadline)
+        if (stopping && !flush_deadline) {
             flush_deadline = now + (flush ? n->cfg->flush_timeout_ms : 0);
+            ib_store_wake_on_ack(n->q); /* the flush below waits for the last acks */
+        }
         if (failed || lost) {
             drop_client(n);
             north_schedule_retry(n, lost, why);

@@ -82,7 +82,9 @@ uint64_t ib_store_push(struct ib_store *s, const char *topic, ib_store_head_fn h
                        const void *body, size_t body_len);
 
 /* Called with store.mu held whenever something a sender may wait for happened: a record was
- * appended, an acknowledgement freed room, a sequence floor was persisted, a rewind. It must
+ * appended, an acknowledgement freed room the sender was waiting for (its last
+ * ib_store_next found max_inflight in flight, or it asked with ib_store_wake_on_ack), a
+ * sequence floor was persisted, a rewind. It must
  * only signal (a leaf lock at most) and never call the store. */
 typedef void (*ib_store_notify_fn)(void *ud);
 /* Set the sender's wake-up (one sender at a time: a new one replaces the last), before it starts
@@ -98,6 +100,11 @@ void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud);
  * notified). */
 bool ib_store_next(struct ib_store *s, unsigned max_inflight, struct ib_store_rec *out,
                    int64_t *wait_ms);
+
+/* From now on every acknowledgement notifies (a sender flushing before it stops waits for the
+ * last one); otherwise only one that frees the in-flight window the sender found full: an
+ * acknowledgement the sender does not wait for wakes nobody (issue 21). Any thread. */
+void ib_store_wake_on_ack(struct ib_store *s);
 
 /* The broker has it. Unknown seqs (rewound, dropped) are ignored. */
 void ib_store_ack(struct ib_store *s, uint64_t seq);

@@ -124,6 +124,8 @@ struct ib_store {
 
     struct inflight *ring;
     size_t ring_cap, ring_head, ring_len, ring_lane_n[2];
+    bool window_full; /* the last ib_store_next found max_inflight in flight: an ack notifies */
+    bool ack_wakes;   /* ib_store_wake_on_ack: every ack notifies */
     struct range holes[MAX_HOLES]; /* acknowledged seqs above the backlog, sorted */
     size_t n_holes;
 

@@ -416,10 +416,18 @@ bool ib_store_next(struct ib_store *s, unsigned max_inflight, struct ib_store_re
             return true;
         }
     }
+    s->window_full = max_inflight && s->ring_len >= max_inflight;
     pthread_mutex_unlock(&s->mu);
     if (wait_ms)
         *wait_ms = token_ms > 0 ? token_ms : -1;
     return false;
+}
+
+void ib_store_wake_on_ack(struct ib_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ack_wakes = true;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud)
@@ -428,6 +436,7 @@ void ib_store_set_notify(struct ib_store *s, ib_store_notify_fn fn, void *ud)
     if (fn || s->notify_ud == ud) {
         s->notify = fn;
         s->notify_ud = fn ? ud : NULL;
+        s->ack_wakes = false; /* a new sender (after a reload) is not stopping */
     }
     pthread_mutex_unlock(&s->mu);
 }
@@ -447,7 +456,10 @@ void ib_store_ack(struct ib_store *s, uint64_t seq)
     if (i >= 0) {
         ring_at(s, (size_t)i)->acked = true;
         ring_pop_acked(s);
-        store_notify(s);
+        if (s->window_full || s->ack_wakes) { /* else the sender is not waiting for it */
+            s->window_full = false;
+            store_notify(s);
+        }
     }
     pthread_mutex_unlock(&s->mu);
 }

@@ -192,6 +192,13 @@ int mb_link_settle(struct mb_link *link)
     if (link->cfg.frame_gap_us > 0) {
         /* A frame ends with the gap: what comes before the gap is over belongs to it. */
         stray = mb_link_drain(fd, link->cfg.frame_gap_us, DRAIN_MAX_US);
+    } else if (link->counts_surplus) {
+        /* Everything that had come with the response was read with it: bytes past its frame
+         * are stray, and so is whatever follows them. No system call when there were none. */
+        stray = link->surplus > 0 ? mb_link_drain(fd, 0, DRAIN_MAX_US) : 0;
+        if (stray >= 0 && link->surplus > 0)
+            stray += (long)link->surplus;
+        link->surplus = 0;
     } else {
         int queued = 0;
         if (ioctl(fd, FIONREAD, &queued) < 0)

@@ -32,6 +32,9 @@ struct mb_link {
     bool late_answer;       /* Modbus TCP: a request timed out, its answer may still come */
     char why[160];          /* what was wrong with the last response; "" when not known */
     uint16_t tid;           /* Modbus TCP: the transaction id of the last request */
+    bool counts_surplus;    /* the backend reads all that came with a response (link_stream.c,
+                               Modbus TCP): mb_link_settle() checks surplus, not the socket */
+    size_t surplus;         /* bytes that came after the last response's frame: stray */
 };
 
 /* The backends: a new closed link (NULL on out of memory). link_stream.c: any kind, with our own

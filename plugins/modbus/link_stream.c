@@ -176,17 +176,21 @@ static int unframed(struct stream_link *l, const uint8_t *rsp, size_t have, int 
 }
 
 /* Send a request frame and receive the response frame: the response timeout for its first byte,
- * the byte timeout for each later one. Reads never go past the frame's end, so whatever follows
- * stays for mb_link_settle() to find. Returns the response length or -1 with errno. */
+ * the byte timeout for each later one. Modbus TCP: each read takes all that has come (up to the
+ * longest frame), so a whole response is one poll and one read; bytes past the frame are counted
+ * in base.surplus for mb_link_settle(). RTU: reads never go past the frame's end (the next
+ * frame has no id to tell it apart), so whatever follows stays for mb_link_settle() to find.
+ * Returns the response length or -1 with errno. */
 static int transact(struct stream_link *l, const uint8_t *req, size_t req_len, uint8_t *rsp)
 {
     if (l->fd < 0)
         return fail(ENOTCONN);
     if (send_all(l, req, req_len) < 0)
         return -1;
-    /* The shortest response (an exception) first: a frame is then read in two reads. */
+    /* At least the shortest response (an exception); then its length is known. */
     size_t have = 0, need = l->mbap ? MB_MBAP_HEADER + 2 : 5;
     bool known = false; /* need is the frame's length, not only the least it can be */
+    l->base.surplus = 0;
     while (have < need) {
         int64_t timeout = have == 0 ? l->base.timeout_ms : l->base.cfg.byte_timeout_ms;
         int rc = wait_fd(l->fd, POLLIN, timeout);
@@ -200,7 +204,7 @@ static int transact(struct stream_link *l, const uint8_t *req, size_t req_len, u
             return fail(ETIMEDOUT); /* nothing, or a truncated frame */
         if (rc < 0)
             return -1;
-        ssize_t n = read(l->fd, rsp + have, need - have);
+        ssize_t n = read(l->fd, rsp + have, (l->mbap ? (size_t)ADU_MAX : need) - have);
         if (n == 0)
             return fail(l->serial != NULL ? EIO : ECONNRESET); /* hung up, or the peer closed */
         if (n < 0) {
@@ -216,7 +220,8 @@ static int transact(struct stream_link *l, const uint8_t *req, size_t req_len, u
         known = len > 0;
         need = known ? (size_t)len : have + 1;
     }
-    return (int)have;
+    l->base.surplus = have - need;
+    return (int)need;
 }
 
 /* Check the response to a request frame: rtu.c or mbap.c by the link's kind. */
@@ -285,6 +290,7 @@ struct mb_link *mb_link_stream_new(const struct mb_link_config *cfg)
         return NULL;
     l->fd = -1;
     l->mbap = cfg->kind == MB_LINK_TCP;
+    l->base.counts_surplus = l->mbap;
     if (cfg->kind == MB_LINK_RTU && (l->serial = mb_serial_new(cfg)) == NULL) {
         free(l);
         return NULL;

@@ -158,7 +158,8 @@ static void log_refused_tag(struct poll_ctx *pc, struct mb_tag *t, uint16_t code
 static void note_tag_read(struct poll_ctx *pc, struct mb_tag *t)
 {
     struct ib_episode *ep = &t->refusal_ep;
-    if (ib_episode_ok(ep, now_ms(pc)) != IB_EPISODE_ENDED)
+    /* The clock only when an episode ends: not once per good tag (issue 21). */
+    if (!ep->active || ib_episode_ok(ep, now_ms(pc)) != IB_EPISODE_ENDED)
         return;
     MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, t->name,
            "unit %d reads %s %u again (refused %" PRIu64 " time(s) in %" PRId64 " s)",
@@ -337,7 +338,7 @@ static void fill_sample(struct poll_ctx *pc, uint32_t i, struct ib_sample *s)
             return;
         }
     }
-    if (ib_episode_ok(&t->decode_ep, now_ms(pc)) == IB_EPISODE_ENDED)
+    if (t->decode_ep.active && ib_episode_ok(&t->decode_ep, now_ms(pc)) == IB_EPISODE_ENDED)
         MB_LOG(pc->in, IB_LOG_NOTICE, pc->dev->name, t->name,
                "%s %u holds a valid %s value again (after %" PRIu64 " bad reads)",
                mb_table_name(t->table), t->address, mb_decode_type_name(t->type),

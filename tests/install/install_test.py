@@ -559,6 +559,7 @@ class InstallTest:
         r.sh(f"test -f {plugindir}/modbus.so")
         r.sh(f"test -f {plugindir}/s7.so")
         r.sh(f"test -f {plugindir}/opcua.so")
+        r.sh(f"test -f {os.path.dirname(plugindir)}/metrics-http.so")  # the private HTTP module
         r.sh("ironbridge-opcua-browse --help > /dev/null && "
              "ls /usr/share/man/man1/ironbridge-opcua-browse.1*")
         helptext = r.sh("ironbridge --help")

@@ -385,6 +385,38 @@ def test_https_and_basic_auth(d):
         check(gw.stop() == 0, f"exit status {gw.returncode}")
 
 
+def _maps(gw):
+    try:
+        return Path(f"/proc/{gw.proc.pid}/maps").read_text()
+    except OSError:
+        return ""
+
+
+def test_http_module_only_with_listener(d):
+    """libmicrohttpd and GnuTLS (about 2.8 MB resident) are loaded, through the private module
+    metrics-http.so, only when metrics.listen is set (issue 21)."""
+    p = session_pki()
+    with Mosquitto(d, tls=p.server_tls()) as b, Simulator(SIM_MAP, d) as sim:
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn("plc", sim.port, "meter1")]), d)
+        check(wait_until(lambda: "modbus.so" in _maps(gw), 20), "the gateway never started")
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        check(wait_until(lambda: len(sub.messages()) > 0, 20), "no data published")
+        sub.stop()
+        maps = _maps(gw)
+        check("libmicrohttpd" not in maps and "libgnutls" not in maps
+              and "metrics-http.so" not in maps,
+              "the HTTP module is loaded without metrics.listen")
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+        mport = free_port()
+        gw = Gateway(config(b, p, [conn("plc", sim.port, "meter1")], d, mport), d)
+        check(wait_until(lambda: _answers(mport), 20), "the listener never answered")
+        maps = _maps(gw)
+        check("metrics-http.so" in maps and "libmicrohttpd" in maps,
+              "the listener answers without the HTTP module?")
+        check(gw.stop() == 0, f"exit status {gw.returncode}")
+    note("libmicrohttpd and GnuTLS mapped only with metrics.listen")
+
+
 def _answers(port):
     try:
         scrape(port)
@@ -396,4 +428,4 @@ def _answers(port):
 if __name__ == "__main__":
     run([test_promtool_and_prometheus, test_figures_agree_with_subscriber,
          test_dead_device_and_status, test_broker_outage, test_listener_refusals_and_clients,
-         test_https_and_basic_auth])
+         test_https_and_basic_auth, test_http_module_only_with_listener])

@@ -269,6 +269,39 @@ static void dedup_window(void **state)
     ib_cmd_dedup_free(d);
 }
 
+/* The table grows by need (issue 21): ids claimed across growth, after the ring has wrapped,
+ * are all still remembered with their results, and the bound still forgets the oldest. */
+static void dedup_grows(void **state)
+{
+    (void)state;
+    struct ib_cmd_dedup *d = ib_cmd_dedup_new(100);
+    struct ib_cmd_tag_result r = {.result = IB_CMD_OK}, got;
+    size_t found;
+    bool pending;
+    char id[8];
+    for (int i = 0; i < 10; i++) { /* 10 ids, then they expire: the ring's head moves on */
+        snprintf(id, sizeof id, "old%d", i);
+        assert_int_equal(ib_cmd_dedup_claim(d, id, 0, 1000, &got, 1, &found, &pending), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        assert_int_equal(ib_cmd_dedup_claim(d, id, 5000, 1000, &got, 1, &found, &pending), 0);
+        snprintf(r.tag, sizeof r.tag, "t%d", i);
+        ib_cmd_dedup_done(d, id, &r, 1);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(id, sizeof id, "n%d", i);
+        assert_int_equal(ib_cmd_dedup_claim(d, id, 5001, 1000, &got, 1, &found, &pending), 1);
+        assert_int_equal(found, 1);
+        char tag[8];
+        snprintf(tag, sizeof tag, "t%d", i);
+        assert_string_equal(got.tag, tag);
+    }
+    assert_int_equal(ib_cmd_dedup_claim(d, "x", 5002, 1000, &got, 1, &found, &pending), 0);
+    assert_int_equal(ib_cmd_dedup_claim(d, "n0", 5003, 1000, &got, 1, &found, &pending), 0);
+    ib_cmd_dedup_free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +314,7 @@ int main(void)
         cmocka_unit_test(result_codes),
         cmocka_unit_test(answer_json),
         cmocka_unit_test(dedup_window),
+        cmocka_unit_test(dedup_grows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -203,6 +203,43 @@ static void window_and_nack(void **state)
     ib_store_close(s);
 }
 
+static void count_notify(void *ud)
+{
+    (*(int *)ud)++;
+}
+
+/* Issue 21: an ack wakes the sender only when it waits for one (the window was full, or it
+ * flushes before stopping); a push always does. */
+static void ack_wakes_only_a_waiting_sender(void **state)
+{
+    struct fixture *f = *state;
+    struct ib_store *s = ib_store_open(&f->cfg);
+    assert_non_null(s);
+    int woken = 0;
+    ib_store_set_notify(s, count_notify, &woken);
+    push_n(s, 3);
+    assert_int_equal(woken, 3);
+    struct ib_store_rec r;
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    ib_store_ack(s, r.seq); /* the sender never found the window full: nobody waits */
+    assert_int_equal(woken, 3);
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    assert_false(ib_store_next(s, 2, &r, NULL)); /* window full: the sender waits */
+    ib_store_ack(s, 2);
+    assert_int_equal(woken, 4);
+    ib_store_ack(s, 3); /* the window was no longer full */
+    assert_int_equal(woken, 4);
+    push_n(s, 1);
+    assert_int_equal(woken, 5);
+    assert_true(ib_store_next(s, 2, &r, NULL));
+    ib_store_wake_on_ack(s); /* stopping: it waits for the last ack */
+    ib_store_ack(s, r.seq);
+    assert_int_equal(woken, 6);
+    ib_store_set_notify(s, NULL, &woken);
+    ib_store_close(s);
+}
+
 /* Records queued before the connection are the backlog; records queued after it go first. */
 static void live_before_backlog(void **state)
 {
@@ -368,6 +405,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(flipped_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(bounded_drops_oldest, setup, teardown),
+        cmocka_unit_test_setup_teardown(ack_wakes_only_a_waiting_sender, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
