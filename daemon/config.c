@@ -157,6 +157,7 @@ struct ib_config *ib_config_load_ex(const char *path, struct ib_plugin_registry 
         } else {
             ib_loader_core(&L);
             ib_loader_connections(&L);
+            ib_loader_sparkplug_names(&L);
             if (!cfg->has_north && cfg->remote.enabled)
                 ib_diag_add(diag, NULL, NULL,
                             "%s: remote_config is enabled but there is no north.mqtt section to "

@@ -133,6 +133,9 @@ void ib_loader_north(struct ib_loader *L, struct ynode *n, const char *path);
 void ib_loader_servers(struct ib_loader *L, struct ynode *n, const char *path);
 /* config_sparkplug.c: north.sparkplug, checked against north.format (after north.mqtt). */
 void ib_loader_sparkplug(struct ib_loader *L, struct ynode *north);
+/* After the connections: in Sparkplug mode, device ids and metric names (group/tag) that differ
+ * only in case are errors (Sparkplug's rule: unique without regard to case). */
+void ib_loader_sparkplug_names(struct ib_loader *L);
 /* config_commands.c: checks of the commands section `n` (may be NULL), its schema applied. */
 void ib_loader_commands(struct ib_loader *L, struct ynode *n);
 void ib_loader_connections(struct ib_loader *L);

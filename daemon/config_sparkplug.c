@@ -1,7 +1,9 @@
 /* config_sparkplug.c: north.format and the north.sparkplug section (docs/sparkplug.md): the
  * payload format, the Sparkplug group, and what Sparkplug needs of the MQTT settings (its own
  * topic namespace, one message per group and poll). */
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config_core.h"
 #include "config_loader.h"
@@ -79,4 +81,71 @@ void ib_loader_sparkplug(struct ib_loader *L, struct ynode *north)
     /* The data topic: Sparkplug's, whatever the JSON template says. */
     m->topic = ib_arena_printf(&L->cfg->arena, "spBv1.0/%s/DDATA/{gateway}/{device}",
                                sp->group_id ? sp->group_id : "");
+}
+
+/* ---- names unique without regard to case (Sparkplug rule 14) -------------------------------- */
+
+struct spb_name {
+    const char *group, *tag; /* the metric's name is group/tag */
+    const struct ib_where *where;
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    const struct spb_name *x = a, *y = b;
+    int c = strcasecmp(x->group, y->group);
+    return c ? c : strcasecmp(x->tag, y->tag);
+}
+
+/* The metrics of device d of connection c: two whose names differ only in case are an error. */
+static void device_metrics(struct ib_loader *L, const struct ib_cfg_connection *c, uint32_t d)
+{
+    const struct ib_device_config *dev = &c->pub.devices[d];
+    size_t n = 0;
+    for (uint32_t g = 0; g < dev->n_groups; g++)
+        n += dev->groups[g].n_tags;
+    if (n < 2)
+        return;
+    struct spb_name *v = calloc(n, sizeof *v);
+    if (!v) {
+        ib_diag_add(L->diag, NULL, NULL, "out of memory checking Sparkplug metric names");
+        return;
+    }
+    size_t k = 0;
+    for (uint32_t g = 0; g < dev->n_groups; g++)
+        for (uint32_t t = 0; t < dev->groups[g].n_tags; t++)
+            v[k++] = (struct spb_name){dev->groups[g].name, dev->groups[g].tags[t].name,
+                                       c->devices[d].groups[g].where};
+    qsort(v, n, sizeof *v, name_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (!name_cmp(&v[i - 1], &v[i]))
+            ib_diag_add(L->diag, v[i].where, NULL,
+                        "device %s: Sparkplug metric '%s/%s' differs from '%s/%s' only in case; "
+                        "Sparkplug names must be unique without regard to case: rename one",
+                        dev->name, v[i].group, v[i].tag, v[i - 1].group, v[i - 1].tag);
+    free(v);
+}
+
+void ib_loader_sparkplug_names(struct ib_loader *L)
+{
+    const struct ib_config *cfg = L->cfg;
+    if (cfg->spb.format != IB_FORMAT_SPARKPLUG_B)
+        return;
+    for (size_t a = 0; a < cfg->n_connections; a++) {
+        const struct ib_cfg_connection *ca = &cfg->connections[a];
+        for (uint32_t da = 0; da < ca->pub.n_devices; da++) {
+            device_metrics(L, ca, da);
+            /* device ids: against every later device of every connection */
+            for (size_t b = a; b < cfg->n_connections; b++) {
+                const struct ib_cfg_connection *cb = &cfg->connections[b];
+                for (uint32_t db = b == a ? da + 1 : 0; db < cb->pub.n_devices; db++)
+                    if (!strcasecmp(ca->pub.devices[da].name, cb->pub.devices[db].name))
+                        ib_diag_add(L->diag, cb->devices[db].where, NULL,
+                                    "Sparkplug device id '%s' differs from '%s' only in case; "
+                                    "Sparkplug ids must be unique without regard to case: "
+                                    "rename one",
+                                    cb->pub.devices[db].name, ca->pub.devices[da].name);
+            }
+        }
+    }
 }

@@ -326,6 +326,18 @@ def test_config_errors(d):
     rc, out = run_check(base.replace("allow_insecure: true", "allow_insecure: true\n    servers: "
                                      "[mqtts://x]"), d, "c3")
     check(rc != 0 and "every server must use the scheme of url" in out, out)
+    # names unique without regard to case (rule 14): metrics of a device, and device ids
+    dev = device("meter1", [group("fast", [tag("Temp", "holding", 0, "uint16"),
+                                           tag("temp", "holding", 1, "uint16")], 200)])
+    other = device("METER1", [group("fast", [tag("x", "holding", 0, "uint16")], 200)])
+    rc, out = run_check(spb_config(1883, [modbus_connection("c1", 1502, [dev, other])]), d, "c4")
+    check(rc != 0 and "'fast/temp' differs from 'fast/Temp' only in case" in out and
+          "device id 'METER1' differs from 'meter1' only in case" in out, out)
+    json_cfg = {"gateway": {"id": NODE}, "north": {"mqtt": {
+        "url": "mqtt://127.0.0.1:1883", "allow_insecure": True}},
+        "connections": [modbus_connection("c1", 1502, [dev])]}
+    rc, out = run_check(to_yaml(json_cfg) + "\n", d, "c5")
+    check("only in case" not in out, f"JSON mode refused case-only differences:\n{out}")
 
 
 if __name__ == "__main__":
