@@ -108,14 +108,16 @@ static void device_metrics(struct ib_loader *L, const struct ib_cfg_connection *
         return;
     struct spb_name *v = calloc(n, sizeof *v);
     if (!v) {
-        ib_diag_add(L->diag, NULL, NULL, "out of memory checking Sparkplug metric names");
+        ib_diag_add(L->diag, c->where, NULL, "out of memory checking Sparkplug metric names");
         return;
     }
-    size_t k = 0;
+    size_t k = 0; /* names a failed load left NULL are not compared (their error is out) */
     for (uint32_t g = 0; g < dev->n_groups; g++)
         for (uint32_t t = 0; t < dev->groups[g].n_tags; t++)
-            v[k++] = (struct spb_name){dev->groups[g].name, dev->groups[g].tags[t].name,
-                                       c->devices[d].groups[g].where};
+            if (dev->groups[g].name && dev->groups[g].tags[t].name)
+                v[k++] = (struct spb_name){dev->groups[g].name, dev->groups[g].tags[t].name,
+                                           dev->groups[g].tags[t].where};
+    n = k;
     qsort(v, n, sizeof *v, name_cmp);
     for (size_t i = 1; i < n; i++)
         if (!name_cmp(&v[i - 1], &v[i]))
@@ -139,7 +141,8 @@ void ib_loader_sparkplug_names(struct ib_loader *L)
             for (size_t b = a; b < cfg->n_connections; b++) {
                 const struct ib_cfg_connection *cb = &cfg->connections[b];
                 for (uint32_t db = b == a ? da + 1 : 0; db < cb->pub.n_devices; db++)
-                    if (!strcasecmp(ca->pub.devices[da].name, cb->pub.devices[db].name))
+                    if (ca->pub.devices[da].name && cb->pub.devices[db].name &&
+                        !strcasecmp(ca->pub.devices[da].name, cb->pub.devices[db].name))
                         ib_diag_add(L->diag, cb->devices[db].where, NULL,
                                     "Sparkplug device id '%s' differs from '%s' only in case; "
                                     "Sparkplug ids must be unique without regard to case: "
