@@ -91,6 +91,7 @@ san_opts=(-Db_sanitize=address,undefined -Db_lundef=false)
 
 run_sanitized() {
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lib/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run_pass sanitizer build-san "${san_opts[@]}"
 }

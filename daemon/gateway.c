@@ -158,6 +158,10 @@ void ib_gateway_stop(struct ib_gateway *gw)
     gw->running = false;
 }
 
+/* The registry of a gateway whose poller was abandoned (its thread blocked in a plugin call
+ * may still count into it): kept here, reachable, for the rest of the process. */
+static struct ib_metrics *abandoned_metrics;
+
 void ib_gateway_free(struct ib_gateway *gw)
 {
     if (!gw)
@@ -174,6 +178,8 @@ void ib_gateway_free(struct ib_gateway *gw)
     ib_store_close(gw->store);
     if (!gw->abandoned) /* an abandoned poller's thread may still count into it */
         ib_metrics_free(gw->metrics);
+    else
+        abandoned_metrics = gw->metrics; /* so it stays reachable, never freed */
     ib_config_free(gw->cfg);
     free(gw->config_status);
     free(gw);
