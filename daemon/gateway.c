@@ -160,7 +160,7 @@ void ib_gateway_stop(struct ib_gateway *gw)
 
 /* The registry of a gateway whose poller was abandoned (its thread blocked in a plugin call
  * may still count into it): kept here, reachable, for the rest of the process. */
-static struct ib_metrics *abandoned_metrics;
+static struct ib_metrics *volatile abandoned_metrics; /* volatile: the store is kept */
 
 void ib_gateway_free(struct ib_gateway *gw)
 {
