@@ -181,7 +181,7 @@ ib_install_node() {
 }
 
 # ib_install_peer_deps: what the npm test peers need besides Node.js (each test installs its
-# peer from its pinned lock file: tests/peers/s7/build.sh, tests/peers/opcua/install.sh): the S7 peer
+# peer from its pinned lock file: tests/peers/s7/build.sh, tests/peers/opcua/install.sh and tests/peers/sparkplug/install.sh through tests/lib/npm_ci.sh): the S7 peer
 # (tests/peers/s7/build.sh builds npm node-snap7's bundled C++ source with node-gyp) needs the
 # Node headers, g++ and make. Installed by what is missing (a command or a file), so a Node.js
 # from another source, which ships its own npm and headers, is kept.
