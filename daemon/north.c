@@ -394,9 +394,11 @@ static void on_connected(struct ib_north *n)
             continue;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int rc = MQTTAsync_subscribe(n->client, subs[i], 1, &ro);
+        /* Lost again before the SUBSCRIBE went out: part of the episode the loss already
+         * logged; the next connection subscribes again. */
         if (rc != MQTTASYNC_SUCCESS)
-            ib_log(IB_LOG_ERR, NULL, NULL, NULL, "north: cannot subscribe to %s: %s", subs[i],
-                   MQTTAsync_strerror(rc));
+            ib_log(rc == MQTTASYNC_DISCONNECTED ? IB_LOG_DEBUG : IB_LOG_ERR, NULL, NULL, NULL,
+                   "north: cannot subscribe to %s: %s", subs[i], MQTTAsync_strerror(rc));
     }
     pthread_mutex_lock(&n->mu);
     n->cfgstat_sent = false;
