@@ -152,6 +152,7 @@ static struct ib_config *load_watched(struct ib_daemon *d, const struct ib_tree_
         load_main(&j); /* no thread: load here, as before */
         return j.cfg;
     }
+    ib_thread_name(t, "load", NULL);
     int64_t period_ms = d->watchdog_usec ? (int64_t)(d->watchdog_usec / 3000) : 1000;
     if (period_ms > 1000)
         period_ms = 1000;

@@ -7,6 +7,7 @@
 #include "config_hash.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -237,7 +238,8 @@ static const struct hfield north_fields[] = {
     NUM(ib_config_mqtt_schema, "max_inflight_bytes", "inflight_bytes"),
     NUM(ib_config_mqtt_schema, "flush_timeout_ms", "flush"),
     END,
-    NUM(ib_config_mqtt_schema, "version", "version"), /* h_north: only when 5 */
+    NUM(ib_config_mqtt_schema, "version", "version"),  /* h_north: only when 5 */
+    NUM(ib_config_mqtt_schema, "linger_ms", "linger"), /* h_north: only when not the default */
 };
 
 /* store.path is written by h_store itself: its default depends on $STATE_DIRECTORY. */
@@ -383,6 +385,8 @@ static void h_north(struct hasher *h, const struct ib_config *cfg, bool files)
     h_rest(h, cfg, "north.mqtt.tls", &ib_config_tls_schema, north_fields, N_OF(north_fields));
     if (m->version == IB_MQTT_V5) /* digests of 3.1.1 configurations as before */
         h_kv(h, "mqtt.version=5");
+    if (m->linger_ms != strtoll(IB_MQTT_LINGER_DEFAULT, NULL, 10)) /* idem */
+        h_kv(h, "mqtt.linger_ms=%lld", (long long)m->linger_ms);
     if (files) {
         h_file(h, "ca", m->ca);
         h_file(h, "cert", m->cert);

@@ -65,6 +65,9 @@ static const struct ib_schema_entry mqtt_entries[] = {
      .description = "bytes of QoS 1 messages awaiting PUBACK (one message is always let through)"},
     IB_E_INT("flush_timeout_ms", struct ib_mqtt_cfg, flush_timeout_ms, "5000", 0, 600000,
              "time given at stop to deliver what is queued"),
+    IB_E_INT("linger_ms", struct ib_mqtt_cfg, linger_ms, IB_MQTT_LINGER_DEFAULT, 0, 1000,
+             "after sending, wait this long for more records before sending again, so that "
+             "records queued meanwhile go as one batch (0: send each at once)"),
     IB_E_STR("username", struct ib_mqtt_cfg, username, NULL, "MQTT user name"),
     IB_E_STR("password_file", struct ib_mqtt_cfg, password_file, NULL,
              "file holding the MQTT password (mode 0600)"),

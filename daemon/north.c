@@ -28,7 +28,9 @@ void north_wake(struct ib_north *n)
 
 static void wake_from_store(void *ud)
 {
-    north_wake(ud);
+    struct ib_north *n = ud;
+    if (!atomic_load_explicit(&n->lingering, memory_order_relaxed))
+        north_wake(n);
 }
 
 /* The north thread: wait up to ms for a wake-up (one since the last wait counts). */
@@ -544,10 +546,20 @@ int ib_north_answer(struct ib_north *n, const char *topic, const char *payload, 
     return 0;
 }
 
+/* The in-flight window is full: an acknowledgement, not a linger, is what lets the next go. */
+static bool window_full(struct ib_north *n, unsigned limit)
+{
+    struct ib_store_stats s;
+    ib_store_stats(n->q, &s);
+    return s.inflight >= limit;
+}
+
 static void *north_main(void *arg)
 {
     struct ib_north *n = arg;
     int64_t flush_deadline = 0;
+    int64_t linger_ms = n->cfg->linger_ms;
+    bool sent = false; /* records went to paho since the thread last waited */
     for (;;) {
         pthread_mutex_lock(&n->mu);
         enum nstate st = n->state;
@@ -604,7 +616,18 @@ static void *north_main(void *arg)
         send_health(n);
         struct ib_store_rec r;
         int64_t wait_ms;
-        if (!ib_store_next(n->q, inflight_limit(n), &r, &wait_ms)) {
+        unsigned limit = inflight_limit(n);
+        if (!ib_store_next(n->q, limit, &r, &wait_ms)) {
+            if (sent && linger_ms > 0 && wait_ms < 0 && !stopping && !window_full(n, limit)) {
+                /* Records were just sent: let the next ones gather for linger_ms rather than
+                 * wake for each (pollers queue them one by one). */
+                sent = false;
+                atomic_store(&n->lingering, true);
+                wait_wake(n, linger_ms);
+                atomic_store(&n->lingering, false);
+                continue;
+            }
+            sent = false;
             wait_wake(n, wait_ms > 0 && wait_ms < 200 ? wait_ms : 200);
             continue;
         }
@@ -614,6 +637,7 @@ static void *north_main(void *arg)
             ib_store_ack(n->q, r.seq);
             continue;
         }
+        sent |= rc == 0;
         if (rc != 0) {
             ib_store_nack(n->q, r.seq);
             if (rc == MQTTASYNC_DISCONNECTED) {
@@ -689,6 +713,7 @@ int ib_north_start(struct ib_north *n)
         ib_store_set_notify(n->q, NULL, n);
         return -1;
     }
+    ib_thread_name(n->thread, "north", NULL);
     n->started = true;
     return 0;
 }

@@ -52,6 +52,7 @@ struct ib_mqtt_cfg {
     /* tls: */
     const char *ca, *ca_path, *cert, *key;
     int64_t max_inflight_bytes;
+    int64_t linger_ms;
     /* derived: */
     bool tls;
     const char *server_uri;   /* for paho: ssl://host:port or tcp://host:port */
@@ -62,6 +63,8 @@ struct ib_mqtt_cfg {
 };
 
 struct ib_north;
+
+#define IB_MQTT_LINGER_DEFAULT "10" /* north.mqtt.linger_ms */
 
 /* A payload format other than JSON (Sparkplug B, sparkplug_node.h) takes over the session's
  * own messages: the will, the subscriptions made before anything is published, the births, the

@@ -78,6 +78,9 @@ struct ib_north {
     pthread_mutex_t wake_mu;
     pthread_cond_t wake_cv;
     bool woken;
+    /* The north thread gathers a batch (north.mqtt.linger_ms): records queued meanwhile do not
+     * wake it, it looks when the linger ends. */
+    atomic_bool lingering;
 
     /* north thread only: */
     MQTTAsync client;

@@ -351,6 +351,7 @@ int ib_poller_start(struct poller *p)
         ib_err("cannot start the poller of connection %s: %s", p->cc->pub.name, strerror(rc));
         return -1;
     }
+    ib_thread_name(p->thread, "poll", p->cc->pub.name);
     p->running = true;
     return 0;
 }

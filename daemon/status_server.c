@@ -139,6 +139,7 @@ struct ib_status_server *ib_status_server_start(const char *path, struct ib_metr
         free(s);
         return NULL;
     }
+    ib_thread_name(s->thread, "status", NULL);
     return s;
 }
 

@@ -375,6 +375,7 @@ struct ib_store *ib_store_open(const struct ib_store_cfg *cfg)
         ib_log(IB_LOG_ERR, NULL, NULL, NULL, "store: cannot start its flusher thread");
         goto fail;
     }
+    ib_thread_name(s->flusher, "store", NULL);
     s->flusher_started = true;
     return s;
 fail:

@@ -193,6 +193,13 @@ struct timespec ib_deadline_ms(int64_t ms)
     return dl;
 }
 
+void ib_thread_name(pthread_t t, const char *what, const char *name)
+{
+    char buf[16];
+    snprintf(buf, sizeof buf, "ib-%s%s%s", what, name ? "/" : "", name ? name : "");
+    pthread_setname_np(t, buf);
+}
+
 int ib_cond_init_monotonic(pthread_cond_t *cv)
 {
     pthread_condattr_t ca;

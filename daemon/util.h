@@ -49,6 +49,9 @@ static inline void ib_buf_reset(struct ib_buf *b)
  * made by ib_cond_init_monotonic (immune to wall-clock jumps). */
 struct timespec ib_deadline_ms(int64_t ms);
 int ib_cond_init_monotonic(pthread_cond_t *cv);
+/* Names a thread for top -H, ps -L and perf: "ib-<what>" then as much of `name` (may be NULL)
+ * as fits in the kernel's 15 characters. */
+void ib_thread_name(pthread_t t, const char *what, const char *name);
 
 int64_t ib_now_ms(void);       /* CLOCK_REALTIME, ms since the epoch */
 int64_t ib_monotonic_ms(void); /* CLOCK_MONOTONIC, ms */

@@ -113,6 +113,7 @@ static void valid_minimal(void **state)
     assert_int_equal(cfg->n_tags, 1);
     assert_int_equal(cfg->mqtt.qos, 1);
     assert_int_equal(cfg->mqtt.max_inflight_bytes, 8 << 20);
+    assert_int_equal(cfg->mqtt.linger_ms, 10);
     assert_string_equal(cfg->mqtt.topic, "ironbridge/{gateway}/{device}/{group}");
     assert_string_equal(cfg->mqtt.server_uri, "tcp://127.0.0.1:1883");
     assert_int_equal(cfg->connections[0].pub.devices[0].groups[0].interval_ms, 1000);
@@ -667,6 +668,7 @@ static void check_durations(const struct ib_config *cfg)
     assert_int_equal(cfg->mqtt.keepalive_s, 60);
     assert_int_equal(cfg->mqtt.reconnect_max_ms, 30000);
     assert_int_equal(cfg->mqtt.flush_timeout_ms, 1500);
+    assert_int_equal(cfg->mqtt.linger_ms, 20);
     assert_int_equal(cfg->store.fsync_interval_ms, 200);
 }
 
@@ -680,6 +682,7 @@ static void durations_with_units(void **state)
     (void)state;
     with_config("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
                 "    keepalive_s: 1min\n    reconnect_max_ms: 30s\n    flush_timeout_ms: 1.5s\n"
+                "    linger_ms: 20ms\n"
                 "store: { fsync_interval_ms: 200ms }\n"
                 "connections:\n  - name: plc\n    plugin: modbus\n    host: 127.0.0.1\n"
                 "    timeout_ms: 2s\n"
@@ -693,6 +696,9 @@ static void durations_with_units(void **state)
     expect_error(NORTH CONN_HEAD "              - { name: a, table: holding, address: 0 }\n"
                                  "            interval_ms: 2d\n",
                  "groups[0].interval_ms: 2d is out of range [0, 86400000] (milliseconds)");
+    expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
+                 "    linger_ms: 2s\n",
+                 "gw.yaml:5:16: north.mqtt.linger_ms: 2s is out of range [0, 1000] (milliseconds)");
     expect_error("north:\n  mqtt:\n    url: mqtt://h\n    allow_insecure: true\n"
                  "    keepalive_s: 1500ms\n",
                  "north.mqtt.keepalive_s: expected a number of seconds or a duration with a unit");

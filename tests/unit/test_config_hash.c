@@ -158,6 +158,7 @@ static const struct variant variants[] = {
     {"mqtt", "reconnect_max_ms", "60000", "60001", NULL},
     {"mqtt", "max_inflight", "10", "11", NULL},
     {"mqtt", "max_inflight_bytes", "1MiB", "2MiB", NULL},
+    {"mqtt", "linger_ms", "10", "0", NULL},
     {"mqtt", "flush_timeout_ms", "100", "101", NULL},
     {"mqtt", "username", "u1", "u2", NULL},
     {"mqtt", "password_file", "@/pw1", "@/pw2", NULL},
