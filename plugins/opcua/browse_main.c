@@ -35,7 +35,8 @@ static const char usage[] =
     "Walk an OPC UA server's address space and print its variables as a tag list CSV\n"
     "(columns name,node,writable,description) that a group's tags_csv: reads as it is.\n"
     "\n"
-    "  --security POLICY     Basic256Sha256 (default), Aes128_Sha256_RsaOaep, or None\n"
+    "  --security POLICY     Basic256Sha256 (default), Aes128_Sha256_RsaOaep,\n"
+    "                        Aes256_Sha256_RsaPss, or None\n"
     "  --mode MODE           SignAndEncrypt (default), Sign, or None (with --security None)\n"
     "  --allow-insecure      accept --security None (nothing is signed or encrypted)\n"
     "  --pki-dir DIR         the PKI directory (own/ trusted/ issuers/ rejected/), the same\n"
@@ -235,9 +236,13 @@ static int connect_session(struct conn *k, const struct opts *o)
 
 static int setup(struct conn *k, const struct opts *o)
 {
-    static const char *const policies[] = {"None", "Basic256Sha256", "Aes128_Sha256_RsaOaep"};
+    static const char *const policies[UA_POLICY_COUNT] = {
+        [UA_POLICY_NONE] = "None",
+        [UA_POLICY_BASIC256SHA256] = "Basic256Sha256",
+        [UA_POLICY_AES128_SHA256_RSAOAEP] = "Aes128_Sha256_RsaOaep",
+        [UA_POLICY_AES256_SHA256_RSAPSS] = "Aes256_Sha256_RsaPss"};
     static const char *const modes[] = {"None", "Sign", "SignAndEncrypt"};
-    int policy = parse_choice(o->policy, policies, 3, "security policy");
+    int policy = parse_choice(o->policy, policies, UA_POLICY_COUNT, "security policy");
     int mode = parse_choice(o->mode, modes, 3, "security mode");
     if (policy < 0 || mode < 0)
         return 2;

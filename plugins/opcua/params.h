@@ -6,7 +6,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-enum op_policy { OP_POLICY_NONE, OP_POLICY_BASIC256SHA256, OP_POLICY_AES128_SHA256_RSAOAEP };
+enum op_policy { /* the values of enum ua_policy */
+                 OP_POLICY_NONE,
+                 OP_POLICY_BASIC256SHA256,
+                 OP_POLICY_AES128_SHA256_RSAOAEP,
+                 OP_POLICY_AES256_SHA256_RSAPSS
+};
 enum op_mode { OP_MODE_NONE, OP_MODE_SIGN, OP_MODE_SIGN_AND_ENCRYPT };
 
 struct op_connection_params {

@@ -140,6 +140,8 @@ static void session_config(struct op_instance *in)
         gethostname(host, sizeof host - 1);
         snprintf(in->application_uri, sizeof in->application_uri, "urn:%s:ironbridge", host);
     }
+    _Static_assert((int)OP_POLICY_AES256_SHA256_RSAPSS == (int)UA_POLICY_AES256_SHA256_RSAPSS,
+                   "enum op_policy has ua_policy's values");
     in->scfg = (struct ua_session_config){
         .url = p->endpoint,
         .application_uri = in->application_uri,

@@ -13,6 +13,7 @@ static const char *const policy_choices[] = {
     [OP_POLICY_NONE] = "None",
     [OP_POLICY_BASIC256SHA256] = "Basic256Sha256",
     [OP_POLICY_AES128_SHA256_RSAOAEP] = "Aes128_Sha256_RsaOaep",
+    [OP_POLICY_AES256_SHA256_RSAPSS] = "Aes256_Sha256_RsaPss",
     NULL,
 };
 
@@ -42,7 +43,8 @@ static const struct ib_schema_entry connection_entries[] = {
      .def = "Basic256Sha256",
      .choices = policy_choices,
      .description = "Security policy of the secure channel: Basic256Sha256, "
-                    "Aes128_Sha256_RsaOaep, or None (needs allow_insecure: true)"},
+                    "Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, or None (needs "
+                    "allow_insecure: true)"},
     {.key = "security_mode",
      .type = IB_S_ENUM,
      .offset = offsetof(CP, security_mode),

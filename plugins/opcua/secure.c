@@ -1,7 +1,7 @@
-/* OPC UA plugin: the cryptography of the Basic256Sha256 and Aes128_Sha256_RsaOaep security
- * policies (OPC 10000-7) on OpenSSL EVP, and the padding, signing and encryption of secured
- * chunks and their reverse (OPC 10000-6 §6.7.2, §6.7.5). Every length of a received chunk is
- * checked before the bytes are touched. */
+/* OPC UA plugin: the cryptography of the Basic256Sha256, Aes128_Sha256_RsaOaep and
+ * Aes256_Sha256_RsaPss security policies (OPC 10000-7) on OpenSSL EVP, and the padding, signing and
+ * encryption of secured chunks and their reverse (OPC 10000-6 §6.7.2, §6.7.5). Every length of a
+ * received chunk is checked before the bytes are touched. */
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -13,18 +13,51 @@
 
 #include "secure.h"
 
-#define OAEP_OVERHEAD 42 /* RSA-OAEP with SHA-1: 2 * 20 + 2 */
+#define SIG_PKCS1 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+#define ENC_OAEP  "http://www.w3.org/2001/04/xmlenc#rsa-oaep"
+
+/* What sets the policies apart; rsa_pss: PSS signatures and OAEP with SHA-256 */
+static const struct policy {
+    const char *uri, *sig_alg, *enc_alg;
+    size_t enc_key; /* AES key bytes */
+    bool rsa_pss;
+} policies[UA_POLICY_COUNT] = {
+    [UA_POLICY_NONE] = {"http://opcfoundation.org/UA/SecurityPolicy#None", "", "", 0, false},
+    [UA_POLICY_BASIC256SHA256] = {"http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256",
+                                  SIG_PKCS1, ENC_OAEP, 32, false},
+    [UA_POLICY_AES128_SHA256_RSAOAEP] =
+        {"http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep", SIG_PKCS1, ENC_OAEP,
+         16, false},
+    [UA_POLICY_AES256_SHA256_RSAPSS] =
+        {"http://opcfoundation.org/UA/SecurityPolicy#Aes256_Sha256_RsaPss",
+         "http://opcfoundation.org/UA/security/rsa-pss-sha2-256",
+         "http://opcfoundation.org/UA/security/rsa-oaep-sha2-256", 32, true},
+};
+
+static const struct policy *policy_of(int policy)
+{
+    return &policies[policy > 0 && policy < UA_POLICY_COUNT ? policy : UA_POLICY_NONE];
+}
 
 const char *ua_policy_uri(int policy)
 {
-    switch (policy) {
-    case UA_POLICY_BASIC256SHA256:
-        return "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256";
-    case UA_POLICY_AES128_SHA256_RSAOAEP:
-        return "http://opcfoundation.org/UA/SecurityPolicy#Aes128_Sha256_RsaOaep";
-    default:
-        return "http://opcfoundation.org/UA/SecurityPolicy#None";
-    }
+    return policy_of(policy)->uri;
+}
+
+const char *ua_policy_sig_alg(int policy)
+{
+    return policy_of(policy)->sig_alg;
+}
+
+const char *ua_policy_enc_alg(int policy)
+{
+    return policy_of(policy)->enc_alg;
+}
+
+size_t ua_policy_oaep_block(int policy, size_t key_bytes)
+{
+    size_t overhead = policy_of(policy)->rsa_pss ? 2 * 32 + 2 : 2 * 20 + 2;
+    return key_bytes > overhead ? key_bytes - overhead : 0;
 }
 
 void ua_sec_clear(struct ua_sec *s)
@@ -66,7 +99,7 @@ int ua_psha256(const uint8_t *secret, size_t slen, const uint8_t *seed, size_t s
 
 static size_t enc_key_len(const struct ua_sec *s)
 {
-    return s->policy == UA_POLICY_AES128_SHA256_RSAOAEP ? 16 : 32;
+    return policy_of(s->policy)->enc_key == 16 ? 16 : 32;
 }
 
 static int derive(const uint8_t *secret, const uint8_t *seed, size_t n, size_t ek,
@@ -119,14 +152,24 @@ int ua_sec_set_peer(struct ua_sec *s, const uint8_t *der, size_t len)
     return s->peer_cert ? 0 : -1;
 }
 
+/* RSA-PSS as OPC 10000-7 asks: MGF1 with SHA-256, a salt as long as the hash (32) */
+static bool sig_padding(EVP_PKEY_CTX *pctx, int policy)
+{
+    return !policy_of(policy)->rsa_pss ||
+           (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+            EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, 32) == 1 &&
+            EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) == 1);
+}
+
 int ua_sec_sign(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
                 uint8_t **sig, size_t *sig_len)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
     size_t len = (size_t)EVP_PKEY_get_size(s->own_key);
     uint8_t *out = OPENSSL_malloc(len);
-    int ok = ctx && out && EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, s->own_key) == 1 &&
-             EVP_DigestSignUpdate(ctx, d1, n1) == 1 &&
+    int ok = ctx && out && EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, s->own_key) == 1 &&
+             sig_padding(pctx, s->policy) && EVP_DigestSignUpdate(ctx, d1, n1) == 1 &&
              (n2 == 0 || EVP_DigestSignUpdate(ctx, d2, n2) == 1) &&
              EVP_DigestSignFinal(ctx, out, &len) == 1;
     EVP_MD_CTX_free(ctx);
@@ -139,51 +182,51 @@ int ua_sec_sign(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d
     return 0;
 }
 
-static int verify(EVP_PKEY *key, const uint8_t *d, size_t n, const uint8_t *sig, size_t sig_len)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = ctx && EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, key) == 1 &&
-             EVP_DigestVerify(ctx, sig, sig_len, d, n) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok ? 0 : -1;
-}
-
 int ua_sec_verify(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
                   const uint8_t *sig, size_t sig_len)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
     int ok = ctx && s->peer_key &&
-             EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, s->peer_key) == 1 &&
-             EVP_DigestVerifyUpdate(ctx, d1, n1) == 1 && EVP_DigestVerifyUpdate(ctx, d2, n2) == 1 &&
+             EVP_DigestVerifyInit(ctx, &pctx, EVP_sha256(), NULL, s->peer_key) == 1 &&
+             sig_padding(pctx, s->policy) && EVP_DigestVerifyUpdate(ctx, d1, n1) == 1 &&
+             (n2 == 0 || EVP_DigestVerifyUpdate(ctx, d2, n2) == 1) &&
              EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1;
     EVP_MD_CTX_free(ctx);
     return ok ? 0 : -1;
 }
 
-/* RSA-OAEP one block; enc selects encrypt (peer key) or decrypt (own key). */
-static int rsa_block(EVP_PKEY *key, bool enc, const uint8_t *in, size_t n, uint8_t *out,
+/* RSA-OAEP one block (SHA-1, or SHA-256 with MGF1-SHA256 for RsaPss); enc selects encrypt
+ * (peer key) or decrypt (own key). */
+static int rsa_block(EVP_PKEY *key, int policy, bool enc, const uint8_t *in, size_t n, uint8_t *out,
                      size_t *out_len)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    bool sha256 = policy_of(policy)->rsa_pss;
     int ok = ctx && (enc ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx)) == 1 &&
              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+             (!sha256 || (EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
+                          EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha256()) == 1)) &&
              (enc ? EVP_PKEY_encrypt(ctx, out, out_len, in, n)
                   : EVP_PKEY_decrypt(ctx, out, out_len, in, n)) == 1;
     EVP_PKEY_CTX_free(ctx);
     return ok ? 0 : -1;
 }
 
-int ua_sec_rsa_encrypt(struct ua_sec *s, const uint8_t *in, size_t n, uint8_t **out,
-                       size_t *out_len)
+int ua_sec_rsa_encrypt(const struct ua_sec *s, int policy, const uint8_t *in, size_t n,
+                       uint8_t **out, size_t *out_len)
 {
-    size_t cb = (size_t)EVP_PKEY_get_size(s->peer_key), pb = cb - OAEP_OVERHEAD;
+    if (!s->peer_key)
+        return -1;
+    size_t cb = (size_t)EVP_PKEY_get_size(s->peer_key), pb = ua_policy_oaep_block(policy, cb);
     size_t blocks = n ? (n + pb - 1) / pb : 1;
-    uint8_t *o = OPENSSL_malloc(blocks * cb);
+    uint8_t *o = pb ? OPENSSL_malloc(blocks * cb) : NULL;
     if (!o)
         return -1;
     for (size_t i = 0; i < blocks; i++) {
         size_t part = n - i * pb < pb ? n - i * pb : pb, len = cb;
-        if (rsa_block(s->peer_key, true, in + i * pb, part, o + i * cb, &len) != 0 || len != cb) {
+        if (rsa_block(s->peer_key, policy, true, in + i * pb, part, o + i * cb, &len) != 0 ||
+            len != cb) {
             OPENSSL_free(o);
             return -1;
         }
@@ -219,7 +262,7 @@ size_t ua_sec_body_room(const struct ua_sec *s, uint32_t chunk_size, size_t head
     if (!encrypt)
         return chunk_size > head + 8 + sig ? chunk_size - head - 8 - sig : 0;
     size_t cb = asym ? (size_t)EVP_PKEY_get_size(s->peer_key) : 16;
-    size_t pb = asym ? cb - OAEP_OVERHEAD : 16;
+    size_t pb = asym ? ua_policy_oaep_block(s->policy, cb) : 16;
     size_t extra = asym && cb > 256 ? 1 : 0;
     if (chunk_size <= head)
         return 0;
@@ -234,7 +277,9 @@ int ua_sec_wrap(struct ua_sec *s, struct ua_buf *b, size_t start, size_t sec_hdr
     bool encrypt = asym || s->mode == UA_MODE_SIGN_AND_ENCRYPT;
     size_t sig_len = asym ? (size_t)EVP_PKEY_get_size(s->own_key) : 32;
     size_t cb = asym ? (size_t)EVP_PKEY_get_size(s->peer_key) : 16;
-    size_t pb = asym ? cb - OAEP_OVERHEAD : 16;
+    size_t pb = asym ? ua_policy_oaep_block(s->policy, cb) : 16;
+    if (encrypt && pb == 0)
+        return -1;
     if (encrypt) {
         bool extra = asym && cb > 256;
         size_t total = b->len - enc_at + 1 + (extra ? 1 : 0) + sig_len;
@@ -273,7 +318,7 @@ int ua_sec_wrap(struct ua_sec *s, struct ua_buf *b, size_t start, size_t sec_hdr
         return aes(s, &s->tx, true, b->data + enc_at, b->len - enc_at);
     uint8_t *ct;
     size_t ct_len;
-    if (ua_sec_rsa_encrypt(s, b->data + enc_at, b->len - enc_at, &ct, &ct_len) != 0)
+    if (ua_sec_rsa_encrypt(s, s->policy, b->data + enc_at, b->len - enc_at, &ct, &ct_len) != 0)
         return -1;
     b->len = enc_at;
     ua_put_bytes(b, ct, ct_len);
@@ -287,7 +332,7 @@ static int fail(char *err, size_t size, const char *msg)
     return -1;
 }
 
-static int rsa_decrypt_all(struct ua_sec *s, uint8_t *p, size_t *n)
+int ua_sec_rsa_decrypt(const struct ua_sec *s, int policy, uint8_t *p, size_t *n)
 {
     size_t cb = (size_t)EVP_PKEY_get_size(s->own_key);
     if (*n == 0 || *n % cb != 0)
@@ -297,7 +342,7 @@ static int rsa_decrypt_all(struct ua_sec *s, uint8_t *p, size_t *n)
     int rc = tmp ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < *n; i += cb) {
         size_t len = cb;
-        rc = rsa_block(s->own_key, false, p + i, cb, tmp, &len);
+        rc = rsa_block(s->own_key, policy, false, p + i, cb, tmp, &len);
         if (rc == 0) { /* out <= i: the plaintext never overtakes what is still to decrypt */
             memmove(p + out, tmp, len);
             out += len;
@@ -322,7 +367,7 @@ int ua_sec_unwrap(struct ua_sec *s, uint8_t *chunk, size_t *len, size_t sec_hdr_
         return fail(err, err_size, "a secured chunk shorter than its headers");
     size_t n = *len - enc_at;
     if (encrypt && asym) {
-        if (rsa_decrypt_all(s, chunk + enc_at, &n) != 0)
+        if (ua_sec_rsa_decrypt(s, s->policy, chunk + enc_at, &n) != 0)
             return fail(err, err_size,
                         "cannot decrypt the OpenSecureChannel response with our "
                         "key");
@@ -336,7 +381,7 @@ int ua_sec_unwrap(struct ua_sec *s, uint8_t *chunk, size_t *len, size_t sec_hdr_
     size_t signed_len = enc_at + n - sig_len;
     const uint8_t *sig = chunk + signed_len;
     if (asym) {
-        if (verify(s->peer_key, chunk, signed_len, sig, sig_len) != 0)
+        if (ua_sec_verify(s, chunk, signed_len, NULL, 0, sig, sig_len) != 0)
             return fail(err, err_size, "the server's signature does not verify");
     } else {
         uint8_t mac[32];

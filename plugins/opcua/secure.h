@@ -1,8 +1,9 @@
-/* OPC UA plugin: security policies Basic256Sha256 and Aes128_Sha256_RsaOaep (OPC 10000-7) on
- * OpenSSL EVP (secure.c): P_SHA256 key derivation, RSA-OAEP (SHA-1) and PKCS#1 v1.5 SHA-256
- * signatures for the asymmetric OpenSecureChannel, HMAC-SHA256 and AES-CBC for the symmetric
- * messages, and the padding and framing of secured chunks (OPC 10000-6 §6.7.2). One poller
- * thread per struct ua_sec. */
+/* OPC UA plugin: security policies Basic256Sha256, Aes128_Sha256_RsaOaep and
+ * Aes256_Sha256_RsaPss (OPC 10000-7) on OpenSSL EVP (secure.c): P_SHA256 key derivation, RSA-OAEP
+ * (SHA-1, or SHA-256 for RsaPss) and RSA SHA-256 signatures (PKCS#1 v1.5, or PSS for RsaPss) for
+ * the asymmetric OpenSecureChannel, HMAC-SHA256 and AES-CBC for the symmetric messages, and the
+ * padding and framing of secured chunks (OPC 10000-6 §6.7.2). One poller thread per struct
+ * ua_sec. */
 #ifndef IB_OPCUA_SECURE_H
 #define IB_OPCUA_SECURE_H
 
@@ -14,14 +15,26 @@
 
 #include "ua.h"
 
-enum ua_policy { UA_POLICY_NONE = 0, UA_POLICY_BASIC256SHA256, UA_POLICY_AES128_SHA256_RSAOAEP };
+enum ua_policy {
+    UA_POLICY_NONE = 0,
+    UA_POLICY_BASIC256SHA256,
+    UA_POLICY_AES128_SHA256_RSAOAEP,
+    UA_POLICY_AES256_SHA256_RSAPSS,
+    UA_POLICY_COUNT
+};
 enum ua_mode { UA_MODE_NONE = 1, UA_MODE_SIGN = 2, UA_MODE_SIGN_AND_ENCRYPT = 3 };
 
-#define UA_NONCE_LEN          32
-#define UA_SIG_ALG_RSA_SHA256 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-#define UA_ENC_ALG_RSA_OAEP   "http://www.w3.org/2001/04/xmlenc#rsa-oaep"
+#define UA_NONCE_LEN 32
 
+/* The policy's URI; "...#None" for UA_POLICY_NONE and unknown values. */
 const char *ua_policy_uri(int policy);
+/* The URIs of the policy's asymmetric signature (ClientSignature, ServerSignature,
+ * UserTokenSignature) and asymmetric encryption (an encrypted password) algorithms. */
+const char *ua_policy_sig_alg(int policy);
+const char *ua_policy_enc_alg(int policy);
+/* The plaintext bytes of one RSA-OAEP block of a key of key_bytes under the policy: key_bytes
+ * less 42 (OAEP with SHA-1: 2 * 20 + 2) or 66 (with SHA-256: 2 * 32 + 2). */
+size_t ua_policy_oaep_block(int policy, size_t key_bytes);
 
 struct ua_keyset {
     uint8_t sign[32], enc[32], iv[16];
@@ -54,17 +67,21 @@ int ua_sec_derive(struct ua_sec *s, const uint8_t *server_nonce, size_t n, uint3
 /* Sets the server's certificate (DER), its public key and thumbprint. 0 or -1. */
 int ua_sec_set_peer(struct ua_sec *s, const uint8_t *der, size_t len);
 
-/* RSA PKCS#1 v1.5 SHA-256 signature with our key of data1 || data2 into a new buffer
- * (*sig, *sig_len; free()). 0 or -1. */
+/* The policy's RSA SHA-256 signature (PKCS#1 v1.5, or PSS with a 32-byte salt and MGF1-SHA256)
+ * with our key of data1 || data2 into a new buffer (*sig, *sig_len; OPENSSL_free()). 0 or -1. */
 int ua_sec_sign(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
                 uint8_t **sig, size_t *sig_len);
-/* Verifies an RSA PKCS#1 v1.5 SHA-256 signature of d1 || d2 with the server's key. 0 or -1. */
+/* Verifies the policy's RSA SHA-256 signature of d1 || d2 with the server's key. 0 or -1. */
 int ua_sec_verify(struct ua_sec *s, const uint8_t *d1, size_t n1, const uint8_t *d2, size_t n2,
                   const uint8_t *sig, size_t sig_len);
-/* RSA-OAEP (SHA-1) encryption with the server's key, block by block, into `out` (a new
- * buffer). 0 or -1. */
-int ua_sec_rsa_encrypt(struct ua_sec *s, const uint8_t *in, size_t n, uint8_t **out,
-                       size_t *out_len);
+/* RSA-OAEP encryption as `policy` asks (SHA-1, or SHA-256 for Aes256_Sha256_RsaPss; the
+ * channel's policy, or a user token's) with the server's key, block by block, into `out` (a new
+ * buffer; OPENSSL_free()). 0 or -1. */
+int ua_sec_rsa_encrypt(const struct ua_sec *s, int policy, const uint8_t *in, size_t n,
+                       uint8_t **out, size_t *out_len);
+/* The reverse with our key (whole blocks only), in place: *n becomes the plaintext's length.
+ * 0 or -1. */
+int ua_sec_rsa_decrypt(const struct ua_sec *s, int policy, uint8_t *p, size_t *n);
 
 /* Secures one chunk in place: `b` holds a plain chunk (header, security header of `sec_hdr_len`
  * bytes after the 8-byte header, sequence header, body) and is padded, signed and encrypted as

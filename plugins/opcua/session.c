@@ -22,7 +22,7 @@
 
 static int policy_of(struct ua_str uri, int channel_policy)
 {
-    for (int p = UA_POLICY_NONE; p <= UA_POLICY_AES128_SHA256_RSAOAEP; p++)
+    for (int p = UA_POLICY_NONE; p < UA_POLICY_COUNT; p++)
         if (uri.len > 0 && (size_t)uri.len == strlen(ua_policy_uri(p)) &&
             memcmp(uri.ptr, ua_policy_uri(p), (size_t)uri.len) == 0)
             return p;
@@ -194,7 +194,7 @@ static int check_server_signature(struct ua_channel *ch, struct ua_cur *c, const
                  "CreateSession came back with another server certificate than the endpoint's");
         return IB_ERR_PROTOCOL;
     }
-    if (!str_eq(alg, UA_SIG_ALG_RSA_SHA256) || sig.len <= 0 ||
+    if (!str_eq(alg, ua_policy_sig_alg(sec->policy)) || sig.len <= 0 ||
         ua_sec_verify(sec, sec->own_cert, sec->own_cert_len, nonce, UA_NONCE_LEN,
                       (const uint8_t *)sig.ptr, (size_t)sig.len) != 0) {
         snprintf(ch->error, sizeof ch->error,
@@ -250,7 +250,8 @@ static int create(struct ua_channel *ch, struct ua_session *s, const struct ua_s
 }
 
 /* The UserNameIdentityToken's password: UInt32 length || password || server nonce, encrypted
- * with the server's key by RSA-OAEP when the token policy is not None (OPC 10000-4 §7.41.2.3). */
+ * with the server's key by the token policy's RSA-OAEP when it is not None (OPC 10000-4
+ * §7.41.2.3). */
 static int put_password(struct ua_channel *ch, struct ua_session *s,
                         const struct ua_session_config *cfg, struct ua_buf *b)
 {
@@ -275,7 +276,7 @@ static int put_password(struct ua_channel *ch, struct ua_session *s,
     memcpy(plain + 4 + pw, s->server_nonce, UA_NONCE_LEN);
     uint8_t *ct = NULL;
     size_t ct_len = 0;
-    int rc = ua_sec_rsa_encrypt(sec, plain, 4 + n, &ct, &ct_len);
+    int rc = ua_sec_rsa_encrypt(sec, s->user_token_policy, plain, 4 + n, &ct, &ct_len);
     OPENSSL_cleanse(plain, sizeof plain);
     if (rc != 0) {
         snprintf(ch->error, sizeof ch->error, "cannot encrypt the password");
@@ -284,7 +285,7 @@ static int put_password(struct ua_channel *ch, struct ua_session *s,
     ua_put_i32(b, (int32_t)ct_len);
     ua_put_bytes(b, ct, ct_len);
     OPENSSL_free(ct);
-    ua_put_cstr(b, UA_ENC_ALG_RSA_OAEP);
+    ua_put_cstr(b, ua_policy_enc_alg(s->user_token_policy));
     return IB_OK;
 }
 
@@ -292,11 +293,10 @@ static int put_password(struct ua_channel *ch, struct ua_session *s,
 static int put_x509(struct ua_channel *ch, struct ua_session *s,
                     const struct ua_session_config *cfg, struct ua_buf *b)
 {
-    if (!s->cert_policy[0] || (s->cert_token_policy != UA_POLICY_BASIC256SHA256 &&
-                               s->cert_token_policy != UA_POLICY_AES128_SHA256_RSAOAEP)) {
+    if (!s->cert_policy[0] || s->cert_token_policy <= UA_POLICY_NONE) {
         snprintf(ch->error, sizeof ch->error,
                  "the endpoint accepts no X.509 user certificate (or signed with a policy other "
-                 "than Basic256Sha256 or Aes128_Sha256_RsaOaep)");
+                 "than Basic256Sha256, Aes128_Sha256_RsaOaep or Aes256_Sha256_RsaPss)");
         return IB_ERR_DENIED;
     }
     struct ua_nodeid type = ua_nid_num(0, ID_X509_TOKEN);
@@ -331,7 +331,7 @@ static int put_user_signature(struct ua_channel *ch, struct ua_session *s,
                  "the user key cannot sign");
         return IB_ERR_PROTOCOL;
     }
-    ua_put_cstr(b, UA_SIG_ALG_RSA_SHA256);
+    ua_put_cstr(b, ua_policy_sig_alg(s->cert_token_policy));
     ua_put_i32(b, (int32_t)sig_len);
     ua_put_bytes(b, sig, sig_len);
     OPENSSL_free(sig);
@@ -383,7 +383,7 @@ static int activate(struct ua_channel *ch, struct ua_session *s,
     }
     struct ua_buf *b = ua_channel_begin(ch, UA_ID_ACTIVATE_SESSION_REQ, &s->auth);
     if (sig) { /* ClientSignature: over the server's certificate and nonce */
-        ua_put_cstr(b, UA_SIG_ALG_RSA_SHA256);
+        ua_put_cstr(b, ua_policy_sig_alg(ch->sec->policy));
         ua_put_i32(b, (int32_t)sig_len);
         ua_put_bytes(b, sig, sig_len);
         OPENSSL_free(sig);
