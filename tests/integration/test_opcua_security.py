@@ -3,11 +3,13 @@
 (tests/peers/opcua): an X.509 user identity (user_certificate, user_private_key) accepted and
 values polled; a configured application certificate (certificate, private_key) used instead
 of the generated one (the server keeps the very certificate), with its ApplicationUri checked
-against application_uri and its key refused when readable by others; the configuration
-refusals of the new keys."""
+against application_uri and its key refused when readable by others; Aes256_Sha256_RsaPss
+(RSA-PSS signatures, RSA-OAEP SHA-256) in Sign and SignAndEncrypt reading values end to end,
+with a user name and password encrypted as the token policy asks; the configuration refusals
+of the new keys and of an unknown policy."""
 
-from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config,
-                    mqtt_section, note, run, session_pki, wait_sample)
+from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config, is_data,
+                    log_has, mqtt_section, note, run, session_pki, wait_sample)
 from opcua_certs import Certs
 from test_opcua import NS, OpcuaServer, check_refused, install_peer, secured, wait_for_file, \
     wait_line
@@ -68,6 +70,59 @@ def test_x509_user_and_own_certificate(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
 
 
+def test_rsa_pss(d):
+    """Aes256_Sha256_RsaPss in Sign and SignAndEncrypt: the OpenSecureChannel exchange signed
+    with RSA-PSS and encrypted with RSA-OAEP SHA-256 (66 bytes of padding per block), the
+    session signatures with rsa-pss-sha2-256, then values end to end to MQTT; SignAndEncrypt
+    with a 2 s token lifetime, so tokens are renewed while values keep coming; and a user name
+    whose password goes encrypted as the endpoint's token policy asks."""
+    install_peer()
+    p = session_pki()
+    tags = [{"name": n, "node": f"ns={NS};s={n}"} for n in ("Double", "UInt64", "String")]
+    tags.append({"name": "Counter", "node": f"ns={NS};s=Counter"})
+    policy = "Aes256_Sha256_RsaPss"
+    pw = d / "pw"
+    pw.write_text("s3cret!\n")
+    pw.chmod(0o600)
+    (d / "pki" / "trusted").mkdir(parents=True)
+    with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
+        sub = Subscriber(b, data_topic(), cafile=p.ca)
+        for mode in ("SignAndEncrypt", "Sign"):
+            sub.clear()
+            extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
+            conn = secured(srv, d, policy, mode, tags, **extra)
+            gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=f"pss-{mode}")
+            if mode == "SignAndEncrypt":
+                trust(d)
+            m = sub.wait_for(lambda m: is_data(m, "press") and
+                             m.payload["values"]["Double"].get("q", "good") == "good", 60,
+                             f"data with {policy} {mode}")
+            vals = m.payload["values"]
+            check(vals["Double"].get("v") == 3.141592653589793 and
+                  vals["UInt64"].get("v") == "18446744073709551615" and
+                  vals["String"].get("v") == "h\u00e9llo w\u00f6rld", f"{policy} {mode}: {vals}")
+            if extra:  # values still come after several token lifetimes
+                c0 = vals["Counter"]["v"]
+                wait_sample(sub, "press", "Counter", lambda s, c0=c0: s.get("v", c0) > c0 + 60,
+                            30, f"Counter 6 s later with {policy} {mode}")
+                log = gw.log()
+                check(log.count("[ua] connected to") == 1 and "token renewed" in log,
+                      f"{policy} {mode}: the channel was not renewed in place:\n{log[-3000:]}")
+            check(log_has(gw.log(), f"security policy {policy}, mode {mode}") is not None,
+                  f"{policy} {mode}: no connect line:\n{gw.log()[-2000:]}")
+            check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
+            note(f"{policy} {mode}: values end to end")
+        sub.clear()
+        conn = secured(srv, d, policy, "SignAndEncrypt", tags, user="operator",
+                       password_file=str(pw))
+        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name="pss-user")
+        wait_sample(sub, "press", "Double", lambda s: s.get("v") == 3.141592653589793, 60,
+                    f"a value as operator with {policy}")
+        check("s3cret!" not in gw.log(), "the password is in the log")
+        check(gw.stop() == 0, f"user: SIGTERM exit status {gw.returncode}")
+        note(f"{policy}: user name and password accepted")
+
+
 def test_config_refusals(d):
     class Fake:
         url = "opc.tcp://127.0.0.1:4840"
@@ -77,7 +132,11 @@ def test_config_refusals(d):
     check_refused(d, {**conn, "user_certificate": "u.pem", "user_private_key": "k.pem",
                       "user": "operator", "password_file": "pw"}, "user_certificate",
                   "one identity")
+    check_refused(d, {**conn, "security_policy": "Aes256_Sha256_Rsa"}, "security_policy",
+                  "expected one of", "Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss")
+    check_refused(d, {**conn, "security_policy": "Aes256_Sha256_RsaPss",
+                      "security_mode": "None"}, "security_mode", "None")
 
 
 if __name__ == "__main__":
-    run([test_x509_user_and_own_certificate, test_config_refusals])
+    run([test_x509_user_and_own_certificate, test_rsa_pss, test_config_refusals])

@@ -112,7 +112,8 @@ async function main() {
         securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign,
                         MessageSecurityMode.SignAndEncrypt],
         securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256,
-                           SecurityPolicy.Aes128_Sha256_RsaOaep],
+                           SecurityPolicy.Aes128_Sha256_RsaOaep,
+                           SecurityPolicy.Aes256_Sha256_RsaPss],
         allowAnonymous: true,
         // one user, for the user name and password tests
         userManager: { isValidUser: (user, password) => user === "operator" && password === "s3cret!" },
