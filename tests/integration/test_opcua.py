@@ -193,6 +193,36 @@ def secured(server, d, policy, mode, tags, **kw):
                       allow_insecure=False, pki_dir=str(d / "pki"), **kw)
 
 
+def secured_values(srv, d, b, p, sub, policy, mode, tags, started=None):
+    """A gateway with `policy` and `mode` delivers the Double, UInt64 and String of `tags` end
+    to end; with SignAndEncrypt its token lives 2 s and is renewed in place while Counter keeps
+    coming; its connect line names the policy and mode. `started` runs once the gateway has
+    started (to trust the server's certificate)."""
+    sub.clear()
+    extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
+    conn = secured(srv, d, policy, mode, tags, **extra)
+    gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=f"{policy}-{mode}")
+    if started:
+        started()
+    m = sub.wait_for(lambda m: is_data(m, "press") and
+                     m.payload["values"]["Double"].get("q", "good") == "good", 60,
+                     f"data with {policy} {mode}")
+    vals = m.payload["values"]
+    check(vals["Double"].get("v") == 3.141592653589793 and
+          vals["UInt64"].get("v") == "18446744073709551615" and
+          vals["String"].get("v") == "h\u00e9llo w\u00f6rld", f"{policy} {mode}: {vals}")
+    if extra:  # values still come after several token lifetimes
+        c0 = vals["Counter"]["v"]
+        wait_sample(sub, "press", "Counter", lambda s, c0=c0: s.get("v", c0) > c0 + 60, 30,
+                    f"Counter 6 s later with {policy} {mode}")
+        log = gw.log()
+        check(log.count("[ua] connected to") == 1 and "token renewed" in log,
+              f"{policy} {mode}: the channel was not renewed in place:\n{log[-3000:]}")
+    check(log_has(gw.log(), f"security policy {policy}, mode {mode}") is not None,
+          f"{policy} {mode}: no connect line:\n{gw.log()[-2000:]}")
+    check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
+
+
 def test_security_matrix(d):
     """The server's certificate is refused and lands in rejected/ with a log line saying where
     to move it; moved to trusted/, the next connect succeeds. Then each of Basic256Sha256 and
@@ -224,30 +254,7 @@ def test_security_matrix(d):
         check(gw.stop() == 0, f"SIGTERM exit status {gw.returncode}")
         for policy in ("Basic256Sha256", "Aes128_Sha256_RsaOaep"):
             for mode in ("Sign", "SignAndEncrypt"):
-                sub.clear()
-                extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
-                conn = secured(srv, d, policy, mode, tags, **extra)
-                gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d,
-                             name=f"{policy}-{mode}")
-                m = sub.wait_for(lambda m: is_data(m, "press") and
-                                 m.payload["values"]["Double"].get("q", "good") == "good", 60,
-                                 f"data with {policy} {mode}")
-                vals = m.payload["values"]
-                check(vals["Double"].get("v") == 3.141592653589793 and
-                      vals["UInt64"].get("v") == "18446744073709551615" and
-                      vals["String"].get("v") == "h\u00e9llo w\u00f6rld",
-                      f"{policy} {mode}: {vals}")
-                if extra:  # values still come after several token lifetimes
-                    c0 = vals["Counter"]["v"]
-                    wait_sample(sub, "press", "Counter",
-                                lambda s, c0=c0: s.get("v", c0) > c0 + 60, 30,
-                                f"Counter 6 s later with {policy} {mode}")
-                    log = gw.log()
-                    check(log.count("[ua] connected to") == 1 and "token renewed" in log,
-                          f"{policy} {mode}: the channel was not renewed in place:\n{log[-3000:]}")
-                check(log_has(gw.log(), f"security policy {policy}, mode {mode}") is not None,
-                      f"{policy} {mode}: no connect line")
-                check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
+                secured_values(srv, d, b, p, sub, policy, mode, tags)
 
 
 def test_user_password(d):

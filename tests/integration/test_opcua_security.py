@@ -5,14 +5,14 @@ values polled; a configured application certificate (certificate, private_key) u
 of the generated one (the server keeps the very certificate), with its ApplicationUri checked
 against application_uri and its key refused when readable by others; Aes256_Sha256_RsaPss
 (RSA-PSS signatures, RSA-OAEP SHA-256) in Sign and SignAndEncrypt reading values end to end,
-with a user name and password encrypted as the token policy asks; the configuration refusals
+with a password and an X.509 user token under that policy; the configuration refusals
 of the new keys and of an unknown policy."""
 
-from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config, is_data,
-                    log_has, mqtt_section, note, run, session_pki, wait_sample)
+from ibtest import (Gateway, Mosquitto, Subscriber, check, data_topic, gateway_config,
+                    mqtt_section, note, run, session_pki, wait_sample)
 from opcua_certs import Certs
-from test_opcua import NS, OpcuaServer, check_refused, install_peer, secured, wait_for_file, \
-    wait_line
+from test_opcua import NS, OpcuaServer, check_refused, install_peer, secured, secured_values, \
+    wait_for_file, wait_line
 
 TAGS = [{"name": "Double", "node": f"ns={NS};s=Double"}]
 
@@ -74,8 +74,9 @@ def test_rsa_pss(d):
     """Aes256_Sha256_RsaPss in Sign and SignAndEncrypt: the OpenSecureChannel exchange signed
     with RSA-PSS and encrypted with RSA-OAEP SHA-256 (66 bytes of padding per block), the
     session signatures with rsa-pss-sha2-256, then values end to end to MQTT; SignAndEncrypt
-    with a 2 s token lifetime, so tokens are renewed while values keep coming; and a user name
-    whose password goes encrypted as the endpoint's token policy asks."""
+    with a 2 s token lifetime, so tokens are renewed while values keep coming; a password
+    encrypted with RSA-OAEP SHA-256 (rsa-oaep-sha2-256) and an X.509 user token signed with
+    RSA-PSS, both of which node-opcua checks against the policy's algorithm URIs."""
     install_peer()
     p = session_pki()
     tags = [{"name": n, "node": f"ns={NS};s={n}"} for n in ("Double", "UInt64", "String")]
@@ -84,43 +85,28 @@ def test_rsa_pss(d):
     pw = d / "pw"
     pw.write_text("s3cret!\n")
     pw.chmod(0o600)
+    user = Certs(d / "certs").leaf("user", san="URI:urn:ironbridge:test-user")
+    user[1].chmod(0o600)
     (d / "pki" / "trusted").mkdir(parents=True)
     with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
         sub = Subscriber(b, data_topic(), cafile=p.ca)
         for mode in ("SignAndEncrypt", "Sign"):
-            sub.clear()
-            extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
-            conn = secured(srv, d, policy, mode, tags, **extra)
-            gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=f"pss-{mode}")
-            if mode == "SignAndEncrypt":
-                trust(d)
-            m = sub.wait_for(lambda m: is_data(m, "press") and
-                             m.payload["values"]["Double"].get("q", "good") == "good", 60,
-                             f"data with {policy} {mode}")
-            vals = m.payload["values"]
-            check(vals["Double"].get("v") == 3.141592653589793 and
-                  vals["UInt64"].get("v") == "18446744073709551615" and
-                  vals["String"].get("v") == "h\u00e9llo w\u00f6rld", f"{policy} {mode}: {vals}")
-            if extra:  # values still come after several token lifetimes
-                c0 = vals["Counter"]["v"]
-                wait_sample(sub, "press", "Counter", lambda s, c0=c0: s.get("v", c0) > c0 + 60,
-                            30, f"Counter 6 s later with {policy} {mode}")
-                log = gw.log()
-                check(log.count("[ua] connected to") == 1 and "token renewed" in log,
-                      f"{policy} {mode}: the channel was not renewed in place:\n{log[-3000:]}")
-            check(log_has(gw.log(), f"security policy {policy}, mode {mode}") is not None,
-                  f"{policy} {mode}: no connect line:\n{gw.log()[-2000:]}")
-            check(gw.stop() == 0, f"{policy} {mode}: SIGTERM exit status {gw.returncode}")
+            secured_values(srv, d, b, p, sub, policy, mode, tags,
+                           started=(lambda: trust(d)) if mode == "SignAndEncrypt" else None)
             note(f"{policy} {mode}: values end to end")
-        sub.clear()
-        conn = secured(srv, d, policy, "SignAndEncrypt", tags, user="operator",
-                       password_file=str(pw))
-        gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name="pss-user")
-        wait_sample(sub, "press", "Double", lambda s: s.get("v") == 3.141592653589793, 60,
-                    f"a value as operator with {policy}")
-        check("s3cret!" not in gw.log(), "the password is in the log")
-        check(gw.stop() == 0, f"user: SIGTERM exit status {gw.returncode}")
-        note(f"{policy}: user name and password accepted")
+        # the endpoint's user token policies name no policy: the channel's (RsaPss) applies
+        identities = {"password": {"user": "operator", "password_file": str(pw)},
+                      "X.509 user": {"user_certificate": str(user[0]),
+                                     "user_private_key": str(user[1])}}
+        for what, keys in identities.items():
+            sub.clear()
+            conn = secured(srv, d, policy, "SignAndEncrypt", tags, **keys)
+            gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=f"pss-{what[:4]}")
+            wait_sample(sub, "press", "Double", lambda s: s.get("v") == 3.141592653589793, 60,
+                        f"a value with {policy} and a {what} identity")
+            check("s3cret!" not in gw.log(), "the password is in the log")
+            check(gw.stop() == 0, f"{what}: SIGTERM exit status {gw.returncode}")
+            note(f"{policy}: {what} identity accepted")
 
 
 def test_config_refusals(d):
