@@ -57,7 +57,7 @@ def test_browse_then_poll(d):
     p = session_pki()
     with Mosquitto(d, tls=p.server_tls()) as b, OpcuaServer(d) as srv:
         pki = trust_server(d, srv)
-        for policy in ("Basic256Sha256", "Aes128_Sha256_RsaOaep"):
+        for policy in ("Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"):
             for mode in ("Sign", "SignAndEncrypt"):
                 rc, out, err = browse("--pki-dir", pki, "--security", policy, "--mode", mode,
                                       srv.url)
@@ -124,9 +124,11 @@ def test_browse_refusals(d):
         check(rc == 1 and str(key) in err and "chmod 600" in err, f"key 0640: rc {rc}\n{err}")
         key.chmod(0o600)
         rc, out, err = browse("--security", "Basic128", "--pki-dir", pki, srv.url)
-        check(rc == 2 and "Basic256Sha256" in err, f"unknown policy: rc {rc}\n{err}")
+        check(rc == 2 and "Basic256Sha256" in err and "Aes256_Sha256_RsaPss" in err,
+              f"unknown policy: rc {rc}\n{err}")
     rc, out, err = browse("--help")
-    check(rc == 0 and "--security" in out and "tags_csv" in out, f"--help: {out}")
+    check(rc == 0 and "--security" in out and "Aes256_Sha256_RsaPss" in out and
+          "tags_csv" in out, f"--help: {out}")
 
 
 def refused(srv, pki, *patterns):
