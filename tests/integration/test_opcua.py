@@ -193,17 +193,15 @@ def secured(server, d, policy, mode, tags, **kw):
                       allow_insecure=False, pki_dir=str(d / "pki"), **kw)
 
 
-def secured_values(srv, d, b, p, sub, policy, mode, tags, started=None):
+def secured_values(srv, d, b, p, sub, policy, mode, tags):
     """A gateway with `policy` and `mode` delivers the Double, UInt64 and String of `tags` end
     to end; with SignAndEncrypt its token lives 2 s and is renewed in place while Counter keeps
-    coming; its connect line names the policy and mode. `started` runs once the gateway has
-    started (to trust the server's certificate)."""
+    coming; its connect line names the policy and mode (the server's certificate must be
+    trusted already)."""
     sub.clear()
     extra = {"token_lifetime": "2s"} if mode == "SignAndEncrypt" else {}
     conn = secured(srv, d, policy, mode, tags, **extra)
     gw = Gateway(gateway_config(mqtt_section(b, p), [conn]), d, name=f"{policy}-{mode}")
-    if started:
-        started()
     m = sub.wait_for(lambda m: is_data(m, "press") and
                      m.payload["values"]["Double"].get("q", "good") == "good", 60,
                      f"data with {policy} {mode}")
