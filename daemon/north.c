@@ -151,13 +151,7 @@ static void *north_main(void *arg)
             n->fmt->death(n->fmt->ud, n);
         else if (n->flush)
             north_publish(n, n->status_topic, "offline", 7, 1, 1, 0);
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 1000;
-        MQTTAsync_disconnect(n->client, &d);
-        for (int i = 0; i < 20 && MQTTAsync_isConnected(n->client); i++) {
-            struct timespec ts = {0, 50 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        north_disconnect(n);
     }
     struct ib_store_stats s;
     ib_store_stats(n->q, &s);

@@ -122,6 +122,8 @@ void north_on_connected(struct ib_north *n);
 bool north_connection_ready(struct ib_north *n);
 /* The north thread, with a payload format: its births when due; true when records may go. */
 bool north_fmt_ready(struct ib_north *n);
+/* The north thread: a clean DISCONNECT, waiting up to 1 s for it to go out. */
+void north_disconnect(struct ib_north *n);
 /* The north thread: destroy the paho client and what it held; rewind the store. */
 void north_drop_client(struct ib_north *n);
 

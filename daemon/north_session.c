@@ -40,11 +40,9 @@ static void fmt_subscribe(struct ib_north *n)
         north_set_failure(n, true, "cannot subscribe to the payload format's topics");
 }
 
-/* The format ends the session (Sparkplug: primary host offline): its death, a clean DISCONNECT
- * (no will), then the next connect starts at the next server. */
-static void fmt_leave(struct ib_north *n)
+/* A clean DISCONNECT (no last will), waiting up to a second for paho to send it. */
+void north_disconnect(struct ib_north *n)
 {
-    n->fmt->death(n->fmt->ud, n);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 1000;
     MQTTAsync_disconnect(n->client, &d);
@@ -52,6 +50,14 @@ static void fmt_leave(struct ib_north *n)
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
     }
+}
+
+/* The format ends the session (Sparkplug: primary host offline): its death, a clean DISCONNECT
+ * (no will), then the next connect starts at the next server. */
+static void fmt_leave(struct ib_north *n)
+{
+    n->fmt->death(n->fmt->ud, n);
+    north_disconnect(n);
     n->server_skip++;
     north_set_failure(n, true, "the payload format ended the session (primary host offline)");
 }
