@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 import peer_nodered
+import threads
 
 ROOT = Path(__file__).resolve().parents[1]
 HZ = os.sysconf("SC_CLK_TCK")
@@ -436,7 +437,9 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
     mq0 = proc_cpu(env.mq_pid) if env.mq_pid else 0
     sub.p.send_signal(signal.SIGUSR1)
     t0 = time.monotonic()
+    th0 = threads.snapshot(gw.pid) if target == "ironbridge" else None
     time.sleep(window)
+    th = threads.profile(th0, threads.snapshot(gw.pid), time.monotonic() - t0) if th0 else None
     c1, s1, sim1 = tree_cpu(gw.pid), proc_cpu(sub.pid), proc_cpu(sim.pid)
     mq1 = proc_cpu(env.mq_pid) if env.mq_pid else 0
     scrapes = scraper.stop() if scraper else None
@@ -488,6 +491,8 @@ def measure(env, letter, w, interval, mqtt_port, qos, store_yaml, warmup, window
         "simulator_cpu_pct": round(100 * (sim1 - sim0) / el, 1),
         "broker_cpu_pct": round(100 * (mq1 - mq0) / el, 1),
         "subscriber_connection_lost": r["connection_lost"],
+        # Per kind of thread (bench/threads.py): % of a core and runs (wake-ups) per second.
+        "threads_profile": th,
     }
     return res
 
@@ -1004,6 +1009,12 @@ def markdown(res):
                  f"| {r['peak_rss_kib'] / 1024:.1f} | {r['threads']} "
                  f"| {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} "
                  f"| {r['pipeline_latency_ms']['p50']:.1f} / {r['pipeline_latency_ms']['p99']:.1f} | {tg} |")
+    profs = [(k, r["threads_profile"]) for k, r in res["workloads"].items()
+             if r.get("threads_profile")]
+    if profs:
+        L += ["", "| where the gateway's CPU goes (bench/threads.py) | per kind of thread: % of a "
+              "core (runs per second, i.e. wake-ups) |", "|---|---|"]
+        L += [f"| {k} | {threads.summary(p)} |" for k, p in profs]
     lim = res["limits"]
     L.append("")
     L.append("| practical limit (same run, same farm and broker) | figure |")

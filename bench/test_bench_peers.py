@@ -18,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peer_nodered  # noqa: E402
 import run  # noqa: E402
+import threads  # noqa: E402
 
 # Runs a function node's body as Node-RED does (msg, context, global; an array return sends
 # several messages on the output) and prints what it returned, as JSON.
@@ -165,6 +166,30 @@ class FiguresTest(unittest.TestCase):
         self.assertEqual(run.ratio(0.5, 4.0), "1/8.0")
         self.assertEqual(run.ratio(2.0, 1.0), "2.0x")
         self.assertEqual(run.ratio(0, 1.0), "?")
+
+
+class ThreadProfile(unittest.TestCase):
+    """bench/threads.py: per kind of thread from two schedstat snapshots."""
+
+    def test_profile(self):
+        a = {"1": ("ironbridge", 0, 5), "2": ("ib-poll", 1_000_000, 10),
+             "3": ("ib-poll", 0, 0), "9": ("ib-load", 5, 1)}
+        b = {"1": ("ironbridge", 10_000_000, 7), "2": ("ib-poll", 21_000_000, 110),
+             "3": ("ib-poll", 20_000_000, 100), "4": ("ib-north", 99, 99)}
+        p = threads.profile(a, b, 2.0)
+        # a thread that started (4) or ended (9) between the snapshots is left out
+        self.assertEqual(list(p), ["ib-poll", "ironbridge"])
+        self.assertEqual(p["ib-poll"], {"threads": 2, "cpu_pct": 2.0, "runs_per_s": 100.0})
+        self.assertEqual(p["ironbridge"], {"threads": 1, "cpu_pct": 0.5, "runs_per_s": 1.0})
+        self.assertEqual(threads.summary(p),
+                         "ib-poll x2 2.00% (100 runs/s), ironbridge x1 0.50% (1 runs/s)")
+
+    def test_snapshot_of_this_process(self):
+        import os
+        snap = threads.snapshot(os.getpid())
+        self.assertTrue(snap)
+        self.assertTrue(all(ns >= 0 and runs >= 0 for _, ns, runs in snap.values()))
+        self.assertEqual(threads.snapshot(2 ** 22 + 12345), {})
 
 
 if __name__ == "__main__":

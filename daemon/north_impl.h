@@ -1,5 +1,5 @@
-/* Private to the north's files (north.c, north_connect.c): the north's state and what one file
- * calls in the other. Lock order and threads: north.h. */
+/* Private to the north's files (north*.c): the north's state and what one file calls in
+ * another. Lock order and threads: north.h. */
 #ifndef IB_NORTH_IMPL_H
 #define IB_NORTH_IMPL_H
 
@@ -33,6 +33,8 @@ struct sendctx {
     int64_t t0_us; /* handed to paho (monotonic), for the PUBACK latency */
     struct sendctx *prev, *next;
 };
+
+struct north_answer; /* north_answer.c */
 
 struct ib_north {
     const struct ib_mqtt_cfg *cfg;
@@ -94,19 +96,48 @@ struct ib_north {
     char password[IB_NORTH_PASSWORD_MAX + 1];
 };
 
-/* An answer waiting for the north thread (ib_north_answer): one allocation. */
-struct north_answer {
-    struct north_answer *next;
-    char *topic;
-    char *payload;
-    size_t len;
-    void *corr; /* NULL: none */
-    size_t corr_len;
-};
-
-/* north.c */
+/* north.c: the north thread, its wake-up and the public life cycle. */
 void north_wake(struct ib_north *n); /* any thread, any lock held */
+
+/* north_receive.c: incoming messages. */
+/* paho's threads: the message-arrived callback (its context is n). */
 int north_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m);
+
+/* north_send.c: handing messages to paho, their acknowledgements, the in-flight limit. */
+/* The north thread: publish through a new send context (seq: the record's; 0: a status message;
+ * SEQ_ONLINE: the "online" status); 0, -1 (no memory) or paho's error code. */
+int north_publish(struct ib_north *n, const char *topic, const void *payload, size_t len, int qos,
+                  int retained, uint64_t seq);
+/* The north thread: the same with MQTT 5 properties (NULL: none; paho copies them). */
+int north_publish_props(struct ib_north *n, const char *topic, const void *payload, size_t len,
+                        int qos, int retained, uint64_t seq, MQTTProperties *props);
+/* The north thread: how many records may be in flight now. */
+unsigned north_inflight_limit(struct ib_north *n);
+
+/* north_session.c: the session on a connection. */
+/* The north thread, once paho says connected: the "online" status or the format's
+ * subscriptions, and our subscriptions. */
+void north_on_connected(struct ib_north *n);
+/* The north thread: whether records may go (the broker acknowledged "online"; takes n->mu). */
+bool north_connection_ready(struct ib_north *n);
+/* The north thread, with a payload format: its births when due; true when records may go. */
+bool north_fmt_ready(struct ib_north *n);
+/* The north thread: a clean DISCONNECT, waiting up to 1 s for it to go out. */
+void north_disconnect(struct ib_north *n);
+/* The north thread: destroy the paho client and what it held; rewind the store. */
+void north_drop_client(struct ib_north *n);
+
+/* north_retained.c: the retained config-status and health messages. */
+/* The north thread, connected and ready: publish each if it changed or is not yet sent on this
+ * connection. */
+void north_send_cfgstat(struct ib_north *n);
+void north_send_health(struct ib_north *n);
+
+/* north_answer.c: answers to commands. */
+/* The north thread, connected and ready: publish the queued answers. */
+void north_send_answers(struct ib_north *n);
+/* ib_north_free's thread, after the north thread ended: free the answers still queued. */
+void north_answers_free(struct ib_north *n);
 
 /* north_connect.c: connecting, and the failure episode of the connection. */
 /* Record a failure for the north thread to act on (any thread; takes n->mu). */
