@@ -28,8 +28,10 @@ void north_wake(struct ib_north *n)
 static void wake_from_store(void *ud)
 {
     struct ib_north *n = ud;
-    if (!atomic_load_explicit(&n->lingering, memory_order_relaxed))
-        north_wake(n);
+    if (atomic_load_explicit(&n->lingering, memory_order_relaxed) &&
+        atomic_fetch_add_explicit(&n->lingered, 1, memory_order_relaxed) + 1 < NORTH_LINGER_BATCH)
+        return;
+    north_wake(n);
 }
 
 /* The north thread: wait up to ms for a wake-up (one since the last wait counts). */
@@ -119,6 +121,7 @@ static void *north_main(void *arg)
                 /* Records were just sent: let the next ones gather for linger_ms rather than
                  * wake for each (pollers queue them one by one). */
                 sent = false;
+                atomic_store(&n->lingered, 0);
                 atomic_store(&n->lingering, true);
                 wait_wake(n, linger_ms);
                 atomic_store(&n->lingering, false);
